@@ -1,0 +1,48 @@
+"""kinerja-rules: rules as code for ASN performance, performance pay (TPP) and placement.
+
+Load policies with `Engine.from_paths`, evaluate records with `Engine.evaluate`; every
+error the engine raises on purpose derives from `KinerjaError`.
+"""
+
+from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef, to_json
+from kinerja_rules.engine import CheckReport, Engine, Registry, check_paths, validate_text
+from kinerja_rules.errors import (
+    Diagnostic,
+    EvaluationError,
+    FieldError,
+    KinerjaError,
+    PluginError,
+    PolicyError,
+    RecordError,
+    Span,
+    UnknownPolicyError,
+)
+from kinerja_rules.functions import FunctionSpec, IndicatorSpec
+from kinerja_rules.policy import CompiledPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckReport",
+    "CompiledPolicy",
+    "Decision",
+    "Diagnostic",
+    "Engine",
+    "ErrorInfo",
+    "ErrorResult",
+    "EvaluationError",
+    "FieldError",
+    "FunctionSpec",
+    "IndicatorSpec",
+    "KinerjaError",
+    "PluginError",
+    "PolicyError",
+    "PolicyRef",
+    "RecordError",
+    "Registry",
+    "Span",
+    "UnknownPolicyError",
+    "check_paths",
+    "to_json",
+    "validate_text",
+]

@@ -1,0 +1,265 @@
+"""The `kinerja` command: check, test and evaluate policies. A thin shell over the engine."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
+from kinerja_rules.engine import Engine, check_paths
+from kinerja_rules.errors import KinerjaError, PolicyError
+from kinerja_rules.testing import explain_text, run_all
+
+DEFAULT_POLICIES = Path("policies")
+
+_EPILOG_CHECK = """examples:
+  kinerja check                       check every policy under policies/
+  kinerja check policies/nasional.yaml policies/sawahlunto
+"""
+_EPILOG_EVAL = """examples:
+  kinerja eval nasional --input pegawai.json
+  kinerja eval nasional --input batch.jsonl > decisions.jsonl
+  cat pegawai.json | kinerja eval nasional --explain
+  kinerja eval policies/nasional.yaml --input pegawai.json --as-of 2025-07-01
+
+The input is one JSON record, a JSON array of records, or JSON Lines (one record per
+line). Output is one JSON object per record, per line, in input order; a record that
+cannot be decided prints {"error": {...}} and the others carry on. The exit code is 1
+when any record failed.
+"""
+_EPILOG_TEST = """examples:
+  kinerja test                        run the tests of every policy under policies/
+  kinerja test policies/nasional.yaml
+"""
+
+
+def _decoder() -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _print_diagnostics(report_errors: Sequence[Any], warnings: Sequence[Any], out: IO[str]) -> None:
+    for d in warnings:
+        print(d.render(), file=out)
+        print(file=out)
+    for d in report_errors:
+        print(d.render(), file=out)
+        print(file=out)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [DEFAULT_POLICIES]
+    report = check_paths(paths)
+    _print_diagnostics(report.errors, report.warnings, sys.stderr)
+    if report.errors:
+        n = len(report.errors)
+        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return 1
+    for policy in sorted(report.policies.values(), key=lambda p: p.id):
+        parent = f" (extends {policy.extends})" if policy.extends else ""
+        print(f"ok  {policy.id} {policy.version}{parent}  {policy.digest[:12]}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [DEFAULT_POLICIES]
+    targets = {str(Path(p).resolve()) for p in args.paths}
+    report = check_paths(paths if not args.policies else [Path(args.policies), *paths])
+    if report.errors:
+        _print_diagnostics(report.errors, (), sys.stderr)
+        return 1
+    failed = passed = 0
+    for policy in sorted(report.policies.values(), key=lambda p: p.id):
+        for result in run_all(policy):
+            file = str(Path(result.where.split(":")[0]).resolve())
+            if targets and not any(file == t or file.startswith(t.rstrip("/") + "/") for t in targets):
+                continue
+            if result.ok:
+                passed += 1
+                if args.verbose:
+                    print(f"PASS {result.policy}::{result.case}")
+            else:
+                failed += 1
+                print(f"FAIL {result.policy}::{result.case}  ({result.where})")
+                print("  " + result.report.replace("\n", "\n  "))
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """Yield (line, record or error) from one JSON document, an array, or JSON Lines."""
+    decoder = _decoder()
+    first = b""
+    for raw in stream:
+        if raw.strip():
+            first = raw
+            break
+    if not first:
+        return
+    head = first.lstrip()
+    if head.startswith(b"["):
+        body = first + stream.read()
+        try:
+            data = decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            yield 1, ErrorInfo(kind="input", message=f"invalid JSON: {exc}", line=1)
+            return
+        for i, item in enumerate(data if isinstance(data, list) else [data], start=1):
+            yield i, item
+        return
+    try:
+        yield 1, decoder.decode(first)
+        single = False
+    except msgspec.DecodeError:
+        single = True
+    if single:  # a pretty-printed single record spans several lines
+        body = first + stream.read()
+        try:
+            yield 1, decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            yield 1, ErrorInfo(kind="input", message=f"invalid JSON: {exc}", line=1)
+        return
+    for number, raw in enumerate(stream, start=2):
+        if not raw.strip():
+            continue
+        try:
+            yield number, decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            yield number, ErrorInfo(kind="input", message=f"invalid JSON on line {number}: {exc}", line=number)
+
+
+def _load_engine(policy_arg: str, policies: Path) -> tuple[Engine, str]:
+    as_path = Path(policy_arg)
+    if as_path.suffix in (".yaml", ".yml") or as_path.is_file():
+        if not as_path.exists():
+            raise PolicyError([_diag(f"no such policy file: {as_path}")])
+        from kinerja_rules.loader import load_file
+
+        source = load_file(as_path)
+        policy_id = source.data.get("policy") if isinstance(source.data, dict) else None
+        paths = [as_path]
+        if policies.exists() and policies.resolve() not in as_path.resolve().parents:
+            paths.append(policies)
+        engine = Engine.from_paths(paths)
+        if not isinstance(policy_id, str):
+            raise PolicyError([_diag(f"{as_path} does not name a policy ('policy:' key)")])
+        return engine, policy_id
+    return Engine.from_paths([policies]), policy_arg
+
+
+def _diag(message: str) -> Any:
+    from kinerja_rules.errors import Diagnostic
+
+    return Diagnostic(code="E000", message=message)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    engine, policy_id = _load_engine(args.policy, Path(args.policies))
+    policy = engine.policy(policy_id)
+    as_of = args.as_of
+    stream: IO[bytes]
+    if args.input in (None, "-"):
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = open(args.input, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
+            return 2
+    out = sys.stdout.buffer
+    progress = sys.stderr.isatty() and not args.explain_text
+    failures = count = 0
+    try:
+        for line, item in _records(stream):
+            count += 1
+            if isinstance(item, ErrorInfo):
+                result: Any = ErrorResult(error=item, policy=policy.ref)
+            else:
+                result = policy.evaluate_safely(item, as_of, args.explain or args.explain_text)
+                if isinstance(result, ErrorResult):
+                    result = ErrorResult(policy=result.policy,
+                                         error=msgspec.structs.replace(result.error, line=line))
+            if isinstance(result, ErrorResult):
+                failures += 1
+            if args.explain_text and not isinstance(result, ErrorResult):
+                sys.stdout.write(explain_text(result) + "\n\n")
+                sys.stdout.flush()
+            else:
+                out.write(to_json(result) + b"\n")
+            if progress and count % 1000 == 0:
+                print(f"\r{count} records", end="", file=sys.stderr, flush=True)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    if progress and count >= 1000:
+        print(f"\r{count} records, {failures} failed", file=sys.stderr)
+    out.flush()
+    return 1 if failures else 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="kinerja", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Rules as code for ASN performance, TPP and placement: check, test and evaluate policies.",
+        epilog="examples:\n  kinerja check\n  kinerja test\n  kinerja eval nasional --input pegawai.json --explain\n\n"
+               "Run `kinerja COMMAND --help` for a command's options.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("check", help="load and check policies, print diagnostics", epilog=_EPILOG_CHECK,
+                       formatter_class=fmt, description="Load, type-check and compile policies. Exit code 1 on errors.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="policy files or folders (default: policies/)")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("eval", help="evaluate records against a policy", epilog=_EPILOG_EVAL, formatter_class=fmt,
+                       description="Evaluate employee records and print one decision per record.")
+    p.add_argument("policy", metavar="POLICY", help="a policy id in the policies folder, or a policy file")
+    p.add_argument("--input", "-i", metavar="FILE", help="JSON or JSON Lines input; '-' or omitted: standard input")
+    p.add_argument("--as-of", type=_date, metavar="DATE",
+                   help="decide as of this date (default: the first day of the record's period)")
+    p.add_argument("--explain", action="store_true", help="add a trace of how each output was reached")
+    p.add_argument("--explain-text", action="store_true", help="print the trace as readable text instead of JSON")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
+                   help="where policies are found (default: policies/)")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("test", help="run the test cases policies carry", epilog=_EPILOG_TEST, formatter_class=fmt,
+                       description="Run policy test cases; print a diff and the trace of each failure.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="policy files or folders (default: policies/)")
+    p.add_argument("--policies", metavar="DIR", help="also load parents from this folder")
+    p.add_argument("--verbose", "-v", action="store_true", help="list passing tests too")
+    p.set_defaults(run=cmd_test)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except PolicyError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    except KinerjaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,541 @@
+"""Compile a checked policy into Python functions built as `ast` trees.
+
+Policy text never becomes Python source: names become generated identifiers
+(`d3`, `p1`, `v0`) and every value the author wrote enters as a constant. Two
+variants are built from the same tree walk: `run` (no tracing at all) and
+`run_traced` (records table rows, keyed parameter lookups and fired rules). Each
+statement's line number is an index into `sites`, so a fault maps back to the
+definition, output or rule that raised it, at no cost when nothing fails.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from kinerja_rules import nodes as n
+from kinerja_rules.checker import CheckedPolicy
+from kinerja_rules.functions import BUILTINS, ROUNDING_MODES, FunctionSpec, ceil, floor
+from kinerja_rules.tables import Table
+from kinerja_rules.typecheck import path_of
+from kinerja_rules.types import Type
+
+_BUILTIN_IMPLS = {spec.name: spec for spec in BUILTINS}
+
+
+class TableMiss(Exception):
+    """No row of a table matched (possible only where static analysis could not prove coverage)."""
+
+
+def _mean(values: list[Any]) -> Decimal:
+    if not values:
+        raise ValueError("mean of an empty list")
+    return Decimal(sum(values)) / len(values)
+
+
+def _min_of(values: list[Any]) -> Any:
+    if not values:
+        raise ValueError("min of an empty list")
+    return min(values)
+
+
+def _max_of(values: list[Any]) -> Any:
+    if not values:
+        raise ValueError("max of an empty list")
+    return max(values)
+
+
+def _whole(value: Any) -> int:
+    if value != value.to_integral_value() if isinstance(value, Decimal) else False:
+        raise ValueError(f"money output {value} is not whole rupiah; round it explicitly "
+                         "(floor, ceil or round(x, 0, mode))")
+    return int(value)
+
+
+def _clamp(value: Any, low: Any, high: Any) -> Any:
+    if low > high:
+        raise ValueError(f"clamp: low {low} is above high {high}")
+    return low if value < low else high if value > high else value
+
+
+def _coalesce(value: Any, fallback: Callable[[], Any]) -> Any:
+    return fallback() if value is None else value
+
+
+def _miss(table: str, args: tuple[Any, ...]) -> Any:
+    raise TableMiss(f"no row of table {table!r} matches {args!r}")
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a generated line computes, for naming a fault."""
+
+    kind: str  # definition | output | rule | table
+    name: str
+
+
+@dataclass
+class CompiledCode:
+    run: Callable[..., Any]
+    run_traced: Callable[..., Any]
+    sites: dict[int, Site]
+    filename: str
+    param_order: tuple[str, ...]
+    definition_order: tuple[str, ...]
+    output_order: tuple[str, ...]
+
+
+def _name(identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
+    return ast.Name(id=identifier, ctx=ctx or ast.Load())
+
+
+def _call(func: ast.expr, *args: ast.expr) -> ast.Call:
+    return ast.Call(func=func, args=list(args), keywords=[])
+
+
+def _const(value: Any) -> ast.Constant:
+    return ast.Constant(value=value)
+
+
+class _Gen:
+    def __init__(self, policy: CheckedPolicy, traced: bool, ns: dict[str, Any], consts: dict[Any, str]) -> None:
+        self.policy = policy
+        self.notes = policy.notes
+        self.traced = traced
+        self.ns = ns
+        self.consts = consts
+        self.def_index = {name: i for i, name in enumerate(policy.definitions)}
+        self.param_index = {name: i for i, name in enumerate(policy.params)}
+        self.table_index = {name: i for i, name in enumerate(policy.tables)}
+        self.vars: list[dict[str, str]] = [{}]
+        self.var_count = 0
+        self.lineno = 1
+        self.func_names: dict[int, str] = {}
+
+    # ---- constants and helpers in the module namespace ----
+    def const(self, value: Any) -> ast.expr:
+        if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, Decimal):
+            return _const(value)
+        key = (type(value).__name__, repr(value))
+        name = self.consts.get(key)  # type: ignore[arg-type]
+        if name is None:
+            name = f"c{len(self.consts)}"
+            self.consts[key] = name  # type: ignore[index]
+            self.ns[name] = value
+        return _name(name)
+
+    def helper(self, name: str, value: Any) -> ast.Name:
+        self.ns[name] = value
+        return _name(name)
+
+    def func(self, spec: FunctionSpec) -> ast.Name:
+        key = id(spec.impl)
+        name = self.func_names.get(key)
+        if name is None:
+            name = f"f{len(self.func_names)}"
+            self.func_names[key] = name
+            self.ns[name] = spec.impl
+        return _name(name)
+
+    # ---- expressions ----
+    def expr(self, node: n.Expr) -> ast.expr:
+        out = self._expr(node)
+        if id(node) in self.notes.coerce and self.notes.types.get(id(node), Type(kind="any")).kind == "integer":
+            if isinstance(out, ast.Constant) and isinstance(out.value, int):
+                return self.const(Decimal(out.value))
+            return _call(self.helper("_D", Decimal), out)
+        return out
+
+    def _expr(self, node: n.Expr) -> ast.expr:
+        method: Callable[[Any], ast.expr] = getattr(self, "e_" + type(node).__name__.lower())
+        return method(node)
+
+    def e_literal(self, node: n.Literal) -> ast.expr:
+        res = self.notes.names.get(id(node))
+        if res is not None and res[0] == "enum":
+            return _const(res[1])
+        return self.const(node.value)
+
+    def e_name(self, node: n.Name) -> ast.expr:
+        kind, payload = self.notes.names[id(node)]
+        if kind == "var":
+            for scope in reversed(self.vars):
+                if payload in scope:
+                    return _name(scope[payload])
+            raise AssertionError(payload)
+        if kind == "enum":
+            return _const(payload)
+        if kind == "as_of":
+            return _name("as_of")
+        if kind == "def":
+            return _name(f"d{self.def_index[payload]}")
+        if kind == "param":
+            return _name(f"p{self.param_index[payload]}")
+        if kind == "input":
+            return ast.Subscript(value=_name("r"), slice=_const(payload), ctx=ast.Load())
+        if kind == "indicator":
+            return self._indicator(payload)
+        raise AssertionError(kind)
+
+    def _indicator(self, name: str) -> ast.expr:
+        return _name(f"n{list(self.policy.indicators).index(name)}")
+
+    def e_attr(self, node: n.Attr) -> ast.expr:
+        obj_type = self.notes.types[id(node.obj)]
+        obj = self.expr(node.obj)
+        if obj_type.kind == "list":
+            var = self.fresh()
+            return ast.ListComp(
+                elt=ast.Subscript(value=_name(var), slice=_const(node.name), ctx=ast.Load()),
+                generators=[ast.comprehension(target=_name(var, ast.Store()), iter=obj, ifs=[], is_async=0)])
+        return ast.Subscript(value=obj, slice=_const(node.name), ctx=ast.Load())
+
+    def e_index(self, node: n.Index) -> ast.expr:
+        res = self.notes.names.get(id(node.obj))
+        if res is not None and res[0] == "param" and self.policy.params[res[1]].key is not None:
+            pname = f"p{self.param_index[res[1]]}"
+            key = self.expr(node.index)
+            if self.traced:
+                return _call(_name("_pk"), _name("H"), _const(res[1]), _name(pname), key)
+            return _call(_name("_lk"), _const(res[1]), _name(pname), key)
+        return ast.Subscript(value=self.expr(node.obj), slice=self.expr(node.index), ctx=ast.Load())
+
+    def fresh(self) -> str:
+        self.var_count += 1
+        return f"v{self.var_count}"
+
+    def e_call(self, node: n.Call) -> ast.expr:
+        name = node.func
+        args = node.args
+        if name in self.policy.tables:
+            idx = self.table_index[name]
+            fn = f"t{idx}t" if self.traced else f"t{idx}"
+            extra = [_name("P"), _name("as_of")] + ([_name("H")] if self.traced else [])
+            return _call(_name(fn), *[self.expr(a) for a in args], *extra)
+        res = self.notes.names.get(id(node))
+        if res is None:  # aggregate over one list argument
+            return self.aggregate(name, self.expr(args[0]), self.notes.types[id(node)])
+        spec: FunctionSpec = res[1]
+        compiled = [self.expr(a) for a in args]
+        builtin = _BUILTIN_IMPLS.get(name)
+        if builtin is not None and builtin.impl is spec.impl:
+            inline = self.inline_builtin(name, args, compiled)
+            if inline is not None:
+                return inline
+        return _call(self.func(spec), *compiled)
+
+    def inline_builtin(self, name: str, args: tuple[n.Expr, ...], compiled: list[ast.expr]) -> ast.expr | None:
+        if name == "round" and isinstance(args[1], n.Literal) and isinstance(args[1].value, int):
+            mode = self.notes.names.get(id(args[2]))
+            places = args[1].value
+            if mode is not None and mode[0] == "enum" and -20 <= places <= 20:
+                value = compiled[0]
+                if self.notes.types[id(args[0])].kind == "integer":
+                    value = _call(self.helper("_D", Decimal), value)
+                quantum = self.const(Decimal(1).scaleb(-places))
+                return _call(ast.Attribute(value=value, attr="quantize", ctx=ast.Load()), quantum,
+                             _const(ROUNDING_MODES[mode[1]]))
+        if name in ("min", "max"):
+            return _call(_name(name), *compiled)
+        if name == "abs":
+            return _call(_name("abs"), *compiled)
+        if name == "floor":
+            return _call(self.helper("_floor", floor), *compiled)
+        if name == "ceil":
+            return _call(self.helper("_ceil", ceil), *compiled)
+        if name == "clamp":
+            return _call(self.helper("_clamp", _clamp), *compiled)
+        return None
+
+    def aggregate(self, func: str, values: ast.expr, result: Type) -> ast.expr:
+        if func == "sum":
+            if result.kind == "integer":
+                return _call(_name("sum"), values)
+            return _call(_name("sum"), values, self.const(Decimal(0)))
+        if func == "count":
+            return _call(_name("len"), values)
+        if func in ("any", "all"):
+            return _call(_name(func), values)
+        if func == "list":
+            return values
+        helper = {"mean": _mean, "min": _min_of, "max": _max_of}[func]
+        return _call(self.helper(f"_{func}_of", helper), values)
+
+    def e_aggregate(self, node: n.Aggregate) -> ast.expr:
+        source = self.expr(node.source)
+        var = self.fresh()
+        self.vars.append({node.var: var})
+        try:
+            elem = self.expr(node.elem) if node.func != "count" else _const(1)
+            ifs = [self.expr(node.where)] if node.where is not None else []
+        finally:
+            self.vars.pop()
+        comp = ast.ListComp(elt=elem, generators=[
+            ast.comprehension(target=_name(var, ast.Store()), iter=source, ifs=ifs, is_async=0)])
+        return self.aggregate(node.func, comp, self.notes.types[id(node)])
+
+    def e_listexpr(self, node: n.ListExpr) -> ast.expr:
+        items = [self.expr(i) for i in node.items]
+        if all(isinstance(i, ast.Constant) for i in items):
+            return self.const(tuple(i.value for i in items))  # type: ignore[attr-defined]
+        return ast.List(elts=items, ctx=ast.Load())
+
+    def e_unary(self, node: n.Unary) -> ast.expr:
+        op: ast.unaryop = ast.Not() if node.op == "not" else ast.USub()
+        return ast.UnaryOp(op=op, operand=self.expr(node.operand))
+
+    _BIN = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
+    _CMP = {"=": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE,
+            "in": ast.In, "notin": ast.NotIn}
+
+    def e_binary(self, node: n.Binary) -> ast.expr:
+        op = node.op
+        if op in ("and", "or"):
+            return ast.BoolOp(op=ast.And() if op == "and" else ast.Or(),
+                              values=[self.expr(node.left), self.expr(node.right)])
+        if op == "??":
+            right = self.expr(node.right)
+            if path_of(node.left) is not None or isinstance(node.left, n.Literal):
+                left = self.expr(node.left)
+                return ast.IfExp(test=ast.Compare(left=left, ops=[ast.Is()], comparators=[_const(None)]),
+                                 body=right, orelse=self.expr(node.left))
+            return _call(self.helper("_coalesce", _coalesce), self.expr(node.left),
+                         ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[],
+                                                       defaults=[]), body=right))
+        if op in self._CMP:
+            return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()],
+                               comparators=[self.expr(node.right)])
+        left = self.expr(node.left)
+        if op == "/" and self.notes.types[id(node.left)].kind == "integer" and \
+                self.notes.types[id(node.right)].kind == "integer":
+            left = _call(self.helper("_D", Decimal), left)
+        return ast.BinOp(left=left, op=self._BIN[op](), right=self.expr(node.right))
+
+    def e_between(self, node: n.Between) -> ast.expr:
+        return ast.Compare(left=self.expr(node.low), ops=[ast.LtE(), ast.LtE()],
+                           comparators=[self.expr(node.value), self.expr(node.high)])
+
+    def e_if(self, node: n.If) -> ast.expr:
+        return ast.IfExp(test=self.expr(node.cond), body=self.expr(node.then), orelse=self.expr(node.orelse))
+
+    def e_when(self, node: n.When) -> ast.expr:
+        if node.orelse is not None:
+            result = self.expr(node.orelse)
+            branches = node.branches
+        else:  # exhaustive: the last branch is what remains
+            result = self.expr(node.branches[-1][1])
+            branches = node.branches[:-1]
+        for cond, value in reversed(branches):
+            result = ast.IfExp(test=self.expr(cond), body=self.expr(value), orelse=result)
+        return result
+
+    # ---- tables ----
+    def test(self, test: n.Test, arg: ast.expr) -> ast.expr | None:
+        if isinstance(test, n.AnyTest):
+            return None
+        parts: list[ast.expr] = []
+        for single in test.tests:
+            if isinstance(single, n.RangeTest):
+                parts.append(ast.Compare(
+                    left=self.expr(single.low),
+                    ops=[ast.LtE() if single.low_closed else ast.Lt(), ast.LtE() if single.high_closed else ast.Lt()],
+                    comparators=[arg, self.expr(single.high)]))
+            else:
+                parts.append(ast.Compare(left=arg, ops=[self._CMP[single.op]()], comparators=[self.expr(single.value)]))
+        cond = parts[0] if len(parts) == 1 else ast.BoolOp(op=ast.Or(), values=parts)
+        return ast.UnaryOp(op=ast.Not(), operand=cond) if test.negated else cond
+
+    def table_function(self, table: Table, idx: int) -> ast.FunctionDef:
+        names = [f"a{i}" for i in range(len(table.inputs))]
+        self.vars.append({name: f"a{i}" for i, (name, _) in enumerate(table.inputs)})
+        body: list[ast.stmt] = []
+        params = {"P", "as_of"}
+        for pname, pi in self.param_index.items():
+            body.append(ast.Assign(targets=[_name(f"p{pi}", ast.Store())],
+                                   value=ast.Subscript(value=_name("P"), slice=_const(pi), ctx=ast.Load())))
+        args_tuple = ast.Tuple(elts=[_name(a) for a in names], ctx=ast.Load())
+        collect = table.hit == "collect" or table.hit == "priority"
+        if collect:
+            body.append(ast.Assign(targets=[_name("out", ast.Store())], value=ast.List(elts=[], ctx=ast.Load())))
+        for row in table.rows:
+            conds = [c for c in (self.test(t, _name(names[i])) for i, t in enumerate(row.tests)) if c is not None]
+            value = self.expr(row.then)
+            stmts: list[ast.stmt] = []
+            if self.traced:
+                stmts.append(ast.Expr(_call(ast.Attribute(value=_name("H"), attr="append", ctx=ast.Load()),
+                                            ast.Tuple(elts=[_const("table"), _const(table.name), _const(row.name),
+                                                            args_tuple, value], ctx=ast.Load()))))
+            if collect:
+                stmts.append(ast.Expr(_call(ast.Attribute(value=_name("out"), attr="append", ctx=ast.Load()),
+                                            ast.Tuple(elts=[_const(row.index), value], ctx=ast.Load()))))
+            else:
+                stmts.append(ast.Return(value=value))
+            if conds:
+                test = conds[0] if len(conds) == 1 else ast.BoolOp(op=ast.And(), values=conds)
+                body.append(ast.If(test=test, body=stmts, orelse=[]))
+            else:
+                body.extend(stmts)
+                if not collect:
+                    break
+        self.vars.pop()
+        fallback: ast.expr
+        if table.default is not None:
+            self.vars.append({name: f"a{i}" for i, (name, _) in enumerate(table.inputs)})
+            fallback = self.expr(table.default)
+            self.vars.pop()
+        else:
+            fallback = _call(self.helper("_miss", _miss), _const(table.name), args_tuple)
+        if table.hit == "priority":
+            rank = {value: i for i, value in enumerate(table.priority)}
+            self.ns[f"_rank{idx}"] = rank
+            best = _call(_name("min"), _name("out"), )
+            best.keywords = [ast.keyword(arg="key", value=ast.Lambda(
+                args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="x")], kwonlyargs=[], kw_defaults=[], defaults=[]),
+                body=_call(ast.Attribute(value=_name(f"_rank{idx}"), attr="get", ctx=ast.Load()),
+                           ast.Subscript(value=_name("x"), slice=_const(1), ctx=ast.Load()), _const(len(rank)))))]
+            body.append(ast.If(test=_name("out"), body=[ast.Return(
+                value=ast.Subscript(value=best, slice=_const(1), ctx=ast.Load()))], orelse=[]))
+            body.append(ast.Return(value=fallback))
+        elif table.hit == "collect":
+            values = ast.ListComp(elt=ast.Subscript(value=_name("x"), slice=_const(1), ctx=ast.Load()),
+                                  generators=[ast.comprehension(target=_name("x", ast.Store()), iter=_name("out"),
+                                                                ifs=[], is_async=0)])
+            agg = table.aggregate
+            if agg is None:
+                body.append(ast.Return(value=values))
+            elif agg == "count":
+                body.append(ast.Return(value=_call(_name("len"), _name("out"))))
+            elif agg == "sum":
+                start = [] if table.output.kind == "integer" else [self.const(Decimal(0))]
+                body.append(ast.Return(value=_call(_name("sum"), values, *start)))
+            else:
+                body.append(ast.Return(value=ast.IfExp(test=_name("out"), body=_call(_name(agg), values),
+                                                       orelse=_const(None))))
+        elif not body or not isinstance(body[-1], ast.Return):
+            body.append(ast.Return(value=fallback))
+        arg_list = [ast.arg(arg=a) for a in names] + [ast.arg(arg=p) for p in sorted(params)]
+        if self.traced:
+            arg_list.append(ast.arg(arg="H"))
+        return ast.FunctionDef(name=f"t{idx}t" if self.traced else f"t{idx}",
+                               args=ast.arguments(posonlyargs=[], args=arg_list, kwonlyargs=[], kw_defaults=[],
+                                                  defaults=[]),
+                               body=body, decorator_list=[], returns=None, type_params=[])
+
+
+def _lookup(name: str, table: dict[Any, Any], key: Any) -> Any:
+    try:
+        return table[key]
+    except KeyError:
+        raise KeyError(f"parameter {name!r} has no value for key {key!r}") from None
+
+
+def _nested_dict(paths: list[tuple[str, ast.expr]]) -> ast.expr:
+    tree: dict[str, Any] = {}
+    for dotted, value in paths:
+        parts = dotted.split(".")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    def build(node: dict[str, Any]) -> ast.expr:
+        return ast.Dict(keys=[_const(k) for k in node],
+                        values=[build(v) if isinstance(v, dict) else v for v in node.values()])
+
+    return build(tree)
+
+
+def compile_policy(policy: CheckedPolicy) -> CompiledCode:
+    """Build and compile the plain and traced evaluation functions of a policy."""
+    ns: dict[str, Any] = {"__builtins__": {"sum": sum, "len": len, "min": min, "max": max, "abs": abs,
+                                           "any": any, "all": all, "list": list},
+                          "_D": Decimal, "_lk": _lookup}
+    consts: dict[Any, str] = {}
+    sites: dict[int, Site] = {}
+    filename = f"<policy {policy.id}>"
+    functions: dict[str, Callable[..., Any]] = {}
+    for traced in (False, True):
+        gen = _Gen(policy, traced, ns, consts)
+        line = [10]
+
+        def at(stmt: ast.stmt, site: Site) -> ast.stmt:
+            line[0] += 1
+            for node in ast.walk(stmt):
+                if hasattr(node, "lineno"):
+                    node.lineno = node.end_lineno = line[0]  # type: ignore[attr-defined]
+                    node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
+            sites[line[0]] = site
+            return stmt
+
+        module_body: list[ast.stmt] = []
+        for idx, table in enumerate(policy.tables.values()):
+            fn = gen.table_function(table, idx)
+            module_body.append(at(fn, Site("table", table.name)))
+        body: list[ast.stmt] = []
+        for pi in range(len(policy.params)):
+            body.append(ast.Assign(targets=[_name(f"p{pi}", ast.Store())],
+                                   value=ast.Subscript(value=_name("P"), slice=_const(pi), ctx=ast.Load())))
+        for ni in range(len(policy.indicators)):
+            body.append(ast.Assign(targets=[_name(f"n{ni}", ast.Store())],
+                                   value=ast.Subscript(value=_name("N"), slice=_const(ni), ctx=ast.Load())))
+        for di, (name, definition) in enumerate(policy.definitions.items()):
+            stmt = ast.Assign(targets=[_name(f"d{di}", ast.Store())], value=gen.expr(definition.expr))
+            body.append(at(stmt, Site("definition", name)))
+        outs: list[tuple[str, ast.expr]] = []
+        rule_lists: dict[str, str] = {}
+        for oi, (name, output) in enumerate(policy.outputs.items()):
+            if output.rules:
+                rule_lists[name] = f"o{oi}"
+            value: ast.expr
+            if output.expr is not None:
+                value = gen.expr(output.expr)
+                if output.rules:
+                    value = _call(_name("list"), value)
+            else:
+                value = ast.List(elts=[], ctx=ast.Load())
+            if output.type.kind == "money" and not output.type.optional:
+                value = _call(gen.helper("_whole", _whole), value)
+            elif output.type.kind == "money":
+                value = ast.IfExp(test=ast.Compare(left=value, ops=[ast.Is()], comparators=[_const(None)]),
+                                  body=_const(None), orelse=_call(gen.helper("_whole", _whole), value))
+            body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
+            outs.append((name, _name(f"o{oi}")))
+        for rule in policy.rules.values():
+            stmts: list[ast.stmt] = []
+            for out_name, code in rule.then:
+                stmts.append(ast.Expr(_call(ast.Attribute(value=_name(rule_lists[out_name]), attr="append",
+                                                          ctx=ast.Load()), gen.const(code))))
+            if traced:
+                stmts.append(ast.Expr(_call(ast.Attribute(value=_name("H"), attr="append", ctx=ast.Load()),
+                                            ast.Tuple(elts=[_const("rule"), _const(rule.name)], ctx=ast.Load()))))
+            body.append(at(ast.If(test=gen.expr(rule.when), body=stmts, orelse=[]), Site("rule", rule.name)))
+        result: ast.expr = _nested_dict(outs)
+        if traced:
+            result = ast.Tuple(elts=[result, ast.Tuple(elts=[_name(f"d{i}") for i in range(len(policy.definitions))],
+                                                       ctx=ast.Load())], ctx=ast.Load())
+        body.append(ast.Return(value=result))
+        args = ["r", "P", "N", "as_of"] + (["H"] if traced else [])
+        fn = ast.FunctionDef(name="run_traced" if traced else "run",
+                             args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], kwonlyargs=[],
+                                                kw_defaults=[], defaults=[]),
+                             body=body, decorator_list=[], returns=None, type_params=[])
+        if traced:
+            ns["_pk"] = _traced_lookup
+        module_body.append(fn)
+        module = ast.Module(body=module_body, type_ignores=[])
+        ast.fix_missing_locations(module)
+        code = compile(module, filename, "exec")
+        exec(code, ns)  # the module is built from AST nodes; no policy text is executed
+        functions[fn.name] = ns[fn.name]
+    return CompiledCode(run=functions["run"], run_traced=functions["run_traced"], sites=sites, filename=filename,
+                        param_order=tuple(policy.params), definition_order=tuple(policy.definitions),
+                        output_order=tuple(policy.outputs))
+
+
+def _traced_lookup(trace: list[Any], name: str, table: dict[Any, Any], key: Any) -> Any:
+    value = _lookup(name, table, key)
+    trace.append(("param", name, key, value))
+    return value

@@ -1,0 +1,62 @@
+"""What an evaluation returns: a decision, or an error result for that record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from kinerja_rules.errors import FieldError
+
+
+class PolicyRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The policy that made a decision: its id, version and digest."""
+
+    id: str
+    version: str
+    digest: str
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The outputs for one record, nested by their dotted names, with the policy that made them."""
+
+    policy: PolicyRef
+    as_of: dt.date
+    outputs: dict[str, Any]
+    trace: dict[str, Any] | None = None
+
+    def get(self, dotted: str) -> Any:
+        """One output by its dotted name (`tpp.diterima`)."""
+        value: Any = self.outputs
+        for part in dotted.split("."):
+            value = value[part]
+        return value
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    kind: str  # record | evaluation | input
+    message: str
+    fields: list[FieldError] = []
+    where: str = ""
+    paths: list[str] = []
+    line: int | None = None
+
+
+class ErrorResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The result for a record that could not be decided; other records are unaffected."""
+
+    error: ErrorInfo
+    policy: PolicyRef | None = None
+
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def to_json(result: Decision | ErrorResult) -> bytes:
+    """Encode a result as one line of JSON (decimals as JSON numbers)."""
+    return _ENCODER.encode(result)
+
+
+def to_builtins(result: Decision | ErrorResult) -> Any:
+    return msgspec.to_builtins(result)

@@ -1,0 +1,356 @@
+"""The shape of a policy file, as msgspec Structs, and its conversion with positions.
+
+Each section item converts on its own, so one misspelled key does not hide the
+problems of the items after it; msgspec's error path (`$.rows.r1.whenn`) is mapped
+back to the YAML node's `file:line:col`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import msgspec
+
+from kinerja_rules._suggest import did_you_mean
+from kinerja_rules.errors import Diagnostic
+from kinerja_rules.loader import Path_, SourceFile
+
+
+class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class FieldSpec(_Spec, frozen=True, kw_only=True):
+    """An input field: its type and the constraints a record must meet."""
+
+    type: str
+    values: list[str] | None = None
+    fields: dict[str, Any] | None = None
+    items: Any = None
+    min: Any = None
+    max: Any = None
+    greater_than: Any = None
+    less_than: Any = None
+    pattern: str | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    default: Any = msgspec.UNSET
+    doc: str = ""
+    override: bool = False
+
+
+class TypeDecl(_Spec, frozen=True, kw_only=True):
+    """A named enumeration (`values`) or record (`fields`)."""
+
+    values: list[str] | None = None
+    fields: dict[str, Any] | None = None
+    doc: str = ""
+    override: bool = False
+
+
+class ParameterSpec(_Spec, frozen=True, kw_only=True):
+    """A named value that changes by effective date; `key` makes it a keyed table."""
+
+    type: str
+    key: str | None = None
+    values: dict[str, Any]
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class DefinitionSpec(_Spec, frozen=True, kw_only=True):
+    expr: str
+    type: str | None = None
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class RowSpec(_Spec, frozen=True, kw_only=True):
+    when: dict[str, Any] = {}
+    then: Any = msgspec.UNSET
+    override: bool = False
+    before: str | None = None
+    remove: bool = False
+    note: str = ""
+
+
+class TableSpec(_Spec, frozen=True, kw_only=True):
+    """A decision table: typed inputs, an output type, a hit policy and named rows."""
+
+    inputs: dict[str, str] | None = None
+    output: str | None = None
+    hit: str | None = None
+    aggregate: str | None = None
+    priority: list[Any] | None = None
+    rows: dict[str, Any] = {}
+    default: Any = msgspec.UNSET
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class OutputSpec(_Spec, frozen=True, kw_only=True):
+    type: str | None = None
+    expr: str | None = None
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class RuleSpec(_Spec, frozen=True, kw_only=True):
+    """A follow-up action: when `when` holds, append each `then` value to its list output."""
+
+    when: str
+    then: dict[str, Any]
+    reason: str
+    cite: str = ""
+    override: bool = False
+
+
+class CaseSpec(_Spec, frozen=True, kw_only=True):
+    """A policy test: a record (a fixture name or a mapping), changes, expected outputs."""
+
+    record: str | dict[str, Any]
+    with_: dict[str, Any] = msgspec.field(default_factory=dict, name="with")
+    as_of: dt.date | None = None
+    expect: dict[str, Any] | None = None
+    expect_error: str | None = None
+    doc: str = ""
+
+
+SECTIONS: dict[str, type[_Spec] | None] = {
+    "references": None,
+    "types": TypeDecl,
+    "inputs": FieldSpec,
+    "parameters": ParameterSpec,
+    "definitions": DefinitionSpec,
+    "tables": TableSpec,
+    "outputs": OutputSpec,
+    "rules": RuleSpec,
+    "fixtures": None,
+    "tests": CaseSpec,
+}
+HEADER = ("policy", "title", "version", "extends", "effective", "period", "doc")
+TOP_KEYS = HEADER + tuple(SECTIONS)
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+DOTTED_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class Item(msgspec.Struct, frozen=True, kw_only=True):
+    """One named section entry, with the file and node path it came from."""
+
+    section: str
+    name: str
+    spec: Any
+    source: SourceFile
+    path: Path_
+
+
+class PolicyFile(msgspec.Struct, kw_only=True):
+    """One file's contribution to a policy."""
+
+    source: SourceFile
+    policy_id: str
+    header: dict[str, Any]
+    items: dict[str, list[Item]]
+
+
+_PATH_RE = re.compile(r"`\$((?:\.[^.\[`]+|\[\d+\]|\[\.\.\.\])*)`")
+_SEG_RE = re.compile(r"\.([^.\[`]+)|\[(\d+)\]")
+
+
+def _msgspec_path(message: str) -> tuple[str, Path_]:
+    """Split msgspec's `... - at `$.a.b[0]`` into the message and a path tuple."""
+    match = _PATH_RE.search(message)
+    if not match:
+        return message, ()
+    path: list[str | int] = []
+    for key, idx in _SEG_RE.findall(match.group(1).split("[...]")[0]):
+        path.append(int(idx) if idx else key)
+    text = message[: match.start()].rstrip(" -")
+    return text, tuple(path)
+
+
+def _unknown_field_hint(spec_type: type, message: str) -> str:
+    match = re.search(r"unknown field `([^`]+)`", message)
+    if not match:
+        return message
+    fields = [f.encode_name for f in msgspec.structs.fields(spec_type)]
+    return f"unknown key {match.group(1)!r}{did_you_mean(match.group(1), fields)}"
+
+
+def _innermost_spec(spec: type, path: Path_) -> type:
+    """The struct type a msgspec error path ends in, for 'did you mean' on unknown keys."""
+    current: Any = spec
+    for seg in path[:-1]:
+        if isinstance(seg, int) or not hasattr(current, "__struct_fields__"):
+            continue
+        for f in msgspec.structs.fields(current):
+            if f.encode_name == seg:
+                current = _struct_in(f.type) or current
+                break
+        else:
+            if current is TableSpec and seg not in ("rows",):
+                current = RowSpec
+    return current if hasattr(current, "__struct_fields__") else spec
+
+
+def _struct_in(tp: Any) -> type | None:
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp
+    for arg in getattr(tp, "__args__", ()) or ():
+        found = _struct_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def convert_item(data: Any, spec: type, source: SourceFile, path: Path_) -> tuple[Any, list[Diagnostic]]:
+    """Convert one section entry into its Struct, or return a diagnostic at its place."""
+    try:
+        return msgspec.convert(data, spec, strict=False), []
+    except msgspec.ValidationError as exc:
+        text, sub = _msgspec_path(str(exc))
+        full = (*path, *sub)
+        if "unknown field" in text:
+            leaf = _innermost_spec(spec, (*sub, "")) if sub else spec
+            message = _unknown_field_hint(leaf, text)
+            match = re.search(r"unknown field `([^`]+)`", text)
+            if match:
+                full = (*full, match.group(1))
+        elif "missing required field" in text:
+            message = text.replace("Object missing required field", "missing required key").replace("`", "'")
+        else:
+            message = text.replace("`", "'")
+            if sub:
+                message += f" (at {'.'.join(str(s) for s in sub)})"
+        return None, [Diagnostic(code="E010", message=message, span=source.key_span(full))]
+
+
+def convert_field(data: Any, source: SourceFile, path: Path_) -> tuple[FieldSpec | None, list[Diagnostic]]:
+    """Convert an input field spec and, recursively, its `fields` and `items`."""
+    if isinstance(data, str):
+        data = {"type": data}
+    spec, diags = convert_item(data, FieldSpec, source, path)
+    if spec is None:
+        return None, diags
+    fields = None
+    if spec.fields is not None:
+        fields = {}
+        for name, sub in spec.fields.items():
+            if not NAME_RE.match(str(name)):
+                diags.append(Diagnostic(code="E013", message=f"invalid field name {name!r}",
+                                        span=source.key_span((*path, "fields", name))))
+                continue
+            converted, problems = convert_field(sub, source, (*path, "fields", name))
+            diags += problems
+            if converted is not None:
+                fields[name] = converted
+    items = None
+    if spec.items is not None:
+        items, problems = convert_field(spec.items, source, (*path, "items"))
+        diags += problems
+    return msgspec.structs.replace(spec, fields=fields, items=items), diags
+
+
+def convert_type_decl(data: Any, source: SourceFile, path: Path_) -> tuple[TypeDecl | None, list[Diagnostic]]:
+    spec, diags = convert_item(data, TypeDecl, source, path)
+    if spec is None or spec.fields is None:
+        return spec, diags
+    fields = {}
+    for name, sub in spec.fields.items():
+        converted, problems = convert_field(sub, source, (*path, "fields", name))
+        diags += problems
+        if converted is not None:
+            fields[name] = converted
+    return msgspec.structs.replace(spec, fields=fields), diags
+
+
+def convert_table(data: Any, source: SourceFile, path: Path_) -> tuple[TableSpec | None, list[Diagnostic]]:
+    spec, diags = convert_item(data, TableSpec, source, path)
+    if spec is None:
+        return None, diags
+    rows: dict[str, Any] = {}
+    for name, row in spec.rows.items():
+        rpath = (*path, "rows", name)
+        if not NAME_RE.match(str(name)):
+            diags.append(Diagnostic(code="E013", message=f"invalid row name {name!r}", span=source.key_span(rpath)))
+            continue
+        if isinstance(row, list):
+            rows[name] = row
+            continue
+        converted, problems = convert_item(row, RowSpec, source, rpath)
+        diags += problems
+        if converted is not None:
+            rows[name] = converted
+    return msgspec.structs.replace(spec, rows=rows), diags
+
+
+_CONVERTERS = {"inputs": convert_field, "types": convert_type_decl, "tables": convert_table}
+
+
+def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagnostic]]:
+    """Split a loaded file into its header and section items, checking the top-level shape."""
+    data = source.data
+    diags: list[Diagnostic] = []
+    if not isinstance(data, dict):
+        return None, [Diagnostic(code="E010", message="a policy file must be a mapping with a 'policy' key",
+                                 span=source.span_at(1, 1))]
+    for key in data:
+        if key not in TOP_KEYS:
+            diags.append(Diagnostic(code="E011", message=f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}",
+                                    span=source.key_span((key,))))
+    policy_id = data.get("policy")
+    if not isinstance(policy_id, str) or not ID_RE.match(policy_id):
+        diags.append(Diagnostic(
+            code="E012",
+            message="'policy' must name the policy id (lower case letters, digits, '-' or '_')",
+            span=source.key_span(("policy",)),
+        ))
+        return None, diags
+    header = {k: data[k] for k in HEADER if k in data}
+    for key in ("title", "version", "extends", "period", "doc"):
+        if key in header and not isinstance(header[key], (str, int)) or key in header and isinstance(header[key], bool):
+            diags.append(Diagnostic(code="E010", message=f"{key!r} must be text", span=source.value_span((key,))))
+    if "version" in header:
+        header["version"] = str(header["version"])
+    if "effective" in header and not isinstance(header["effective"], dt.date):
+        diags.append(Diagnostic(code="E010", message="'effective' must be a date (YYYY-MM-DD)",
+                                span=source.value_span(("effective",))))
+    items: dict[str, list[Item]] = {}
+    for section, spec in SECTIONS.items():
+        body = data.get(section)
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            diags.append(Diagnostic(code="E010", message=f"{section!r} must be a mapping of names",
+                                    span=source.key_span((section,))))
+            continue
+        entries: list[Item] = []
+        for name, value in body.items():
+            path = (section, name)
+            pattern = DOTTED_RE if section == "outputs" else ID_RE if section == "references" else NAME_RE
+            if not pattern.match(name):
+                diags.append(Diagnostic(code="E013", message=f"invalid name {name!r} in {section}: "
+                                        "use lower case letters, digits and '_'",
+                                        span=source.key_span(path)))
+                continue
+            if spec is None:
+                entries.append(Item(section=section, name=name, spec=value, source=source, path=path))
+                continue
+            converter = _CONVERTERS.get(section)
+            if converter is not None:
+                converted, problems = converter(value, source, path)
+            else:
+                converted, problems = convert_item(value, spec, source, path)
+            diags += problems
+            if converted is not None:
+                entries.append(Item(section=section, name=name, spec=converted, source=source, path=path))
+        items[section] = entries
+    return PolicyFile(source=source, policy_id=policy_id, header=header, items=items), diags

@@ -1,0 +1,162 @@
+"""The engine facade: the one module that knows the whole pipeline.
+
+load (YAML) -> documents -> assemble (extends) -> check -> compile -> CompiledPolicy.
+The CLI and the server use only this module, its result types and its errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kinerja_rules.assemble import assemble
+from kinerja_rules.checker import check
+from kinerja_rules.decision import Decision, ErrorResult
+from kinerja_rules.documents import PolicyFile, read_policy_file
+from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
+from kinerja_rules.functions import BUILTINS, FunctionSpec, IndicatorSpec
+from kinerja_rules.loader import iter_policy_files, load_file, load_text
+from kinerja_rules.policy import CompiledPolicy
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The functions and indicators policies may use, and the plugins that gave them."""
+
+    functions: Mapping[str, FunctionSpec]
+    indicators: Mapping[str, IndicatorSpec] = field(default_factory=dict)
+    plugins: Mapping[str, str] = field(default_factory=dict)  # plugin name -> version
+
+    @classmethod
+    def builtins(cls) -> Registry:
+        return cls(functions={spec.name: spec for spec in BUILTINS}, plugins={"builtins": ""})
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The outcome of checking a set of policy files: policies, errors and warnings."""
+
+    policies: Mapping[str, CompiledPolicy]
+    errors: tuple[Diagnostic, ...]
+    warnings: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = ()) -> tuple[list[PolicyFile], list[Diagnostic]]:
+    files: list[PolicyFile] = []
+    diags: list[Diagnostic] = []
+    sources = []
+    for path in paths:
+        if not path.exists():
+            diags.append(Diagnostic(code="E000", message=f"no such file or folder: {path}"))
+            continue
+        for file in iter_policy_files(path):
+            try:
+                sources.append(load_file(file))
+            except PolicyError as exc:
+                diags += exc.diagnostics
+    for name, text in texts:
+        try:
+            sources.append(load_text(text, name))
+        except PolicyError as exc:
+            diags += exc.diagnostics
+    for source in sources:
+        pf, problems = read_policy_file(source)
+        diags += problems
+        if pf is not None:
+            files.append(pf)
+    return files, diags
+
+
+def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = None) -> CheckReport:
+    """Assemble, check and compile every policy in `files` (or only those in `only` and their parents)."""
+    assembled, diags = assemble(files)
+    warnings: list[Diagnostic] = []
+    compiled: dict[str, CompiledPolicy] = {}
+    for pid, policy in assembled.items():
+        if only is not None and pid not in only:
+            continue
+        checked, problems = check(policy, dict(registry.functions), dict(registry.indicators))
+        diags += problems
+        if checked is not None:
+            warnings += checked.warnings
+            compiled[pid] = CompiledPolicy(checked, dict(registry.plugins))
+    return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)))
+
+
+def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
+    seen = set()
+    out = []
+    for d in diags:
+        key = (d.code, d.message, str(d.span))
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def check_paths(paths: Sequence[Path], registry: Registry | None = None) -> CheckReport:
+    """Load, check and compile the policies under `paths`, collecting every diagnostic."""
+    files, diags = _read(paths)
+    report = build(files, registry or Registry.builtins())
+    return CheckReport(policies=report.policies, errors=tuple(diags) + report.errors, warnings=report.warnings)
+
+
+def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None) -> CheckReport:
+    """Check one policy document given as text, against the policies under `base` for its parents."""
+    files, diags = _read(base, [(name, text)])
+    own = [pf for pf in files if pf.source.name == name]
+    ids = {pf.policy_id for pf in own}
+    others = [pf for pf in files if pf.source.name != name and pf.policy_id not in ids]
+    report = build(own + others, registry or Registry.builtins(), only=ids)
+    errors = [d for d in diags + list(report.errors) if d.span is None or d.span.file == name]
+    return CheckReport(policies=report.policies, errors=tuple(errors),
+                       warnings=tuple(w for w in report.warnings if w.span is None or w.span.file == name))
+
+
+class Engine:
+    """A set of compiled policies, ready to evaluate records. Immutable once built."""
+
+    def __init__(self, policies: Mapping[str, CompiledPolicy], registry: Registry | None = None,
+                 warnings: Sequence[Diagnostic] = ()) -> None:
+        self._policies = dict(policies)
+        self.registry = registry or Registry.builtins()
+        self.warnings = tuple(warnings)
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[Path], registry: Registry | None = None) -> Engine:
+        """Load every policy under `paths`; raises PolicyError if any fails to compile."""
+        registry = registry or Registry.builtins()
+        report = check_paths(paths, registry)
+        if report.errors:
+            raise PolicyError(report.errors)
+        return cls(report.policies, registry, report.warnings)
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self._policies)
+
+    def policies(self) -> list[CompiledPolicy]:
+        return [self._policies[i] for i in self.ids]
+
+    def policy(self, policy_id: str) -> CompiledPolicy:
+        try:
+            return self._policies[policy_id]
+        except KeyError:
+            raise UnknownPolicyError(policy_id, self.ids) from None
+
+    def evaluate(self, policy_id: str, record: Any, as_of: dt.date | None = None,
+                 explain: bool = False) -> Decision:
+        """Evaluate one record; raises RecordError or EvaluationError for that record."""
+        return self.policy(policy_id).evaluate(record, as_of, explain)
+
+    def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
+                      explain: bool = False) -> Iterator[Decision | ErrorResult]:
+        """Evaluate records in order; each bad record yields an ErrorResult, the others go on."""
+        return self.policy(policy_id).evaluate_many(records, as_of, explain)

@@ -1,0 +1,377 @@
+"""A compiled policy: immutable, hashed, and able to evaluate records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import types as pytypes
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kinerja_rules import nodes as n
+from kinerja_rules.checker import CheckedPolicy, cite_text
+from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
+from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
+from kinerja_rules.errors import EvaluationError, FieldError, RecordError
+from kinerja_rules.functions import period_start
+from kinerja_rules.schema import build_validator
+from kinerja_rules.typecheck import Annotations
+
+ENGINE_VERSION = "0.1.0"
+_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True)
+class _Closure:
+    """Everything one output (or site) depends on, transitively."""
+
+    definitions: tuple[str, ...]
+    params: tuple[str, ...]
+    tables: tuple[str, ...]
+    inputs: tuple[str, ...]
+
+
+def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = None) -> set[str]:
+    """The record paths an expression reads (`skp.indikator[*].target`)."""
+    loop = loop or {}
+    found: set[str] = set()
+
+    def path(node: n.Expr) -> str | None:
+        if isinstance(node, n.Name):
+            res = notes.names.get(id(node))
+            if res is None:
+                return None
+            if res[0] == "input":
+                return str(res[1])
+            if res[0] == "var" and res[1] in loop:
+                return loop[res[1]]
+            return None
+        if isinstance(node, n.Attr):
+            base = path(node.obj)
+            if base is None:
+                return None
+            kind = notes.types.get(id(node.obj))
+            return f"{base}[*].{node.name}" if kind is not None and kind.kind == "list" else f"{base}.{node.name}"
+        return None
+
+    def walk(node: n.Expr, scope: dict[str, str]) -> None:
+        nonlocal loop
+        p = path(node)
+        if p is not None:
+            found.add(p)
+            return
+        if isinstance(node, n.Aggregate):
+            walk(node.source, scope)
+            src = path(node.source)
+            saved = loop
+            loop = {**loop, node.var: f"{src}[*]"} if src else loop
+            walk(node.elem, scope)
+            if node.where is not None:
+                walk(node.where, scope)
+            loop = saved
+            return
+        for child in n.children(node):
+            walk(child, scope)
+
+    walk(expr, {})
+    return {p for p in found if p}
+
+
+class CompiledPolicy:
+    """A checked and compiled policy. Immutable; safe to share between threads and requests."""
+
+    def __init__(self, checked: CheckedPolicy, plugin_versions: dict[str, str] | None = None) -> None:
+        assembled = checked.assembled
+        self.checked = checked
+        self.id = assembled.id
+        self.title = assembled.title
+        self.version = assembled.version
+        self.extends = assembled.extends
+        self.effective: dt.date = assembled.effective  # type: ignore[assignment]
+        self.period = assembled.period
+        self.doc = assembled.doc
+        self.code: CompiledCode = compile_policy(checked)
+        self.digest = _digest(checked, plugin_versions or {})
+        self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
+        self._validate = build_validator(checked.input)
+        self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
+        self._indicators = tuple(checked.indicators.values())
+        self._closures = self._build_closures()
+        self._site_paths = self._build_site_paths()
+        self._plugin_code = {id(spec.impl.__code__): spec for spec in checked.functions.values()
+                             if isinstance(spec.impl, pytypes.FunctionType) and spec.plugin != "builtins"}
+        self._plugin_code.update({id(spec.impl.__code__): spec for spec in checked.indicators.values()  # type: ignore[misc]
+                                  if isinstance(spec.impl, pytypes.FunctionType)})
+
+    def __repr__(self) -> str:
+        return f"<CompiledPolicy {self.id} {self.version} {self.digest[:12]}>"
+
+    # ---- evaluation ----
+    def validate(self, record: Any) -> dict[str, Any]:
+        """Check a record against the input schema; returns it normalised or raises RecordError."""
+        errors: list[FieldError] = []
+        if not isinstance(record, dict):
+            raise RecordError([FieldError(path="", message="a record must be a JSON object")])
+        clean = self._validate(record, "", errors)
+        if errors:
+            raise RecordError(errors)
+        return clean  # type: ignore[no-any-return]
+
+    def as_of_for(self, clean: dict[str, Any]) -> dt.date:
+        if self.period is None:
+            raise RecordError([FieldError(path="as_of", message="this policy has no 'period' field; give as_of")])
+        value = clean.get(self.period)
+        if isinstance(value, dt.date):
+            return value
+        match = _PERIOD_RE.match(value) if isinstance(value, str) else None
+        if match is None or not 1 <= int(match.group(2)) <= 12:
+            raise RecordError([FieldError(path=self.period, message=f"must be a period YYYY-MM, not {value!r}")])
+        return period_start(value)
+
+    def params_for(self, as_of: dt.date) -> tuple[tuple[Any, ...], tuple[dt.date, ...]]:
+        """The value of every parameter in force on `as_of`, with the date each took effect."""
+        cached = self._param_cache.get(as_of)
+        if cached is not None:
+            return cached
+        if as_of < self.effective:
+            raise RecordError([FieldError(path="as_of", message=f"policy {self.id!r} is not in force on {as_of}; "
+                                          f"it takes effect {self.effective}")])
+        values, dates = [], []
+        for param in self.checked.params.values():
+            chosen = param.dated[0]
+            for pair in param.dated:
+                if pair[0] <= as_of:
+                    chosen = pair
+            dates.append(chosen[0])
+            values.append(chosen[1])
+        result = (tuple(values), tuple(dates))
+        if len(self._param_cache) > 4096:
+            self._param_cache.clear()
+        self._param_cache[as_of] = result
+        return result
+
+    def evaluate(self, record: Any, as_of: dt.date | None = None, explain: bool = False) -> Decision:
+        """Evaluate one record; raises RecordError (bad input) or EvaluationError (a fault)."""
+        clean = self.validate(record)
+        when = as_of or self.as_of_for(clean)
+        params, dates = self.params_for(when)
+        indicators = self._indicator_values(clean)
+        try:
+            if not explain:
+                return Decision(policy=self.ref, as_of=when, outputs=self.code.run(clean, params, indicators, when))
+            hits: list[Any] = []
+            outputs, defs = self.code.run_traced(clean, params, indicators, when, hits)
+        except Exception as exc:  # any fault of one record becomes an error for that record
+            raise self._fault(exc) from None
+        return Decision(policy=self.ref, as_of=when, outputs=outputs,
+                        trace=self._trace(outputs, defs, hits, params, dates, when))
+
+    def evaluate_many(self, records: Iterable[Any], as_of: dt.date | None = None,
+                      explain: bool = False) -> Iterator[Decision | ErrorResult]:
+        """Evaluate records in order; a bad record yields an ErrorResult and the rest go on."""
+        for record in records:
+            yield self.evaluate_safely(record, as_of, explain)
+
+    def evaluate_safely(self, record: Any, as_of: dt.date | None = None,
+                        explain: bool = False) -> Decision | ErrorResult:
+        try:
+            return self.evaluate(record, as_of, explain)
+        except RecordError as exc:
+            return ErrorResult(policy=self.ref, error=ErrorInfo(kind="record", message="invalid record",
+                                                                 fields=list(exc.errors)))
+        except EvaluationError as exc:
+            return ErrorResult(policy=self.ref, error=ErrorInfo(kind="evaluation", message=exc.detail,
+                                                                 where=exc.where, paths=list(exc.paths)))
+
+    def _indicator_values(self, clean: dict[str, Any]) -> tuple[Any, ...]:
+        if not self._indicators:
+            return ()
+        out = []
+        for spec in self._indicators:
+            value: Any = clean
+            for part in spec.source.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            try:
+                out.append(spec.impl(value))
+            except Exception as exc:
+                raise EvaluationError(f"{type(exc).__name__}: {exc}",
+                                      where=f"indicator {spec.name!r} of plugin {spec.plugin!r}",
+                                      paths=[spec.source]) from None
+        return tuple(out)
+
+    def _fault(self, exc: Exception) -> EvaluationError:
+        tb = exc.__traceback__
+        site = None
+        plugin = None
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename == self.code.filename:
+                site = self.code.sites.get(tb.tb_lineno, site)
+            elif site is not None and plugin is None:
+                plugin = self._plugin_code.get(id(code))
+            tb = tb.tb_next
+        message = _describe(exc)
+        where = f"{site.kind} {site.name!r}" if site is not None else "evaluation"
+        if plugin is not None:
+            where += f" (function {plugin.name!r} of plugin {plugin.plugin!r})"
+        paths = sorted(self._site_paths.get((site.kind, site.name), ())) if site is not None else []
+        return EvaluationError(message, where=where, paths=paths)
+
+    # ---- explanation ----
+    def _build_closures(self) -> dict[str, _Closure]:
+        checked = self.checked
+        def_deps = {name: d.deps for name, d in checked.definitions.items()}
+        order = list(checked.definitions)
+        out = {}
+        for name, output in checked.outputs.items():
+            deps = set(output.deps)
+            for rule_name in output.rules:
+                deps |= checked.rules[rule_name].deps
+            seen: set[str] = set()
+            stack = [d for k, d in deps if k == "def"]
+            while stack:
+                d = stack.pop()
+                if d in seen:
+                    continue
+                seen.add(d)
+                deps |= def_deps.get(d, frozenset())
+                stack += [x for k, x in def_deps.get(d, ()) if k == "def"]
+            for k, tname in list(deps):
+                if k == "table":
+                    deps |= checked.tables[tname].deps
+            paths: set[str] = set()
+            if output.expr is not None:
+                paths |= input_paths(output.expr, checked.notes)
+            for d in seen:
+                paths |= input_paths(checked.definitions[d].expr, checked.notes)
+            for rule_name in output.rules:
+                paths |= input_paths(checked.rules[rule_name].when, checked.notes)
+            out[name] = _Closure(
+                definitions=tuple(d for d in order if d in seen),
+                params=tuple(p for p in checked.params if ("param", p) in deps),
+                tables=tuple(t for t in checked.tables if ("table", t) in deps),
+                inputs=tuple(sorted(paths)))
+        return out
+
+    def _build_site_paths(self) -> dict[tuple[str, str], set[str]]:
+        checked = self.checked
+        out: dict[tuple[str, str], set[str]] = {}
+        for name, d in checked.definitions.items():
+            out[("definition", name)] = input_paths(d.expr, checked.notes)
+        for name, o in checked.outputs.items():
+            if o.expr is not None:
+                out[("output", name)] = input_paths(o.expr, checked.notes)
+        for name, r in checked.rules.items():
+            out[("rule", name)] = input_paths(r.when, checked.notes)
+        return out
+
+    def _trace(self, outputs: dict[str, Any], defs: tuple[Any, ...], hits: list[Any], params: tuple[Any, ...],
+               dates: tuple[dt.date, ...], as_of: dt.date) -> dict[str, Any]:
+        checked = self.checked
+        refs = checked.references
+        def_values = dict(zip(checked.definitions, defs))
+        param_pos = {name: i for i, name in enumerate(checked.params)}
+        table_hits: dict[str, list[Any]] = {}
+        keyed: dict[str, list[tuple[Any, Any]]] = {}
+        fired: set[str] = set()
+        for hit in hits:
+            if hit[0] == "table":
+                table_hits.setdefault(hit[1], []).append(hit)
+            elif hit[0] == "param":
+                pairs = keyed.setdefault(hit[1], [])
+                if (hit[2], hit[3]) not in pairs:
+                    pairs.append((hit[2], hit[3]))
+            else:
+                fired.add(hit[1])
+        result: dict[str, Any] = {}
+        for name, output in checked.outputs.items():
+            closure = self._closures[name]
+            entry: dict[str, Any] = {"value": _get(outputs, name)}
+            if output.text:
+                entry["expr"] = output.text
+            if output.cite:
+                entry["cite"] = cite_text(output.cite, refs)
+            entry["definitions"] = [
+                {"name": d, "value": def_values[d], "expr": checked.definitions[d].text,
+                 **({"cite": cite_text(checked.definitions[d].cite, refs)} if checked.definitions[d].cite else {})}
+                for d in closure.definitions]
+            rows = []
+            for tname in closure.tables:
+                table = checked.tables[tname]
+                for _, _, row, args, value in table_hits.get(tname, ()):
+                    note = next((r.note for r in table.rows if r.name == row), "")
+                    rows.append({"table": tname, "row": row,
+                                 "inputs": dict(zip((i for i, _ in table.inputs), args)), "output": value,
+                                 **({"cite": cite_text(table.cite, refs)} if table.cite else {}),
+                                 **({"note": note} if note else {})})
+            entry["tables"] = rows
+            plist = []
+            for pname in closure.params:
+                param = checked.params[pname]
+                i = param_pos[pname]
+                base = {"name": pname, "effective": dates[i],
+                        **({"cite": cite_text(param.cite, refs)} if param.cite else {})}
+                if param.key is None:
+                    plist.append({**base, "value": params[i]})
+                else:
+                    for key, value in keyed.get(pname, ()):
+                        plist.append({**base, "key": key, "value": value})
+            entry["parameters"] = plist
+            if output.rules:
+                entry["rules"] = [
+                    {"rule": r, "fired": r in fired, "when": checked.rules[r].text,
+                     "adds": [code for out, code in checked.rules[r].then if out == name],
+                     "reason": checked.rules[r].reason,
+                     **({"cite": cite_text(checked.rules[r].cite, refs)} if checked.rules[r].cite else {})}
+                    for r in output.rules]
+            entry["inputs"] = list(closure.inputs)
+            result[name] = entry
+        return {"as_of": as_of, "outputs": result}
+
+    # ---- metadata ----
+    def describe(self) -> dict[str, Any]:
+        """Identity and effective dates, as the server lists policies."""
+        dates = sorted({self.effective, *(d for p in self.checked.params.values() for d, _ in p.dated)})
+        return {"id": self.id, "title": self.title, "version": self.version, "digest": self.digest,
+                "extends": self.extends, "effective": self.effective,
+                "effective_dates": [d for d in dates if d >= self.effective]}
+
+
+def _get(outputs: dict[str, Any], dotted: str) -> Any:
+    value: Any = outputs
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def _describe(exc: Exception) -> str:
+    import decimal
+
+    if isinstance(exc, (ZeroDivisionError, decimal.DivisionByZero)):
+        return "division by zero"
+    if isinstance(exc, decimal.InvalidOperation):
+        return "invalid arithmetic (such as 0 divided by 0)"
+    if isinstance(exc, TableMiss):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else "missing key"
+    if isinstance(exc, RecursionError):
+        return "evaluation nested too deeply"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+
+
+def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    h.update(f"kinerja-rules {ENGINE_VERSION}\n".encode())
+    for source in sorted(checked.assembled.sources, key=lambda s: s.text):
+        h.update(b"\0file\0")
+        h.update(source.text.encode("utf-8"))
+    used = sorted({(spec.plugin, spec.version) for spec in checked.functions.values() if spec.plugin != "builtins"}
+                  | {(spec.plugin, spec.version) for spec in checked.indicators.values()})
+    for plugin, version in used:
+        h.update(f"\0plugin\0{plugin}=={plugin_versions.get(plugin, version)}".encode())
+    return h.hexdigest()
+

@@ -1,0 +1,313 @@
+"""Input schemas: the record a policy accepts, as types, validators and JSON Schema.
+
+A validator normalises as it checks (numbers of decimal kinds become Decimal, dates
+become `date`, absent optionals become None, defaults fill in) and collects every bad
+field path instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from kinerja_rules import types as t
+from kinerja_rules._suggest import did_you_mean
+from kinerja_rules.documents import FieldSpec
+from kinerja_rules.errors import FieldError
+from kinerja_rules.types import Type
+
+MAX_LIST_ITEMS = 10_000
+Validator = Callable[[Any, str, list[FieldError]], Any]
+_MISSING = object()
+
+
+class SchemaProblem(ValueError):
+    def __init__(self, message: str, key: str = "type") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Field(msgspec.Struct, frozen=True, kw_only=True):
+    """A resolved input field: its type, its constraints and its sub-fields."""
+
+    type: Type
+    spec: FieldSpec
+    fields: tuple[tuple[str, Field], ...] = ()
+    items: Field | None = None
+    pattern: re.Pattern[str] | None = None
+
+
+def resolve_field(spec: FieldSpec, named: dict[str, Field]) -> Field:
+    """Resolve a written field spec against the named types into a Field."""
+    words = spec.type.split()
+    optional = bool(words) and words[0] == "optional"
+    base = words[1:] if optional else words
+    if not base:
+        raise SchemaProblem("empty type")
+    if base[:2] == ["list", "of"] or base == ["list"]:
+        if base == ["list"]:
+            if spec.items is None:
+                raise SchemaProblem("a 'list' needs 'items' (or write 'list of T')")
+            item = resolve_field(spec.items, named)
+        else:
+            item = resolve_field(FieldSpec(type=" ".join(base[2:])), named)
+        field = Field(type=t.list_of(item.type), spec=spec, items=item)
+    elif base == ["enum"]:
+        if not spec.values:
+            raise SchemaProblem("an 'enum' needs 'values'", "values")
+        field = Field(type=Type(kind="enum", values=tuple(spec.values)), spec=spec)
+    elif base == ["record"]:
+        if spec.fields is None:
+            raise SchemaProblem("a 'record' needs 'fields'", "fields")
+        subs = tuple((name, resolve_field(sub, named)) for name, sub in spec.fields.items())
+        field = Field(type=Type(kind="record", fields=tuple((k, f.type) for k, f in subs)), spec=spec, fields=subs)
+    elif len(base) == 1 and base[0] in named:
+        proto = named[base[0]]
+        field = Field(type=proto.type, spec=spec, fields=proto.fields, items=proto.items)
+    elif len(base) == 1 and base[0] in t.SCALARS:
+        field = Field(type=t.scalar(base[0]), spec=spec)
+    else:
+        known = sorted(t.SCALARS | set(named) | {"enum", "record", "list of …"})
+        raise SchemaProblem(f"unknown type {' '.join(base)!r}{did_you_mean(' '.join(base), known)}")
+    _check_constraints(field)
+    pattern = None
+    if spec.pattern is not None:
+        try:
+            pattern = re.compile(spec.pattern)
+        except re.error as exc:
+            raise SchemaProblem(f"invalid pattern: {exc}", "pattern") from None
+    if optional or spec.default is not msgspec.UNSET and spec.default is None:
+        field = msgspec.structs.replace(field, type=field.type.maybe())
+    return msgspec.structs.replace(field, pattern=pattern)
+
+
+def _check_constraints(field: Field) -> None:
+    spec, kind = field.spec, field.type.kind
+    for key in ("min", "max", "greater_than", "less_than"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if kind not in t.NUMERIC:
+            raise SchemaProblem(f"{key!r} applies to numbers, not {field.type}", key)
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise SchemaProblem(f"{key!r} must be a number", key)
+    if spec.pattern is not None and kind != "text":
+        raise SchemaProblem(f"'pattern' applies to text, not {field.type}", "pattern")
+    if (spec.min_items is not None or spec.max_items is not None) and kind != "list":
+        raise SchemaProblem(f"'min_items'/'max_items' apply to lists, not {field.type}", "min_items")
+    if spec.values is not None and kind != "enum":
+        raise SchemaProblem("'values' applies to 'enum'", "values")
+
+
+# ---- validators -------------------------------------------------------------
+
+def _number(kind: str) -> Callable[[Any], Any]:
+    def integer(v: Any) -> Any:
+        if type(v) is int:
+            return v
+        if isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value():
+            return int(v)
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        raise ValueError("must be a whole number")
+
+    def decimal(v: Any) -> Any:
+        if type(v) is Decimal:
+            if not v.is_finite():
+                raise ValueError("must be a finite number")
+            return v
+        if type(v) is int:
+            return Decimal(v)
+        if isinstance(v, float):
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError("must be a finite number")
+            return Decimal(repr(v))
+        raise ValueError("must be a number")
+
+    return integer if kind == "integer" else decimal
+
+
+def _fmt(v: Any) -> str:
+    return str(v)
+
+
+def build_validator(field: Field) -> Validator:
+    """A function (value, path, errors) -> normalised value, appending FieldErrors."""
+    spec = field.spec
+    kind = field.type.kind
+    optional = field.type.optional
+    has_default = spec.default is not msgspec.UNSET
+    inner = _inner(field)
+
+    def validate(value: Any, path: str, errors: list[FieldError]) -> Any:
+        if value is _MISSING or value is None:
+            if has_default and value is _MISSING or has_default and spec.default is not None and value is None:
+                return inner(spec.default, path, errors) if spec.default is not None else None
+            if optional:
+                return None
+            errors.append(FieldError(path=path, message="is required" if value is _MISSING else "must not be null"))
+            return None
+        return inner(value, path, errors)
+
+    _ = kind
+    return validate
+
+
+def _inner(field: Field) -> Validator:
+    spec, kind = field.spec, field.type.kind
+    if kind in t.NUMERIC:
+        convert = _number(kind)
+        bounds = [(b, op) for b, op in ((spec.min, ">="), (spec.max, "<="), (spec.greater_than, ">"),
+                                        (spec.less_than, "<")) if b is not None]
+
+        def number(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if isinstance(value, bool):
+                errors.append(FieldError(path=path, message=f"must be a number, not {value!r}"))
+                return None
+            try:
+                out = convert(value)
+            except (ValueError, TypeError, InvalidOperation) as exc:
+                errors.append(FieldError(path=path, message=f"{exc}, not {_show(value)}"))
+                return None
+            for bound, op in bounds:
+                if not ((op == ">=" and out >= bound) or (op == "<=" and out <= bound)
+                        or (op == ">" and out > bound) or (op == "<" and out < bound)):
+                    errors.append(FieldError(path=path, message=f"must be {op} {_fmt(bound)}, not {_fmt(out)}"))
+            return out
+
+        return number
+    if kind == "boolean":
+        def boolean(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if not isinstance(value, bool):
+                errors.append(FieldError(path=path, message=f"must be true or false, not {_show(value)}"))
+            return value
+        return boolean
+    if kind == "text":
+        pattern = field.pattern
+
+        def text(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if not isinstance(value, str):
+                errors.append(FieldError(path=path, message=f"must be text, not {_show(value)}"))
+            elif pattern is not None and not pattern.fullmatch(value):
+                errors.append(FieldError(path=path, message=f"{_show(value)} does not match {pattern.pattern}"))
+            return value
+        return text
+    if kind == "enum":
+        allowed = frozenset(field.type.values)
+        values = field.type.values
+
+        def enum(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if not isinstance(value, str) or value not in allowed:
+                hint = did_you_mean(value, values) if isinstance(value, str) else ""
+                errors.append(FieldError(path=path, message=f"must be one of {', '.join(values)}, not "
+                                         f"{_show(value)}{hint}"))
+            return value
+        return enum
+    if kind == "date":
+        def date(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+                return value
+            if isinstance(value, str):
+                try:
+                    return dt.date.fromisoformat(value)
+                except ValueError:
+                    pass
+            errors.append(FieldError(path=path, message=f"must be a date YYYY-MM-DD, not {_show(value)}"))
+            return None
+        return date
+    if kind == "list":
+        assert field.items is not None
+        item = build_validator(field.items)
+        low = spec.min_items
+        high = spec.max_items if spec.max_items is not None else MAX_LIST_ITEMS
+
+        def listing(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if not isinstance(value, (list, tuple)):
+                errors.append(FieldError(path=path, message=f"must be a list, not {_show(value)}"))
+                return []
+            if low is not None and len(value) < low:
+                errors.append(FieldError(path=path, message=f"must have at least {low} item{'s' if low != 1 else ''}"))
+            if len(value) > high:
+                errors.append(FieldError(path=path, message=f"must have at most {high} items, not {len(value)}"))
+                return []
+            return [item(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+        return listing
+    if kind == "record":
+        subs = [(name, build_validator(sub)) for name, sub in field.fields]
+
+        def record(value: Any, path: str, errors: list[FieldError]) -> Any:
+            if not isinstance(value, dict):
+                errors.append(FieldError(path=path, message=f"must be an object, not {_show(value)}"))
+                return {}
+            prefix = f"{path}." if path else ""
+            get = value.get
+            return {name: check(get(name, _MISSING), prefix + name, errors) for name, check in subs}
+        return record
+    raise AssertionError(kind)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if value is None:
+        return "null"
+    return str(value)[:40]
+
+
+MISSING = _MISSING
+
+
+# ---- JSON Schema --------------------------------------------------------------
+
+def json_schema(field: Field) -> dict[str, Any]:
+    """The JSON Schema (2020-12 vocabulary) of a field, for API clients."""
+    spec, kind = field.spec, field.type.kind
+    out: dict[str, Any]
+    if kind == "integer":
+        out = {"type": "integer"}
+    elif kind in ("decimal", "percent", "money"):
+        out = {"type": "number"}
+    elif kind == "boolean":
+        out = {"type": "boolean"}
+    elif kind == "text":
+        out = {"type": "string"}
+        if spec.pattern:
+            out["pattern"] = spec.pattern
+    elif kind == "date":
+        out = {"type": "string", "format": "date"}
+    elif kind == "enum":
+        out = {"type": "string", "enum": list(field.type.values)}
+    elif kind == "list":
+        assert field.items is not None
+        out = {"type": "array", "items": json_schema(field.items)}
+        if spec.min_items is not None:
+            out["minItems"] = spec.min_items
+        out["maxItems"] = spec.max_items if spec.max_items is not None else MAX_LIST_ITEMS
+    else:
+        props = {name: json_schema(sub) for name, sub in field.fields}
+        required = [name for name, sub in field.fields
+                    if not sub.type.optional and sub.spec.default is msgspec.UNSET]
+        out = {"type": "object", "properties": props}
+        if required:
+            out["required"] = required
+    for key, target in (("min", "minimum"), ("max", "maximum"), ("greater_than", "exclusiveMinimum"),
+                        ("less_than", "exclusiveMaximum")):
+        value = getattr(spec, key)
+        if value is not None:
+            out[target] = value
+    if spec.doc:
+        out["description"] = spec.doc
+    if spec.default is not msgspec.UNSET:
+        out["default"] = spec.default
+    if field.type.optional:
+        out = {"anyOf": [out, {"type": "null"}]}
+    return out
