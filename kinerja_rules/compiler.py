@@ -278,10 +278,15 @@ class _Gen:
         return self.aggregate(node.func, comp, self.notes.types[id(node)])
 
     def e_listexpr(self, node: n.ListExpr) -> ast.expr:
-        items = [self.expr(i) for i in node.items]
-        if all(isinstance(i, ast.Constant) for i in items):
-            return self.const(tuple(i.value for i in items))  # type: ignore[attr-defined]
-        return ast.List(elts=items, ctx=ast.Load())
+        return ast.List(elts=[self.expr(i) for i in node.items], ctx=ast.Load())
+
+    def members(self, node: n.Expr) -> ast.expr:
+        """The right of `in`: a constant tuple when every item is a constant."""
+        if isinstance(node, n.ListExpr):
+            items = [self.expr(i) for i in node.items]
+            if all(isinstance(i, ast.Constant) for i in items):
+                return _const(tuple(i.value for i in items))  # type: ignore[attr-defined]
+        return self.expr(node)
 
     def e_unary(self, node: n.Unary) -> ast.expr:
         op: ast.unaryop = ast.Not() if node.op == "not" else ast.USub()
@@ -305,6 +310,8 @@ class _Gen:
             return _call(self.helper("_coalesce", _coalesce), self.expr(node.left),
                          ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[],
                                                        defaults=[]), body=right))
+        if op in ("in", "notin"):
+            return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()], comparators=[self.members(node.right)])
         if op in self._CMP:
             return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()],
                                comparators=[self.expr(node.right)])
