@@ -182,7 +182,7 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
                     if inherited is None:
                         known = list(out_items[section])
                         diags.append(Diagnostic(code="E021",
-                                                message=f"{section} {name!r} overrides nothing: {parent.id!r} has no "
+                                                message=f"{_singular(section)} {name!r} overrides nothing: {parent.id!r} has no "
                                                         f"such name{did_you_mean(name, known)}", span=span))
                         continue
                     if section == "tables":
@@ -190,7 +190,7 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
                         item = msgspec.structs.replace(item, spec=_merge_table(inherited.spec, item.spec))
                 elif inherited is not None and section in OVERRIDABLE:
                     diags.append(Diagnostic(code="E022",
-                                            message=f"{section} {name!r} is already defined by {parent.id!r} "  # type: ignore[union-attr]
+                                            message=f"{_singular(section)} {name!r} is already defined by {parent.id!r}"  # type: ignore[union-attr]
                                                     "; add 'override: true' to replace it", span=span))
                     continue
                 elif inherited is not None and section == "references" and inherited.spec != item.spec:
@@ -224,6 +224,11 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
     for pid in merged:
         resolve(pid, ())
     return done, diags
+
+
+def _singular(section: str) -> str:
+    return {"types": "type", "inputs": "input", "parameters": "parameter", "definitions": "definition",
+            "tables": "table", "outputs": "output", "rules": "rule"}.get(section, section)
 
 
 def _merge_table(parent: TableSpec, child: TableSpec) -> TableSpec:

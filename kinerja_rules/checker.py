@@ -205,6 +205,7 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
         finally:
             stack.pop()
             state[name] = "done"
+            def_types.setdefault(name, t.ANY)  # a failed definition must not cascade
         return def_types[name]
 
     scope = Scope(input_types, param_types, sigs, functions, indicator_types, definition, lambda: list(def_items))

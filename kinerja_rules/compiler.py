@@ -471,7 +471,7 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
         def at(stmt: ast.stmt, site: Site) -> ast.stmt:
             line[0] += 1
             for node in ast.walk(stmt):
-                if hasattr(node, "lineno"):
+                if isinstance(node, (ast.expr, ast.stmt, ast.arg, ast.keyword)):
                     node.lineno = node.end_lineno = line[0]  # type: ignore[attr-defined]
                     node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
             sites[line[0]] = site

@@ -227,7 +227,8 @@ def convert_item(data: Any, spec: type, source: SourceFile, path: Path_) -> tupl
         elif "missing required field" in text:
             message = text.replace("Object missing required field", "missing required key").replace("`", "'")
         else:
-            message = text.replace("`", "'")
+            message = (text.replace("`", "'").replace("'object'", "a mapping").replace("'array'", "a list")
+                       .replace("Expected", "expected"))
             if sub:
                 message += f" (at {'.'.join(str(s) for s in sub)})"
         return None, [Diagnostic(code="E010", message=message, span=source.key_span(full))]

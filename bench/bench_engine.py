@@ -1,0 +1,235 @@
+"""Benchmark: `nasional` compiled vs a hand-written plain-Python implementation.
+
+Both run on the same 100,000 generated records in this process, with the same exact
+decimal semantics and the same input checks, and must agree on every decision.
+Prints microseconds per record and the ratios; also times `kinerja check policies/`
+in a fresh process.
+
+    python bench/bench_engine.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kinerja_rules import Engine  # noqa: E402
+
+PREDIKAT = ["sangat_baik", "baik", "butuh_perbaikan", "kurang", "sangat_kurang"]
+JENJANG = ["terampil", "mahir", "penyelia", "ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama"]
+
+
+def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        jenis = rnd.choice(["jpt", "administrator", "pengawas", "fungsional", "pelaksana"])
+        out.append({
+            "nip": f"{198000000000000000 + i:018d}",
+            "periode": f"2025-{rnd.randint(1, 12):02d}",
+            "status": rnd.choice(["pns", "pns", "pppk", "cpns"]),
+            "unit_kerja": "Dinas",
+            "jabatan": {"jenis": jenis, "kelas": rnd.randint(1, 17),
+                        **({"jenjang": rnd.choice(JENJANG)} if jenis == "fungsional" else {})},
+            "skp": {"indikator": [
+                {"nama": f"i{k}", "target": Decimal(rnd.randint(1, 200)),
+                 "realisasi": Decimal(rnd.randint(0, 260)), "arah": rnd.choice(["naik", "naik", "turun"]),
+                 "bobot": Decimal(rnd.randint(1, 3))}
+                for k in range(rnd.randint(1, 4))]},
+            "perilaku": {"atasan": Decimal(rnd.randint(5000, 10000)) / 100,
+                         "rekan_kerja": [Decimal(rnd.randint(50, 100)) for _ in range(rnd.randint(0, 3))]},
+            "presensi": {"hari_kerja": 21,
+                         "terlambat_menit": [rnd.randint(1, 120) for _ in range(rnd.randint(0, 3))],
+                         "pulang_cepat_menit": [rnd.randint(1, 120) for _ in range(rnd.randint(0, 2))],
+                         "tanpa_keterangan_hari": rnd.choice([0, 0, 0, 1, 2]),
+                         "tanpa_keterangan_tahun": rnd.randint(0, 30)},
+            **({"hukuman_disiplin": {"tingkat": rnd.choice(["ringan", "sedang", "berat"])}}
+               if rnd.random() < 0.1 else {}),
+            "potensi": {"skor": Decimal(rnd.randint(30, 100))} if rnd.random() < 0.7 else {},
+            "riwayat_predikat": [rnd.choice(PREDIKAT) for _ in range(rnd.randint(0, 3))],
+            "tahun_dalam_pangkat": Decimal(rnd.randint(0, 80)) / 10,
+            "lhkpn_dilaporkan": rnd.random() > 0.05,
+        })
+    return out
+
+
+# ---- the hand-written implementation ---------------------------------------------
+
+PAGU = {1: 2_500_000, 2: 2_750_000, 3: 3_000_000, 4: 3_300_000, 5: 3_600_000, 6: 4_000_000, 7: 4_500_000,
+        8: 5_000_000, 9: 5_750_000, 10: 6_500_000, 11: 7_500_000, 12: 9_000_000, 13: 11_000_000,
+        14: 13_000_000, 15: 16_000_000, 16: 20_000_000, 17: 25_000_000}
+FAKTOR = {"sangat_baik": Decimal("1.00"), "baik": Decimal("1.00"), "butuh_perbaikan": Decimal("0.75"),
+          "kurang": Decimal("0.50"), "sangat_kurang": Decimal("0.25")}
+PERSEN_AK = {"sangat_baik": Decimal("1.5"), "baik": Decimal(1), "butuh_perbaikan": Decimal("0.75"),
+             "kurang": Decimal("0.5"), "sangat_kurang": Decimal("0.25")}
+KOEF = {"terampil": Decimal(5), "mahir": Decimal("12.5"), "penyelia": Decimal(25), "ahli_pertama": Decimal("12.5"),
+        "ahli_muda": Decimal(25), "ahli_madya": Decimal("37.5"), "ahli_utama": Decimal(50)}
+MATRIX = {("di_atas_ekspektasi", "di_atas_ekspektasi"): "sangat_baik",
+          ("di_atas_ekspektasi", "sesuai_ekspektasi"): "baik", ("di_atas_ekspektasi", "di_bawah_ekspektasi"): "kurang",
+          ("sesuai_ekspektasi", "di_atas_ekspektasi"): "baik", ("sesuai_ekspektasi", "sesuai_ekspektasi"): "baik",
+          ("sesuai_ekspektasi", "di_bawah_ekspektasi"): "kurang",
+          ("di_bawah_ekspektasi", "di_atas_ekspektasi"): "butuh_perbaikan",
+          ("di_bawah_ekspektasi", "sesuai_ekspektasi"): "butuh_perbaikan",
+          ("di_bawah_ekspektasi", "di_bawah_ekspektasi"): "sangat_kurang"}
+BOX = {("tinggi", "tinggi"): 9, ("menengah", "tinggi"): 8, ("tinggi", "menengah"): 7, ("rendah", "tinggi"): 6,
+       ("menengah", "menengah"): 5, ("tinggi", "rendah"): 4, ("rendah", "menengah"): 3, ("menengah", "rendah"): 2,
+       ("rendah", "rendah"): 1}
+ACTIONS = {9: ["promosi", "kelompok_suksesi_instansi", "kelompok_suksesi_nasional", "penghargaan"],
+           8: ["pertahankan", "kelompok_suksesi_instansi", "rotasi", "perluasan_pekerjaan"],
+           7: ["pertahankan", "kelompok_suksesi_instansi", "pengayaan_pekerjaan", "pengembangan_kompetensi"],
+           6: ["penempatan_sesuai", "bimbingan_kinerja", "konseling_kinerja"],
+           5: ["penempatan_sesuai", "bimbingan_kinerja", "pengembangan_kompetensi"],
+           4: ["rotasi", "pengembangan_kompetensi"],
+           3: ["bimbingan_kinerja", "konseling_kinerja", "pengembangan_kompetensi"],
+           2: ["bimbingan_kinerja", "pengembangan_kompetensi", "penempatan_sesuai"], 1: ["penanganan_disiplin"]}
+Q2, Q3 = Decimal("0.01"), Decimal("0.001")
+STATUS = frozenset({"pns", "pppk", "cpns"})
+JENIS = frozenset({"jpt", "administrator", "pengawas", "fungsional", "pelaksana"})
+
+
+def _dec(v: Any) -> Decimal:
+    if type(v) is Decimal:
+        return v
+    if type(v) is int:
+        return Decimal(v)
+    raise ValueError("not a number")
+
+
+def _band(m: int) -> Decimal:
+    return Decimal("0.005") if m <= 30 else Decimal("0.01") if m <= 60 else Decimal("0.015") if m <= 90 else Decimal("0.02")
+
+
+def _ladder(d: int) -> str | None:
+    for limit, code in ((2, None), (3, "teguran_lisan"), (6, "teguran_tertulis"), (10, "pernyataan_tidak_puas"),
+                        (13, "potongan_tunjangan_6_bulan"), (16, "potongan_tunjangan_9_bulan"),
+                        (20, "potongan_tunjangan_12_bulan"), (24, "penurunan_jabatan"), (27, "pembebasan_jabatan")):
+        if d <= limit:
+            return code
+    return "pemberhentian"
+
+
+def hand_written(r: dict[str, Any]) -> dict[str, Any]:
+    # the same input checks the policy declares
+    if not (isinstance(r["nip"], str) and len(r["nip"]) == 18 and r["nip"].isdigit()):
+        raise ValueError("nip")
+    if r["status"] not in STATUS or r["jabatan"]["jenis"] not in JENIS:
+        raise ValueError("enum")
+    kelas = r["jabatan"]["kelas"]
+    if type(kelas) is not int or not 1 <= kelas <= 17:
+        raise ValueError("kelas")
+    inds = []
+    for i in r["skp"]["indikator"]:
+        t, re_ = _dec(i["target"]), _dec(i["realisasi"])
+        if t <= 0 or re_ < 0:
+            raise ValueError("indikator")
+        inds.append((t, re_, i.get("arah", "naik"), _dec(i.get("bobot", 1))))
+    if not inds:
+        raise ValueError("indikator")
+    atasan = _dec(r["perilaku"]["atasan"])
+    rekan = [_dec(x) for x in r["perilaku"].get("rekan_kerja") or []]
+    pres = r["presensi"]
+    late, early = pres.get("terlambat_menit") or [], pres.get("pulang_cepat_menit") or []
+    tk_hari, tk_tahun = pres.get("tanpa_keterangan_hari", 0), pres.get("tanpa_keterangan_tahun", 0)
+    hukuman = r.get("hukuman_disiplin")
+    skor_potensi = (r.get("potensi") or {}).get("skor")
+    lhkpn = r.get("lhkpn_dilaporkan", True)
+
+    total = Decimal(0)
+    for t, re_, arah, bobot in inds:
+        ratio = re_ / t if arah == "naik" else 2 - re_ / t
+        total += bobot * min(max(ratio, Decimal(0)), Decimal("1.2"))
+    capaian = (100 * total / sum((b for *_, b in inds), Decimal(0))).quantize(Q2, ROUND_HALF_UP)
+    hasil = "di_atas_ekspektasi" if capaian >= 110 else "sesuai_ekspektasi" if capaian >= 90 else "di_bawah_ekspektasi"
+    if rekan:
+        skor = (Decimal("0.7") * atasan + Decimal("0.3") * (sum(rekan, Decimal(0)) / len(rekan))).quantize(Q2, ROUND_HALF_UP)
+    else:
+        skor = atasan.quantize(Q2, ROUND_HALF_UP)
+    perilaku = "di_atas_ekspektasi" if skor >= 90 else "sesuai_ekspektasi" if skor >= 70 else "di_bawah_ekspektasi"
+    predikat = MATRIX[(hasil, perilaku)]
+
+    pagu = PAGU[kelas]
+    potongan = min(Decimal(1), sum((_band(m) for m in late), Decimal(0)) + sum((_band(m) for m in early), Decimal(0))
+                   + Decimal("0.04") * tk_hari)
+    kinerja = pagu * Decimal("0.6") * FAKTOR[predikat]
+    disiplin = pagu * Decimal("0.4") * (1 - potongan)
+    faktor = (Decimal("0.8") if r["status"] == "cpns" else 1) * \
+        (Decimal("0.75") if hukuman and hukuman["tingkat"] in ("sedang", "berat") else 1) * (1 if lhkpn else 0)
+    diterima = int((kinerja + disiplin) * faktor)
+
+    level_k = "tinggi" if predikat == "sangat_baik" else "menengah" if predikat == "baik" else "rendah"
+    kotak = None
+    if skor_potensi is not None:
+        level_p = "tinggi" if skor_potensi > 80 else "menengah" if skor_potensi > 60 else "rendah"
+        kotak = BOX[(level_k, level_p)]
+    riwayat = r.get("riwayat_predikat") or []
+    good = ("baik", "sangat_baik")
+    layak = (len(riwayat) >= 2 and riwayat[-1] in good and riwayat[-2] in good
+             and _dec(r["tahun_dalam_pangkat"]) >= 4 and hukuman is None and lhkpn)
+    jenjang = r["jabatan"].get("jenjang")
+    ak = None
+    if r["jabatan"]["jenis"] == "fungsional" and jenjang is not None:
+        ak = (PERSEN_AK[predikat] * KOEF[jenjang] / 12).quantize(Q3, ROUND_HALF_UP)
+    return {
+        "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "hasil_kerja": hasil,
+                     "perilaku_kerja": perilaku, "predikat": predikat},
+        "tpp": {"pagu": pagu, "komponen_kinerja": int(kinerja.to_integral_value(ROUND_FLOOR)),
+                "komponen_disiplin": int(disiplin.to_integral_value(ROUND_FLOOR)), "potongan": pagu - diterima,
+                "diterima": diterima},
+        "penempatan": {"kotak_talenta": kotak,
+                       "kelompok_suksesi": "nasional" if kotak == 9 else "instansi" if kotak in (7, 8) else None,
+                       "layak_promosi": layak, "rekomendasi": ACTIONS[kotak] if kotak else []},
+        "tindak_lanjut": {"penghargaan": ["sertifikat_penghargaan"] if predikat == "sangat_baik" else [],
+                          "pembinaan": (["pembinaan_kinerja"] if predikat in ("butuh_perbaikan", "kurang", "sangat_kurang") else [])
+                          + (["pembinaan_perilaku"] if predikat == "kurang" else []),
+                          "hukuman_disiplin": _ladder(tk_tahun)},
+        "angka_kredit": ak,
+    }
+
+
+def _time(fn: Any, records: list[dict[str, Any]], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for r in records:
+            fn(r)
+        best = min(best, time.perf_counter() - start)
+    return best / len(records) * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=100_000)
+    args = ap.parse_args()
+    records = generate(args.records)
+    engine = Engine.from_paths([ROOT / "policies"])
+    policy = engine.policy("nasional")
+    for r in records[:2000]:  # same answers, or the comparison means nothing
+        mine, theirs = policy.evaluate(r).outputs, hand_written(r)
+        assert mine == theirs, (r, mine, theirs)
+
+    hand = _time(hand_written, records)
+    off = _time(lambda r: policy.evaluate(r), records)
+    on = _time(lambda r: policy.evaluate(r, explain=True), records, repeat=1)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "check", str(ROOT / "policies")], check=True,
+                   capture_output=True, cwd=ROOT)
+    check_s = time.perf_counter() - start
+
+    print(f"records: {len(records)} (nasional, one process)")
+    print(f"hand-written Python      {hand:8.2f} µs/record")
+    print(f"compiled, explain off    {off:8.2f} µs/record   {off / hand:5.2f}x hand-written   (target <= 1.3x)")
+    print(f"compiled, explain on     {on:8.2f} µs/record   {on / off:5.2f}x explain off     (target <= 4x)")
+    print(f"kinerja check policies/  {check_s:8.3f} s with process start                 (target < 1 s)")
+
+
+if __name__ == "__main__":
+    main()

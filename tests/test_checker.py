@@ -1,0 +1,73 @@
+"""One small broken policy per failure mode; each message names the file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinerja_rules import check_paths
+
+HERE = Path(__file__).parent
+BROKEN = HERE / "broken"
+POLICIES = HERE.parent / "policies"
+
+CASES = [
+    # file, code, line, text the message must contain
+    ("unknown_key.yaml", "E010", 4, "unknown key 'typ'; did you mean 'type'?"),
+    ("unknown_top_key.yaml", "E011", 3, "did you mean 'definitions'?"),
+    ("duplicate_key.yaml", "E003", 5, 'duplicate key "a"'),
+    ("alias_bomb.yaml", "E004", None, "alias bomb"),
+    ("syntax_error.yaml", "E100", 4, "unexpected '*'"),
+    ("unknown_name.yaml", "E105", 6, "unknown name 'kelass'; did you mean 'kelas'?"),
+    ("type_error.yaml", "E117", 6, "needs numbers, not text"),
+    ("when_fallthrough.yaml", "E119", 8, "can fall through"),
+    ("cycle.yaml", "E120", 4, "a -> b -> a"),
+    ("table_gap.yaml", "E201", 4, "no row matches menit = 30"),
+    ("table_overlap.yaml", "E202", 9, "rows 'rendah' and 'tinggi'"),
+    ("table_unreachable.yaml", "E203", 10, "row 'tinggi'"),
+    ("param_not_in_force.yaml", "E053", 4, "no value in force on 2024-01-01"),
+    ("param_missing_key.yaml", "E054", 10, "no value for c"),
+    ("override_nothing.yaml", "E021", 5, "did you mean 'capaian_skp'?"),
+    ("new_without_override.yaml", "E022", 4, "add 'override: true'"),
+    ("unknown_enum_value.yaml", "E105", 8, "did you mean 'pns'?"),
+    ("unknown_cite.yaml", "E033", 6, "unknown reference 'pp-49-2021'"),
+    ("missing_effective.yaml", "E030", 1, "needs 'effective"),
+    ("wrong_shape.yaml", "E010", 4, "expected a mapping"),
+    ("maybe_null.yaml", "E102", 6, "may be null"),
+    ("bad_input_type.yaml", "E042", 4, "did you mean 'decimal'?"),
+]
+
+
+def test_every_broken_file_has_a_case() -> None:
+    assert {c[0] for c in CASES} == {p.name for p in BROKEN.glob("*.yaml")}
+
+
+@pytest.mark.parametrize("name,code,line,fragment", CASES, ids=[c[0] for c in CASES])
+def test_broken_policy_is_reported_at_its_place(name: str, code: str, line: int | None, fragment: str) -> None:
+    report = check_paths([POLICIES, BROKEN / name])
+    assert not report.ok
+    mine = [d for d in report.errors if d.span is not None and d.span.file.endswith(name)]
+    assert mine, report.errors
+    diag = mine[0]
+    assert diag.code == code
+    assert fragment in diag.message
+    if line is not None:
+        assert diag.span.line == line
+    rendered = diag.render()
+    assert rendered.startswith(f"{diag.span.file}:{diag.span.line}:{diag.span.column}: error[{code}]")
+    assert "^" in rendered
+
+
+def test_all_diagnostics_come_at_once(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policy: many\neffective: 2024-01-01\ndefinitions:\n"
+        "  a: {expr: 'nope + 1'}\n  b: {expr: '1 +'}\n  c: {expr: 'true * 2'}\n")
+    report = check_paths([tmp_path])
+    assert [d.span.line for d in report.errors] == [4, 5, 6]
+
+
+def test_the_bundled_policies_check_clean() -> None:
+    report = check_paths([POLICIES])
+    assert report.ok, [d.render() for d in report.errors]
+    assert "nasional" in report.policies

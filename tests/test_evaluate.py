@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinerja_rules import Engine, ErrorResult, EvaluationError, RecordError, to_json
+
+HERE = Path(__file__).parent
+POLICIES = HERE.parent / "policies"
+FAULTY = """
+policy: rapuh
+effective: 2024-01-01
+inputs:
+  a: integer
+  b: integer
+  xs: {type: list of decimal, default: []}
+definitions:
+  rasio: {type: decimal, expr: "a / b"}
+  rata: {type: decimal, expr: "if a > 100 then mean(xs) else 0"}
+outputs:
+  rasio: {type: decimal, expr: rasio}
+  rata: {type: decimal, expr: rata}
+"""
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    folder = tmp_path_factory.mktemp("rapuh")
+    (folder / "rapuh.yaml").write_text(FAULTY)
+    return Engine.from_paths([folder])
+
+
+def test_decision_shape(engine: Engine, record: dict[str, Any]) -> None:
+    decision = engine.evaluate("nasional", record)
+    assert decision.policy.id == "nasional"
+    assert len(decision.policy.digest) == 64
+    assert decision.as_of == dt.date(2025, 3, 1)
+    assert decision.outputs["tpp"]["diterima"] == 4_500_000
+    assert isinstance(decision.outputs["tpp"]["diterima"], int)
+    assert decision.trace is None
+
+
+def test_money_is_exact_and_json_numbers(engine: Engine, record: dict[str, Any]) -> None:
+    record["perilaku"]["atasan"] = Decimal("89.995")
+    decision = engine.evaluate("nasional", record)
+    assert decision.outputs["evaluasi"]["skor_perilaku"] == Decimal("90.00")
+    text = to_json(decision).decode()
+    assert '"skor_perilaku":90.00' in text and '"diterima":4500000' in text
+
+
+def test_every_bad_field_is_named(engine: Engine, record: dict[str, Any]) -> None:
+    record["jabatan"]["kelas"] = 20
+    record["skp"]["indikator"].append({"nama": "b", "target": 0, "realisasi": -1})
+    record["status"] = "honorer"
+    del record["perilaku"]
+    with pytest.raises(RecordError) as err:
+        engine.evaluate("nasional", record)
+    paths = {e.path for e in err.value.errors}
+    assert paths == {"jabatan.kelas", "skp.indikator[1].target", "skp.indikator[1].realisasi", "status", "perilaku"}
+
+
+def test_non_object_record_is_refused(engine: Engine) -> None:
+    with pytest.raises(RecordError, match="JSON object"):
+        engine.evaluate("nasional", [1, 2])
+
+
+def test_runtime_fault_names_definition_and_inputs(faulty: Engine) -> None:
+    with pytest.raises(EvaluationError) as err:
+        faulty.evaluate("rapuh", {"a": 1, "b": 0}, as_of=dt.date(2024, 5, 1))
+    assert err.value.where == "definition 'rasio'"
+    assert err.value.detail == "division by zero"
+    assert set(err.value.paths) == {"a", "b"}
+
+
+def test_fault_in_one_record_leaves_the_others(faulty: Engine) -> None:
+    when = dt.date(2024, 5, 1)
+    results = list(faulty.evaluate_many("rapuh", [{"a": 4, "b": 2}, {"a": 1, "b": 0}, {"a": 101, "b": 1},
+                                                  {"a": 9, "b": 3}], as_of=when))
+    assert [isinstance(r, ErrorResult) for r in results] == [False, True, True, False]
+    assert results[0].outputs["rasio"] == 2 and results[3].outputs["rasio"] == 3
+    assert results[2].error.where == "definition 'rata'"
+    assert "empty list" in results[2].error.message
+
+
+def test_explain_names_rows_parameters_and_citations(engine: Engine, record: dict[str, Any]) -> None:
+    record["presensi"]["terlambat_menit"] = [45]
+    decision = engine.evaluate("nasional", record, explain=True)
+    assert decision.outputs == engine.evaluate("nasional", record).outputs
+    entry = decision.trace["outputs"]["tpp.diterima"]
+    rows = {(r["table"], r["row"]) for r in entry["tables"]}
+    assert ("potongan_per_kejadian", "tl2") in rows and ("matriks_predikat", "sesuai_sesuai") in rows
+    pagu = next(p for p in entry["parameters"] if p["name"] == "pagu_tpp")
+    assert pagu["key"] == 7 and pagu["value"] == 4_500_000 and pagu["effective"] == dt.date(2024, 1, 1)
+    assert "PP Nomor 12 Tahun 2019" in pagu["cite"]
+    names = [d["name"] for d in entry["definitions"]]
+    assert names.index("predikat") < names.index("tpp_diterima")
+    rules = decision.trace["outputs"]["tindak_lanjut.pembinaan"]["rules"]
+    assert {r["rule"]: r["fired"] for r in rules}["pembinaan_kinerja_di_bawah"] is False
+
+
+def test_as_of_picks_the_parameter_value_in_force(tmp_path: Path, record: dict[str, Any]) -> None:
+    (tmp_path / "daerah.yaml").write_text("""
+policy: daerah
+extends: nasional
+parameters:
+  bobot_kinerja:
+    override: true
+    type: percent
+    values: {2024-01-01: 60%, 2025-07-01: 30%}
+""")
+    engine = Engine.from_paths([POLICIES, tmp_path])
+    before = engine.evaluate("daerah", record, as_of=dt.date(2025, 6, 30))
+    after = engine.evaluate("daerah", record, as_of=dt.date(2025, 7, 1))
+    assert before.outputs["tpp"]["komponen_kinerja"] == 2_700_000
+    assert after.outputs["tpp"]["komponen_kinerja"] == 1_350_000
+    record["periode"] = "2025-07"
+    assert engine.evaluate("daerah", record).outputs["tpp"]["komponen_kinerja"] == 1_350_000
+
+
+def test_rupiah_are_floored_not_rounded(tmp_path: Path, record: dict[str, Any]) -> None:
+    (tmp_path / "ganjil.yaml").write_text("""
+policy: ganjil
+extends: nasional
+parameters:
+  pagu_tpp:
+    override: true
+    type: money
+    key: integer
+    values: {2024-01-01: {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2_500_001, 8: 2, 9: 2, 10: 2, 11: 2, 12: 2,
+                          13: 2, 14: 2, 15: 2, 16: 2, 17: 2}}
+""")
+    engine = Engine.from_paths([POLICIES, tmp_path])
+    record["status"] = "cpns"
+    out = engine.evaluate("ganjil", record).outputs["tpp"]
+    # 2,500,001 x 0.6 = 1,500,000.6 and x 0.4 = 1,000,000.4; the sum x 0.8 = 2,000,000.8
+    assert out == {"pagu": 2_500_001, "komponen_kinerja": 1_500_000, "komponen_disiplin": 1_000_000,
+                   "potongan": 500_001, "diterima": 2_000_000}
+
+
+def test_policy_before_its_effective_date(engine: Engine, record: dict[str, Any]) -> None:
+    with pytest.raises(RecordError, match="not in force"):
+        engine.evaluate("nasional", record, as_of=dt.date(2023, 12, 31))
+
+
+def test_digest_changes_with_the_source(tmp_path: Path) -> None:
+    text = (POLICIES / "nasional.yaml").read_text()
+    (tmp_path / "nasional.yaml").write_text(text)
+    first = Engine.from_paths([tmp_path]).policy("nasional").digest
+    assert Engine.from_paths([tmp_path]).policy("nasional").digest == first
+    (tmp_path / "nasional.yaml").write_text(text.replace("1: 2_500_000", "1: 2_600_000"))
+    assert Engine.from_paths([tmp_path]).policy("nasional").digest != first
+
+
+def test_unknown_policy(engine: Engine, record: dict[str, Any]) -> None:
+    from kinerja_rules import UnknownPolicyError
+
+    with pytest.raises(UnknownPolicyError, match="did you mean 'nasional'"):
+        engine.evaluate("nasionl", record)
