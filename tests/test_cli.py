@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BASE_RECORD, POLICIES, ROOT
+
+
+def kinerja(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kinerja_rules.cli", *args], input=stdin, text=True,
+                          capture_output=True, cwd=ROOT, timeout=60)
+
+
+def test_check_ok() -> None:
+    result = kinerja("check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok  nasional")
+
+
+def test_check_reports_errors_with_nonzero_exit() -> None:
+    result = kinerja("check", str(POLICIES), "tests/broken/unknown_name.yaml")
+    assert result.returncode == 1
+    assert "tests/broken/unknown_name.yaml:6:14: error[E105]: unknown name 'kelass'" in result.stderr
+    assert "^^^^^^" in result.stderr
+
+
+def test_eval_one_record() -> None:
+    result = kinerja("eval", "nasional", stdin=json.dumps(BASE_RECORD, indent=2))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) == {"policy", "as_of", "outputs"}
+    assert out["policy"]["id"] == "nasional" and out["outputs"]["tpp"]["diterima"] == 4500000
+
+
+def test_eval_json_lines_in_order_with_bad_records(tmp_path: Path) -> None:
+    good = json.dumps(BASE_RECORD)
+    bad: dict[str, Any] = {**BASE_RECORD, "jabatan": {"jenis": "pelaksana", "kelas": 99}}
+    data = tmp_path / "batch.jsonl"
+    data.write_text("\n".join([good, json.dumps(bad), "{not json", good]) + "\n")
+    result = kinerja("eval", "nasional", "--input", str(data))
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4
+    assert "outputs" in lines[0] and "outputs" in lines[3]
+    assert lines[1]["error"]["fields"][0]["path"] == "jabatan.kelas" and lines[1]["error"]["line"] == 2
+    assert lines[2]["error"]["kind"] == "input" and lines[2]["error"]["line"] == 3
+
+
+def test_eval_array_and_policy_file_and_as_of(tmp_path: Path) -> None:
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps([BASE_RECORD, BASE_RECORD]))
+    result = kinerja("eval", "policies/nasional.yaml", "-i", str(data), "--as-of", "2025-07-01")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["as_of"] for line in lines] == ["2025-07-01", "2025-07-01"]
+
+
+def test_eval_explain_json_and_text() -> None:
+    result = kinerja("eval", "nasional", "--explain", stdin=json.dumps(BASE_RECORD))
+    trace = json.loads(result.stdout)["trace"]
+    assert trace["outputs"]["evaluasi.predikat"]["tables"][0]["row"] == "sesuai_sesuai"
+    text = kinerja("eval", "nasional", "--explain-text", stdin=json.dumps(BASE_RECORD)).stdout
+    assert "table matriks_predikat(hasil=sesuai_ekspektasi, perilaku=sesuai_ekspektasi) → row sesuai_sesuai" in text
+    assert "parameter pagu_tpp[7] = 4500000 (in force since 2024-01-01)" in text
+
+
+def test_eval_unknown_policy_and_bad_date() -> None:
+    result = kinerja("eval", "nasionl", stdin="{}")
+    assert result.returncode == 1 and "did you mean 'nasional'" in result.stderr
+    result = kinerja("eval", "nasional", "--as-of", "2025-13-01", stdin="{}")
+    assert result.returncode == 2 and "not a date" in result.stderr
+
+
+def test_eval_missing_input_file() -> None:
+    result = kinerja("eval", "nasional", "--input", "does-not-exist.json")
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_test_command_passes_and_fails(tmp_path: Path) -> None:
+    assert kinerja("test").returncode == 0
+    (tmp_path / "salah.yaml").write_text("""
+policy: salah
+extends: nasional
+tests:
+  harapan_keliru:
+    record: {nip: "198507122010011003", periode: "2025-03", status: pns, unit_kerja: x,
+             jabatan: {jenis: pelaksana, kelas: 7}, skp: {indikator: [{nama: a, target: 1, realisasi: 1}]},
+             perilaku: {atasan: 80}, presensi: {hari_kerja: 20}, tahun_dalam_pangkat: 1}
+    expect: {tpp.diterima: 1}
+""")
+    result = kinerja("test", str(tmp_path), "--policies", str(POLICIES))
+    assert result.returncode == 1
+    assert "FAIL salah::harapan_keliru" in result.stdout
+    assert "expected 1" in result.stdout and "actual   4500000" in result.stdout
+    assert "tpp.diterima = 4500000" in result.stdout  # the trace of the failure
+
+
+@pytest.mark.parametrize("command", [[], ["check"], ["eval"], ["test"]])
+def test_help_everywhere(command: list[str]) -> None:
+    result = kinerja(*command, "--help")
+    assert result.returncode == 0 and "examples:" in result.stdout
