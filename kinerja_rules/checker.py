@@ -382,6 +382,8 @@ def _scalar_value(raw: Any, kind: Type) -> Any:
     value = build_validator(field)(raw, "", problems)
     if problems:
         raise ValueError(problems[0].message)
+    if kind.kind == "money" and value == value.to_integral_value():
+        return int(value)  # whole rupiah stay integers, so money arithmetic stays in int where it can
     return value
 
 

@@ -233,7 +233,7 @@ class _Gen:
             places = args[1].value
             if mode is not None and mode[0] == "enum" and -20 <= places <= 20:
                 value = compiled[0]
-                if self.notes.types[id(args[0])].kind == "integer":
+                if self.notes.types[id(args[0])].kind in ("integer", "money"):
                     value = _call(self.helper("_D", Decimal), value)
                 quantum = self.const(Decimal(1).scaleb(-places))
                 return _call(ast.Attribute(value=value, attr="quantize", ctx=ast.Load()), quantum,
@@ -316,9 +316,8 @@ class _Gen:
             return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()],
                                comparators=[self.expr(node.right)])
         left = self.expr(node.left)
-        if op == "/" and self.notes.types[id(node.left)].kind == "integer" and \
-                self.notes.types[id(node.right)].kind == "integer":
-            left = _call(self.helper("_D", Decimal), left)
+        if op == "/" and self.notes.types[id(node.left)].kind in ("integer", "money"):
+            left = _call(self.helper("_D", Decimal), left)  # int / int would give a binary float
         return ast.BinOp(left=left, op=self._BIN[op](), right=self.expr(node.right))
 
     def e_between(self, node: n.Between) -> ast.expr:
@@ -458,7 +457,7 @@ def _nested_dict(paths: list[tuple[str, ast.expr]]) -> ast.expr:
 def compile_policy(policy: CheckedPolicy) -> CompiledCode:
     """Build and compile the plain and traced evaluation functions of a policy."""
     ns: dict[str, Any] = {"__builtins__": {"sum": sum, "len": len, "min": min, "max": max, "abs": abs,
-                                           "any": any, "all": all, "list": list},
+                                           "any": any, "all": all, "list": list, "type": type, "int": int},
                           "_D": Decimal, "_lk": _lookup}
     consts: dict[Any, str] = {}
     sites: dict[int, Site] = {}
@@ -504,7 +503,10 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
             else:
                 value = ast.List(elts=[], ctx=ast.Load())
             if output.type.kind == "money" and not output.type.optional:
-                value = _call(gen.helper("_whole", _whole), value)
+                body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
+                value = ast.IfExp(test=ast.Compare(left=_call(_name("type"), _name(f"o{oi}")), ops=[ast.Is()],
+                                                   comparators=[_name("int")]),
+                                  body=_name(f"o{oi}"), orelse=_call(gen.helper("_whole", _whole), _name(f"o{oi}")))
             elif output.type.kind == "money":
                 value = ast.IfExp(test=ast.Compare(left=value, ops=[ast.Is()], comparators=[_const(None)]),
                                   body=_const(None), orelse=_call(gen.helper("_whole", _whole), value))

@@ -68,11 +68,15 @@ def round_to(value: Any, places: int, mode: str) -> Decimal:
 
 
 def floor(value: Any) -> int:
-    return int(Decimal(value).to_integral_value(ROUND_FLOOR))
+    if type(value) is int:
+        return value
+    return int(value.to_integral_value(ROUND_FLOOR))
 
 
 def ceil(value: Any) -> int:
-    return int(Decimal(value).to_integral_value(ROUND_CEILING))
+    if type(value) is int:
+        return value
+    return int(value.to_integral_value(ROUND_CEILING))
 
 
 def clamp(value: Any, low: Any, high: Any) -> Any:

@@ -15,6 +15,7 @@ from kinerja_rules.checker import CheckedPolicy, cite_text
 from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
+from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
 from kinerja_rules.schema import build_validator
 from kinerja_rules.typecheck import Annotations
@@ -96,9 +97,16 @@ class CompiledPolicy:
         self.digest = _digest(checked, plugin_versions or {})
         self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
         self._validate = build_validator(checked.input)
+        self._fast_validate = build_fast_validator(checked.input)
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
         self._closures = self._build_closures()
+        self._static = self._static_trace()
+        self._param_pos = {name: i for i, name in enumerate(checked.params)}
+        self._table_inputs = {name: tuple(i for i, _ in table.inputs) for name, table in checked.tables.items()}
+        self._table_static = {(name, row.name): {**({"cite": cite_text(table.cite, checked.references)}
+                                                   if table.cite else {}), **({"note": row.note} if row.note else {})}
+                              for name, table in checked.tables.items() for row in table.rows}
         self._site_paths = self._build_site_paths()
         self._plugin_code = {id(spec.impl.__code__): spec for spec in checked.functions.values()
                              if isinstance(spec.impl, pytypes.FunctionType) and spec.plugin != "builtins"}
@@ -111,6 +119,10 @@ class CompiledPolicy:
     # ---- evaluation ----
     def validate(self, record: Any) -> dict[str, Any]:
         """Check a record against the input schema; returns it normalised or raises RecordError."""
+        try:
+            return self._fast_validate(record)
+        except Exception:  # not plainly valid: the full validator names every problem
+            pass
         errors: list[FieldError] = []
         if not isinstance(record, dict):
             raise RecordError([FieldError(path="", message="a record must be a JSON object")])
@@ -267,65 +279,72 @@ class CompiledPolicy:
             out[("rule", name)] = input_paths(r.when, checked.notes)
         return out
 
+    def _static_trace(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The parts of a trace that do not change between records, built once."""
+        checked = self.checked
+        refs = checked.references
+
+        def cited(cite: str) -> dict[str, str]:
+            return {"cite": cite_text(cite, refs)} if cite else {}
+
+        defs = {name: {"name": name, "expr": d.text, **cited(d.cite)} for name, d in checked.definitions.items()}
+        params = {name: {"name": name, **cited(p.cite)} for name, p in checked.params.items()}
+        outputs: dict[str, dict[str, Any]] = {}
+        for name, output in checked.outputs.items():
+            rules = [{"rule": r, "when": checked.rules[r].text,
+                      "adds": [code for out, code in checked.rules[r].then if out == name],
+                      "reason": checked.rules[r].reason, **cited(checked.rules[r].cite)} for r in output.rules]
+            outputs[name] = {"expr": output.text, **cited(output.cite), "rules": rules}
+        return defs, params, outputs
+
     def _trace(self, outputs: dict[str, Any], defs: tuple[Any, ...], hits: list[Any], params: tuple[Any, ...],
                dates: tuple[dt.date, ...], as_of: dt.date) -> dict[str, Any]:
         checked = self.checked
-        refs = checked.references
-        def_values = dict(zip(checked.definitions, defs))
-        param_pos = {name: i for i, name in enumerate(checked.params)}
-        table_hits: dict[str, list[Any]] = {}
+        static_defs, static_params, static_outputs = self._static
+        def_entries = {name: {**static_defs[name], "value": value} for name, value in zip(checked.definitions, defs)}
+        param_pos = self._param_pos
+        table_rows: dict[str, list[dict[str, Any]]] = {}
         keyed: dict[str, list[tuple[Any, Any]]] = {}
         fired: set[str] = set()
         for hit in hits:
             if hit[0] == "table":
-                table_hits.setdefault(hit[1], []).append(hit)
+                table = checked.tables[hit[1]]
+                entry = {"table": hit[1], "row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
+                         "output": hit[4], **self._table_static[(hit[1], hit[2])]}
+                table_rows.setdefault(table.name, []).append(entry)
             elif hit[0] == "param":
                 pairs = keyed.setdefault(hit[1], [])
                 if (hit[2], hit[3]) not in pairs:
                     pairs.append((hit[2], hit[3]))
             else:
                 fired.add(hit[1])
+        param_entries: dict[str, list[dict[str, Any]]] = {}
         result: dict[str, Any] = {}
         for name, output in checked.outputs.items():
             closure = self._closures[name]
+            static = static_outputs[name]
             entry: dict[str, Any] = {"value": _get(outputs, name)}
-            if output.text:
-                entry["expr"] = output.text
-            if output.cite:
-                entry["cite"] = cite_text(output.cite, refs)
-            entry["definitions"] = [
-                {"name": d, "value": def_values[d], "expr": checked.definitions[d].text,
-                 **({"cite": cite_text(checked.definitions[d].cite, refs)} if checked.definitions[d].cite else {})}
-                for d in closure.definitions]
-            rows = []
-            for tname in closure.tables:
-                table = checked.tables[tname]
-                for _, _, row, args, value in table_hits.get(tname, ()):
-                    note = next((r.note for r in table.rows if r.name == row), "")
-                    rows.append({"table": tname, "row": row,
-                                 "inputs": dict(zip((i for i, _ in table.inputs), args)), "output": value,
-                                 **({"cite": cite_text(table.cite, refs)} if table.cite else {}),
-                                 **({"note": note} if note else {})})
-            entry["tables"] = rows
-            plist = []
+            if static["expr"]:
+                entry["expr"] = static["expr"]
+            if "cite" in static:
+                entry["cite"] = static["cite"]
+            entry["definitions"] = [def_entries[d] for d in closure.definitions]
+            entry["tables"] = [row for tname in closure.tables for row in table_rows.get(tname, ())]
+            plist: list[dict[str, Any]] = []
             for pname in closure.params:
-                param = checked.params[pname]
-                i = param_pos[pname]
-                base = {"name": pname, "effective": dates[i],
-                        **({"cite": cite_text(param.cite, refs)} if param.cite else {})}
-                if param.key is None:
-                    plist.append({**base, "value": params[i]})
-                else:
-                    for key, value in keyed.get(pname, ()):
-                        plist.append({**base, "key": key, "value": value})
+                found = param_entries.get(pname)
+                if found is None:
+                    i = param_pos[pname]
+                    base = {**static_params[pname], "effective": dates[i]}
+                    if checked.params[pname].key is None:
+                        found = [{**base, "value": params[i]}]
+                    else:
+                        found = [{**base, "key": key, "value": value} for key, value in keyed.get(pname, ())]
+                    param_entries[pname] = found
+                plist += found
             entry["parameters"] = plist
             if output.rules:
-                entry["rules"] = [
-                    {"rule": r, "fired": r in fired, "when": checked.rules[r].text,
-                     "adds": [code for out, code in checked.rules[r].then if out == name],
-                     "reason": checked.rules[r].reason,
-                     **({"cite": cite_text(checked.rules[r].cite, refs)} if checked.rules[r].cite else {})}
-                    for r in output.rules]
+                entry["rules"] = [{**r, "fired": r["rule"] in fired} for r in static["rules"]]
             entry["inputs"] = list(closure.inputs)
             result[name] = entry
         return {"as_of": as_of, "outputs": result}

@@ -115,3 +115,22 @@ def test_capaian_is_always_between_0_and_120(indicators: list[dict[str, Any]]) -
 
 def test_check_of_an_empty_folder_is_clean(tmp_path: Path) -> None:
     assert check_paths([tmp_path]).ok
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PATHS), values), max_size=4))
+def test_fast_validator_never_accepts_what_the_full_one_rejects(changes: list[tuple[str, Any]]) -> None:
+    from kinerja_rules.schema import build_validator
+
+    policy = ENGINE.policy("nasional")
+    record = copy.deepcopy(BASE_RECORD)
+    for path, value in changes:
+        _set(record, path, value)
+    errors: list[Any] = []
+    full = build_validator(policy.checked.input)(record, "", errors)
+    try:
+        fast = policy._fast_validate(copy.deepcopy(record))
+    except Exception:
+        return  # giving up is always allowed
+    assert not errors, errors
+    assert fast == full
