@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import subprocess
 import sys
 import time
@@ -93,6 +94,8 @@ ACTIONS = {9: ["promosi", "kelompok_suksesi_instansi", "kelompok_suksesi_nasiona
            2: ["bimbingan_kinerja", "pengembangan_kompetensi", "penempatan_sesuai"], 1: ["penanganan_disiplin"]}
 Q2, Q3 = Decimal("0.01"), Decimal("0.001")
 STATUS = frozenset({"pns", "pppk", "cpns"})
+NIP = re.compile(r"[0-9]{18}").fullmatch
+PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])").fullmatch
 JENIS = frozenset({"jpt", "administrator", "pengawas", "fungsional", "pelaksana"})
 
 
@@ -117,31 +120,59 @@ def _ladder(d: int) -> str | None:
     return "pemberhentian"
 
 
+def _int(v: Any, low: int | None = None, high: int | None = None) -> int:
+    if type(v) is not int or (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError("integer")
+    return v
+
+
+def _bounded(v: Any, low: int, high: int) -> Decimal:
+    d = _dec(v)
+    if not low <= d <= high:
+        raise ValueError("range")
+    return d
+
+
 def hand_written(r: dict[str, Any]) -> dict[str, Any]:
-    # the same input checks the policy declares
-    if not (isinstance(r["nip"], str) and len(r["nip"]) == 18 and r["nip"].isdigit()):
+    # the same input checks the policy declares, field by field
+    if not (isinstance(r["nip"], str) and NIP(r["nip"])):
         raise ValueError("nip")
-    if r["status"] not in STATUS or r["jabatan"]["jenis"] not in JENIS:
+    if not (isinstance(r["periode"], str) and PERIODE(r["periode"])):
+        raise ValueError("periode")
+    if r["status"] not in STATUS or r["jabatan"]["jenis"] not in JENIS or type(r["unit_kerja"]) is not str:
         raise ValueError("enum")
-    kelas = r["jabatan"]["kelas"]
-    if type(kelas) is not int or not 1 <= kelas <= 17:
-        raise ValueError("kelas")
+    kelas = _int(r["jabatan"]["kelas"], 1, 17)
+    jenjang = r["jabatan"].get("jenjang")
+    if jenjang is not None and jenjang not in KOEF:
+        raise ValueError("jenjang")
     inds = []
     for i in r["skp"]["indikator"]:
         t, re_ = _dec(i["target"]), _dec(i["realisasi"])
-        if t <= 0 or re_ < 0:
+        arah, bobot = i.get("arah") or "naik", _dec(i.get("bobot") or 1)
+        if type(i["nama"]) is not str or t <= 0 or re_ < 0 or bobot <= 0 or arah not in ("naik", "turun"):
             raise ValueError("indikator")
-        inds.append((t, re_, i.get("arah", "naik"), _dec(i.get("bobot", 1))))
+        inds.append((t, re_, arah, bobot))
     if not inds:
         raise ValueError("indikator")
-    atasan = _dec(r["perilaku"]["atasan"])
-    rekan = [_dec(x) for x in r["perilaku"].get("rekan_kerja") or []]
+    atasan = _bounded(r["perilaku"]["atasan"], 0, 100)
+    rekan = [_bounded(x, 0, 100) for x in r["perilaku"].get("rekan_kerja") or []]
     pres = r["presensi"]
-    late, early = pres.get("terlambat_menit") or [], pres.get("pulang_cepat_menit") or []
-    tk_hari, tk_tahun = pres.get("tanpa_keterangan_hari", 0), pres.get("tanpa_keterangan_tahun", 0)
+    _int(pres["hari_kerja"], 0, 31)
+    late = [_int(m, 1) for m in pres.get("terlambat_menit") or []]
+    early = [_int(m, 1) for m in pres.get("pulang_cepat_menit") or []]
+    tk_hari = _int(pres.get("tanpa_keterangan_hari") or 0, 0)
+    tk_tahun = _int(pres.get("tanpa_keterangan_tahun") or 0, 0)
     hukuman = r.get("hukuman_disiplin")
+    if hukuman is not None and hukuman["tingkat"] not in ("ringan", "sedang", "berat"):
+        raise ValueError("hukuman")
     skor_potensi = (r.get("potensi") or {}).get("skor")
+    if skor_potensi is not None:
+        skor_potensi = _bounded(skor_potensi, 0, 100)
     lhkpn = r.get("lhkpn_dilaporkan", True)
+    if type(lhkpn) is not bool:
+        raise ValueError("lhkpn")
+    if _dec(r["tahun_dalam_pangkat"]) < 0:
+        raise ValueError("tahun")
 
     total = Decimal(0)
     for t, re_, arah, bobot in inds:
@@ -171,6 +202,8 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
         level_p = "tinggi" if skor_potensi > 80 else "menengah" if skor_potensi > 60 else "rendah"
         kotak = BOX[(level_k, level_p)]
     riwayat = r.get("riwayat_predikat") or []
+    if any(p not in FAKTOR for p in riwayat):
+        raise ValueError("riwayat")
     good = ("baik", "sangat_baik")
     layak = (len(riwayat) >= 2 and riwayat[-1] in good and riwayat[-2] in good
              and _dec(r["tahun_dalam_pangkat"]) >= 4 and hukuman is None and lhkpn)

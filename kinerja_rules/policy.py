@@ -98,6 +98,7 @@ class CompiledPolicy:
         self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
         self._validate = build_validator(checked.input)
         self._fast_validate = build_fast_validator(checked.input)
+        self._period_cache: dict[str, dt.date] = {}
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
         self._closures = self._build_closures()
@@ -137,10 +138,16 @@ class CompiledPolicy:
         value = clean.get(self.period)
         if isinstance(value, dt.date):
             return value
+        cached = self._period_cache.get(value)
+        if cached is not None:
+            return cached
         match = _PERIOD_RE.match(value) if isinstance(value, str) else None
         if match is None or not 1 <= int(match.group(2)) <= 12:
             raise RecordError([FieldError(path=self.period, message=f"must be a period YYYY-MM, not {value!r}")])
-        return period_start(value)
+        start = period_start(value)
+        if len(self._period_cache) < 4096:
+            self._period_cache[value] = start
+        return start
 
     def params_for(self, as_of: dt.date) -> tuple[tuple[Any, ...], tuple[dt.date, ...]]:
         """The value of every parameter in force on `as_of`, with the date each took effect."""

@@ -1,0 +1,17 @@
+"""The nasional policy agrees with an independent hand-written implementation on generated records."""
+
+from __future__ import annotations
+
+import sys
+
+from kinerja_rules import Engine
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_engine import generate, hand_written  # noqa: E402
+
+
+def test_policy_matches_hand_written_rules(engine: Engine) -> None:
+    policy = engine.policy("nasional")
+    for record in generate(1500, seed=11):
+        assert policy.evaluate(record).outputs == hand_written(record), record
