@@ -359,7 +359,10 @@ class _Gen:
         self.vars.append({name: f"a{i}" for i, (name, _) in enumerate(table.inputs)})
         body: list[ast.stmt] = []
         params = {"P", "as_of"}
+        used = {name for kind, name in table.deps if kind == "param"}
         for pname, pi in self.param_index.items():
+            if pname not in used:
+                continue
             body.append(ast.Assign(targets=[_name(f"p{pi}", ast.Store())],
                                    value=ast.Subscript(value=_name("P"), slice=_const(pi), ctx=ast.Load())))
         args_tuple = ast.Tuple(elts=[_name(a) for a in names], ctx=ast.Load())

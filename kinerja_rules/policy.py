@@ -336,7 +336,7 @@ class CompiledPolicy:
             if "cite" in static:
                 entry["cite"] = static["cite"]
             entry["definitions"] = [def_entries[d] for d in closure.definitions]
-            entry["tables"] = [row for tname in closure.tables for row in table_rows.get(tname, ())]
+            entry["tables"] = [row for tname in closure.tables if tname in table_rows for row in table_rows[tname]]
             plist: list[dict[str, Any]] = []
             for pname in closure.params:
                 found = param_entries.get(pname)
@@ -352,7 +352,7 @@ class CompiledPolicy:
             entry["parameters"] = plist
             if output.rules:
                 entry["rules"] = [{**r, "fired": r["rule"] in fired} for r in static["rules"]]
-            entry["inputs"] = list(closure.inputs)
+            entry["inputs"] = closure.inputs
             result[name] = entry
         return {"as_of": as_of, "outputs": result}
 

@@ -139,7 +139,6 @@ def _fmt(v: Any) -> str:
 def build_validator(field: Field) -> Validator:
     """A function (value, path, errors) -> normalised value, appending FieldErrors."""
     spec = field.spec
-    kind = field.type.kind
     optional = field.type.optional
     has_default = spec.default is not msgspec.UNSET
     inner = _inner(field)
@@ -154,7 +153,6 @@ def build_validator(field: Field) -> Validator:
             return None
         return inner(value, path, errors)
 
-    _ = kind
     return validate
 
 

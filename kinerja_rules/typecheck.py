@@ -245,8 +245,7 @@ class Checker:
     def _call(self, node: n.Call, expected: Type | None, env: dict[str, Type]) -> Type:
         name = node.func
         scope = self.scope
-        if name in AGGREGATES and len(node.args) == 1 and name not in ("min", "max") or (
-                name in ("min", "max") and len(node.args) == 1):
+        if name in AGGREGATES and len(node.args) == 1:
             source = self.check(node.args[0], None, env)
             if source.kind != "list" or source.optional:
                 raise TypeProblem(f"{name}(…) of one argument needs a list, not {source}", node.args[0].pos, "E109")
