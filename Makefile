@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test bench clean
+.PHONY: install serve check test typecheck bench clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ check: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+typecheck: install
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/bench_engine.py

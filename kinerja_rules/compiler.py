@@ -26,6 +26,13 @@ from kinerja_rules.types import Type
 _BUILTIN_IMPLS = {spec.name: spec for spec in BUILTINS}
 
 
+def _function_def(**fields: Any) -> ast.FunctionDef:
+    """An `ast.FunctionDef` on every supported Python (3.12 added `type_params`)."""
+    if "type_params" in ast.FunctionDef._fields:
+        fields.setdefault("type_params", [])
+    return ast.FunctionDef(**fields)
+
+
 class TableMiss(Exception):
     """No row of a table matched (possible only where static analysis could not prove coverage)."""
 
@@ -120,10 +127,10 @@ class _Gen:
         if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, Decimal):
             return _const(value)
         key = (type(value).__name__, repr(value))
-        name = self.consts.get(key)  # type: ignore[arg-type]
+        name = self.consts.get(key)
         if name is None:
             name = f"c{len(self.consts)}"
-            self.consts[key] = name  # type: ignore[index]
+            self.consts[key] = name
             self.ns[name] = value
         return _name(name)
 
@@ -428,10 +435,10 @@ class _Gen:
         arg_list = [ast.arg(arg=a) for a in names] + [ast.arg(arg=p) for p in sorted(params)]
         if self.traced:
             arg_list.append(ast.arg(arg="H"))
-        return ast.FunctionDef(name=f"t{idx}t" if self.traced else f"t{idx}",
+        return _function_def(name=f"t{idx}t" if self.traced else f"t{idx}",
                                args=ast.arguments(posonlyargs=[], args=arg_list, kwonlyargs=[], kw_defaults=[],
                                                   defaults=[]),
-                               body=body, decorator_list=[], returns=None, type_params=[])
+                               body=body, decorator_list=[], returns=None)
 
 
 def _lookup(name: str, table: dict[Any, Any], key: Any) -> Any:
@@ -474,8 +481,8 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
             line[0] += 1
             for node in ast.walk(stmt):
                 if isinstance(node, (ast.expr, ast.stmt, ast.arg, ast.keyword)):
-                    node.lineno = node.end_lineno = line[0]  # type: ignore[attr-defined]
-                    node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
+                    node.lineno = node.end_lineno = line[0]
+                    node.col_offset = node.end_col_offset = 0
             sites[line[0]] = site
             return stmt
 
@@ -530,10 +537,10 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
                                                        ctx=ast.Load())], ctx=ast.Load())
         body.append(ast.Return(value=result))
         args = ["r", "P", "N", "as_of"] + (["H"] if traced else [])
-        fn = ast.FunctionDef(name="run_traced" if traced else "run",
+        fn = _function_def(name="run_traced" if traced else "run",
                              args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], kwonlyargs=[],
                                                 kw_defaults=[], defaults=[]),
-                             body=body, decorator_list=[], returns=None, type_params=[])
+                             body=body, decorator_list=[], returns=None)
         if traced:
             ns["_pk"] = _traced_lookup
         module_body.append(fn)

@@ -18,7 +18,9 @@ from typing import Any
 
 import msgspec
 
+from kinerja_rules.compiler import _function_def
 from kinerja_rules.schema import MAX_LIST_ITEMS, Field
+
 
 
 class GiveUp(Exception):
@@ -129,7 +131,8 @@ class _Build:
             body += self.field(sub, call, local)
             keys.append(ast.Constant(name))
             values.append(ast.Name(id=local, ctx=ast.Load()))
-        body.append(ast.Assign(targets=[ast.Name(id=out, ctx=ast.Store())], value=ast.Dict(keys=keys, values=values)))
+        body.append(ast.Assign(targets=[ast.Name(id=out, ctx=ast.Store())],
+                               value=ast.Dict(keys=list[ast.expr | None](keys), values=list[ast.expr](values))))
         return body
 
     def bounds(self, field: Field, out: str) -> list[ast.stmt]:
@@ -150,9 +153,9 @@ class _Build:
         else:
             body = _stmts("if x is None:\n    raise GiveUp") + body
         body += _stmts("return x")
-        self.functions.append(ast.FunctionDef(
+        self.functions.append(_function_def(
             name=name, args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="x")], kwonlyargs=[], kw_defaults=[],
-                                          defaults=[]), body=body, decorator_list=[], returns=None, type_params=[]))
+                                          defaults=[]), body=body, decorator_list=[], returns=None))
         return name
 
 
@@ -160,9 +163,9 @@ def build_fast_validator(root: Field) -> Callable[[Any], dict[str, Any]]:
     """A function record -> normalised record that raises GiveUp on anything but a clean record."""
     builder = _Build()
     body = builder.value(root, "r") + _stmts("return r")
-    fn = ast.FunctionDef(name="fast", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="r")], kwonlyargs=[],
+    fn = _function_def(name="fast", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="r")], kwonlyargs=[],
                                                          kw_defaults=[], defaults=[]),
-                         body=body, decorator_list=[], returns=None, type_params=[])
+                         body=body, decorator_list=[], returns=None)
     module = ast.Module(body=[*builder.functions, fn], type_ignores=[])
     ast.fix_missing_locations(module)
     exec(compile(module, "<record validator>", "exec"), builder.ns)  # built from ast; no policy text runs

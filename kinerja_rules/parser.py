@@ -247,7 +247,7 @@ def parse(text: str, start: str = "expression") -> Any:
         ) from None
     except UnexpectedCharacters as exc:
         raise ExpressionSyntaxError(
-            f"unexpected character {text[exc.pos_in_stream]!r}", exc.line, exc.column
+            f"unexpected character {text[exc.pos_in_stream or 0]!r}", exc.line, exc.column
         ) from None
     except UnexpectedEOF as exc:
         lines = text.split("\n")

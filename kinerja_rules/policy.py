@@ -36,7 +36,7 @@ class _Closure:
 
 def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = None) -> set[str]:
     """The record paths an expression reads (`skp.indikator[*].target`)."""
-    loop = loop or {}
+    scope: dict[str, str] = dict(loop or {})
     found: set[str] = set()
 
     def path(node: n.Expr) -> str | None:
@@ -46,8 +46,8 @@ def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = 
                 return None
             if res[0] == "input":
                 return str(res[1])
-            if res[0] == "var" and res[1] in loop:
-                return loop[res[1]]
+            if res[0] == "var" and res[1] in scope:
+                return scope[res[1]]
             return None
         if isinstance(node, n.Attr):
             base = path(node.obj)
@@ -57,26 +57,26 @@ def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = 
             return f"{base}[*].{node.name}" if kind is not None and kind.kind == "list" else f"{base}.{node.name}"
         return None
 
-    def walk(node: n.Expr, scope: dict[str, str]) -> None:
-        nonlocal loop
+    def walk(node: n.Expr) -> None:
+        nonlocal scope
         p = path(node)
         if p is not None:
             found.add(p)
             return
         if isinstance(node, n.Aggregate):
-            walk(node.source, scope)
+            walk(node.source)
             src = path(node.source)
-            saved = loop
-            loop = {**loop, node.var: f"{src}[*]"} if src else loop
-            walk(node.elem, scope)
+            saved = scope
+            scope = {**scope, node.var: f"{src}[*]"} if src else scope
+            walk(node.elem)
             if node.where is not None:
-                walk(node.where, scope)
-            loop = saved
+                walk(node.where)
+            scope = saved
             return
         for child in n.children(node):
-            walk(child, scope)
+            walk(child)
 
-    walk(expr, {})
+    walk(expr)
     return {p for p in found if p}
 
 
@@ -133,17 +133,20 @@ class CompiledPolicy:
         return clean  # type: ignore[no-any-return]
 
     def as_of_for(self, clean: dict[str, Any]) -> dt.date:
-        if self.period is None:
+        period = self.period
+        if period is None:
             raise RecordError([FieldError(path="as_of", message="this policy has no 'period' field; give as_of")])
-        value = clean.get(self.period)
+        value = clean.get(period)
         if isinstance(value, dt.date):
             return value
+        if not isinstance(value, str):
+            raise RecordError([FieldError(path=period, message=f"must be a period YYYY-MM, not {value!r}")])
         cached = self._period_cache.get(value)
         if cached is not None:
             return cached
-        match = _PERIOD_RE.match(value) if isinstance(value, str) else None
+        match = _PERIOD_RE.match(value)
         if match is None or not 1 <= int(match.group(2)) <= 12:
-            raise RecordError([FieldError(path=self.period, message=f"must be a period YYYY-MM, not {value!r}")])
+            raise RecordError([FieldError(path=period, message=f"must be a period YYYY-MM, not {value!r}")])
         start = period_start(value)
         if len(self._period_cache) < 4096:
             self._period_cache[value] = start
@@ -316,9 +319,9 @@ class CompiledPolicy:
         for hit in hits:
             if hit[0] == "table":
                 table = checked.tables[hit[1]]
-                entry = {"table": hit[1], "row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
-                         "output": hit[4], **self._table_static[(hit[1], hit[2])]}
-                table_rows.setdefault(table.name, []).append(entry)
+                row_entry = {"table": hit[1], "row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
+                             "output": hit[4], **self._table_static[(hit[1], hit[2])]}
+                table_rows.setdefault(table.name, []).append(row_entry)
             elif hit[0] == "param":
                 pairs = keyed.setdefault(hit[1], [])
                 if (hit[2], hit[3]) not in pairs:
