@@ -5,7 +5,7 @@ error the engine raises on purpose derives from `KinerjaError`.
 """
 
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef, to_json
-from kinerja_rules.engine import CheckReport, Engine, Registry, check_paths, validate_text
+from kinerja_rules.engine import CheckReport, Engine, Registry, check_paths, discover, validate_text
 from kinerja_rules.errors import (
     Diagnostic,
     EvaluationError,
@@ -18,6 +18,7 @@ from kinerja_rules.errors import (
     UnknownPolicyError,
 )
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
+from kinerja_rules.hookspecs import hookimpl
 from kinerja_rules.policy import CompiledPolicy
 
 __version__ = "0.1.0"
@@ -43,6 +44,8 @@ __all__ = [
     "Span",
     "UnknownPolicyError",
     "check_paths",
+    "discover",
+    "hookimpl",
     "to_json",
     "validate_text",
 ]

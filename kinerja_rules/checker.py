@@ -242,6 +242,8 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
             all_deps |= thing.deps
     used_functions = {name: spec for name, spec in functions.items() if ("func", name) in all_deps}
     indicator_specs = {name: spec for name, spec in indicator_specs.items() if ("indicator", name) in all_deps}
+    for spec in indicator_specs.values():
+        _check_indicator_source(ctx, policy, spec, input_types)
     checked = CheckedPolicy(
         assembled=policy, input=root, params=params, tables=tables, definitions=definitions,
         outputs=outputs, rules=rules, references=references, functions=used_functions,
@@ -490,6 +492,19 @@ def _key_coverage(ctx: _Ctx, item: Item, name: str, key: Type, dated: list[tuple
 def _indicator_types(ctx: _Ctx, specs: dict[str, IndicatorSpec], inputs: dict[str, Type],
                      policy: Assembled) -> dict[str, Type]:
     return {name: t.parse_type(spec.returns, {}) for name, spec in specs.items()}
+
+
+def _check_indicator_source(ctx: _Ctx, policy: Assembled, spec: IndicatorSpec, inputs: dict[str, Type]) -> None:
+    """A used indicator needs its source in the record, with the type the plugin expects."""
+    head, *rest = spec.source.split(".")
+    current: Type | None = inputs.get(head)
+    for part in rest:
+        current = current.required().field(part) if current is not None and current.kind == "record" else None
+    want = t.parse_type(spec.source_type, {})
+    if current is None or not t.assignable(current.required(), want.required()):
+        found = f"it is {current}" if current is not None else "the policy has no such input"
+        ctx.error("E056", f"indicator {spec.name!r} of plugin {spec.plugin!r} reads input {spec.source!r} as "
+                  f"{want}, but {found}", policy.header_source.key_span(("policy",)))
 
 
 def _clashes(ctx: _Ctx, policy: Assembled, inputs: dict[str, Type], sections: dict[str, set[str]],

@@ -13,8 +13,8 @@ from typing import IO, Any
 import msgspec
 
 from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
-from kinerja_rules.engine import Engine, check_paths
-from kinerja_rules.errors import KinerjaError, PolicyError
+from kinerja_rules.engine import Engine, Registry, check_paths, discover
+from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
 from kinerja_rules.testing import explain_text, run_all
 
 DEFAULT_POLICIES = Path("policies")
@@ -53,9 +53,27 @@ def _print_diagnostics(report_errors: Sequence[Any], warnings: Sequence[Any], ou
         print(file=out)
 
 
+def _registry(args: argparse.Namespace) -> Registry:
+    return discover([Path(p) for p in args.plugins or ()])
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    for name, version in sorted(registry.plugins.items()):
+        print(f"{name} {version}".rstrip())
+        for spec in sorted((f for f in registry.functions.values() if f.plugin == name), key=lambda f: f.name):
+            params = ", ".join(f"{p}: {t}" for p, t in spec.params) + (", …" if spec.variadic else "")
+            print(f"  function  {spec.name}({params}) -> {spec.returns}")
+            print(f"            {spec.description}")
+        for ind in sorted((i for i in registry.indicators.values() if i.plugin == name), key=lambda i: i.name):
+            print(f"  indicator {ind.name}: {ind.returns}  (from {ind.source}: {ind.source_type})")
+            print(f"            {ind.description}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [DEFAULT_POLICIES]
-    report = check_paths(paths)
+    report = check_paths(paths, _registry(args))
     _print_diagnostics(report.errors, report.warnings, sys.stderr)
     if report.errors:
         n = len(report.errors)
@@ -70,7 +88,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [DEFAULT_POLICIES]
     targets = {str(Path(p).resolve()) for p in args.paths}
-    report = check_paths(paths if not args.policies else [Path(args.policies), *paths])
+    report = check_paths(paths if not args.policies else [Path(args.policies), *paths], _registry(args))
     if report.errors:
         _print_diagnostics(report.errors, (), sys.stderr)
         return 1
@@ -134,7 +152,7 @@ def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             yield number, ErrorInfo(kind="input", message=f"invalid JSON on line {number}: {exc}", line=number)
 
 
-def _load_engine(policy_arg: str, policies: Path) -> tuple[Engine, str]:
+def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[Engine, str]:
     as_path = Path(policy_arg)
     if as_path.suffix in (".yaml", ".yml") or as_path.is_file():
         if not as_path.exists():
@@ -146,11 +164,11 @@ def _load_engine(policy_arg: str, policies: Path) -> tuple[Engine, str]:
         paths = [as_path]
         if policies.exists() and policies.resolve() not in as_path.resolve().parents:
             paths.append(policies)
-        engine = Engine.from_paths(paths)
+        engine = Engine.from_paths(paths, registry)
         if not isinstance(policy_id, str):
             raise PolicyError([_diag(f"{as_path} does not name a policy ('policy:' key)")])
         return engine, policy_id
-    return Engine.from_paths([policies]), policy_arg
+    return Engine.from_paths([policies], registry), policy_arg
 
 
 def _diag(message: str) -> Any:
@@ -160,7 +178,7 @@ def _diag(message: str) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    engine, policy_id = _load_engine(args.policy, Path(args.policies))
+    engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
     policy = engine.policy(policy_id)
     as_of = args.as_of
     stream: IO[bytes]
@@ -242,6 +260,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", metavar="DIR", help="also load parents from this folder")
     p.add_argument("--verbose", "-v", action="store_true", help="list passing tests too")
     p.set_defaults(run=cmd_test)
+
+    p = sub.add_parser("plugins", help="list plugins and the functions and indicators they add",
+                       formatter_class=fmt, epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins ./my_plugins\n",
+                       description="List the loaded plugins, their versions, and every function and indicator.")
+    p.set_defaults(run=cmd_plugins)
+    for name, command in sub.choices.items():
+        command.add_argument("--plugins", action="append", metavar="DIR",
+                             help="also load plugins from this folder (repeatable); installed plugins always load")
     return top
 
 
@@ -251,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except PolicyError as exc:
         print(exc.render(), file=sys.stderr)
+        return 1
+    except PluginError as exc:
+        print(f"plugin error: {exc}", file=sys.stderr)
         return 1
     except KinerjaError as exc:
         print(f"error: {exc}", file=sys.stderr)

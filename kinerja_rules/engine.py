@@ -7,6 +7,7 @@ The CLI and the server use only this module, its result types and its errors.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class Registry:
     functions: Mapping[str, FunctionSpec]
     indicators: Mapping[str, IndicatorSpec] = field(default_factory=dict)
     plugins: Mapping[str, str] = field(default_factory=dict)  # plugin name -> version
+    observe: Any = None  # the decision-observer hook caller, or None when no plugin observes
 
     @classmethod
     def builtins(cls) -> Registry:
@@ -46,6 +48,13 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+def discover(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) -> Registry:
+    """The registry of the built-ins, the installed plugins and the plugins in `plugin_dirs`."""
+    from kinerja_rules.plugins import load_registry
+
+    return load_registry(plugin_dirs, entry_points)
 
 
 def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = ()) -> tuple[list[PolicyFile], list[Diagnostic]]:
@@ -154,9 +163,23 @@ class Engine:
     def evaluate(self, policy_id: str, record: Any, as_of: dt.date | None = None,
                  explain: bool = False) -> Decision:
         """Evaluate one record; raises RecordError or EvaluationError for that record."""
-        return self.policy(policy_id).evaluate(record, as_of, explain)
+        decision = self.policy(policy_id).evaluate(record, as_of, explain)
+        if self.registry.observe is not None:
+            self._observe(policy_id, decision)
+        return decision
+
+    def _observe(self, policy_id: str, decision: Decision) -> None:
+        try:
+            self.registry.observe(policy_id=policy_id, decision=decision)
+        except Exception as exc:  # an observer never changes or loses a decision
+            logging.getLogger("kinerja_rules").warning("decision observer failed: %s: %s",
+                                                        type(exc).__name__, exc)
 
     def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False) -> Iterator[Decision | ErrorResult]:
         """Evaluate records in order; each bad record yields an ErrorResult, the others go on."""
-        return self.policy(policy_id).evaluate_many(records, as_of, explain)
+        policy = self.policy(policy_id)
+        for result in policy.evaluate_many(records, as_of, explain):
+            if self.registry.observe is not None and isinstance(result, Decision):
+                self._observe(policy_id, result)
+            yield result

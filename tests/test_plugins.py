@@ -1,0 +1,181 @@
+"""The plugin system: every hook, discovery, and every way a plugin can be broken."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinerja_rules import Engine, EvaluationError, PluginError, check_paths, hookspecs
+from kinerja_rules.engine import discover
+
+WHEN = dt.date(2024, 5, 1)
+POLICY = """
+policy: pakai
+effective: 2024-01-01
+inputs:
+  x: decimal
+  survei: {type: list of integer, default: []}
+outputs:
+  ganda: {type: decimal, expr: gandakan(x)}
+  jumlah: {type: integer, expr: jumlah_jawaban}
+"""
+PLUGIN = '''
+from kinerja_rules import FunctionSpec, IndicatorSpec
+from kinerja_rules.hookspecs import hookimpl
+
+__version__ = "1.2.3"
+SEEN = []
+
+def _gandakan(x):
+    if x < 0:
+        raise ValueError("negative input")
+    return x * 2
+
+@hookimpl
+def kinerja_register_functions():
+    return [FunctionSpec(name="gandakan", params=(("x", "decimal"),), returns="decimal", impl=_gandakan,
+                         description="Twice the value.")]
+
+@hookimpl
+def kinerja_register_indicators():
+    return [IndicatorSpec(name="jumlah_jawaban", source="survei", source_type="list of integer",
+                          returns="integer", impl=lambda answers: len(answers or []), description="Answers.")]
+
+@hookimpl
+def kinerja_observe_decision(policy_id, decision):
+    SEEN.append((policy_id, decision.outputs))
+'''
+
+
+def _plugin_dir(tmp_path: Path, name: str, body: str) -> Path:
+    folder = tmp_path / f"plugins_{name}"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+    sys.modules.pop(name, None)
+    return folder
+
+
+@pytest.fixture
+def contoh(tmp_path: Path) -> tuple[Engine, Any]:
+    plugins = _plugin_dir(tmp_path, "contoh_plugin", PLUGIN)
+    (tmp_path / "pakai.yaml").write_text(POLICY)
+    registry = discover([plugins], entry_points=False)
+    engine = Engine.from_paths([tmp_path / "pakai.yaml"], registry)
+    return engine, sys.modules["contoh_plugin"]
+
+
+def test_hook_kinerja_register_functions(contoh: tuple[Engine, Any], tmp_path: Path) -> None:
+    engine, _ = contoh
+    assert engine.evaluate("pakai", {"x": 1.5}, as_of=WHEN).outputs["ganda"] == 3
+    spec = engine.registry.functions["gandakan"]
+    assert spec.plugin == "contoh_plugin" and spec.version == "1.2.3"
+    (tmp_path / "salah.yaml").write_text(POLICY.replace("pakai", "salah").replace("gandakan(x)", 'gandakan("x")'))
+    report = check_paths([tmp_path / "salah.yaml"], engine.registry)
+    assert "argument 'x' of gandakan() must be decimal, not text" in report.errors[0].message
+
+
+def test_hook_kinerja_register_indicators(contoh: tuple[Engine, Any]) -> None:
+    engine, _ = contoh
+    assert engine.evaluate("pakai", {"x": 1, "survei": [4, 3, 2]}, as_of=WHEN).outputs["jumlah"] == 3
+
+
+def test_hook_kinerja_observe_decision(contoh: tuple[Engine, Any]) -> None:
+    engine, module = contoh
+    engine.evaluate("pakai", {"x": 2}, as_of=WHEN)
+    list(engine.evaluate_many("pakai", [{"x": 3}, {"x": "bad"}], as_of=WHEN))
+    assert [outputs["ganda"] for _, outputs in module.SEEN] == [4, 6]
+    assert all(pid == "pakai" for pid, _ in module.SEEN)
+
+
+def test_every_hook_has_a_test() -> None:
+    hooks = {name for name in vars(hookspecs) if name.startswith("kinerja_")}
+    tests = {name.removeprefix("test_hook_") for name in globals() if name.startswith("test_hook_")}
+    assert hooks <= tests, f"hooks without a test: {sorted(hooks - tests)}"
+
+
+def test_no_observer_means_no_call(tmp_path: Path) -> None:
+    registry = discover([], entry_points=False)
+    assert registry.observe is None
+
+
+def test_plugin_fault_names_plugin_and_function(contoh: tuple[Engine, Any]) -> None:
+    engine, _ = contoh
+    with pytest.raises(EvaluationError) as err:
+        engine.evaluate("pakai", {"x": -1}, as_of=WHEN)
+    assert "function 'gandakan' of plugin 'contoh_plugin'" in err.value.where
+    assert "negative input" in str(err.value)
+
+
+def test_digest_includes_plugin_versions(contoh: tuple[Engine, Any], tmp_path: Path) -> None:
+    engine, _ = contoh
+    first = engine.policy("pakai").digest
+    plugins = _plugin_dir(tmp_path, "contoh_plugin2", PLUGIN.replace("1.2.3", "1.2.4"))
+    sys.modules.pop("contoh_plugin", None)
+    registry = discover([plugins], entry_points=False)
+    assert Engine.from_paths([tmp_path / "pakai.yaml"], registry).policy("pakai").digest != first
+
+
+def test_entry_point_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = _plugin_dir(tmp_path, "ep_plugin", PLUGIN)
+    monkeypatch.syspath_prepend(str(folder))
+
+    class FakeDist:
+        version = "9.9"
+        entry_points = [importlib.metadata.EntryPoint(name="ep_plugin", value="ep_plugin", group="kinerja_rules")]
+
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: [FakeDist()])
+    registry = discover([])
+    assert registry.plugins["ep_plugin"] == "9.9"
+    assert registry.functions["gandakan"].plugin == "ep_plugin"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("from kinerja_rules.hookspecs import hookimpl\n@hookimpl\ndef kinerja_register_functionz():\n    return []\n",
+     "unknown hook 'kinerja_register_functionz'"),
+    ("import not_a_module_anywhere\n", "failed to import"),
+    ("from kinerja_rules import FunctionSpec\nfrom kinerja_rules.hookspecs import hookimpl\n@hookimpl\n"
+     "def kinerja_register_functions():\n    return [FunctionSpec(name='f', params=(('x', 'desimal'),), "
+     "returns='decimal', impl=abs, description='')]\n", "parameter 'x' of function 'f' has an invalid type"),
+    ("from kinerja_rules import FunctionSpec\nfrom kinerja_rules.hookspecs import hookimpl\n@hookimpl\n"
+     "def kinerja_register_functions():\n    return [FunctionSpec(name='round', params=(('x', 'decimal'),), "
+     "returns='decimal', impl=abs, description='')]\n", "both register function 'round'"),
+    ("from kinerja_rules.hookspecs import hookimpl\n@hookimpl\ndef kinerja_register_functions():\n"
+     "    return 'nope'\n", "must return a list of FunctionSpec"),
+])
+def test_broken_plugins_are_clear_errors(tmp_path: Path, body: str, message: str) -> None:
+    name = f"rusak_{abs(hash(body)) % 10**8}"
+    folder = _plugin_dir(tmp_path, name, "from kinerja_rules.hookspecs import hookimpl\n" + body
+                         if "import not_a_module" in body else body)
+    with pytest.raises(PluginError) as err:
+        discover([folder], entry_points=False)
+    assert message in str(err.value)
+    assert name in str(err.value)
+
+
+def test_cli_lists_plugins(tmp_path: Path) -> None:
+    import subprocess
+
+    folder = _plugin_dir(tmp_path, "daftar_plugin", PLUGIN)
+    result = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "plugins", "--plugins", str(folder)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "daftar_plugin 1.2.3" in result.stdout
+    assert "function  gandakan(x: decimal) -> decimal" in result.stdout
+    assert "indicator jumlah_jawaban: integer  (from survei: list of integer)" in result.stdout
+    broken = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "plugins", "--plugins", str(tmp_path / "nope")],
+                            capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 1 and "plugin error" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_indicator_source_must_match_the_policy_inputs(contoh: tuple[Engine, Any], tmp_path: Path) -> None:
+    engine, _ = contoh
+    (tmp_path / "lain.yaml").write_text(POLICY.replace("pakai", "lain").replace("list of integer", "text"))
+    report = check_paths([tmp_path / "lain.yaml"], engine.registry)
+    assert any("indicator 'jumlah_jawaban' of plugin 'contoh_plugin' reads input 'survei'" in d.message
+               for d in report.errors)
