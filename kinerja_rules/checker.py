@@ -234,8 +234,6 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
             ctx.error("E131", f"output {o.name!r} has no 'expr' and no rule adds to it", ctx.at(src))
 
     cases = _cases(ctx, items["fixtures"], items["tests"], outputs)
-    if ctx.diags:
-        return None, ctx.diags
     all_deps: set[tuple[str, str]] = set()
     for group in (definitions.values(), outputs.values(), rules.values(), tables.values()):
         for thing in group:
@@ -244,6 +242,8 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
     indicator_specs = {name: spec for name, spec in indicator_specs.items() if ("indicator", name) in all_deps}
     for spec in indicator_specs.values():
         _check_indicator_source(ctx, policy, spec, input_types)
+    if ctx.diags:
+        return None, ctx.diags
     checked = CheckedPolicy(
         assembled=policy, input=root, params=params, tables=tables, definitions=definitions,
         outputs=outputs, rules=rules, references=references, functions=used_functions,

@@ -175,7 +175,8 @@ def test_cli_lists_plugins(tmp_path: Path) -> None:
 
 def test_indicator_source_must_match_the_policy_inputs(contoh: tuple[Engine, Any], tmp_path: Path) -> None:
     engine, _ = contoh
-    (tmp_path / "lain.yaml").write_text(POLICY.replace("pakai", "lain").replace("list of integer", "text"))
+    (tmp_path / "lain.yaml").write_text(POLICY.replace("pakai", "lain").replace(
+        "survei: {type: list of integer, default: []}", "survei: text"))
     report = check_paths([tmp_path / "lain.yaml"], engine.registry)
     assert any("indicator 'jumlah_jawaban' of plugin 'contoh_plugin' reads input 'survei'" in d.message
                for d in report.errors)
