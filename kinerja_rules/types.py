@@ -122,8 +122,35 @@ class TypeSyntaxError(ValueError):
     pass
 
 
+def _split_fields(body: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in body:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    if current.strip():
+        parts.append(current)
+    return parts
+
+
 def parse_type(text: str, named: dict[str, Type]) -> Type:
-    """Turn a written type (`optional list of decimal`) into a Type."""
+    """Turn a written type (`optional list of decimal`, `record {a: integer}`) into a Type."""
+    stripped = text.strip()
+    head = stripped.removeprefix("optional").strip()
+    if head.startswith("record") and head.endswith("}") and "{" in head:
+        body = head[head.index("{") + 1:-1]
+        fields = []
+        for part in _split_fields(body):
+            name, sep, ftype = part.partition(":")
+            if not sep or not name.strip().isidentifier():
+                raise TypeSyntaxError(f"cannot read record field {part.strip()!r}; write 'name: type'")
+            fields.append((name.strip(), parse_type(ftype, named)))
+        record = Type(kind="record", name="record", fields=tuple(fields))
+        return record.maybe() if stripped.startswith("optional") else record
     words = text.split()
     if not words:
         raise TypeSyntaxError("empty type")
