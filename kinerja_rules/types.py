@@ -113,8 +113,9 @@ def assignable(source: Type, target: Type) -> bool:
         return source.item.kind == "any" or assignable(source.item, target.item)
     if source.kind == "enum":
         return source.name == target.name and source.values == target.values
-    if source.kind == "record":
-        return source.name == target.name and source.fields == target.fields
+    if source.kind == "record":  # structural: every field the target needs, of a fitting type
+        have = dict(source.fields)
+        return all(name in have and assignable(have[name], ftype) for name, ftype in target.fields)
     return True
 
 
