@@ -199,7 +199,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if isinstance(item, ErrorInfo):
                 result: Any = ErrorResult(error=item, policy=policy.ref)
             else:
-                result = policy.evaluate_safely(item, as_of, args.explain or args.explain_text)
+                result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text)
                 if isinstance(result, ErrorResult):
                     result = ErrorResult(policy=result.policy,
                                          error=msgspec.structs.replace(result.error, line=line))

@@ -175,6 +175,14 @@ class Engine:
             logging.getLogger("kinerja_rules").warning("decision observer failed: %s: %s",
                                                         type(exc).__name__, exc)
 
+    def evaluate_safely(self, policy_id: str, record: Any, as_of: dt.date | None = None,
+                        explain: bool = False) -> Decision | ErrorResult:
+        """Evaluate one record; a bad record gives an ErrorResult instead of raising."""
+        result = self.policy(policy_id).evaluate_safely(record, as_of, explain)
+        if self.registry.observe is not None and isinstance(result, Decision):
+            self._observe(policy_id, result)
+        return result
+
     def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False) -> Iterator[Decision | ErrorResult]:
         """Evaluate records in order; each bad record yields an ErrorResult, the others go on."""

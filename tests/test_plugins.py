@@ -180,3 +180,23 @@ def test_indicator_source_must_match_the_policy_inputs(contoh: tuple[Engine, Any
     report = check_paths([tmp_path / "lain.yaml"], engine.registry)
     assert any("indicator 'jumlah_jawaban' of plugin 'contoh_plugin' reads input 'survei'" in d.message
                for d in report.errors)
+
+
+def test_cli_eval_decisions_reach_observers(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    folder = _plugin_dir(tmp_path, "saksi_plugin", '''
+from kinerja_rules.hookspecs import hookimpl
+
+@hookimpl
+def kinerja_observe_decision(policy_id, decision):
+    import sys
+    print(f"observed {policy_id} {decision.outputs['ganda']}", file=sys.stderr)
+''' + PLUGIN.replace("def kinerja_observe_decision", "def _unused"))
+    (tmp_path / "pakai.yaml").write_text(POLICY)
+    result = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "eval", str(tmp_path / "pakai.yaml"),
+                             "--plugins", str(folder), "--as-of", "2024-05-01"],
+                            input=json.dumps({"x": 4}), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "observed pakai 8" in result.stderr
