@@ -7,6 +7,7 @@ The CLI and the server use only this module, its result types and its errors.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,12 @@ def discover(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) -> Reg
     from kinerja_rules.plugins import load_registry
 
     return load_registry(plugin_dirs, entry_points)
+
+
+@functools.cache
+def default_registry() -> Registry:
+    """The built-ins and every installed plugin: what a call without a registry uses."""
+    return discover()
 
 
 def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = ()) -> tuple[list[PolicyFile], list[Diagnostic]]:
@@ -113,7 +120,7 @@ def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
 def check_paths(paths: Sequence[Path], registry: Registry | None = None) -> CheckReport:
     """Load, check and compile the policies under `paths`, collecting every diagnostic."""
     files, diags = _read(paths)
-    report = build(files, registry or Registry.builtins())
+    report = build(files, registry or default_registry())
     return CheckReport(policies=report.policies, errors=tuple(diags) + report.errors, warnings=report.warnings)
 
 
@@ -123,7 +130,7 @@ def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Reg
     own = [pf for pf in files if pf.source.name == name]
     ids = {pf.policy_id for pf in own}
     others = [pf for pf in files if pf.source.name != name and pf.policy_id not in ids]
-    report = build(own + others, registry or Registry.builtins(), only=ids)
+    report = build(own + others, registry or default_registry(), only=ids)
     errors = [d for d in diags + list(report.errors) if d.span is None or d.span.file == name]
     return CheckReport(policies=report.policies, errors=tuple(errors),
                        warnings=tuple(w for w in report.warnings if w.span is None or w.span.file == name))
@@ -135,13 +142,16 @@ class Engine:
     def __init__(self, policies: Mapping[str, CompiledPolicy], registry: Registry | None = None,
                  warnings: Sequence[Diagnostic] = ()) -> None:
         self._policies = dict(policies)
-        self.registry = registry or Registry.builtins()
+        self.registry = registry or default_registry()
         self.warnings = tuple(warnings)
 
     @classmethod
     def from_paths(cls, paths: Sequence[Path], registry: Registry | None = None) -> Engine:
-        """Load every policy under `paths`; raises PolicyError if any fails to compile."""
-        registry = registry or Registry.builtins()
+        """Load every policy under `paths` with `registry` (default: built-ins and installed plugins).
+
+        Raises PolicyError if any policy fails to compile.
+        """
+        registry = registry or default_registry()
         report = check_paths(paths, registry)
         if report.errors:
             raise PolicyError(report.errors)

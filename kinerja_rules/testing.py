@@ -78,7 +78,7 @@ def explain_text(decision: Decision, only: list[str] | None = None) -> str:
     """A decision trace as text a policy author can read."""
     import msgspec
 
-    trace = msgspec.json.decode(to_json(decision))["trace"]
+    trace = msgspec.json.Decoder(float_hook=Decimal).decode(to_json(decision))["trace"]
     out = [f"as of {trace['as_of']}"]
     for name, entry in trace["outputs"].items():
         if only is not None and name not in only:
