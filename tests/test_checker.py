@@ -71,3 +71,11 @@ def test_the_bundled_policies_check_clean() -> None:
     report = check_paths([POLICIES])
     assert report.ok, [d.render() for d in report.errors]
     assert "nasional" in report.policies
+
+
+def test_comma_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("policy: koma\neffective: 2024-01-01\ninputs:\n  x: decimal\n"
+                                     "outputs:\n  y: {type: decimal, expr: round(x, 2, half_up)}\n")
+    diag = check_paths([tmp_path]).errors[0]
+    assert diag.code == "E010" and diag.span.line == 6
+    assert "quote an expression that has commas" in diag.render()
