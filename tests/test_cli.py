@@ -19,7 +19,8 @@ def kinerja(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 def test_check_ok() -> None:
     result = kinerja("check")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("ok  nasional")
+    assert "ok  nasional 2024.1" in result.stdout.splitlines()[1] or "ok  nasional 2024.1" in result.stdout
+    assert all(line.startswith("ok  ") for line in result.stdout.splitlines())
 
 
 def test_check_reports_errors_with_nonzero_exit() -> None:
