@@ -227,7 +227,7 @@ def convert_item(data: Any, spec: type, source: SourceFile, path: Path_) -> tupl
                 if not NAME_RE.match(match.group(1)):
                     return None, [Diagnostic(
                         code="E010", message=message, span=source.key_span(full),
-                        hint="inside { … } a comma ends the value: quote an expression that has commas, "
+                        hint="inside { … } a comma ends the value: quote a value (an expression, a text) that has commas, "
                              'e.g. expr: "round(x, 2, half_up)"')]
         elif "missing required field" in text:
             message = text.replace("Object missing required field", "missing required key").replace("`", "'")

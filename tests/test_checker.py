@@ -78,4 +78,4 @@ def test_comma_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> None:
                                      "outputs:\n  y: {type: decimal, expr: round(x, 2, half_up)}\n")
     diag = check_paths([tmp_path]).errors[0]
     assert diag.code == "E010" and diag.span.line == 6
-    assert "quote an expression that has commas" in diag.render()
+    assert "quote a value (an expression, a text) that has commas" in diag.render()
