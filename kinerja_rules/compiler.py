@@ -84,15 +84,20 @@ class Site:
     name: str
 
 
-@dataclass
 class CompiledCode:
-    run: Callable[..., Any]
-    run_traced: Callable[..., Any]
-    sites: dict[int, Site]
-    filename: str
-    param_order: tuple[str, ...]
-    definition_order: tuple[str, ...]
-    output_order: tuple[str, ...]
+    """A policy's evaluation functions; the traced one is built the first time it is needed."""
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self._policy = policy
+        self.run, self.sites, self.filename = _compile_variant(policy, traced=False)
+        self._traced: Callable[..., Any] | None = None
+
+    @property
+    def run_traced(self) -> Callable[..., Any]:
+        if self._traced is None:  # two threads may both build it; either result is the same
+            self._traced, sites, _ = _compile_variant(self._policy, traced=True)
+            self.sites.update(sites)
+        return self._traced
 
 
 def _name(identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
@@ -465,7 +470,12 @@ def _nested_dict(paths: list[tuple[str, ast.expr]]) -> ast.expr:
 
 
 def compile_policy(policy: CheckedPolicy) -> CompiledCode:
-    """Build and compile the plain and traced evaluation functions of a policy."""
+    """Compile the plain evaluation function now and the traced one on first use."""
+    return CompiledCode(policy)
+
+
+def _compile_variant(policy: CheckedPolicy, traced: bool) -> tuple[Callable[..., Any], dict[int, Site], str]:
+    """Build and compile one variant (plain or traced) of a policy's evaluation function."""
     ns: dict[str, Any] = {"__builtins__": {"sum": sum, "len": len, "min": min, "max": max, "abs": abs,
                                            "any": any, "all": all, "list": list, "type": type, "int": int},
                           "_D": Decimal, "_lk": _lookup}
@@ -473,7 +483,7 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
     sites: dict[int, Site] = {}
     filename = f"<policy {policy.id}>"
     functions: dict[str, Callable[..., Any]] = {}
-    for traced in (False, True):
+    for traced in (traced,):
         gen = _Gen(policy, traced, ns, consts)
         line = [10]
 
@@ -549,9 +559,7 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
         code = compile(module, filename, "exec")
         exec(code, ns)  # the module is built from AST nodes; no policy text is executed
         functions[fn.name] = ns[fn.name]
-    return CompiledCode(run=functions["run"], run_traced=functions["run_traced"], sites=sites, filename=filename,
-                        param_order=tuple(policy.params), definition_order=tuple(policy.definitions),
-                        output_order=tuple(policy.outputs))
+    return functions["run_traced" if traced else "run"], sites, filename
 
 
 def _traced_lookup(trace: list[Any], name: str, table: dict[Any, Any], key: Any) -> Any:

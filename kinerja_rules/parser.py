@@ -28,10 +28,11 @@ class ExpressionSyntaxError(Exception):
 
 
 @functools.cache
-def _parser(start: str) -> Lark:
+def _parser() -> Lark:
+    """One LALR parser for both start rules, built once; Lark caches its tables on disk."""
     grammar = resources.files("kinerja_rules").joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", start=start,
-                propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", lexer="contextual", start=["expression", "tests"],
+                propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
 def _pos(meta: Any) -> n.Pos:
@@ -232,7 +233,7 @@ def parse(text: str, start: str = "expression") -> Any:
     if _nesting(text) > MAX_NESTING:
         raise ExpressionSyntaxError(f"expression nests deeper than {MAX_NESTING} brackets", 1, 1)
     try:
-        tree = _parser(start).parse(text)
+        tree = _parser().parse(text, start=start)
         return _BUILD.transform(tree)
     except UnexpectedToken as exc:
         tok = exc.token
