@@ -103,6 +103,14 @@ class CompiledPolicy:
         self._indicators = tuple(checked.indicators.values())
         self._closures = self._build_closures()
         self._static = self._static_trace()
+        self._keyed = tuple(p.key is not None for p in checked.params.values())
+        self._output_plan = tuple(
+            (name, tuple(name.split(".")), self._closures[name],
+             {**self._static[2][name],
+              "head": {k: v for k, v in (("expr", self._static[2][name]["expr"]),
+                                         ("cite", self._static[2][name].get("cite"))) if v}},
+             bool(output.rules))
+            for name, output in checked.outputs.items())
         self._param_pos = {name: i for i, name in enumerate(checked.params)}
         self._table_inputs = {name: tuple(i for i, _ in table.inputs) for name, table in checked.tables.items()}
         self._table_static = {(name, row.name): {**({"cite": cite_text(table.cite, checked.references)}
@@ -329,31 +337,22 @@ class CompiledPolicy:
             else:
                 fired.add(hit[1])
         param_entries: dict[str, list[dict[str, Any]]] = {}
+        for pname, i in param_pos.items():
+            base = {**static_params[pname], "effective": dates[i]}
+            if self._keyed[i]:
+                param_entries[pname] = [{**base, "key": key, "value": value} for key, value in keyed.get(pname, ())]
+            else:
+                param_entries[pname] = [{**base, "value": params[i]}]
         result: dict[str, Any] = {}
-        for name, output in checked.outputs.items():
-            closure = self._closures[name]
-            static = static_outputs[name]
-            entry: dict[str, Any] = {"value": _get(outputs, name)}
-            if static["expr"]:
-                entry["expr"] = static["expr"]
-            if "cite" in static:
-                entry["cite"] = static["cite"]
-            entry["definitions"] = [def_entries[d] for d in closure.definitions]
-            entry["tables"] = [row for tname in closure.tables if tname in table_rows for row in table_rows[tname]]
-            plist: list[dict[str, Any]] = []
-            for pname in closure.params:
-                found = param_entries.get(pname)
-                if found is None:
-                    i = param_pos[pname]
-                    base = {**static_params[pname], "effective": dates[i]}
-                    if checked.params[pname].key is None:
-                        found = [{**base, "value": params[i]}]
-                    else:
-                        found = [{**base, "key": key, "value": value} for key, value in keyed.get(pname, ())]
-                    param_entries[pname] = found
-                plist += found
-            entry["parameters"] = plist
-            if output.rules:
+        for name, path, closure, static, has_rules in self._output_plan:
+            value: Any = outputs
+            for part in path:
+                value = value[part]
+            entry: dict[str, Any] = {**static["head"], "value": value,
+                                     "definitions": [def_entries[d] for d in closure.definitions],
+                                     "tables": [row for t in closure.tables if t in table_rows for row in table_rows[t]],
+                                     "parameters": [e for p in closure.params for e in param_entries[p]]}
+            if has_rules:
                 entry["rules"] = [{**r, "fired": r["rule"] in fired} for r in static["rules"]]
             entry["inputs"] = closure.inputs
             result[name] = entry
