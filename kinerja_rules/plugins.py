@@ -12,10 +12,10 @@ import importlib
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pluggy
@@ -28,6 +28,7 @@ from kinerja_rules.typecheck import _param_type
 from kinerja_rules.types import TypeSyntaxError
 
 GROUP = "kinerja_rules"
+Spec = TypeVar("Spec", FunctionSpec, IndicatorSpec)
 
 
 def _version_of(dist: Any) -> str:
@@ -37,9 +38,14 @@ def _version_of(dist: Any) -> str:
         return ""
 
 
-def plugin_manager(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) -> pluggy.PluginManager:
-    """A plugin manager with the built-ins, the installed plugins and those in `plugin_dirs`."""
+def plugin_manager(plugin_dirs: Sequence[Path] = (),
+                   entry_points: bool = True) -> tuple[pluggy.PluginManager, dict[str, str]]:
+    """A plugin manager with the built-ins, the installed plugins and those in `plugin_dirs`.
+
+    Returns it with the version of each plugin, by name.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
+    versions = {"builtins": ""}
     pm.add_hookspecs(hookspecs)
     pm.register(builtin_plugin, name="builtins")
     if entry_points:
@@ -52,31 +58,29 @@ def plugin_manager(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) 
                 except Exception as exc:
                     raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: "
                                       f"{type(exc).__name__}: {exc}") from None
-                _register(pm, module, ep.name, _version_of(dist))
+                _register(pm, module, ep.name)
+                versions[ep.name] = _version_of(dist)
     for folder in plugin_dirs:
         for name, module in _modules_in(folder):
             if not pm.has_plugin(name):
-                _register(pm, module, name, str(getattr(module, "__version__", "")))
+                _register(pm, module, name)
+                versions[name] = str(getattr(module, "__version__", ""))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{exc}; the hooks are {', '.join(_hook_names())}") from None
-    return pm
+    return pm, versions
 
 
 def _hook_names() -> list[str]:
     return sorted(n for n in vars(hookspecs) if n.startswith("kinerja_"))
 
 
-def _register(pm: pluggy.PluginManager, module: Any, name: str, version: str) -> None:
+def _register(pm: pluggy.PluginManager, module: Any, name: str) -> None:
     try:
         pm.register(module, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
-    _VERSIONS[name] = version
-
-
-_VERSIONS: dict[str, str] = {}
 
 
 def _modules_in(folder: Path) -> list[tuple[str, ModuleType]]:
@@ -117,39 +121,37 @@ def _check_type(text: str, what: str, plugin: str) -> None:
         raise PluginError(f"plugin {plugin!r}: {what} has an invalid type: {exc}") from None
 
 
-def registry_from(pm: pluggy.PluginManager) -> Registry:
+def _registrations(hook: Any, kind: type[Spec]) -> Iterator[tuple[str, Spec]]:
+    """(plugin, spec) for every spec a registration hook returns, checking it returned specs."""
+    for impl in hook.get_hookimpls():
+        specs = impl.function()
+        if not isinstance(specs, (list, tuple)) or not all(isinstance(s, kind) for s in specs):
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook.name} must return a list of {kind.__name__}")
+        for spec in specs:
+            yield impl.plugin_name, spec
+
+
+def registry_from(pm: pluggy.PluginManager, versions: dict[str, str]) -> Registry:
     """Collect and check every registration into an immutable Registry."""
     functions: dict[str, FunctionSpec] = {}
     indicators: dict[str, IndicatorSpec] = {}
-    for impl in pm.hook.kinerja_register_functions.get_hookimpls():
-        plugin = impl.plugin_name
-        specs = impl.function()
-        if not isinstance(specs, (list, tuple)) or not all(isinstance(s, FunctionSpec) for s in specs):
-            raise PluginError(f"plugin {plugin!r}: kinerja_register_functions must return a list of FunctionSpec")
-        for spec in specs:
-            if spec.name in functions:
-                raise PluginError(f"plugins {functions[spec.name].plugin!r} and {plugin!r} both register "
-                                  f"function {spec.name!r}")
-            for pname, ptype in spec.params:
-                _check_type(ptype, f"parameter {pname!r} of function {spec.name!r}", plugin)
-            _check_type(spec.returns, f"the return of function {spec.name!r}", plugin)
-            if not callable(spec.impl):
-                raise PluginError(f"plugin {plugin!r}: function {spec.name!r} has no callable impl")
-            functions[spec.name] = msgspec.structs.replace(spec, plugin=plugin,
-                                                           version=_VERSIONS.get(plugin, spec.version))
-    for impl in pm.hook.kinerja_register_indicators.get_hookimpls():
-        plugin = impl.plugin_name
-        specs = impl.function()
-        if not isinstance(specs, (list, tuple)) or not all(isinstance(s, IndicatorSpec) for s in specs):
-            raise PluginError(f"plugin {plugin!r}: kinerja_register_indicators must return a list of IndicatorSpec")
-        for ind in specs:
-            if ind.name in indicators or ind.name in functions:
-                raise PluginError(f"plugin {plugin!r} registers {ind.name!r}, a name already registered")
-            _check_type(ind.returns, f"the value of indicator {ind.name!r}", plugin)
-            _check_type(ind.source_type, f"the source of indicator {ind.name!r}", plugin)
-            indicators[ind.name] = msgspec.structs.replace(ind, plugin=plugin,
-                                                           version=_VERSIONS.get(plugin, ind.version))
-    plugins = {name: _VERSIONS.get(name, "") for name, _ in pm.list_name_plugin()}
+    for plugin, spec in _registrations(pm.hook.kinerja_register_functions, FunctionSpec):
+        if spec.name in functions:
+            raise PluginError(f"plugins {functions[spec.name].plugin!r} and {plugin!r} both register "
+                              f"function {spec.name!r}")
+        for pname, ptype in spec.params:
+            _check_type(ptype, f"parameter {pname!r} of function {spec.name!r}", plugin)
+        _check_type(spec.returns, f"the return of function {spec.name!r}", plugin)
+        if not callable(spec.impl):
+            raise PluginError(f"plugin {plugin!r}: function {spec.name!r} has no callable impl")
+        functions[spec.name] = msgspec.structs.replace(spec, plugin=plugin, version=versions.get(plugin, spec.version))
+    for plugin, ind in _registrations(pm.hook.kinerja_register_indicators, IndicatorSpec):
+        if ind.name in indicators or ind.name in functions:
+            raise PluginError(f"plugin {plugin!r} registers {ind.name!r}, a name already registered")
+        _check_type(ind.returns, f"the value of indicator {ind.name!r}", plugin)
+        _check_type(ind.source_type, f"the source of indicator {ind.name!r}", plugin)
+        indicators[ind.name] = msgspec.structs.replace(ind, plugin=plugin, version=versions.get(plugin, ind.version))
+    plugins = {name: versions.get(name, "") for name, _ in pm.list_name_plugin()}
     observers = pm.hook.kinerja_observe_decision
     return Registry(functions=functions, indicators=indicators, plugins=plugins,
                     observe=observers if observers.get_hookimpls() else None)
@@ -157,4 +159,4 @@ def registry_from(pm: pluggy.PluginManager) -> Registry:
 
 def load_registry(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) -> Registry:
     """Discover plugins and build the registry policies are checked against."""
-    return registry_from(plugin_manager(plugin_dirs, entry_points))
+    return registry_from(*plugin_manager(plugin_dirs, entry_points))
