@@ -38,6 +38,15 @@ _EPILOG_TEST = """examples:
   kinerja test                        run the tests of every policy under policies/
   kinerja test policies/nasional.yaml
 """
+_EPILOG_SERVE = """examples:
+  kinerja serve                              http://127.0.0.1:8000, policies/ and installed plugins
+  kinerja serve --port 9000 --workers 2
+  kinerja serve --host 0.0.0.0 --keys keys.yaml
+
+Endpoints: POST /v1/policies/{id}/evaluate, POST /v1/policies/{id}/evaluate/batch,
+GET /v1/policies[/{id}], POST /v1/validate, POST /v1/admin/reload, GET /health,
+/ready, /metrics; interactive API docs at /docs.
+"""
 
 
 def _decoder() -> msgspec.json.Decoder[Any]:
@@ -221,6 +230,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from kinerja_rules.server.bodies import Limits
+    from kinerja_rules.server.serve import Settings, serve
+
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_depth=args.max_depth,
+                    max_list_items=args.max_list_items)
+    return serve(Settings(policies=[args.policies], plugins=list(args.plugins or ()), host=args.host, port=args.port,
+                          workers=args.workers, keys_file=args.keys, allow_unauthenticated=args.allow_unauthenticated,
+                          access_log=not args.no_access_log, limits=limits, graceful_timeout=args.graceful_timeout))
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from kinerja_rules.server.auth import hash_key, new_key
+
+    key = new_key()
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()] if args.policies else []
+    if not policies and not args.admin:
+        print("error: give --policies (ids, or '*') or --admin", file=sys.stderr)
+        return 2
+    print(f"# the key, for {args.name} only (it is not stored anywhere):", file=sys.stderr)
+    print(key, file=sys.stderr)
+    print("# add this entry under 'keys:' in the server's key file:", file=sys.stderr)
+    entry = {"name": args.name, "sha256": hash_key(key), "policies": policies, **({"admin": True} if args.admin else {})}
+    print("  - " + msgspec.json.encode(entry).decode())
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -265,7 +311,44 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins ./my_plugins\n",
                        description="List the loaded plugins, their versions, and every function and indicator.")
     p.set_defaults(run=cmd_plugins)
+    p = sub.add_parser("serve", help="serve decisions over HTTP", formatter_class=fmt, epilog=_EPILOG_SERVE,
+                       description="Serve the policies over HTTP (Litestar on uvicorn) until stopped (Ctrl-C or "
+                                   "SIGTERM finish the requests in flight first).")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
+                   help="the policies folder, re-read on reload (default: policies/)")
+    p.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("--keys", metavar="FILE", help="API key file (default: $KINERJA_API_KEYS_FILE or "
+                                                   "$KINERJA_API_KEYS; none: no authentication, loopback only)")
+    p.add_argument("--allow-unauthenticated", action="store_true",
+                   help="serve on a non-loopback address without API keys")
+    p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    p.add_argument("--graceful-timeout", type=_positive, default=30, metavar="SECONDS",
+                   help="how long in-flight requests may take to finish at shutdown (default: 30)")
+    p.add_argument("--max-body-bytes", type=_positive, default=16 * 1024 * 1024, metavar="N",
+                   help="largest request body (default: 16 MiB); larger gets 413")
+    p.add_argument("--max-batch", type=_positive, default=10_000, metavar="N",
+                   help="most records in one batch request (default: 10000)")
+    p.add_argument("--max-depth", type=_positive, default=32, metavar="N",
+                   help="deepest nesting inside a record (default: 32)")
+    p.add_argument("--max-list-items", type=_positive, default=10_000, metavar="N",
+                   help="longest list inside a record (default: 10000)")
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("key", help="make an API key and its key-file entry", formatter_class=fmt,
+                       epilog="examples:\n  kinerja key --name payroll --policies nasional,sawahlunto >> keys.yaml\n"
+                              "  kinerja key --name ops --policies '*' --admin\n",
+                       description="Make a random API key. The key goes to standard error, once; the entry for the "
+                                   "key file (with only its SHA-256) goes to standard output.")
+    p.add_argument("--name", required=True, help="who holds the key (shown in access logs)")
+    p.add_argument("--policies", metavar="IDS", help="comma-separated policy ids the key may use, or '*'")
+    p.add_argument("--admin", action="store_true", help="the key may also reload policies")
+    p.set_defaults(run=cmd_key)
+
     for name, command in sub.choices.items():
+        if name == "key":
+            continue
         command.add_argument("--plugins", action="append", metavar="DIR",
                              help="also load plugins from this folder (repeatable); installed plugins always load")
     return top

@@ -124,9 +124,13 @@ def check_paths(paths: Sequence[Path], registry: Registry | None = None) -> Chec
     return CheckReport(policies=report.policies, errors=tuple(diags) + report.errors, warnings=report.warnings)
 
 
-def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None) -> CheckReport:
-    """Check one policy document given as text, against the policies under `base` for its parents."""
-    files, diags = _read(base, [(name, text)])
+def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None,
+                  base_texts: Sequence[tuple[str, str]] = ()) -> CheckReport:
+    """Check one policy document given as text, against the policies under `base` for its parents.
+
+    `base_texts` gives more parents as (name, text) pairs; nothing is loaded into service.
+    """
+    files, diags = _read(base, [*((n, t) for n, t in base_texts if n != name), (name, text)])
     own = [pf for pf in files if pf.source.name == name]
     ids = {pf.policy_id for pf in own}
     others = [pf for pf in files if pf.source.name != name and pf.policy_id not in ids]
@@ -163,6 +167,18 @@ class Engine:
 
     def policies(self) -> list[CompiledPolicy]:
         return [self._policies[i] for i in self.ids]
+
+    def sources(self) -> list[tuple[str, str]]:
+        """The (name, text) of every policy file behind the loaded policies."""
+        seen: dict[str, str] = {}
+        for policy in self._policies.values():
+            for source in policy.checked.assembled.sources:
+                seen.setdefault(source.name, source.text)
+        return sorted(seen.items())
+
+    def validate_text(self, text: str, name: str) -> CheckReport:
+        """Check a policy document against this engine's policies (its possible parents)."""
+        return validate_text(text, name, registry=self.registry, base_texts=self.sources())
 
     def policy(self, policy_id: str) -> CompiledPolicy:
         try:

@@ -17,7 +17,7 @@ from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
-from kinerja_rules.schema import build_validator
+from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
 
 ENGINE_VERSION = "0.1.0"
@@ -365,6 +365,30 @@ class CompiledPolicy:
         return {"id": self.id, "title": self.title, "version": self.version, "digest": self.digest,
                 "extends": self.extends, "effective": self.effective,
                 "effective_dates": [d for d in dates if d >= self.effective]}
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything a client needs to call this policy: the identity, the input record's
+        JSON Schema, the outputs, the parameters with their dated values, and the references."""
+        checked = self.checked
+        refs = checked.references
+
+        def about(doc: str, cite: str) -> dict[str, str]:
+            return {k: v for k, v in (("doc", doc), ("cite", cite_text(cite, refs) if cite else "")) if v}
+
+        return {
+            **self.describe(),
+            "doc": self.doc,
+            "input_schema": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                             "title": f"{self.id} record", **json_schema(checked.input)},
+            "outputs": {name: {"type": str(o.type), **about(o.doc, o.cite),
+                               **({"rules": list(o.rules)} if o.rules else {})}
+                        for name, o in checked.outputs.items()},
+            "parameters": {name: {"type": str(p.type), **({"key": str(p.key)} if p.key is not None else {}),
+                                  "values": [{"effective": when, "value": value} for when, value in p.dated],
+                                  **about(p.doc, p.cite)}
+                           for name, p in checked.params.items()},
+            "references": refs,
+        }
 
 
 def _get(outputs: dict[str, Any], dotted: str) -> Any:

@@ -1,0 +1,147 @@
+"""Benchmark: the HTTP service on loopback, driven by wrk at a bounded load.
+
+Starts `kinerja serve` (one worker, default settings, access log on and discarded) on a
+free loopback port, waits for /ready, then for each scenario runs wrk for the given time
+at the given connections:
+
+- trivial: GET /health, the framework's ceiling on the same server settings;
+- evaluate: POST /v1/policies/nasional/evaluate, one generated record per request;
+- batch: POST /v1/policies/nasional/evaluate/batch, 1,000 records per request.
+
+Prints requests per second, p50/p99 latency, records per second for the batch, and the
+evaluate/trivial ratio. wrk comes from `make bench-tools` (Debian's package).
+
+    python bench/bench_server.py [--seconds 10] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench_engine import ROOT, generate
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+_LUA = """
+local bodies = {%(bodies)s}
+local requests = {}
+local i = 0
+init = function(args)
+  for k, body in ipairs(bodies) do
+    requests[k] = wrk.format("%(method)s", "%(path)s", {["Content-Type"] = "application/json"}, body)
+  end
+end
+request = function()
+  i = i %% #requests + 1
+  return requests[i]
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(base + "/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server was not ready in time")
+
+
+def run_wrk(base: str, method: str, path: str, bodies: list[bytes], seconds: int, connections: int) -> dict[str, Any]:
+    lua = _LUA % {"bodies": ",".join(f"[==[{b.decode()}]==]" for b in bodies) if bodies else '""',
+                  "method": method, "path": path}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+        script = f.name
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
+                              base + path], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script)
+    match = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
+    if match is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    requests, micros, p50, p99, bad_status, socket_errors = map(int, match.groups())
+    if bad_status or socket_errors:
+        raise SystemExit(f"{method} {path}: {bad_status} non-2xx answers, {socket_errors} socket errors")
+    return {"rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "requests": requests}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run `make bench-tools` (installs Debian's wrk package)")
+
+    records = generate(1000)
+    singles = [_ENCODER.encode({"record": r}) for r in records[:200]]
+    batch = [_ENCODER.encode({"records": records})]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "kinerja_rules.cli", "serve", "--port", str(port),
+                               "--policies", str(ROOT / "policies")], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(base, server)
+        check = urllib.request.Request(base + "/v1/policies/nasional/evaluate/batch", data=batch[0],
+                                       headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(check) as response:  # every generated record must be decided
+            results = json.loads(response.read())["results"]
+            assert all("outputs" in r for r in results), "a generated record was not decided"
+        print(f"kinerja-rules server, 1 worker, wrk {args.seconds} s at {args.connections} connections")
+        trivial = run_wrk(base, "GET", "/health", [], args.seconds, args.connections)
+        single = run_wrk(base, "POST", "/v1/policies/nasional/evaluate", singles, args.seconds, args.connections)
+        many = run_wrk(base, "POST", "/v1/policies/nasional/evaluate/batch", batch, args.seconds, args.connections)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"  trivial  GET /health         {trivial['rps']:9.0f} req/s   p50 {trivial['p50_ms']:6.2f} ms"
+          f"   p99 {trivial['p99_ms']:6.2f} ms")
+    print(f"  evaluate one record          {single['rps']:9.0f} req/s   p50 {single['p50_ms']:6.2f} ms"
+          f"   p99 {single['p99_ms']:6.2f} ms")
+    print(f"  batch of 1,000 records       {many['rps'] * 1000:9.0f} records/s   ({many['rps']:.1f} req/s, "
+          f"p50 {many['p50_ms']:.1f} ms, p99 {many['p99_ms']:.1f} ms)")
+    ratio = single["rps"] / trivial["rps"]
+    print(f"  evaluate / trivial           {ratio:9.1%}   (target >= 85 %)")
+    print(f"  evaluate p99                 {single['p99_ms']:9.2f} ms (target <= 10 ms)")
+    print(f"  batch                        {many['rps'] * 1000:9.0f} records/s (target >= 50,000)")
+
+
+if __name__ == "__main__":
+    main()

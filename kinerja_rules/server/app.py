@@ -1,0 +1,267 @@
+"""The Litestar application: controllers over the engine, which they receive by injection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from anyio import to_thread
+from litestar import Controller, Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
+from litestar.openapi.spec import OpenAPIMediaType as MediaTypeSpec
+
+from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, FieldError, __version__
+from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
+from kinerja_rules.server.bodies import (
+    BatchRequest,
+    EvaluateRequest,
+    Limits,
+    ReloadResult,
+    ValidateResult,
+    check_shape,
+    decode,
+    decode_record,
+    fits,
+    shape_problem,
+)
+from kinerja_rules.server.metrics import Metrics, ObserveMiddleware
+from kinerja_rules.server.problems import (
+    EXCEPTION_HANDLERS,
+    PROBLEM_MEDIA_TYPE,
+    PROBLEMS,
+    ApiProblem,
+    DiagnosticOut,
+    Problem,
+)
+from kinerja_rules.server.service import PolicyService
+
+JSON = "application/json"
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_THREAD_AT = 64  # batches this long are decided off the event loop, so probes stay responsive
+_log = logging.getLogger("kinerja_rules.server")
+
+
+def _json(value: Any, status: int = 200) -> Response[bytes]:
+    return Response(_ENCODER.encode(value), status_code=status, media_type=JSON)
+
+
+def _with_body(kind: type[Any], media_type: str = JSON) -> type[Operation]:
+    """An OpenAPI operation whose request body is `kind`, for handlers that decode bodies themselves."""
+
+    @dataclass
+    class WithBody(Operation):
+        def __post_init__(self) -> None:
+            schema: dict[str, Any] = {"type": "string", "description": "A policy document (YAML)"}
+            if kind is not str:  # a flat Struct: its one definition is the whole schema
+                schema = msgspec.json.schema(kind)["$defs"][kind.__name__]
+            self.request_body = RequestBody(content={media_type: MediaTypeSpec(schema=schema)},  # type: ignore[arg-type]
+                                            required=True)
+
+    return WithBody
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {status: ResponseSpec(Problem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
+                                 description="; ".join(f"{name}: {title}" for name, (s, title, _) in PROBLEMS.items()
+                                                       if s == status))
+            for status in statuses}
+
+
+def _check_json(request: Request[Any, Any, Any]) -> None:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind and kind != JSON and not kind.endswith("+json"):
+        raise ApiProblem("unsupported-media-type", f"send {JSON}, not {kind}")
+
+
+def _limits(request: Request[Any, Any, Any]) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+def _metrics(request: Request[Any, Any, Any]) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+class PolicyController(Controller):
+    """Evaluate records against the policies in service, and describe those policies."""
+
+    path = "/v1/policies"
+    tags = ["policies"]
+    middleware = [AuthMiddleware]
+
+    @get("/", summary="List the policies in service", responses=_problems(401))
+    async def list_policies(self, request: Request[Any, Any, Any], engine: Engine) -> Response[bytes]:
+        key = key_scope(request)
+        return _json({"policies": [p.describe() for p in engine.policies() if key is None or key.allows(p.id)]})
+
+    @get("/{policy_id:str}", summary="Describe a policy: input schema, outputs, parameters, references",
+         responses=_problems(401, 403, 404))
+    async def describe(self, policy_id: str, engine: Engine) -> Response[bytes]:
+        return _json(engine.policy(policy_id).metadata())
+
+    @post("/{policy_id:str}/evaluate", status_code=200, summary="Decide one record",
+          operation_class=_with_body(EvaluateRequest), responses={
+              200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
+              **_problems(400, 401, 403, 404, 413, 415, 422)})
+    async def evaluate(self, request: Request[Any, Any, Any], policy_id: str, engine: Engine) -> Response[bytes]:
+        policy = engine.policy(policy_id)
+        _check_json(request)
+        limits = _limits(request)
+        raw = await request.body()
+        body: EvaluateRequest = decode(raw, EvaluateRequest, limits)
+        problem = None if fits(raw, limits) else check_shape(body.record, limits)
+        if problem is not None:
+            raise shape_problem(problem)
+        metrics = _metrics(request)
+        try:
+            decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain)
+        except Exception as exc:
+            metrics.observe_decisions(policy.id, "invalid_record" if isinstance(exc, ValueError) else "failed")
+            raise
+        metrics.observe_decisions(policy.id, "decided")
+        return Response(_ENCODER.encode(decision), media_type=JSON)
+
+    @post("/{policy_id:str}/evaluate/batch", status_code=200, summary="Decide many records, each on its own",
+          operation_class=_with_body(BatchRequest), responses=_problems(400, 401, 403, 404, 413, 415, 422))
+    async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: str,
+                             engine: Engine) -> Response[bytes]:
+        policy = engine.policy(policy_id)
+        _check_json(request)
+        limits = _limits(request)
+        body: BatchRequest = decode(await request.body(), BatchRequest, limits)
+        if len(body.records) > limits.max_batch:
+            raise ApiProblem("batch-too-long", f"{len(body.records)} records; at most {limits.max_batch} per request",
+                             errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
+
+        def run() -> bytes:
+            results: list[Decision | ErrorResult] = []
+            for i, raw in enumerate(body.records):
+                try:
+                    record = decode_record(raw, limits, f"records[{i}]")
+                except ApiProblem as exc:
+                    results.append(ErrorResult(policy=policy.ref, error=ErrorInfo(
+                        kind="input", message=exc.detail, fields=exc.extra.get("errors", []))))
+                    continue
+                results.append(engine.evaluate_safely(policy.id, record, body.as_of, body.explain))
+            failed = sum(1 for r in results if type(r) is ErrorResult)
+            metrics = _metrics(request)
+            metrics.observe_decisions(policy.id, "decided", len(results) - failed)
+            if failed:
+                metrics.observe_decisions(policy.id, "invalid_record", failed)
+            return _ENCODER.encode({"results": results})
+
+        data = await to_thread.run_sync(run) if len(body.records) >= _THREAD_AT else run()
+        return Response(data, media_type=JSON)
+
+
+class ServiceController(Controller):
+    """Check policy documents, and reload the policies in service."""
+
+    tags = ["service"]
+    middleware = [AuthMiddleware]
+
+    @post("/v1/validate", status_code=200, summary="Check a policy document; nothing is put in service",
+          operation_class=_with_body(str, "application/yaml"),
+          responses={200: ResponseSpec(ValidateResult, generate_examples=False, description="The diagnostics"),
+                     **_problems(400, 401, 413, 415)})
+    async def validate(self, request: Request[Any, Any, Any], engine: Engine,
+                       name: str = "policy.yaml") -> Response[bytes]:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind and not (kind.startswith("text/") or "yaml" in kind or kind == JSON):
+            raise ApiProblem("unsupported-media-type", f"send the policy as application/yaml or text/plain, not {kind}")
+        raw = await request.body()
+        if not raw.strip():
+            raise ApiProblem("missing-body", "send a policy document (YAML) as the body")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiProblem("bad-request", f"the body is not UTF-8 text (byte {exc.start})") from None
+        report = await to_thread.run_sync(engine.validate_text, text, name)
+        return _json(ValidateResult(valid=report.ok, policies=sorted(report.policies),
+                                    diagnostics=[DiagnosticOut.of(d) for d in report.errors],
+                                    warnings=[DiagnosticOut.of(d) for d in report.warnings]))
+
+    @post("/v1/admin/reload", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
+          responses={200: ResponseSpec(ReloadResult, generate_examples=False, description="The new set"),
+                     **_problems(401, 403, 409, 422)})
+    async def reload(self, request: Request[Any, Any, Any], service: PolicyService) -> Response[bytes]:
+        if not service.policies:
+            raise ApiProblem("reload-unavailable")
+        report = await to_thread.run_sync(service.reload)
+        metrics = _metrics(request)
+        if report.errors:
+            metrics.reloads["failed"] += 1
+            _log.warning("reload failed with %d error(s); the policies in service are kept", len(report.errors))
+            raise ApiProblem("reload-failed", f"{len(report.errors)} error(s); the policies in service are kept",
+                             diagnostics=[DiagnosticOut.of(d) for d in report.errors])
+        metrics.reloads["ok"] += 1
+        _log.info("reloaded %d policies", len(report.policies))
+        return _json(ReloadResult(reloaded=True, policies=[p.describe() for p in service.engine.policies()],
+                                  warnings=[DiagnosticOut.of(d) for d in report.warnings]))
+
+
+class ProbeController(Controller):
+    """Liveness, readiness, metrics, and what each problem type means."""
+
+    tags = ["operations"]
+
+    @get("/health", summary="Liveness: the process answers")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", summary="Readiness: policies are in service", responses=_problems(503))
+    async def ready(self, service: PolicyService) -> Response[bytes]:
+        if not service.ready:
+            raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")
+        return _json({"status": "ready", "policies": service.engine.ids})
+
+    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+    async def metrics(self, request: Request[Any, Any, Any], engine: Engine) -> str:
+        return _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()])
+
+    @get("/problems/{name:str}", summary="What a problem type means", responses=_problems(404))
+    async def problem_type(self, name: str) -> dict[str, Any]:
+        if name not in PROBLEMS:
+            raise ApiProblem("unknown-problem", f"no problem type {name!r}")
+        status, title, meaning = PROBLEMS[name]
+        return {"type": f"/problems/{name}", "title": title, "status": status, "description": meaning}
+
+
+def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
+               limits: Limits | None = None, access_log: bool = False) -> Litestar:
+    """The HTTP service over `engine`; `policies` is the folder a reload re-reads."""
+    service = engine if isinstance(engine, PolicyService) else PolicyService(engine, policies)
+    limits = limits or Limits()
+    metrics = Metrics()
+
+    def draining() -> None:
+        service.draining = True
+
+    app = Litestar(
+        route_handlers=[PolicyController, ServiceController, ProbeController],
+        dependencies={"engine": Provide(service.current, sync_to_thread=False),
+                      "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics}),
+        request_max_body_size=limits.max_body_bytes,
+        on_shutdown=[draining],
+        openapi_config=OpenAPIConfig(
+            title="kinerja-rules", version=__version__, path="/docs",
+            description="Decisions on ASN performance, TPP and placement from policies written as code.",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"bearer": []}] if keys else None),
+    )
+    # Outermost, so requests that match no route are counted and logged too.
+    app.asgi_handler = ObserveMiddleware(app.asgi_handler, metrics, access_log)
+    return app

@@ -1,0 +1,149 @@
+"""Request and response bodies, and reading them within the service's limits.
+
+Bodies are decoded by msgspec straight from bytes, with JSON numbers that have a fraction
+becoming `Decimal`, so no money or percentage passes through a binary float.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from kinerja_rules import FieldError
+from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """What one request may hold. Each has a `kinerja serve` option."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 10_000
+    max_depth: int = 32
+    max_list_items: int = 10_000
+
+
+class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One record to decide; `as_of` defaults to the first day of the record's period."""
+
+    record: dict[str, Any]
+    as_of: dt.date | None = None
+    explain: bool = False
+
+
+class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Records to decide in one request; each gets its own decision or error, in order."""
+
+    records: list[msgspec.Raw]  # each record is decoded on its own, so one bad record fails alone
+    as_of: dt.date | None = None
+    explain: bool = False
+
+
+class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A reload that put a new set of policies in service."""
+
+    reloaded: bool
+    policies: list[dict[str, Any]]
+    warnings: list[DiagnosticOut] = []
+
+
+class ValidateResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The diagnostics for a policy document; `diagnostics` is empty when it is valid."""
+
+    valid: bool
+    policies: list[str]
+    diagnostics: list[DiagnosticOut]
+    warnings: list[DiagnosticOut]
+
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_NAMED = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(kind: type[Any]) -> msgspec.json.Decoder[Any]:
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind, float_hook=Decimal)
+    return decoder
+
+
+def field_path(message: str) -> tuple[str, str]:
+    """Split a msgspec error into (field path, message): `$.records[2].x` -> `records[2].x`."""
+    match = _AT.match(message)
+    assert match is not None  # the pattern matches any text
+    text, path = match.group("message"), (match.group("path") or "").lstrip(".")
+    named = _NAMED.search(text)
+    if named is not None:
+        path = f"{path}.{named.group('name')}" if path else named.group("name")
+    return path, text
+
+
+def decode(body: bytes, kind: type[Any], limits: Limits) -> Any:
+    """Decode a JSON body into `kind`, answering with a problem that names the bad field."""
+    if not body.strip():
+        raise ApiProblem("missing-body", "send a JSON object")
+    try:
+        return _decoder(kind).decode(body)
+    except msgspec.ValidationError as exc:
+        path, text = field_path(str(exc))
+        raise ApiProblem("invalid-body", f"{path}: {text}" if path else text,
+                         errors=[FieldError(path=path, message=text)]) from None
+    except msgspec.DecodeError as exc:
+        raise ApiProblem("malformed-json", str(exc)) from None
+    except RecursionError:
+        raise ApiProblem("too-deep", f"the body nests deeper than {limits.max_depth} levels") from None
+
+
+_RECORD = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
+    """Decode one record of a batch; raises ApiProblem naming `path` when it breaks a limit."""
+    try:
+        record = _RECORD.decode(raw)
+    except RecursionError:
+        raise ApiProblem("too-deep", f"{path}: nests deeper than {limits.max_depth} levels") from None
+    problem = None if fits(bytes(raw), limits) else check_shape(record, limits, path)
+    if problem is not None:
+        raise shape_problem(problem)
+    return record
+
+
+def fits(body: bytes, limits: Limits) -> bool:
+    """Whether `body` is certainly within the depth and list limits, judged from its bytes alone.
+
+    Nesting deeper than N needs more than N brackets, and a list longer than N needs at
+    least N commas; counting them is far cheaper than walking the decoded value.
+    """
+    return (body.count(b"{") + body.count(b"[") <= limits.max_depth
+            and body.count(b",") < limits.max_list_items)
+
+
+def check_shape(value: Any, limits: Limits, path: str = "record") -> FieldError | None:
+    """The first place `value` nests too deeply or holds too long a list, or None."""
+    max_depth, max_items = limits.max_depth, limits.max_list_items
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > max_depth:
+            return FieldError(path=where, message=f"nests deeper than {max_depth} levels")
+        if type(node) is dict:
+            for key, item in node.items():
+                if type(item) is dict or type(item) is list:
+                    stack.append((item, f"{where}.{key}", depth + 1))
+        else:
+            if len(node) > max_items:
+                return FieldError(path=where, message=f"has {len(node)} items; at most {max_items} are accepted")
+            for i, item in enumerate(node):
+                if type(item) is dict or type(item) is list:
+                    stack.append((item, f"{where}[{i}]", depth + 1))
+    return None
+
+
+def shape_problem(error: FieldError) -> ApiProblem:
+    name = "too-deep" if "deeper" in error.message else "list-too-long"
+    return ApiProblem(name, str(error), errors=[error])

@@ -1,0 +1,128 @@
+"""Request metrics in the Prometheus text format, and one structured access-log line per request.
+
+Counters live in the worker process; with several workers each answers for itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+access_log = logging.getLogger("kinerja_rules.access")
+_JSON = msgspec.json.Encoder()
+
+
+class Metrics:
+    """Request counts and latencies by endpoint and status, decisions by policy, reloads."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.latency: dict[tuple[str, str], list[int]] = {}
+        self.latency_sum: dict[tuple[str, str], float] = defaultdict(float)
+        self.decisions: dict[tuple[str, str], int] = defaultdict(int)
+        self.reloads: dict[str, int] = defaultdict(int)
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.requests[(endpoint, method, status)] += 1
+        key = (endpoint, method)
+        counts = self.latency.get(key)
+        if counts is None:
+            counts = self.latency[key] = [0] * (len(BUCKETS) + 1)
+        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.latency_sum[key] += seconds
+
+    def observe_decisions(self, policy_id: str, outcome: str, count: int = 1) -> None:
+        self.decisions[(policy_id, outcome)] += count
+
+    def render(self, policies: list[tuple[str, str, str]]) -> str:
+        """The Prometheus text exposition (format 0.0.4)."""
+        out = ["# HELP kinerja_http_requests_total HTTP requests answered, by endpoint, method and status.",
+               "# TYPE kinerja_http_requests_total counter"]
+        for (endpoint, method, status), n in sorted(self.requests.items()):
+            out.append(f"kinerja_http_requests_total{_labels(endpoint=endpoint, method=method, status=status)} {n}")
+        out += ["# HELP kinerja_http_request_duration_seconds Time to answer, by endpoint and method.",
+                "# TYPE kinerja_http_request_duration_seconds histogram"]
+        for (endpoint, method), counts in sorted(self.latency.items()):
+            running = 0
+            for bound, n in zip((*BUCKETS, "+Inf"), counts):
+                running += n
+                le = bound if isinstance(bound, str) else repr(bound)
+                out.append("kinerja_http_request_duration_seconds_bucket"
+                           f"{_labels(endpoint=endpoint, method=method, le=le)} {running}")
+            labels = _labels(endpoint=endpoint, method=method)
+            out.append(f"kinerja_http_request_duration_seconds_sum{labels} {self.latency_sum[(endpoint, method)]:.6f}")
+            out.append(f"kinerja_http_request_duration_seconds_count{labels} {running}")
+        out += ["# HELP kinerja_decisions_total Records evaluated, by policy and outcome.",
+                "# TYPE kinerja_decisions_total counter"]
+        for (policy_id, outcome), n in sorted(self.decisions.items()):
+            out.append(f"kinerja_decisions_total{_labels(policy=policy_id, outcome=outcome)} {n}")
+        out += ["# HELP kinerja_reloads_total Policy reloads, by outcome.", "# TYPE kinerja_reloads_total counter"]
+        for outcome in ("ok", "failed"):
+            out.append(f"kinerja_reloads_total{_labels(outcome=outcome)} {self.reloads[outcome]}")
+        out += ["# HELP kinerja_policy_info The policies in service.", "# TYPE kinerja_policy_info gauge"]
+        for policy_id, version, digest in policies:
+            out.append(f"kinerja_policy_info{_labels(policy=policy_id, version=version, digest=digest)} 1")
+        return "\n".join(out) + "\n"
+
+
+def _labels(**labels: object) -> str:
+    def escape(value: object) -> str:
+        return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels.items()) + "}"
+
+
+class ObserveMiddleware:
+    """Time every request, count it by route template and status, and log it as one JSON line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, log: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = log and access_log.isEnabledFor(logging.INFO)
+        self._second = 0
+        self._stamp = ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            endpoint = scope.get("path_template") or "unmatched"
+            self.metrics.observe_request(endpoint, scope["method"], status, elapsed)
+            if self.log:
+                self._log(scope, status, elapsed)
+
+    def _log(self, scope: Scope, status: int, elapsed: float) -> None:
+        client = scope.get("client")
+        key = scope.get("state", {}).get("api_key")
+        now = int(time.time())
+        if now != self._second:  # formatting the time once a second is enough
+            self._second, self._stamp = now, time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))
+        entry: dict[str, Any] = {
+            "time": self._stamp, "method": scope["method"], "path": scope["path"],
+            "status": status, "ms": round(elapsed * 1000, 3), "client": client[0] if client else None}
+        if scope.get("path_params", {}).get("policy_id"):
+            entry["policy"] = scope["path_params"]["policy_id"]
+        if key is not None:
+            entry["key"] = key.name
+        access_log.info("%s", _JSON.encode(entry).decode())

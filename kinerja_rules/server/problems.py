@@ -1,0 +1,165 @@
+"""RFC 9457 problem details: every error the service answers with, and their stable types.
+
+Each problem type is a relative URI (`/problems/invalid-record`) that the service itself
+serves, so a client can look up what a type means; the name after `/problems/` never changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from kinerja_rules import Diagnostic, EvaluationError, FieldError, RecordError, UnknownPolicyError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# name -> (status, title, what it means)
+PROBLEMS: dict[str, tuple[int, str, str]] = {
+    "invalid-record": (422, "Invalid record",
+                       "The record does not match the policy's input schema; `errors` lists every bad field path."),
+    "evaluation-failed": (422, "Evaluation failed",
+                          "The policy faulted on this record (such as a division by zero on odd data); `where` "
+                          "names the part of the policy and `paths` the record fields it read."),
+    "invalid-body": (422, "Invalid request body",
+                     "The JSON is well formed but a field has the wrong type or is missing; `errors` names it."),
+    "malformed-json": (400, "Malformed JSON", "The request body is not valid JSON."),
+    "missing-body": (400, "Missing request body", "The endpoint needs a request body and none was sent."),
+    "body-too-large": (413, "Request body too large", "The request body is larger than the service accepts."),
+    "batch-too-long": (422, "Batch too long", "The batch has more records than the service accepts in one request."),
+    "too-deep": (422, "Nested too deeply", "A record nests objects or lists deeper than the service accepts."),
+    "list-too-long": (422, "List too long", "A list in a record is longer than the service accepts."),
+    "unsupported-media-type": (415, "Unsupported media type", "The request body has a content type this "
+                                                              "endpoint does not read."),
+    "unknown-policy": (404, "Unknown policy", "No policy with that id is in service."),
+    "not-found": (404, "Not found", "No endpoint has this path."),
+    "unknown-problem": (404, "Unknown problem type", "No problem type has this name."),
+    "method-not-allowed": (405, "Method not allowed", "The endpoint does not answer this HTTP method."),
+    "unauthorized": (401, "Unauthorized", "The service needs `Authorization: Bearer <key>` with a valid API key."),
+    "forbidden": (403, "Forbidden", "The API key is valid but not for this policy or this operation."),
+    "reload-failed": (422, "Reload failed", "At least one policy did not compile, so the policies in service "
+                                            "were kept; `diagnostics` lists every problem."),
+    "reload-unavailable": (409, "Reload unavailable", "The service was started without a policies folder."),
+    "not-ready": (503, "Not ready", "The service has no policies in service, or is shutting down."),
+    "bad-request": (400, "Bad request", "The request could not be read."),
+    "internal-error": (500, "Internal error", "An unexpected fault; it has been logged. Please report it."),
+}
+
+_log = logging.getLogger("kinerja_rules.server")
+
+
+class DiagnosticOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A policy diagnostic as the API shows it: where, what, and the rendered text."""
+
+    code: str
+    message: str
+    severity: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    hint: str = ""
+    rendered: str = ""
+
+    @classmethod
+    def of(cls, d: Diagnostic) -> DiagnosticOut:
+        span = d.span
+        return cls(code=d.code, message=d.message, severity=d.severity, hint=d.hint, rendered=d.render(),
+                   file=span.file if span else None, line=span.line if span else None,
+                   column=span.column if span else None)
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem details object, with this service's extension members."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    instance: str = ""
+    errors: list[FieldError] = []
+    diagnostics: list[DiagnosticOut] = []
+    where: str = ""
+    paths: list[str] = []
+    policy: str = ""
+
+
+class ApiProblem(Exception):
+    """Raised anywhere in a request to answer with a problem of a named type."""
+
+    def __init__(self, name: str, detail: str = "", *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail or PROBLEMS[name][1])
+        self.name = name
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def problem(self, instance: str) -> Problem:
+        status, title, _ = PROBLEMS[self.name]
+        return Problem(type=f"/problems/{self.name}", title=title, status=status, detail=self.detail,
+                       instance=instance, **self.extra)
+
+
+def field_errors(exc: RecordError) -> list[FieldError]:
+    return list(exc.errors)
+
+
+def _respond(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[Problem]:
+    problem = exc.problem(request.url.path)
+    return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
+
+
+def handle_api_problem(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[Problem]:
+    return _respond(request, exc)
+
+
+def handle_record_error(request: Request[Any, Any, Any], exc: RecordError) -> Response[Problem]:
+    n = len(exc.errors)
+    return _respond(request, ApiProblem("invalid-record", f"{n} invalid field{'s' if n != 1 else ''}: {exc}",
+                                        errors=list(exc.errors)))
+
+
+def handle_evaluation_error(request: Request[Any, Any, Any], exc: EvaluationError) -> Response[Problem]:
+    return _respond(request, ApiProblem("evaluation-failed", exc.detail, where=exc.where, paths=list(exc.paths)))
+
+
+def handle_unknown_policy(request: Request[Any, Any, Any], exc: UnknownPolicyError) -> Response[Problem]:
+    return _respond(request, ApiProblem("unknown-policy", str(exc), policy=exc.policy_id))
+
+
+_HTTP_NAMES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+               405: "method-not-allowed", 413: "body-too-large", 415: "unsupported-media-type",
+               503: "not-ready"}
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    name = _HTTP_NAMES.get(exc.status_code)
+    if name is None:
+        status = exc.status_code
+        title = exc.detail or "Error"
+        problem = Problem(type="about:blank", title=title, status=status, instance=request.url.path)
+        return Response(problem, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
+    detail = exc.detail if exc.detail and exc.detail != PROBLEMS[name][1] else ""
+    extra: dict[str, Any] = {}
+    if name == "bad-request" and isinstance(exc.extra, list):  # path parameters Litestar could not read
+        extra["errors"] = [FieldError(path=str(e.get("key", "")), message=str(e.get("message", "")))
+                           for e in exc.extra if isinstance(e, dict)]
+    return _respond(request, ApiProblem(name, detail, headers=dict(exc.headers or {}), **extra))
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    _log.exception("unexpected fault on %s %s", request.method, request.url.path, exc_info=exc)
+    return _respond(request, ApiProblem("internal-error"))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ApiProblem: handle_api_problem,
+    RecordError: handle_record_error,
+    EvaluationError: handle_evaluation_error,
+    UnknownPolicyError: handle_unknown_policy,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

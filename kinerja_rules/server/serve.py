@@ -1,0 +1,126 @@
+"""`kinerja serve`: run the service with uvicorn, one process or several workers.
+
+Workers are separate processes, each compiling the policies itself; a reload in one of
+them restarts them all through uvicorn's supervisor, which brings each new worker into
+service before retiring the old one (and keeps the old one if the new one cannot start).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import logging.config
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kinerja_rules import Engine, PolicyError, discover
+from kinerja_rules.server.app import create_app
+from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
+from kinerja_rules.server.bodies import Limits
+from kinerja_rules.server.service import PolicyService
+
+_ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
+_log = logging.getLogger("kinerja_rules.server")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a worker needs to build the same service as the others."""
+
+    policies: list[str]
+    plugins: list[str] = []
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    keys_file: str | None = None
+    allow_unauthenticated: bool = False
+    access_log: bool = True
+    limits: Limits = Limits()
+    graceful_timeout: int = 30
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """Access log as JSON lines on stdout; everything else as plain lines on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+                       "bare": {"format": "%(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+                     "access": {"class": "logging.StreamHandler", "formatter": "bare", "stream": "ext://sys.stdout"}},
+        "loggers": {"kinerja_rules": {"handlers": ["stderr"], "level": level, "propagate": False},
+                    "kinerja_rules.access": {"handlers": ["access"], "level": level, "propagate": False},
+                    "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
+                    "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False}},
+    }
+
+
+def build_app(settings: Settings, *, supervised: bool = False) -> tuple[Any, PolicyService]:
+    """Compile the policies and build the application; raises PolicyError or KeyFileError."""
+    keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
+    engine = Engine.from_paths([Path(p) for p in settings.policies], discover([Path(p) for p in settings.plugins]))
+    service = PolicyService(engine, [Path(p) for p in settings.policies], restart_workers=supervised)
+    return create_app(service, keys=keys, limits=settings.limits, access_log=settings.access_log), service
+
+
+def worker_app() -> Any:
+    """The application of one worker process (uvicorn calls this in each worker)."""
+    settings = msgspec.json.decode(os.environ[_ENV_SETTINGS], type=Settings)
+    return build_app(settings, supervised=True)[0]
+
+
+def serve(settings: Settings) -> int:
+    """Check everything, say what is served and how it is protected, then serve until stopped."""
+    import uvicorn
+
+    logging.config.dictConfig(logging_config())
+    try:
+        keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
+    except KeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not keys and not is_loopback(settings.host) and not settings.allow_unauthenticated:
+        print(f"error: no API keys are configured, so the service only binds to loopback, not {settings.host}.\n"
+              f"Give keys with --keys FILE or ${ENV_KEYS} (see `kinerja key --help`), "
+              "or pass --allow-unauthenticated to serve without them.", file=sys.stderr)
+        return 2
+    try:
+        app, service = build_app(settings)
+    except PolicyError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    engine = service.engine
+    for w in engine.warnings:
+        _log.warning("%s", w.render())
+    listing = ", ".join(f"{p.id} {p.version}" for p in engine.policies())
+    _log.info("serving %d policies (%s) on http://%s:%d with %d worker(s); API docs at /docs",
+              len(engine.ids), listing, settings.host, settings.port, settings.workers)
+    if keys:
+        _log.info("API keys: %d configured; every /v1/ call needs Authorization: Bearer <key>", len(keys.keys))
+    elif is_loopback(settings.host):
+        _log.warning("no API keys configured: serving without authentication, on loopback only")
+    else:
+        _log.warning("no API keys configured and --allow-unauthenticated given: anyone who reaches %s "
+                     "can call every endpoint, reload included", settings.host)
+    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": logging_config(),
+                              "access_log": False, "timeout_graceful_shutdown": settings.graceful_timeout,
+                              "server_header": False, "proxy_headers": False}
+    if settings.workers > 1:
+        os.environ[_ENV_SETTINGS] = msgspec.json.encode(settings).decode()
+        uvicorn.run("kinerja_rules.server.serve:worker_app", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(app, **common)
+    _log.info("stopped")
+    return 0

@@ -1,0 +1,53 @@
+"""The policies in service, swapped whole on reload.
+
+A request takes the engine once, when it starts, and keeps it: a reload that lands
+meanwhile replaces the reference for later requests only, so nothing in flight changes
+policy half-way. A reload that does not compile completely changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from kinerja_rules import CheckReport, Engine, check_paths
+
+
+class PolicyService:
+    """Hold the engine in service and replace it atomically when a reload compiles."""
+
+    def __init__(self, engine: Engine, policies: Sequence[Path] = (), *, restart_workers: bool = False) -> None:
+        self._engine = engine
+        self.policies = tuple(policies)
+        self.restart_workers = restart_workers  # several worker processes: a reload restarts them all
+        self.draining = False
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def current(self) -> Engine:
+        """The engine for a request that starts now (the dependency the controllers receive)."""
+        return self._engine
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining and bool(self._engine.ids)
+
+    def reload(self) -> CheckReport:
+        """Re-read the policies folder; put the new set in service only if every policy compiles.
+
+        Plugins are code and stay as loaded; a changed plugin needs a restart.
+        """
+        with self._lock:
+            report = check_paths(self.policies, self._engine.registry)
+            if report.errors:
+                return report
+            self._engine = Engine(report.policies, self._engine.registry, report.warnings)
+            if self.restart_workers:  # the supervisor brings up fresh workers before retiring the old
+                os.kill(os.getppid(), signal.SIGHUP)
+            return report
