@@ -2,11 +2,13 @@
 #   make serve   install everything, then serve the bundled policies and plugins
 #   make test    install everything, then run the whole test suite
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test typecheck bench clean
+.PHONY: install serve check test typecheck bench bench-tools bench-server clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +19,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 install: $(STAMP)
 
 serve: install
-	$(BIN)/kinerja check policies
-	@echo "The HTTP server is not part of this release yet: 'make serve' checks the bundled policies."
-	@echo "Evaluate with: $(BIN)/kinerja eval nasional --input RECORD.json"
+	$(BIN)/kinerja serve --host $(HOST) --port $(PORT)
 
 check: install
 	$(BIN)/kinerja check policies
@@ -33,6 +33,13 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/bench_engine.py
+
+# wrk drives the server benchmark; Debian's package, installed with apt-get (root or sudo).
+bench-tools:
+	command -v wrk >/dev/null || { $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq wrk; }
+
+bench-server: install bench-tools
+	$(BIN)/python bench/bench_server.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
