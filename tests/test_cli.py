@@ -101,7 +101,7 @@ tests:
     assert "tpp.diterima = 4500000" in result.stdout  # the trace of the failure
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["eval"], ["test"]])
+@pytest.mark.parametrize("command", [[], ["check"], ["eval"], ["test"], ["plugins"], ["serve"], ["key"]])
 def test_help_everywhere(command: list[str]) -> None:
     result = kinerja(*command, "--help")
     assert result.returncode == 0 and "examples:" in result.stdout

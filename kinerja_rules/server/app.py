@@ -12,8 +12,9 @@ import msgspec
 from anyio import to_thread
 from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, FromQuery
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
@@ -100,20 +101,20 @@ class PolicyController(Controller):
     middleware = [AuthMiddleware]
 
     @get("/", summary="List the policies in service", responses=_problems(401))
-    async def list_policies(self, request: Request[Any, Any, Any], engine: Engine) -> Response[bytes]:
+    async def list_policies(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> Response[bytes]:
         key = key_scope(request)
         return _json({"policies": [p.describe() for p in engine.policies() if key is None or key.allows(p.id)]})
 
     @get("/{policy_id:str}", summary="Describe a policy: input schema, outputs, parameters, references",
          responses=_problems(401, 403, 404))
-    async def describe(self, policy_id: str, engine: Engine) -> Response[bytes]:
+    async def describe(self, policy_id: FromPath[str], engine: NamedDependency[Engine]) -> Response[bytes]:
         return _json(engine.policy(policy_id).metadata())
 
     @post("/{policy_id:str}/evaluate", status_code=200, summary="Decide one record",
           operation_class=_with_body(EvaluateRequest), responses={
               200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
               **_problems(400, 401, 403, 404, 413, 415, 422)})
-    async def evaluate(self, request: Request[Any, Any, Any], policy_id: str, engine: Engine) -> Response[bytes]:
+    async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str], engine: NamedDependency[Engine]) -> Response[bytes]:
         policy = engine.policy(policy_id)
         _check_json(request)
         limits = _limits(request)
@@ -133,8 +134,8 @@ class PolicyController(Controller):
 
     @post("/{policy_id:str}/evaluate/batch", status_code=200, summary="Decide many records, each on its own",
           operation_class=_with_body(BatchRequest), responses=_problems(400, 401, 403, 404, 413, 415, 422))
-    async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: str,
-                             engine: Engine) -> Response[bytes]:
+    async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
+                             engine: NamedDependency[Engine]) -> Response[bytes]:
         policy = engine.policy(policy_id)
         _check_json(request)
         limits = _limits(request)
@@ -174,8 +175,8 @@ class ServiceController(Controller):
           operation_class=_with_body(str, "application/yaml"),
           responses={200: ResponseSpec(ValidateResult, generate_examples=False, description="The diagnostics"),
                      **_problems(400, 401, 413, 415)})
-    async def validate(self, request: Request[Any, Any, Any], engine: Engine,
-                       name: str = "policy.yaml") -> Response[bytes]:
+    async def validate(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
+                       name: FromQuery[str] = "policy.yaml") -> Response[bytes]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind and not (kind.startswith("text/") or "yaml" in kind or kind == JSON):
             raise ApiProblem("unsupported-media-type", f"send the policy as application/yaml or text/plain, not {kind}")
@@ -194,7 +195,7 @@ class ServiceController(Controller):
     @post("/v1/admin/reload", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
           responses={200: ResponseSpec(ReloadResult, generate_examples=False, description="The new set"),
                      **_problems(401, 403, 409, 422)})
-    async def reload(self, request: Request[Any, Any, Any], service: PolicyService) -> Response[bytes]:
+    async def reload(self, request: Request[Any, Any, Any], service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.policies:
             raise ApiProblem("reload-unavailable")
         report = await to_thread.run_sync(service.reload)
@@ -220,17 +221,17 @@ class ProbeController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="Readiness: policies are in service", responses=_problems(503))
-    async def ready(self, service: PolicyService) -> Response[bytes]:
+    async def ready(self, service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.ready:
             raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")
         return _json({"status": "ready", "policies": service.engine.ids})
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
-    async def metrics(self, request: Request[Any, Any, Any], engine: Engine) -> str:
+    async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> str:
         return _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()])
 
     @get("/problems/{name:str}", summary="What a problem type means", responses=_problems(404))
-    async def problem_type(self, name: str) -> dict[str, Any]:
+    async def problem_type(self, name: FromPath[str]) -> dict[str, Any]:
         if name not in PROBLEMS:
             raise ApiProblem("unknown-problem", f"no problem type {name!r}")
         status, title, meaning = PROBLEMS[name]
@@ -244,6 +245,9 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     limits = limits or Limits()
     metrics = Metrics()
 
+    def serving() -> None:
+        service.draining = False
+
     def draining() -> None:
         service.draining = True
 
@@ -254,7 +258,9 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics}),
         request_max_body_size=limits.max_body_bytes,
+        on_startup=[serving],
         on_shutdown=[draining],
+        logging_config=None,  # the host process configures logging (`kinerja serve` does)
         openapi_config=OpenAPIConfig(
             title="kinerja-rules", version=__version__, path="/docs",
             description="Decisions on ASN performance, TPP and placement from policies written as code.",

@@ -28,6 +28,7 @@ from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -88,7 +89,8 @@ class KeyRing:
         try:
             keys = msgspec.convert(data, _KeyFile).keys
         except msgspec.ValidationError as exc:
-            raise KeyFileError(f"{where}: {exc}") from None
+            hint = "; write the digest in quotes" if "sha256" in str(exc) else ""
+            raise KeyFileError(f"{where}: {exc}{hint}") from None
         for i, key in enumerate(keys):
             if not _HEX64.match(key.sha256):
                 raise KeyFileError(f"{where}: keys[{i}] ({key.name}): sha256 must be 64 lowercase hex digits "
@@ -135,7 +137,7 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ring: KeyRing = scope["litestar_app"].state.api_keys
-        if ring and scope["type"] == "http":
+        if ring and scope["type"] == ScopeType.HTTP:
             check_key(ring, scope)
         await self.app(scope, receive, send)
 

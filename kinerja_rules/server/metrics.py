@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -91,7 +92,7 @@ class ObserveMiddleware:
         self._stamp = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -119,7 +120,7 @@ class ObserveMiddleware:
         if now != self._second:  # formatting the time once a second is enough
             self._second, self._stamp = now, time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))
         entry: dict[str, Any] = {
-            "time": self._stamp, "method": scope["method"], "path": scope["path"],
+            "time": self._stamp, "method": scope["method"], "path": scope["path"],  # type: ignore[typeddict-item]
             "status": status, "ms": round(elapsed * 1000, 3), "client": client[0] if client else None}
         if scope.get("path_params", {}).get("policy_id"):
             entry["policy"] = scope["path_params"]["policy_id"]

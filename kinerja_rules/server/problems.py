@@ -103,10 +103,6 @@ class ApiProblem(Exception):
                        instance=instance, **self.extra)
 
 
-def field_errors(exc: RecordError) -> list[FieldError]:
-    return list(exc.errors)
-
-
 def _respond(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[Problem]:
     problem = exc.problem(request.url.path)
     return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)

@@ -1,0 +1,169 @@
+"""`kinerja serve` as a real process, `kinerja key`, and HTTP decisions equal to `kinerja eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from kinerja_rules import Engine
+from kinerja_rules.cli import main
+from kinerja_rules.server import KeyRing, create_app
+from tests.conftest import BASE_RECORD, ROOT
+
+_JSON = msgspec.json.Encoder(decimal_format="number")
+
+
+def test_http_decisions_equal_kinerja_eval(engine: Engine, tmp_path: Path,
+                                           capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    cases = [c for c in engine.policy("nasional").checked.cases.values() if c.expect_error is None]
+    assert len(cases) > 20
+    by_date: dict[str, list[Any]] = defaultdict(list)
+    for case in cases:
+        by_date[str(case.as_of) if case.as_of else ""].append(case)
+    with TestClient(create_app(engine)) as client:
+        for as_of, group in by_date.items():
+            path = tmp_path / f"records{as_of}.jsonl"
+            path.write_bytes(b"\n".join(_JSON.encode(c.record) for c in group) + b"\n")
+            capsysbinary.readouterr()
+            code = main(["eval", "nasional", "--input", str(path), "--policies", str(ROOT / "policies"),
+                         *(["--as-of", as_of] if as_of else [])])
+            printed = capsysbinary.readouterr().out.splitlines()
+            assert code == 0 and len(printed) == len(group)
+            for case, line in zip(group, printed):
+                body: dict[str, Any] = {"record": case.record, **({"as_of": as_of} if as_of else {})}
+                response = client.post("/v1/policies/nasional/evaluate", content=_JSON.encode(body),
+                                       headers={"content-type": "application/json"})
+                assert response.status_code == 200, (case.name, response.text)
+                assert response.content == line, case.name
+            batch = client.post("/v1/policies/nasional/evaluate/batch", content=_JSON.encode(
+                {"records": [c.record for c in group], **({"as_of": as_of} if as_of else {})}),
+                headers={"content-type": "application/json"})
+            assert batch.content == b'{"results":[' + b",".join(printed) + b"]}"
+
+
+def test_key_command_makes_a_working_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["key", "--name", "payroll", "--policies", "nasional,sawahlunto"]) == 0
+    captured = capsys.readouterr()
+    key = next(line for line in captured.err.splitlines() if line.startswith("kr_"))
+    ring = KeyRing.parse("keys:\n" + captured.out, "generated")
+    found = ring.find(key)
+    assert found is not None and found.name == "payroll" and found.policies == ["nasional", "sawahlunto"]
+    assert not found.admin and key not in captured.out
+    assert main(["key", "--name", "nobody"]) == 2
+
+
+def test_serve_refuses_a_public_address_without_keys(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KINERJA_API_KEYS", raising=False)
+    monkeypatch.delenv("KINERJA_API_KEYS_FILE", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--policies", str(ROOT / "policies")]) == 2
+    assert "only binds to loopback" in capsys.readouterr().err
+
+
+def test_serve_reports_a_bad_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys: [{name: a}]")
+    assert main(["serve", "--keys", str(keys), "--policies", str(ROOT / "policies")]) == 2
+    assert f"{keys}:" in capsys.readouterr().err
+
+
+def test_serve_reports_policies_that_do_not_compile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rusak.yaml").write_text("policy: rusak\neffective: 2024-01-01\noutputs:\n  x: {type: integer, "
+                                         "expr: \"nope\"}\n")
+    assert main(["serve", "--policies", str(tmp_path), "--port", "1"]) == 1
+    assert "rusak.yaml:4" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "kinerja_rules.cli", "serve", "--port", str(port), *args],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        try:
+            if _get(base + "/ready")[0] == 200:
+                return process, base
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server was not ready within 60 s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> tuple[str, str]:
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode in (0, -signal.SIGTERM), err.decode()  # uvicorn re-raises the signal it handled
+    assert b"Application shutdown complete" in err or b"Stopping parent process" in err
+    return out.decode(), err.decode()
+
+
+def test_serve_end_to_end() -> None:
+    process, base = _start()
+    try:
+        status, body = _get(base + "/v1/policies/nasional/evaluate", _JSON.encode({"record": BASE_RECORD}),
+                            {"content-type": "application/json"})
+        assert status == 200 and json.loads(body)["outputs"]["tpp"]["diterima"] == 4_500_000
+        status, body = _get(base + "/v1/policies/nasional/evaluate", b'{"record": {', {"content-type":
+                                                                                        "application/json"})
+        assert status == 400 and json.loads(body)["type"] == "/problems/malformed-json"
+    finally:
+        out, err = _stop(process)
+    assert "on loopback only" in err and "serving 5 policies" in err
+    access = [json.loads(line) for line in out.splitlines()]
+    assert [(a["path"], a["status"]) for a in access if a["path"] != "/ready"] == [
+        ("/v1/policies/nasional/evaluate", 200), ("/v1/policies/nasional/evaluate", 400)]
+
+
+def test_serve_with_workers_reloads_them_all(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", folder)
+    process, base = _start("--workers", "2", "--policies", str(folder), "--no-access-log")
+    try:
+        path = folder / "makassar" / "policy.yaml"
+        path.write_text(path.read_text().replace('version: "2025.1"', 'version: "2099.1"', 1))
+        status, body = _get(base + "/v1/admin/reload", b"")
+        assert status == 200, body
+        deadline = time.monotonic() + 60
+        versions: set[str] = set()
+        while time.monotonic() < deadline:  # the supervisor replaces each worker in turn
+            versions = {json.loads(_get(base + "/v1/policies/makassar")[1])["version"] for _ in range(8)}
+            if versions == {"2099.1"}:
+                break
+            time.sleep(0.2)
+        assert versions == {"2099.1"}
+    finally:
+        _stop(process)

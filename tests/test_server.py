@@ -1,0 +1,443 @@
+"""The HTTP service, through Litestar's TestClient: every endpoint and every error it answers."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from kinerja_rules import Engine, to_json
+from kinerja_rules.server import KeyRing, Limits, PolicyService, create_app, hash_key
+from tests.conftest import BASE_RECORD, POLICIES
+from tests.test_evaluate import FAULTY
+
+PROBLEM = "application/problem+json"
+_JSON = msgspec.json.Encoder(decimal_format="number")
+
+
+@pytest.fixture(scope="module")
+def app(engine: Engine) -> Litestar:
+    return create_app(engine)
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(app) as c:
+        yield c
+
+
+def evaluate(client: TestClient[Litestar], body: Any, policy: str = "nasional", **kw: Any) -> Any:
+    content = body if isinstance(body, bytes) else _JSON.encode(body)
+    return client.post(f"/v1/policies/{policy}/evaluate", content=content,
+                       headers={"content-type": "application/json", **kw.pop("headers", {})}, **kw)
+
+
+def exact(content: bytes) -> Any:
+    """JSON with its decimals kept exact, so `100.00` stays distinct from `100.0`."""
+    return msgspec.json.Decoder(float_hook=Decimal).decode(content)
+
+
+def assert_problem(response: Any, status: int, name: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"/problems/{name}" and problem["status"] == status and problem["title"]
+    return problem
+
+
+# ---- evaluate -------------------------------------------------------------------
+
+def test_evaluate_gives_the_decision_kinerja_eval_prints(client: TestClient[Litestar], engine: Engine) -> None:
+    response = evaluate(client, {"record": BASE_RECORD})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == to_json(engine.evaluate("nasional", BASE_RECORD))
+    assert response.json()["outputs"]["tpp"]["diterima"] == 4_500_000
+
+
+def test_evaluate_keeps_decimals_exact(client: TestClient[Litestar]) -> None:
+    body = json.dumps({"record": BASE_RECORD})[:-2] + ', "perilaku": {"atasan": 89.995}}}'
+    response = evaluate(client, body.encode())
+    assert response.status_code == 200, response.text
+    assert '"skor_perilaku":90.00' in response.text
+
+
+def test_evaluate_explain_and_as_of(client: TestClient[Litestar]) -> None:
+    response = evaluate(client, {"record": BASE_RECORD, "as_of": "2025-07-01", "explain": True})
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    assert decision["as_of"] == "2025-07-01"
+    assert decision["trace"]["outputs"]["tpp.diterima"]["value"] == decision["outputs"]["tpp"]["diterima"]
+
+
+def test_invalid_record_is_422_naming_every_path(client: TestClient[Litestar]) -> None:
+    record = copy.deepcopy(BASE_RECORD)
+    record["jabatan"]["kelas"] = 20
+    record["status"] = "honorer"
+    del record["perilaku"]
+    problem = assert_problem(evaluate(client, {"record": record}), 422, "invalid-record")
+    assert {e["path"] for e in problem["errors"]} == {"jabatan.kelas", "status", "perilaku"}
+    assert problem["instance"] == "/v1/policies/nasional/evaluate"
+
+
+def test_record_outside_the_policy_dates_is_422(client: TestClient[Litestar]) -> None:
+    problem = assert_problem(evaluate(client, {"record": BASE_RECORD, "as_of": "2001-01-01"}), 422, "invalid-record")
+    assert problem["errors"][0]["path"] == "as_of"
+
+
+def test_evaluation_fault_is_422_naming_where(tmp_path: Path) -> None:
+    (tmp_path / "rapuh.yaml").write_text(FAULTY)
+    with TestClient(create_app(Engine.from_paths([tmp_path]))) as client:
+        problem = assert_problem(evaluate(client, {"record": {"a": 1, "b": 0}, "as_of": "2024-05-01"}, "rapuh"),
+                                 422, "evaluation-failed")
+    assert problem["detail"] == "division by zero"
+    assert problem["where"] == "definition 'rasio'" and problem["paths"] == ["a", "b"]
+
+
+def test_unknown_policy_is_404_with_a_suggestion(client: TestClient[Litestar]) -> None:
+    problem = assert_problem(evaluate(client, {"record": BASE_RECORD}, "nasionall"), 404, "unknown-policy")
+    assert "did you mean 'nasional'" in problem["detail"] and problem["policy"] == "nasionall"
+    assert_problem(client.get("/v1/policies/nope"), 404, "unknown-policy")
+
+
+@pytest.mark.parametrize(("body", "status", "name", "path"), [
+    (b'{"record": ', 400, "malformed-json", None),
+    (b"", 400, "missing-body", None),
+    (b"[1, 2]", 422, "invalid-body", ""),
+    (b'{"record": [1]}', 422, "invalid-body", "record"),
+    (b'{"record": {}, "as_of": "2025-13-01"}', 422, "invalid-body", "as_of"),
+    (b'{"record": {}, "explain": "yes"}', 422, "invalid-body", "explain"),
+    (b'{"records": []}', 422, "invalid-body", "records"),
+    (b'{"as_of": "2025-01-01"}', 422, "invalid-body", "record"),
+])
+def test_bad_bodies_name_the_field(client: TestClient[Litestar], body: bytes, status: int, name: str,
+                                   path: str | None) -> None:
+    problem = assert_problem(evaluate(client, body), status, name)
+    if path is not None:
+        assert problem["errors"][0]["path"] == path
+
+
+def test_non_json_content_type_is_415(client: TestClient[Litestar]) -> None:
+    response = client.post("/v1/policies/nasional/evaluate", content=b"record=1",
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert_problem(response, 415, "unsupported-media-type")
+
+
+def test_body_larger_than_the_limit_is_413(engine: Engine) -> None:
+    with TestClient(create_app(engine, limits=Limits(max_body_bytes=1000))) as client:
+        assert evaluate(client, {"record": BASE_RECORD}).status_code == 200
+        padded = {"record": {**BASE_RECORD, "catatan": "x" * 2000}}
+        assert_problem(evaluate(client, padded), 413, "body-too-large")
+
+
+def test_depth_and_list_limits(engine: Engine) -> None:
+    deep: Any = 1
+    for _ in range(10):
+        deep = [deep]
+    with TestClient(create_app(engine, limits=Limits(max_depth=8, max_list_items=5))) as client:
+        problem = assert_problem(evaluate(client, {"record": {**BASE_RECORD, "lampiran": deep}}), 422, "too-deep")
+        assert problem["errors"][0]["path"].startswith("record.lampiran[0]")
+        long = {**BASE_RECORD, "riwayat_predikat": ["baik"] * 6}
+        problem = assert_problem(evaluate(client, {"record": long}), 422, "list-too-long")
+        assert problem["errors"][0]["path"] == "record.riwayat_predikat"
+        response = client.post("/v1/policies/nasional/evaluate/batch",
+                               json={"records": [BASE_RECORD, {**BASE_RECORD, "lampiran": deep}, long]})
+        results = response.json()["results"]
+        assert "outputs" in results[0]
+        assert results[1]["error"]["kind"] == "input" and results[1]["error"]["fields"][0]["path"].startswith(
+            "records[1].lampiran")
+        assert results[2]["error"]["fields"][0]["path"] == "records[2].riwayat_predikat"
+
+
+def test_nesting_past_the_decoder_is_refused(client: TestClient[Litestar]) -> None:
+    body = b'{"record": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    assert_problem(evaluate(client, body), 422, "too-deep")
+
+
+# ---- batch ----------------------------------------------------------------------
+
+def test_batch_in_order_and_one_bad_record_fails_alone(client: TestClient[Litestar], engine: Engine) -> None:
+    bad = {**BASE_RECORD, "jabatan": {"jenis": "pelaksana", "kelas": 99}}
+    other = {**BASE_RECORD, "perilaku": {"atasan": 95}}
+    response = client.post("/v1/policies/nasional/evaluate/batch",
+                           json={"records": [BASE_RECORD, bad, 5, other], "as_of": "2025-07-01"})
+    assert response.status_code == 200
+    results = exact(response.content)["results"]
+    assert len(results) == 4
+    assert results[0] == exact(to_json(engine.evaluate("nasional", BASE_RECORD, as_of=dt.date(2025, 7, 1))))
+    assert results[1]["error"]["fields"] == [{"path": "jabatan.kelas", "message": results[1]["error"]["fields"][0]
+                                              ["message"]}]
+    assert results[2]["error"]["fields"][0]["message"] == "a record must be a JSON object"
+    assert results[3]["outputs"]["evaluasi"]["skor_perilaku"] == 95
+    assert results[3]["outputs"] != results[0]["outputs"]
+
+
+def test_batch_longer_than_the_limit_is_422(engine: Engine) -> None:
+    with TestClient(create_app(engine, limits=Limits(max_batch=2))) as client:
+        response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": [BASE_RECORD] * 3})
+        problem = assert_problem(response, 422, "batch-too-long")
+        assert problem["errors"][0]["path"] == "records"
+
+
+def test_large_batch_is_decided_off_the_event_loop(client: TestClient[Litestar]) -> None:
+    records = [{**BASE_RECORD, "nip": f"{198507122010011000 + i}"} for i in range(100)]
+    results = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records}).json()["results"]
+    assert [r["outputs"]["tpp"]["diterima"] for r in results] == [4_500_000] * 100
+
+
+# ---- policies, validate ---------------------------------------------------------
+
+def test_list_policies(client: TestClient[Litestar], engine: Engine) -> None:
+    listed = client.get("/v1/policies").json()["policies"]
+    assert [p["id"] for p in listed] == engine.ids
+    sawahlunto = next(p for p in listed if p["id"] == "sawahlunto")
+    assert sawahlunto["extends"] == "nasional" and len(sawahlunto["digest"]) == 64
+    assert sawahlunto["effective"] == "2024-01-01" and "2025-07-01" in sawahlunto["effective_dates"]
+
+
+def test_describe_policy(client: TestClient[Litestar]) -> None:
+    policy = client.get("/v1/policies/sawahlunto").json()
+    schema = policy["input_schema"]
+    assert schema["type"] == "object" and "skp" in schema["required"]
+    assert schema["properties"]["jabatan"]["properties"]["kelas"] == {"type": "integer", "minimum": 1, "maximum": 17}
+    assert policy["outputs"]["tpp.diterima"]["type"] == "money"
+    dated = [p for p in policy["parameters"].values() if len(p["values"]) > 1]
+    assert dated and all(v["effective"] for p in dated for v in p["values"])
+    assert policy["references"]
+
+
+def test_validate_reports_diagnostics_and_loads_nothing(client: TestClient[Litestar], engine: Engine) -> None:
+    text = "policy: coba\nextends: nasionall\n"
+    response = client.post("/v1/validate?name=coba.yaml", content=text, headers={"content-type": "application/yaml"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["valid"] is False
+    diagnostic = body["diagnostics"][0]
+    assert (diagnostic["file"], diagnostic["line"], diagnostic["column"], diagnostic["code"]) == \
+           ("coba.yaml", 2, 10, "E024")
+    assert "did you mean 'nasional'" in diagnostic["message"]
+    assert "coba" not in client.get("/ready").json()["policies"]
+
+
+def test_validate_accepts_a_valid_region(client: TestClient[Litestar]) -> None:
+    text = (POLICIES / "sawahlunto" / "policy.yaml").read_text().replace("policy: sawahlunto", "policy: coba")
+    body = client.post("/v1/validate", content=text, headers={"content-type": "text/plain"}).json()
+    assert body == {"valid": True, "policies": ["coba"], "diagnostics": [], "warnings": body["warnings"]}
+
+
+@pytest.mark.parametrize(("content", "ctype", "status", "name"), [
+    (b"", "application/yaml", 400, "missing-body"),
+    (b"\xff\xfe", "application/yaml", 400, "bad-request"),
+    (b"policy: x", "image/png", 415, "unsupported-media-type"),
+])
+def test_validate_bad_bodies(client: TestClient[Litestar], content: bytes, ctype: str, status: int,
+                             name: str) -> None:
+    assert_problem(client.post("/v1/validate", content=content, headers={"content-type": ctype}), status, name)
+
+
+def test_validate_yaml_errors_have_positions(client: TestClient[Litestar]) -> None:
+    body = client.post("/v1/validate", content="policy: x\n  bad: [", headers={"content-type": "text/yaml"}).json()
+    assert body["valid"] is False and body["diagnostics"][0]["line"] >= 1
+
+
+# ---- reload ---------------------------------------------------------------------
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(POLICIES, target)
+    return target
+
+
+def test_reload_that_compiles_replaces_the_set(folder: Path) -> None:
+    app = create_app(Engine.from_paths([folder]), policies=[folder])
+    with TestClient(app) as client:
+        before = client.get("/v1/policies/makassar").json()["version"]
+        path = folder / "makassar" / "policy.yaml"
+        path.write_text(path.read_text().replace(f'version: "{before}"', 'version: "2099.1"')
+                        .replace(f"version: {before}", "version: 2099.1"))
+        response = client.post("/v1/admin/reload")
+        assert response.status_code == 200, response.text
+        assert response.json()["reloaded"] is True
+        assert client.get("/v1/policies/makassar").json()["version"] == "2099.1"
+        assert 'kinerja_reloads_total{outcome="ok"} 1' in client.get("/metrics").text
+
+
+def test_reload_that_fails_keeps_the_old_set(folder: Path) -> None:
+    app = create_app(Engine.from_paths([folder]), policies=[folder])
+    with TestClient(app) as client:
+        digest = client.get("/v1/policies/nasional").json()["digest"]
+        path = folder / "nasional.yaml"
+        path.write_text(path.read_text().replace("outputs:", "outputs:\n  rusak: {type: integer, expr: \"tidak_ada\"}",
+                                                 1))
+        problem = assert_problem(client.post("/v1/admin/reload"), 422, "reload-failed")
+        where = problem["diagnostics"][0]
+        assert where["file"].endswith("nasional.yaml") and where["line"] > 0 and where["code"]
+        assert client.get("/v1/policies/nasional").json()["digest"] == digest
+        assert evaluate(client, {"record": BASE_RECORD}).status_code == 200
+        assert 'kinerja_reloads_total{outcome="failed"} 1' in client.get("/metrics").text
+
+
+def test_reload_without_a_folder_is_409(client: TestClient[Litestar]) -> None:
+    assert_problem(client.post("/v1/admin/reload"), 409, "reload-unavailable")
+
+
+def test_a_request_keeps_the_engine_it_started_with(folder: Path) -> None:
+    service = PolicyService(Engine.from_paths([folder]), [folder])
+    started = service.current()
+    (folder / "makassar" / "policy.yaml").unlink()
+    (folder / "makassar" / "tests.yaml").unlink()
+    assert not service.reload().errors
+    assert "makassar" in started.ids and "makassar" not in service.current().ids
+    assert started.evaluate("makassar", BASE_RECORD).policy.id == "makassar"
+
+
+# ---- probes, docs, routing errors -------------------------------------------------
+
+def test_health_ready_and_draining(engine: Engine) -> None:
+    service = PolicyService(engine)
+    with TestClient(create_app(service)) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").json()["policies"] == engine.ids
+        service.draining = True
+        assert_problem(client.get("/ready"), 503, "not-ready")
+    empty = PolicyService(Engine({}))
+    with TestClient(create_app(empty)) as client:
+        assert_problem(client.get("/ready"), 503, "not-ready")
+
+
+def test_metrics_count_requests_decisions_and_policies(engine: Engine) -> None:
+    with TestClient(create_app(engine)) as client:
+        evaluate(client, {"record": BASE_RECORD})
+        evaluate(client, {"record": {}})
+        client.post("/v1/policies/nasional/evaluate/batch", json={"records": [BASE_RECORD, {}]})
+        client.get("/nowhere")
+        text = client.get("/metrics").text
+    assert 'kinerja_http_requests_total{endpoint="/v1/policies/{policy_id}/evaluate",method="POST",status="200"} 1' \
+           in text
+    assert 'kinerja_http_requests_total{endpoint="/v1/policies/{policy_id}/evaluate",method="POST",status="422"} 1' \
+           in text
+    assert 'kinerja_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1' in text
+    assert 'kinerja_decisions_total{policy="nasional",outcome="decided"} 2' in text
+    assert 'kinerja_decisions_total{policy="nasional",outcome="invalid_record"} 2' in text
+    assert 'kinerja_http_request_duration_seconds_count{endpoint="/v1/policies/{policy_id}/evaluate",method="POST"} 2' \
+           in text
+    assert 'le="+Inf"' in text
+    assert 'kinerja_policy_info{policy="nasional",version="2024.1",digest="' in text
+
+
+def test_openapi_documents_the_bodies(client: TestClient[Litestar]) -> None:
+    spec = client.get("/docs/openapi.json").json()
+    post = spec["paths"]["/v1/policies/{policy_id}/evaluate"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["record"]
+    assert "422" in post["responses"] and "404" in post["responses"]
+    assert {"/v1/policies", "/v1/validate", "/v1/admin/reload", "/health", "/ready", "/metrics"} <= set(spec["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_problem_types_are_documented(client: TestClient[Litestar]) -> None:
+    about = client.get("/problems/invalid-record").json()
+    assert about["status"] == 422 and about["description"]
+    assert_problem(client.get("/problems/nope"), 404, "unknown-problem")
+
+
+def test_unknown_route_and_wrong_method(client: TestClient[Litestar]) -> None:
+    assert_problem(client.get("/v2/nothing"), 404, "not-found")
+    assert_problem(client.get("/v1/policies/nasional/evaluate"), 405, "method-not-allowed")
+
+
+def test_access_log_is_one_json_line(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", "kinerja_rules.access"), TestClient(create_app(engine, access_log=True)) as client:
+        evaluate(client, {"record": BASE_RECORD})
+    entry = json.loads(next(r.getMessage() for r in caplog.records if r.name == "kinerja_rules.access"))
+    assert entry["status"] == 200 and entry["policy"] == "nasional" and entry["method"] == "POST"
+    assert entry["path"] == "/v1/policies/nasional/evaluate" and entry["ms"] > 0
+
+
+# ---- API keys -------------------------------------------------------------------
+
+KEYS = {"payroll": "kr_payroll_key", "ops": "kr_ops_key"}
+
+
+@pytest.fixture
+def secured(engine: Engine, folder: Path) -> Iterator[TestClient[Litestar]]:
+    ring = KeyRing.parse(json.dumps({"keys": [
+        {"name": "payroll", "sha256": hash_key(KEYS["payroll"]), "policies": ["nasional", "sawahlunto"]},
+        {"name": "ops", "sha256": hash_key(KEYS["ops"]), "policies": ["*"], "admin": True}]}), "test keys")
+    with TestClient(create_app(Engine.from_paths([folder]), policies=[folder], keys=ring)) as client:
+        yield client
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {KEYS[name]}"}
+
+
+def test_keys_required_on_v1(secured: TestClient[Litestar]) -> None:
+    problem = assert_problem(evaluate(secured, {"record": BASE_RECORD}), 401, "unauthorized")
+    assert "Bearer" in problem["detail"]
+    response = evaluate(secured, {"record": BASE_RECORD}, headers={"authorization": "Bearer wrong"})
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert_problem(secured.get("/v1/policies", headers={"authorization": "Basic abc"}), 401, "unauthorized")
+    assert secured.get("/health").status_code == 200 and secured.get("/ready").status_code == 200
+
+
+def test_key_scopes(secured: TestClient[Litestar]) -> None:
+    assert evaluate(secured, {"record": BASE_RECORD}, headers=bearer("payroll")).status_code == 200
+    problem = assert_problem(evaluate(secured, {"record": BASE_RECORD}, "makassar", headers=bearer("payroll")),
+                             403, "forbidden")
+    assert problem["policy"] == "makassar"
+    assert_problem(secured.get("/v1/policies/makassar", headers=bearer("payroll")), 403, "forbidden")
+    listed = [p["id"] for p in secured.get("/v1/policies", headers=bearer("payroll")).json()["policies"]]
+    assert listed == ["nasional", "sawahlunto"]
+    assert evaluate(secured, {"record": BASE_RECORD}, "makassar", headers=bearer("ops")).status_code == 200
+
+
+def test_admin_scope_for_reload(secured: TestClient[Litestar]) -> None:
+    assert_problem(secured.post("/v1/admin/reload"), 401, "unauthorized")
+    assert_problem(secured.post("/v1/admin/reload", headers=bearer("payroll")), 403, "forbidden")
+    assert secured.post("/v1/admin/reload", headers=bearer("ops")).status_code == 200
+    assert secured.post("/v1/validate", content="policy: x\n", headers={**bearer("payroll"),
+                                                                         "content-type": "text/yaml"}).status_code == 200
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("keys: [", "not valid YAML"),
+    ("keys: [{name: a, sha256: abc, policies: ['*']}]", "64 lowercase hex"),
+    ("keys: [{name: a, policies: ['*']}]", "missing required field `sha256`"),
+    ("keys: [{name: a, sha256: '" + "0" * 64 + "', policies: []}]", "give 'policies'"),
+    ("keys: [{name: a, sha256: '" + "0" * 64 + "', policies: ['*'], scope: x}]", "unknown field `scope`"),
+    ("keys: [{name: a, sha256: " + "1" * 64 + ", policies: ['*']}]", "in quotes"),
+])
+def test_bad_key_files_name_the_problem(text: str, message: str) -> None:
+    from kinerja_rules.server import KeyFileError
+
+    with pytest.raises(KeyFileError, match="keys.yaml") as err:
+        KeyRing.parse(text, "keys.yaml")
+    assert message in str(err.value)
+
+
+def test_keys_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    entry = {"keys": [{"name": "a", "sha256": hash_key("k1"), "policies": ["nasional"]}]}
+    monkeypatch.setenv("KINERJA_API_KEYS", json.dumps(entry))
+    ring = KeyRing.load()
+    found = ring.find("k1")
+    assert found is not None and found.name == "a" and ring.find("k2") is None
+    path = tmp_path / "keys.yaml"
+    path.write_text("keys:\n  - {name: b, sha256: " + hash_key("k2") + ", policies: ['*'], admin: true}\n")
+    monkeypatch.setenv("KINERJA_API_KEYS_FILE", str(path))
+    found = KeyRing.load().find("k2")
+    assert found is not None and found.admin
+    monkeypatch.delenv("KINERJA_API_KEYS_FILE")
+    monkeypatch.delenv("KINERJA_API_KEYS")
+    assert not KeyRing.load()
