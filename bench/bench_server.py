@@ -1,15 +1,18 @@
 """Benchmark: the HTTP service on loopback, driven by wrk at a bounded load.
 
-Starts `kinerja serve` (one worker, default settings, access log on and discarded) on a
-free loopback port, waits for /ready, then for each scenario runs wrk for the given time
-at the given connections:
+Starts the service as `kinerja serve` builds it (one worker, default settings, access log
+on and discarded) on a free loopback port, plus one bench-only route, waits for /ready,
+then for each scenario runs wrk (one thread, so the server keeps a core) for the given
+time at the given connections:
 
-- trivial: GET /health, the framework's ceiling on the same server settings;
+- trivial GET: GET /health;
+- trivial POST: a Litestar handler that reads the same body as evaluate and answers a
+  constant, the framework's ceiling for requests of that shape;
 - evaluate: POST /v1/policies/nasional/evaluate, one generated record per request;
 - batch: POST /v1/policies/nasional/evaluate/batch, 1,000 records per request.
 
 Prints requests per second, p50/p99 latency, records per second for the batch, and the
-evaluate/trivial ratio. wrk comes from `make bench-tools` (Debian's package).
+evaluate/trivial ratios. wrk comes from `make bench-tools` (Debian's package).
 
     python bench/bench_server.py [--seconds 10] [--connections 32]
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from litestar import Request, Response, post
 
 from bench_engine import ROOT, generate
 
@@ -85,7 +89,7 @@ def run_wrk(base: str, method: str, path: str, bodies: list[bytes], seconds: int
         f.write(lua)
         script = f.name
     try:
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
                               base + path], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script)
@@ -98,11 +102,32 @@ def run_wrk(base: str, method: str, path: str, bodies: list[bytes], seconds: int
     return {"rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "requests": requests}
 
 
+def serve_for_bench(port: int) -> None:
+    """Run the service exactly as `kinerja serve` does, with one more route: the trivial POST."""
+    import uvicorn
+
+    from kinerja_rules.server.serve import Settings, build_app, uvicorn_options
+
+    @post("/bench/trivial", status_code=200)
+    async def trivial(request: Request[Any, Any, Any]) -> Response[bytes]:
+        await request.body()
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    settings = Settings(policies=[str(ROOT / "policies")], port=port)
+    app, _ = build_app(settings)
+    app.register(trivial)
+    uvicorn.run(app, **uvicorn_options(settings))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve_for_bench(args.serve)
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run `make bench-tools` (installs Debian's wrk package)")
 
@@ -111,8 +136,7 @@ def main() -> None:
     batch = [_ENCODER.encode({"records": records})]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "kinerja_rules.cli", "serve", "--port", str(port),
-                               "--policies", str(ROOT / "policies")], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_ready(base, server)
@@ -123,6 +147,7 @@ def main() -> None:
             assert all("outputs" in r for r in results), "a generated record was not decided"
         print(f"kinerja-rules server, 1 worker, wrk {args.seconds} s at {args.connections} connections")
         trivial = run_wrk(base, "GET", "/health", [], args.seconds, args.connections)
+        trivial_post = run_wrk(base, "POST", "/bench/trivial", singles, args.seconds, args.connections)
         single = run_wrk(base, "POST", "/v1/policies/nasional/evaluate", singles, args.seconds, args.connections)
         many = run_wrk(base, "POST", "/v1/policies/nasional/evaluate/batch", batch, args.seconds, args.connections)
     finally:
@@ -133,12 +158,14 @@ def main() -> None:
             server.kill()
     print(f"  trivial  GET /health         {trivial['rps']:9.0f} req/s   p50 {trivial['p50_ms']:6.2f} ms"
           f"   p99 {trivial['p99_ms']:6.2f} ms")
+    print(f"  trivial  POST, same body     {trivial_post['rps']:9.0f} req/s   p50 {trivial_post['p50_ms']:6.2f} ms"
+          f"   p99 {trivial_post['p99_ms']:6.2f} ms")
     print(f"  evaluate one record          {single['rps']:9.0f} req/s   p50 {single['p50_ms']:6.2f} ms"
           f"   p99 {single['p99_ms']:6.2f} ms")
     print(f"  batch of 1,000 records       {many['rps'] * 1000:9.0f} records/s   ({many['rps']:.1f} req/s, "
           f"p50 {many['p50_ms']:.1f} ms, p99 {many['p99_ms']:.1f} ms)")
-    ratio = single["rps"] / trivial["rps"]
-    print(f"  evaluate / trivial           {ratio:9.1%}   (target >= 85 %)")
+    print(f"  evaluate / trivial POST      {single['rps'] / trivial_post['rps']:9.1%}   (target >= 85 %)")
+    print(f"  evaluate / trivial GET       {single['rps'] / trivial['rps']:9.1%}")
     print(f"  evaluate p99                 {single['p99_ms']:9.2f} ms (target <= 10 ms)")
     print(f"  batch                        {many['rps'] * 1000:9.0f} records/s (target >= 50,000)")
 

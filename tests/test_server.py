@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import datetime as dt
 import json
 import shutil
@@ -356,12 +357,22 @@ def test_unknown_route_and_wrong_method(client: TestClient[Litestar]) -> None:
     assert_problem(client.get("/v1/policies/nasional/evaluate"), 405, "method-not-allowed")
 
 
-def test_access_log_is_one_json_line(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", "kinerja_rules.access"), TestClient(create_app(engine, access_log=True)) as client:
+def test_access_log_is_one_json_line_per_request(engine: Engine) -> None:
+    stream = io.BytesIO()
+    with TestClient(create_app(engine, access_log=stream)) as client:
         evaluate(client, {"record": BASE_RECORD})
-    entry = json.loads(next(r.getMessage() for r in caplog.records if r.name == "kinerja_rules.access"))
-    assert entry["status"] == 200 and entry["policy"] == "nasional" and entry["method"] == "POST"
-    assert entry["path"] == "/v1/policies/nasional/evaluate" and entry["ms"] > 0
+        client.get("/nowhere")
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("POST", "/v1/policies/nasional/evaluate", 200), ("GET", "/nowhere", 404)]
+    assert entries[0]["policy"] == "nasional" and entries[0]["ms"] > 0 and entries[0]["time"]
+
+
+def test_a_broken_access_log_loses_lines_not_requests(engine: Engine) -> None:
+    stream = io.BytesIO()
+    stream.close()
+    with TestClient(create_app(engine, access_log=stream)) as client:
+        assert evaluate(client, {"record": BASE_RECORD}).status_code == 200
 
 
 # ---- API keys -------------------------------------------------------------------

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 from anyio import to_thread
@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery
+from litestar.response.base import ASGIResponse
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
@@ -24,6 +25,7 @@ from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, FieldError, 
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
 from kinerja_rules.server.bodies import (
     BatchRequest,
+    BatchResult,
     EvaluateRequest,
     Limits,
     ReloadResult,
@@ -34,7 +36,7 @@ from kinerja_rules.server.bodies import (
     fits,
     shape_problem,
 )
-from kinerja_rules.server.metrics import Metrics, ObserveMiddleware
+from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
 from kinerja_rules.server.problems import (
     EXCEPTION_HANDLERS,
     PROBLEM_MEDIA_TYPE,
@@ -77,10 +79,21 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
             for status in statuses}
 
 
+def _content_type(request: Request[Any, Any, Any]) -> str:
+    """The media type of the body, read from the raw headers (cheaper than building `request.headers`)."""
+    raw = next((v for k, v in request.scope["headers"] if k == b"content-type"), b"")
+    return raw.decode("latin-1").split(";")[0].strip().lower()
+
+
 def _check_json(request: Request[Any, Any, Any]) -> None:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = _content_type(request)
     if kind and kind != JSON and not kind.endswith("+json"):
         raise ApiProblem("unsupported-media-type", f"send {JSON}, not {kind}")
+
+
+def _answer(body: bytes) -> ASGIResponse:
+    """A 200 JSON answer, built directly: the decision is already encoded."""
+    return ASGIResponse(body=body, media_type=JSON)
 
 
 def _limits(request: Request[Any, Any, Any]) -> Limits:
@@ -114,7 +127,8 @@ class PolicyController(Controller):
           operation_class=_with_body(EvaluateRequest), responses={
               200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
               **_problems(400, 401, 403, 404, 413, 415, 422)})
-    async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str], engine: NamedDependency[Engine]) -> Response[bytes]:
+    async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
+                       engine: NamedDependency[Engine]) -> ASGIResponse:
         policy = engine.policy(policy_id)
         _check_json(request)
         limits = _limits(request)
@@ -130,12 +144,14 @@ class PolicyController(Controller):
             metrics.observe_decisions(policy.id, "invalid_record" if isinstance(exc, ValueError) else "failed")
             raise
         metrics.observe_decisions(policy.id, "decided")
-        return Response(_ENCODER.encode(decision), media_type=JSON)
+        return _answer(_ENCODER.encode(decision))
 
     @post("/{policy_id:str}/evaluate/batch", status_code=200, summary="Decide many records, each on its own",
-          operation_class=_with_body(BatchRequest), responses=_problems(400, 401, 403, 404, 413, 415, 422))
+          operation_class=_with_body(BatchRequest), responses={
+              200: ResponseSpec(BatchResult, generate_examples=False, description="One result per record, in order"),
+              **_problems(400, 401, 403, 404, 413, 415, 422)})
     async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
-                             engine: NamedDependency[Engine]) -> Response[bytes]:
+                             engine: NamedDependency[Engine]) -> ASGIResponse:
         policy = engine.policy(policy_id)
         _check_json(request)
         limits = _limits(request)
@@ -161,8 +177,7 @@ class PolicyController(Controller):
                 metrics.observe_decisions(policy.id, "invalid_record", failed)
             return _ENCODER.encode({"results": results})
 
-        data = await to_thread.run_sync(run) if len(body.records) >= _THREAD_AT else run()
-        return Response(data, media_type=JSON)
+        return _answer(await to_thread.run_sync(run) if len(body.records) >= _THREAD_AT else run())
 
 
 class ServiceController(Controller):
@@ -177,7 +192,7 @@ class ServiceController(Controller):
                      **_problems(400, 401, 413, 415)})
     async def validate(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
                        name: FromQuery[str] = "policy.yaml") -> Response[bytes]:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = _content_type(request)
         if kind and not (kind.startswith("text/") or "yaml" in kind or kind == JSON):
             raise ApiProblem("unsupported-media-type", f"send the policy as application/yaml or text/plain, not {kind}")
         raw = await request.body()
@@ -239,8 +254,11 @@ class ProbeController(Controller):
 
 
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
-               limits: Limits | None = None, access_log: bool = False) -> Litestar:
-    """The HTTP service over `engine`; `policies` is the folder a reload re-reads."""
+               limits: Limits | None = None, access_log: BinaryIO | None = None) -> Litestar:
+    """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
+
+    `access_log` is a binary stream for one JSON line per request (`kinerja serve` gives stdout).
+    """
     service = engine if isinstance(engine, PolicyService) else PolicyService(engine, policies)
     limits = limits or Limits()
     metrics = Metrics()
@@ -248,8 +266,12 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     def serving() -> None:
         service.draining = False
 
+    log = AccessLog(access_log) if access_log is not None else None
+
     def draining() -> None:
         service.draining = True
+        if log is not None:
+            log.flush()
 
     app = Litestar(
         route_handlers=[PolicyController, ServiceController, ProbeController],
@@ -269,5 +291,5 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
             security=[{"bearer": []}] if keys else None),
     )
     # Outermost, so requests that match no route are counted and logged too.
-    app.asgi_handler = ObserveMiddleware(app.asgi_handler, metrics, access_log)
+    app.asgi_handler = ObserveMiddleware(app.asgi_handler, metrics, log)
     return app

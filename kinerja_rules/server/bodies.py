@@ -42,6 +42,13 @@ class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     explain: bool = False
 
 
+class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One result per record, in the order sent: a decision (as the evaluate endpoint gives) or
+    `{"error": {...}, "policy": {...}}` for a record that could not be decided."""
+
+    results: list[dict[str, Any]]
+
+
 class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
     """A reload that put a new set of policies in service."""
 

@@ -7,6 +7,7 @@ service before retiring the old one (and keeps the old one if the new one cannot
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import logging.config
@@ -52,16 +53,13 @@ def is_loopback(host: str) -> bool:
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """Access log as JSON lines on stdout; everything else as plain lines on stderr."""
+    """Service messages as plain lines on stderr (the access log goes to stdout by itself)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-                       "bare": {"format": "%(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
-                     "access": {"class": "logging.StreamHandler", "formatter": "bare", "stream": "ext://sys.stdout"}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
         "loggers": {"kinerja_rules": {"handlers": ["stderr"], "level": level, "propagate": False},
-                    "kinerja_rules.access": {"handlers": ["access"], "level": level, "propagate": False},
                     "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
                     "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False}},
     }
@@ -72,13 +70,28 @@ def build_app(settings: Settings, *, supervised: bool = False) -> tuple[Any, Pol
     keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
     engine = Engine.from_paths([Path(p) for p in settings.policies], discover([Path(p) for p in settings.plugins]))
     service = PolicyService(engine, [Path(p) for p in settings.policies], restart_workers=supervised)
-    return create_app(service, keys=keys, limits=settings.limits, access_log=settings.access_log), service
+    access_log = sys.stdout.buffer if settings.access_log else None
+    return create_app(service, keys=keys, limits=settings.limits, access_log=access_log), service
 
 
 def worker_app() -> Any:
     """The application of one worker process (uvicorn calls this in each worker)."""
     settings = msgspec.json.decode(os.environ[_ENV_SETTINGS], type=Settings)
-    return build_app(settings, supervised=True)[0]
+    app = build_app(settings, supervised=True)[0]
+    _freeze()
+    return app
+
+
+def _freeze() -> None:
+    """Keep the compiled policies, which live as long as the process, out of every GC pass."""
+    gc.collect()
+    gc.freeze()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn runs the service (our middleware writes the access log, not uvicorn)."""
+    return {"host": settings.host, "port": settings.port, "log_config": logging_config(), "access_log": False,
+            "timeout_graceful_shutdown": settings.graceful_timeout, "server_header": False, "proxy_headers": False}
 
 
 def serve(settings: Settings) -> int:
@@ -102,6 +115,7 @@ def serve(settings: Settings) -> int:
         print(exc.render(), file=sys.stderr)
         return 1
     engine = service.engine
+    _freeze()
     for w in engine.warnings:
         _log.warning("%s", w.render())
     listing = ", ".join(f"{p.id} {p.version}" for p in engine.policies())
@@ -114,9 +128,7 @@ def serve(settings: Settings) -> int:
     else:
         _log.warning("no API keys configured and --allow-unauthenticated given: anyone who reaches %s "
                      "can call every endpoint, reload included", settings.host)
-    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": logging_config(),
-                              "access_log": False, "timeout_graceful_shutdown": settings.graceful_timeout,
-                              "server_header": False, "proxy_headers": False}
+    common = uvicorn_options(settings)
     if settings.workers > 1:
         os.environ[_ENV_SETTINGS] = msgspec.json.encode(settings).decode()
         uvicorn.run("kinerja_rules.server.serve:worker_app", factory=True, workers=settings.workers, **common)
