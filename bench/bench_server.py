@@ -39,6 +39,10 @@ from litestar import Request, Response, post
 
 from bench_engine import ROOT, generate
 
+from kinerja_rules.server.serve import cpu_count
+
+EXPECTED_PROCESSES = cpu_count() if cpu_count() > 1 else 0  # what `kinerja serve` starts with one worker
+
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 _LUA = """
@@ -68,17 +72,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """Wait until the server is ready and its batch processes are up; return how many there are."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with {process.returncode} before it was ready")
         try:
             with urllib.request.urlopen(base + "/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
+                ready = json.loads(response.read())
+                if ready["batch_processes"] >= EXPECTED_PROCESSES:
+                    return int(ready["batch_processes"])
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise SystemExit("the server was not ready in time")
 
 
@@ -113,7 +120,7 @@ def serve_for_bench(port: int) -> None:
         await request.body()
         return Response(b'{"ok":true}', media_type="application/json")
 
-    settings = Settings(policies=[str(ROOT / "policies")], port=port)
+    settings = Settings(policies=[str(ROOT / "policies")], port=port)  # the defaults of `kinerja serve`
     app, _ = build_app(settings)
     app.register(trivial)
     uvicorn.run(app, **uvicorn_options(settings))
@@ -139,13 +146,14 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_ready(base, server)
+        processes = wait_ready(base, server)
         check = urllib.request.Request(base + "/v1/policies/nasional/evaluate/batch", data=batch[0],
                                        headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(check) as response:  # every generated record must be decided
             results = json.loads(response.read())["results"]
             assert all("outputs" in r for r in results), "a generated record was not decided"
-        print(f"kinerja-rules server, 1 worker, wrk {args.seconds} s at {args.connections} connections")
+        print(f"kinerja-rules server, 1 worker ({processes} batch processes), "
+              f"wrk {args.seconds} s at {args.connections} connections")
         trivial = run_wrk(base, "GET", "/health", [], args.seconds, args.connections)
         trivial_post = run_wrk(base, "POST", "/bench/trivial", singles, args.seconds, args.connections)
         single = run_wrk(base, "POST", "/v1/policies/nasional/evaluate", singles, args.seconds, args.connections)

@@ -238,7 +238,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     max_list_items=args.max_list_items)
     return serve(Settings(policies=[args.policies], plugins=list(args.plugins or ()), host=args.host, port=args.port,
                           workers=args.workers, keys_file=args.keys, allow_unauthenticated=args.allow_unauthenticated,
-                          access_log=not args.no_access_log, limits=limits, graceful_timeout=args.graceful_timeout))
+                          access_log=not args.no_access_log, limits=limits, graceful_timeout=args.graceful_timeout,
+                          batch_processes=args.batch_processes))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -323,6 +324,9 @@ def parser() -> argparse.ArgumentParser:
                                                    "$KINERJA_API_KEYS; none: no authentication, loopback only)")
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="serve on a non-loopback address without API keys")
+    p.add_argument("--batch-processes", type=int, default=None, metavar="N",
+                   help="processes that decide large batches on the other cores (default: one per CPU with "
+                        "one worker, none with several; 0: off)")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
     p.add_argument("--graceful-timeout", type=_positive, default=30, metavar="SECONDS",
                    help="how long in-flight requests may take to finish at shutdown (default: 30)")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import datetime as dt
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -452,3 +454,46 @@ def test_keys_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("KINERJA_API_KEYS_FILE")
     monkeypatch.delenv("KINERJA_API_KEYS")
     assert not KeyRing.load()
+
+
+# ---- batch processes --------------------------------------------------------------
+
+def _wait_for_pool(client: TestClient[Litestar], processes: int) -> None:
+    deadline = time.monotonic() + 60
+    while client.get("/ready").json()["batch_processes"] < processes:
+        assert time.monotonic() < deadline, "the batch processes did not start"
+        time.sleep(0.05)
+
+
+def test_large_batches_are_decided_by_the_batch_processes(engine: Engine, folder: Path) -> None:
+    service = PolicyService(Engine.from_paths([folder]), [folder], batch_processes=2)
+    records = [{**BASE_RECORD, "perilaku": {"atasan": 50 + i % 50}} for i in range(300)]
+    records[7] = {"nip": 5}
+    with TestClient(create_app(service, policies=[folder])) as client:
+        _wait_for_pool(client, 2)
+        response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records})
+        assert service.pool is not None and service.pool.slices == 2
+        results = exact(response.content)["results"]
+        assert results == [exact(to_json(engine.evaluate_safely("nasional", r))) for r in records]
+        assert results[7]["error"]["kind"] == "record"
+        path = folder / "makassar" / "policy.yaml"  # a reload gives the processes the new policies
+        path.write_text(path.read_text().replace('version: "2025.1"', 'version: "2099.1"', 1))
+        assert client.post("/v1/admin/reload").status_code == 200
+        _wait_for_pool(client, 2)
+        assert service.pool.digests["makassar"] == service.engine.policy("makassar").digest
+    assert service.pool is None
+
+
+def test_a_pool_holding_other_policies_is_not_trusted(folder: Path) -> None:
+    service = PolicyService(Engine.from_paths([folder]), [folder], batch_processes=1)
+    with TestClient(create_app(service, policies=[folder])) as client:
+        _wait_for_pool(client, 1)
+        assert service.pool is not None
+        service.pool.digests["nasional"] = "0" * 64  # as if a reload landed while the pool started
+        stale = service.pool
+        records = [BASE_RECORD] * 300
+        assert not stale.usable("nasional", service.engine.policy("nasional").digest, 300)
+        response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records})
+        assert len(response.json()["results"]) == 300 and stale.slices == 0
+        answer = asyncio.run(stale.decide("nasional", "0" * 64, [msgspec.Raw(b"{}")], None, False, Limits()))
+        assert answer is None

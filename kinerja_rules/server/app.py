@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
 from litestar.openapi.spec import OpenAPIMediaType as MediaTypeSpec
 
-from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, FieldError, __version__
+from kinerja_rules import Decision, Engine, FieldError, __version__
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
 from kinerja_rules.server.bodies import (
     BatchRequest,
@@ -32,10 +33,10 @@ from kinerja_rules.server.bodies import (
     ValidateResult,
     check_shape,
     decode,
-    decode_record,
     fits,
     shape_problem,
 )
+from kinerja_rules.server.batch import decide
 from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
 from kinerja_rules.server.problems import (
     EXCEPTION_HANDLERS,
@@ -151,33 +152,28 @@ class PolicyController(Controller):
               200: ResponseSpec(BatchResult, generate_examples=False, description="One result per record, in order"),
               **_problems(400, 401, 403, 404, 413, 415, 422)})
     async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
-                             engine: NamedDependency[Engine]) -> ASGIResponse:
+                             engine: NamedDependency[Engine], service: NamedDependency[PolicyService]) -> ASGIResponse:
         policy = engine.policy(policy_id)
         _check_json(request)
         limits = _limits(request)
         body: BatchRequest = decode(await request.body(), BatchRequest, limits)
-        if len(body.records) > limits.max_batch:
-            raise ApiProblem("batch-too-long", f"{len(body.records)} records; at most {limits.max_batch} per request",
+        records = body.records
+        if len(records) > limits.max_batch:
+            raise ApiProblem("batch-too-long", f"{len(records)} records; at most {limits.max_batch} per request",
                              errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
-
-        def run() -> bytes:
-            results: list[Decision | ErrorResult] = []
-            for i, raw in enumerate(body.records):
-                try:
-                    record = decode_record(raw, limits, f"records[{i}]")
-                except ApiProblem as exc:
-                    results.append(ErrorResult(policy=policy.ref, error=ErrorInfo(
-                        kind="input", message=exc.detail, fields=exc.extra.get("errors", []))))
-                    continue
-                results.append(engine.evaluate_safely(policy.id, record, body.as_of, body.explain))
-            failed = sum(1 for r in results if type(r) is ErrorResult)
-            metrics = _metrics(request)
-            metrics.observe_decisions(policy.id, "decided", len(results) - failed)
-            if failed:
-                metrics.observe_decisions(policy.id, "invalid_record", failed)
-            return _ENCODER.encode({"results": results})
-
-        return _answer(await to_thread.run_sync(run) if len(body.records) >= _THREAD_AT else run())
+        answer = None
+        pool = service.pool
+        if pool is not None and pool.usable(policy.id, policy.digest, len(records)):
+            answer = await pool.decide(policy.id, policy.digest, records, body.as_of, body.explain, limits)
+        if answer is None:
+            run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits)
+            answer = await to_thread.run_sync(run) if len(records) >= _THREAD_AT else run()
+        joined, failed = answer
+        metrics = _metrics(request)
+        metrics.observe_decisions(policy.id, "decided", len(records) - failed)
+        if failed:
+            metrics.observe_decisions(policy.id, "invalid_record", failed)
+        return _answer(b'{"results":[' + joined + b"]}")
 
 
 class ServiceController(Controller):
@@ -221,6 +217,7 @@ class ServiceController(Controller):
             raise ApiProblem("reload-failed", f"{len(report.errors)} error(s); the policies in service are kept",
                              diagnostics=[DiagnosticOut.of(d) for d in report.errors])
         metrics.reloads["ok"] += 1
+        await service.renew_pool()
         _log.info("reloaded %d policies", len(report.policies))
         return _json(ReloadResult(reloaded=True, policies=[p.describe() for p in service.engine.policies()],
                                   warnings=[DiagnosticOut.of(d) for d in report.warnings]))
@@ -239,7 +236,9 @@ class ProbeController(Controller):
     async def ready(self, service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.ready:
             raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")
-        return _json({"status": "ready", "policies": service.engine.ids})
+        pool = service.pool
+        return _json({"status": "ready", "policies": service.engine.ids,
+                      "batch_processes": pool.ready if pool is not None else 0})
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
     async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> str:
@@ -263,13 +262,15 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     limits = limits or Limits()
     metrics = Metrics()
 
-    def serving() -> None:
+    async def serving() -> None:
         service.draining = False
+        await service.start_pool()
 
     log = AccessLog(access_log) if access_log is not None else None
 
     def draining() -> None:
         service.draining = True
+        service.stop_pool(wait=True)
         if log is not None:
             log.flush()
 

@@ -41,6 +41,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool = True
     limits: Limits = Limits()
     graceful_timeout: int = 30
+    batch_processes: int | None = None  # None: one per CPU with one worker, none with several
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def is_loopback(host: str) -> bool:
@@ -69,7 +78,11 @@ def build_app(settings: Settings, *, supervised: bool = False) -> tuple[Any, Pol
     """Compile the policies and build the application; raises PolicyError or KeyFileError."""
     keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
     engine = Engine.from_paths([Path(p) for p in settings.policies], discover([Path(p) for p in settings.plugins]))
-    service = PolicyService(engine, [Path(p) for p in settings.policies], restart_workers=supervised)
+    processes = settings.batch_processes
+    if processes is None:
+        processes = cpu_count() if settings.workers == 1 and cpu_count() > 1 else 0
+    service = PolicyService(engine, [Path(p) for p in settings.policies], plugins=[Path(p) for p in settings.plugins],
+                            batch_processes=processes, restart_workers=supervised)
     access_log = sys.stdout.buffer if settings.access_log else None
     return create_app(service, keys=keys, limits=settings.limits, access_log=access_log), service
 
@@ -119,8 +132,9 @@ def serve(settings: Settings) -> int:
     for w in engine.warnings:
         _log.warning("%s", w.render())
     listing = ", ".join(f"{p.id} {p.version}" for p in engine.policies())
-    _log.info("serving %d policies (%s) on http://%s:%d with %d worker(s); API docs at /docs",
-              len(engine.ids), listing, settings.host, settings.port, settings.workers)
+    _log.info("serving %d policies (%s) on http://%s:%d with %d worker(s) and %d batch process(es); "
+              "API docs at /docs", len(engine.ids), listing, settings.host, settings.port, settings.workers,
+              service.batch_processes)
     if keys:
         _log.info("API keys: %d configured; every /v1/ call needs Authorization: Bearer <key>", len(keys.keys))
     elif is_loopback(settings.host):

@@ -1,0 +1,121 @@
+"""Deciding batches: in the service process, or spread over worker processes for large ones.
+
+Evaluation is CPU-bound Python, so one process decides on one core. A `BatchPool` lets a
+single service process use the machine's other cores for large batches: each pool process
+compiles the same policies folder itself, decides a slice of the records and sends back
+encoded results. A pool process whose policy digest differs from the one in service (a
+reload landed in between) is not trusted: the batch is decided in the service process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kinerja_rules import Engine, ErrorInfo, ErrorResult, discover
+from kinerja_rules.server.bodies import Limits, decode_record
+from kinerja_rules.server.problems import ApiProblem
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_log = logging.getLogger("kinerja_rules.server")
+_engine: Engine | None = None  # the pool process's own engine
+
+
+def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes], as_of: dt.date | None,
+           explain: bool, limits: Limits, offset: int = 0) -> tuple[bytes, int]:
+    """The encoded results of `records`, comma-separated in order, and how many failed."""
+    policy = engine.policy(policy_id)
+    out: list[bytes] = []
+    failed = 0
+    for i, raw in enumerate(records, start=offset):
+        try:
+            record = decode_record(raw, limits, f"records[{i}]")
+        except ApiProblem as exc:
+            result: Any = ErrorResult(policy=policy.ref, error=ErrorInfo(
+                kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
+        else:
+            result = engine.evaluate_safely(policy_id, record, as_of, explain)
+        if type(result) is ErrorResult:
+            failed += 1
+        out.append(_ENCODER.encode(result))
+    return b",".join(out), failed
+
+
+def _start(policies: list[str], plugins: list[str]) -> None:
+    global _engine
+    _engine = Engine.from_paths([Path(p) for p in policies], discover([Path(p) for p in plugins]))
+
+
+def _ready() -> dict[str, str]:
+    assert _engine is not None
+    return {p.id: p.digest for p in _engine.policies()}
+
+
+def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | None, explain: bool,
+                  limits: Limits, offset: int) -> tuple[str, bytes, int]:
+    assert _engine is not None
+    policy = _engine.policy(policy_id)
+    if policy.digest != digest:
+        return policy.digest, b"", 0
+    records = msgspec.json.decode(payload, type=list[msgspec.Raw])
+    return (policy.digest, *decide(_engine, policy_id, records, as_of, explain, limits, offset))
+
+
+class BatchPool:
+    """Worker processes that compile the policies under `policies` and decide slices of batches."""
+
+    def __init__(self, processes: int, policies: Sequence[Path], plugins: Sequence[Path] = (),
+                 threshold: int = 256) -> None:
+        self.processes = processes
+        self.threshold = threshold  # smaller batches cost more to ship than to decide here
+        self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start,
+                                             initargs=([str(p) for p in policies], [str(p) for p in plugins]))
+        self.digests: dict[str, str] = {}
+        self.ready = 0  # processes up, with the policies compiled
+        self.slices = 0  # slices decided, for tests and curiosity
+
+    async def start(self) -> None:
+        """Bring every process up (each compiles the policies) before the first batch needs it."""
+        loop = asyncio.get_running_loop()
+        try:
+            results = await asyncio.gather(*(loop.run_in_executor(self._executor, _ready)
+                                              for _ in range(self.processes)))
+        except Exception as exc:  # a pool that cannot start leaves batches to the service process
+            _log.warning("batch processes did not start (%s: %s); batches are decided in-process",
+                         type(exc).__name__, exc)
+            return
+        self.digests = results[0]
+        self.ready = self.processes
+        _log.info("%d batch processes ready", self.processes)
+
+    def usable(self, policy_id: str, digest: str, size: int) -> bool:
+        return size >= self.threshold and self.digests.get(policy_id) == digest
+
+    async def decide(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw], as_of: dt.date | None,
+                     explain: bool, limits: Limits) -> tuple[bytes, int] | None:
+        """Decide `records` across the processes; None when a process holds another version."""
+        loop = asyncio.get_running_loop()
+        step = -(-len(records) // self.processes)
+        slices = [(start, b"[" + b",".join(records[start:start + step]) + b"]")
+                  for start in range(0, len(records), step)]
+        answers = await asyncio.gather(*(
+            loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
+                                 limits, start) for start, payload in slices))
+        if any(found != digest for found, _, _ in answers):
+            self.digests.pop(policy_id, None)
+            return None
+        self.slices += len(answers)
+        return b",".join(part for _, part, _ in answers if part), sum(failed for _, _, failed in answers)
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the processes once their current slices are done; `wait` for them to exit."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
