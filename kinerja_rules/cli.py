@@ -258,14 +258,20 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _whole(low: int, high: int | None = None) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be {low}–{high}, not {value}" if high is not None
+                                             else f"must be at least {low}, not {value}")
+        return value
+    return parse
+
+
+_positive = _whole(1)
 
 
 def _date(text: str) -> dt.date:
@@ -316,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Serve the policies over HTTP (Litestar on uvicorn) until stopped (Ctrl-C or "
                                    "SIGTERM finish the requests in flight first).")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
+    p.add_argument("--port", type=_whole(0, 65535), default=8000, help="port to bind (default: 8000)")
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
                    help="the policies folder, re-read on reload (default: policies/)")
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes (default: 1)")
@@ -324,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
                                                    "$KINERJA_API_KEYS; none: no authentication, loopback only)")
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="serve on a non-loopback address without API keys")
-    p.add_argument("--batch-processes", type=int, default=None, metavar="N",
+    p.add_argument("--batch-processes", type=_whole(0), default=None, metavar="N",
                    help="processes that decide large batches on the other cores (default: one per CPU with "
                         "one worker, none with several; 0: off)")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")

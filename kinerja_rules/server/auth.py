@@ -129,7 +129,8 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="kinerja-rules"'}
 class AuthMiddleware:
     """Require a valid key on every /v1/ route: in scope for the policy, admin for admin routes.
 
-    A middleware rather than a Litestar guard, so the check runs inline on the event loop.
+    A middleware rather than a Litestar guard, so the check runs inline on the event loop;
+    installed only when keys are configured.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -137,7 +138,7 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ring: KeyRing = scope["litestar_app"].state.api_keys
-        if ring and scope["type"] == ScopeType.HTTP:
+        if scope["type"] == ScopeType.HTTP:
             check_key(ring, scope)
         await self.app(scope, receive, send)
 
