@@ -405,6 +405,10 @@ def _describe(exc: Exception) -> str:
         return "division by zero"
     if isinstance(exc, decimal.InvalidOperation):
         return "invalid arithmetic (such as 0 divided by 0)"
+    if isinstance(exc, decimal.Overflow):
+        return "a number grew too large (overflow)"
+    if isinstance(exc, decimal.DecimalException):
+        return f"arithmetic failed ({type(exc).__name__})"
     if isinstance(exc, TableMiss):
         return str(exc)
     if isinstance(exc, KeyError):

@@ -497,3 +497,46 @@ def test_a_pool_holding_other_policies_is_not_trusted(folder: Path) -> None:
         assert len(response.json()["results"]) == 300 and stale.slices == 0
         answer = asyncio.run(stale.decide("nasional", "0" * 64, [msgspec.Raw(b"{}")], None, False, Limits()))
         assert answer is None
+
+
+# ---- hostile input ------------------------------------------------------------------
+
+_RECORD_JSON = json.dumps(BASE_RECORD)
+HOSTILE = {  # name: (record, what the evaluate endpoint answers)
+    "5000-digit integer": (_RECORD_JSON.replace('"kelas": 7', '"kelas": ' + "9" * 5000), 422),
+    "huge exponent": (_RECORD_JSON.replace('"target": 1000', '"target": 1e-999999999'), 422),
+    "lone surrogate": ('{"\\ud800": 1}', 400),
+    "NaN": (_RECORD_JSON.replace('"atasan": 80', '"atasan": NaN'), 400),
+    "megabyte string": (_RECORD_JSON.replace('"Dinas Kesehatan"', '"' + "x" * 1_000_000 + '"'), 200),
+    "null": ("null", 422),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_records_get_an_answer_never_a_500(client: TestClient[Litestar], name: str) -> None:
+    record, status = HOSTILE[name]
+    single = evaluate(client, ('{"record": ' + record + "}").encode())
+    assert single.status_code == status
+    if status != 200:
+        assert single.headers["content-type"].startswith(PROBLEM) and single.json()["detail"]
+    batch = client.post("/v1/policies/nasional/evaluate/batch",
+                        content=('{"records": [' + record + ", " + _RECORD_JSON + "]}").encode(),
+                        headers={"content-type": "application/json"})
+    assert batch.status_code < 500
+    if batch.status_code == 200:  # the hostile record fails alone
+        results = batch.json()["results"]
+        assert "outputs" in results[1]
+
+
+def test_overflow_is_named_plainly(client: TestClient[Litestar]) -> None:
+    problem = assert_problem(evaluate(client, ('{"record": ' + HOSTILE["huge exponent"][0] + "}").encode()), 422,
+                             "evaluation-failed")
+    assert problem["detail"] == "a number grew too large (overflow)"
+    assert "skp.indikator[*].target" in problem["paths"]
+
+
+def test_an_integer_python_cannot_hold_fails_one_batch_record(client: TestClient[Litestar]) -> None:
+    body = '{"records": [' + HOSTILE["5000-digit integer"][0] + ", " + _RECORD_JSON + "]}"
+    results = client.post("/v1/policies/nasional/evaluate/batch", content=body.encode(),
+                          headers={"content-type": "application/json"}).json()["results"]
+    assert results[0]["error"]["fields"][0]["path"] == "records[0]" and "outputs" in results[1]

@@ -83,6 +83,7 @@ def field_path(message: str) -> tuple[str, str]:
     match = _AT.match(message)
     assert match is not None  # the pattern matches any text
     text, path = match.group("message"), (match.group("path") or "").lstrip(".")
+    path = path.split("[...]")[0]  # msgspec elides the inside of untyped values
     named = _NAMED.search(text)
     if named is not None:
         path = f"{path}.{named.group('name')}" if path else named.group("name")
@@ -114,6 +115,10 @@ def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
         record = _RECORD.decode(raw)
     except RecursionError:
         raise ApiProblem("too-deep", f"{path}: nests deeper than {limits.max_depth} levels") from None
+    except msgspec.DecodeError as exc:  # valid JSON that Python cannot hold, such as a 5,000-digit integer
+        where, text = field_path(str(exc))
+        where = path + where.removeprefix("[...]").replace("[...]", "")
+        raise ApiProblem("invalid-body", f"{where}: {text}", errors=[FieldError(path=where, message=text)]) from None
     problem = None if fits(bytes(raw), limits) else check_shape(record, limits, path)
     if problem is not None:
         raise shape_problem(problem)
