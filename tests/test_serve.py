@@ -167,3 +167,34 @@ def test_serve_with_workers_reloads_them_all(tmp_path: Path) -> None:
         assert versions == {"2099.1"}
     finally:
         _stop(process)
+
+
+def test_serve_with_a_plugin_folder_and_batch_processes(tmp_path: Path) -> None:
+    from tests.test_plugins import PLUGIN, POLICY
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "serve_plugin.py").write_text(PLUGIN)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "pakai.yaml").write_text(POLICY)
+    process, base = _start("--policies", str(policies), "--plugins", str(plugins), "--batch-processes", "1",
+                           "--no-access-log")
+    try:
+        deadline = time.monotonic() + 60
+        while json.loads(_get(base + "/ready")[1])["batch_processes"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        records = [{"x": i, "survei": [1] * (i % 3)} for i in range(300)]
+        status, body = _get(base + "/v1/policies/pakai/evaluate/batch",
+                            json.dumps({"records": records, "as_of": "2024-06-01"}).encode(),
+                            {"content-type": "application/json"})
+        assert status == 200, body
+        results = json.loads(body)["results"]
+        assert [r["outputs"]["ganda"] for r in results] == [2 * i for i in range(300)]
+        assert [r["outputs"]["jumlah"] for r in results] == [i % 3 for i in range(300)]
+        metrics = _get(base + "/metrics")[1].decode()
+        assert 'kinerja_decisions_total{policy="pakai",outcome="decided"} 300' in metrics
+        assert 'kinerja_batch_records_total{decided_in="batch_processes"} 300' in metrics
+    finally:
+        _stop(process)

@@ -161,14 +161,15 @@ class PolicyController(Controller):
             raise ApiProblem("batch-too-long", f"{len(records)} records; at most {limits.max_batch} per request",
                              errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
         answer = None
+        metrics = _metrics(request)
         pool = service.pool
         if pool is not None and pool.usable(policy.id, policy.digest, len(records)):
             answer = await pool.decide(policy.id, policy.digest, records, body.as_of, body.explain, limits)
+        metrics.batch_records["service" if answer is None else "batch_processes"] += len(records)
         if answer is None:
             run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits)
             answer = await to_thread.run_sync(run) if len(records) >= _THREAD_AT else run()
         joined, failed = answer
-        metrics = _metrics(request)
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "invalid_record", failed)

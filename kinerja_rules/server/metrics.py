@@ -76,14 +76,15 @@ class Metrics:
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str], list[int]] = {}
-        self.latency_sum: dict[tuple[str, str], float] = defaultdict(float)
+        self.latency: dict[tuple[str, str, int], list[int]] = {}
+        self.latency_sum: dict[tuple[str, str, int], float] = defaultdict(float)
         self.decisions: dict[tuple[str, str], int] = defaultdict(int)
         self.reloads: dict[str, int] = defaultdict(int)
+        self.batch_records: dict[str, int] = defaultdict(int)  # by where they were decided
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests[(endpoint, method, status)] += 1
-        key = (endpoint, method)
+        key = (endpoint, method, status)
+        self.requests[key] += 1
         counts = self.latency.get(key)
         if counts is None:
             counts = self.latency[key] = [0] * (len(BUCKETS) + 1)
@@ -99,17 +100,18 @@ class Metrics:
                "# TYPE kinerja_http_requests_total counter"]
         for (endpoint, method, status), n in sorted(self.requests.items()):
             out.append(f"kinerja_http_requests_total{_labels(endpoint=endpoint, method=method, status=status)} {n}")
-        out += ["# HELP kinerja_http_request_duration_seconds Time to answer, by endpoint and method.",
+        out += ["# HELP kinerja_http_request_duration_seconds Time to answer, by endpoint, method and status.",
                 "# TYPE kinerja_http_request_duration_seconds histogram"]
-        for (endpoint, method), counts in sorted(self.latency.items()):
+        for (endpoint, method, status), counts in sorted(self.latency.items()):
             running = 0
             for bound, n in zip((*BUCKETS, "+Inf"), counts):
                 running += n
                 le = bound if isinstance(bound, str) else repr(bound)
                 out.append("kinerja_http_request_duration_seconds_bucket"
-                           f"{_labels(endpoint=endpoint, method=method, le=le)} {running}")
-            labels = _labels(endpoint=endpoint, method=method)
-            out.append(f"kinerja_http_request_duration_seconds_sum{labels} {self.latency_sum[(endpoint, method)]:.6f}")
+                           f"{_labels(endpoint=endpoint, method=method, status=status, le=le)} {running}")
+            labels = _labels(endpoint=endpoint, method=method, status=status)
+            total = self.latency_sum[(endpoint, method, status)]
+            out.append(f"kinerja_http_request_duration_seconds_sum{labels} {total:.6f}")
             out.append(f"kinerja_http_request_duration_seconds_count{labels} {running}")
         out += ["# HELP kinerja_decisions_total Records evaluated, by policy and outcome.",
                 "# TYPE kinerja_decisions_total counter"]
@@ -118,6 +120,10 @@ class Metrics:
         out += ["# HELP kinerja_reloads_total Policy reloads, by outcome.", "# TYPE kinerja_reloads_total counter"]
         for outcome in ("ok", "failed"):
             out.append(f"kinerja_reloads_total{_labels(outcome=outcome)} {self.reloads[outcome]}")
+        out += ["# HELP kinerja_batch_records_total Batch records, by the process that decided them.",
+                "# TYPE kinerja_batch_records_total counter"]
+        for where in ("service", "batch_processes"):
+            out.append(f"kinerja_batch_records_total{_labels(decided_in=where)} {self.batch_records[where]}")
         out += ["# HELP kinerja_policy_info The policies in service.", "# TYPE kinerja_policy_info gauge"]
         for policy_id, version, digest in policies:
             out.append(f"kinerja_policy_info{_labels(policy=policy_id, version=version, digest=digest)} 1")
