@@ -14,7 +14,7 @@ time at the given connections:
 Prints requests per second, p50/p99 latency, records per second for the batch, and the
 evaluate/trivial ratios. wrk comes from `make bench-tools` (Debian's package).
 
-    python bench/bench_server.py [--seconds 10] [--connections 32]
+    python bench/bench_server.py [--seconds 10] [--connections 32] [--batch-processes N]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from bench_engine import ROOT, generate
 
 from kinerja_rules.server.serve import cpu_count
 
-EXPECTED_PROCESSES = cpu_count() if cpu_count() > 1 else 0  # what `kinerja serve` starts with one worker
+DEFAULT_PROCESSES = cpu_count() if cpu_count() > 1 else 0  # what `kinerja serve` starts with one worker
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
@@ -72,7 +72,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+def wait_ready(base: str, process: subprocess.Popen[bytes], expected: int, timeout: float = 60) -> int:
     """Wait until the server is ready and its batch processes are up; return how many there are."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,7 +81,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60)
         try:
             with urllib.request.urlopen(base + "/ready", timeout=1) as response:
                 ready = json.loads(response.read())
-                if ready["batch_processes"] >= EXPECTED_PROCESSES:
+                if ready["batch_processes"] >= expected:
                     return int(ready["batch_processes"])
         except OSError:
             pass
@@ -109,7 +109,7 @@ def run_wrk(base: str, method: str, path: str, bodies: list[bytes], seconds: int
     return {"rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "requests": requests}
 
 
-def serve_for_bench(port: int) -> None:
+def serve_for_bench(port: int, batch_processes: int | None) -> None:
     """Run the service exactly as `kinerja serve` does, with one more route: the trivial POST."""
     import uvicorn
 
@@ -120,7 +120,8 @@ def serve_for_bench(port: int) -> None:
         await request.body()
         return Response(b'{"ok":true}', media_type="application/json")
 
-    settings = Settings(policies=[str(ROOT / "policies")], port=port)  # the defaults of `kinerja serve`
+    settings = Settings(policies=[str(ROOT / "policies")], port=port,  # the defaults of `kinerja serve`
+                        batch_processes=batch_processes)
     app, _ = build_app(settings)
     app.register(trivial)
     uvicorn.run(app, **uvicorn_options(settings))
@@ -130,10 +131,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--batch-processes", type=int, metavar="N",
+                        help="as `kinerja serve --batch-processes` (default: its default)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve_for_bench(args.serve)
+        serve_for_bench(args.serve, args.batch_processes)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run `make bench-tools` (installs Debian's wrk package)")
@@ -143,10 +146,12 @@ def main() -> None:
     batch = [_ENCODER.encode({"records": records})]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT,
+    extra = ["--batch-processes", str(args.batch_processes)] if args.batch_processes is not None else []
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), *extra], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        processes = wait_ready(base, server)
+        expected = args.batch_processes if args.batch_processes is not None else DEFAULT_PROCESSES
+        processes = wait_ready(base, server, expected)
         check = urllib.request.Request(base + "/v1/policies/nasional/evaluate/batch", data=batch[0],
                                        headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(check) as response:  # every generated record must be decided
