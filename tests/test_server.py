@@ -332,7 +332,7 @@ def test_metrics_count_requests_decisions_and_policies(engine: Engine) -> None:
            in text
     assert 'kinerja_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1' in text
     assert 'kinerja_decisions_total{policy="nasional",outcome="decided"} 2' in text
-    assert 'kinerja_decisions_total{policy="nasional",outcome="invalid_record"} 2' in text
+    assert 'kinerja_decisions_total{policy="nasional",outcome="error"} 2' in text
     assert 'kinerja_http_request_duration_seconds_count{endpoint="/v1/policies/{policy_id}/evaluate",method="POST",' \
            'status="422"} 1' in text
     assert 'kinerja_batch_records_total{decided_in="service"} 2' in text

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -15,15 +15,16 @@ from litestar import Controller, Litestar, Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, FromQuery
-from litestar.response.base import ASGIResponse
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
 from litestar.openapi.spec import OpenAPIMediaType as MediaTypeSpec
+from litestar.params import FromPath, FromQuery
+from litestar.response.base import ASGIResponse
 
-from kinerja_rules import Decision, Engine, FieldError, __version__
+from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordError, __version__
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
+from kinerja_rules.server.batch import decide
 from kinerja_rules.server.bodies import (
     BatchRequest,
     BatchResult,
@@ -31,12 +32,9 @@ from kinerja_rules.server.bodies import (
     Limits,
     ReloadResult,
     ValidateResult,
-    check_shape,
     decode,
-    fits,
-    shape_problem,
+    within_limits,
 )
-from kinerja_rules.server.batch import decide
 from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
 from kinerja_rules.server.problems import (
     EXCEPTION_HANDLERS,
@@ -54,8 +52,8 @@ _THREAD_AT = 64  # batches this long are decided off the event loop, so probes s
 _log = logging.getLogger("kinerja_rules.server")
 
 
-def _json(value: Any, status: int = 200) -> Response[bytes]:
-    return Response(_ENCODER.encode(value), status_code=status, media_type=JSON)
+def _json(value: Any) -> Response[bytes]:
+    return Response(_ENCODER.encode(value), media_type=JSON)
 
 
 def _with_body(kind: type[Any], media_type: str = JSON) -> type[Operation]:
@@ -134,14 +132,12 @@ class PolicyController(Controller):
         limits = _limits(request)
         raw = await request.body()
         body: EvaluateRequest = decode(raw, EvaluateRequest, limits)
-        problem = None if fits(raw, limits) else check_shape(body.record, limits)
-        if problem is not None:
-            raise shape_problem(problem)
+        within_limits(body.record, raw, limits)
         metrics = _metrics(request)
         try:
             decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain)
-        except Exception as exc:
-            metrics.observe_decisions(policy.id, "invalid_record" if isinstance(exc, ValueError) else "failed")
+        except (RecordError, EvaluationError):
+            metrics.observe_decisions(policy.id, "error")
             raise
         metrics.observe_decisions(policy.id, "decided")
         return _answer(_ENCODER.encode(decision))
@@ -172,7 +168,7 @@ class PolicyController(Controller):
         joined, failed = answer
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
-            metrics.observe_decisions(policy.id, "invalid_record", failed)
+            metrics.observe_decisions(policy.id, "error", failed)
         return _answer(b'{"results":[' + joined + b"]}")
 
 

@@ -119,10 +119,16 @@ def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
         where, text = field_path(str(exc))
         where = path + where.removeprefix("[...]").replace("[...]", "")
         raise ApiProblem("invalid-body", f"{where}: {text}", errors=[FieldError(path=where, message=text)]) from None
-    problem = None if fits(bytes(raw), limits) else check_shape(record, limits, path)
-    if problem is not None:
-        raise shape_problem(problem)
+    within_limits(record, bytes(raw), limits, path)
     return record
+
+
+def within_limits(record: Any, raw: bytes, limits: Limits, path: str = "record") -> None:
+    """Raise a problem naming the place where `record` (decoded from `raw`) passes a limit."""
+    problem = None if fits(raw, limits) else check_shape(record, limits, path)
+    if problem is not None:
+        name = "too-deep" if "deeper" in problem.message else "list-too-long"
+        raise ApiProblem(name, str(problem), errors=[problem])
 
 
 def fits(body: bytes, limits: Limits) -> bool:
@@ -154,8 +160,3 @@ def check_shape(value: Any, limits: Limits, path: str = "record") -> FieldError 
                 if type(item) is dict or type(item) is list:
                     stack.append((item, f"{where}[{i}]", depth + 1))
     return None
-
-
-def shape_problem(error: FieldError) -> ApiProblem:
-    name = "too-deep" if "deeper" in error.message else "list-too-long"
-    return ApiProblem(name, str(error), errors=[error])
