@@ -20,7 +20,7 @@ from kinerja_rules.decision import Decision, ErrorResult
 from kinerja_rules.documents import PolicyFile, read_policy_file
 from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
 from kinerja_rules.functions import BUILTINS, FunctionSpec, IndicatorSpec
-from kinerja_rules.loader import iter_policy_files, load_file, load_text
+from kinerja_rules.loader import SourceFile, iter_policy_files, load_file, load_text
 from kinerja_rules.policy import CompiledPolicy
 
 
@@ -64,10 +64,11 @@ def default_registry() -> Registry:
     return discover()
 
 
-def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = ()) -> tuple[list[PolicyFile], list[Diagnostic]]:
+def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (),
+          loaded: Iterable[SourceFile] = ()) -> tuple[list[PolicyFile], list[Diagnostic]]:
     files: list[PolicyFile] = []
     diags: list[Diagnostic] = []
-    sources = []
+    sources = list(loaded)
     for path in paths:
         if not path.exists():
             diags.append(Diagnostic(code="E000", message=f"no such file or folder: {path}"))
@@ -125,12 +126,12 @@ def check_paths(paths: Sequence[Path], registry: Registry | None = None) -> Chec
 
 
 def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None,
-                  base_texts: Sequence[tuple[str, str]] = ()) -> CheckReport:
+                  base_sources: Sequence[SourceFile] = ()) -> CheckReport:
     """Check one policy document given as text, against the policies under `base` for its parents.
 
-    `base_texts` gives more parents as (name, text) pairs; nothing is loaded into service.
+    `base_sources` gives more parents, already loaded; nothing is loaded into service.
     """
-    files, diags = _read(base, [*((n, t) for n, t in base_texts if n != name), (name, text)])
+    files, diags = _read(base, [(name, text)], [s for s in base_sources if s.name != name])
     own = [pf for pf in files if pf.source.name == name]
     ids = {pf.policy_id for pf in own}
     others = [pf for pf in files if pf.source.name != name and pf.policy_id not in ids]
@@ -168,17 +169,17 @@ class Engine:
     def policies(self) -> list[CompiledPolicy]:
         return [self._policies[i] for i in self.ids]
 
-    def sources(self) -> list[tuple[str, str]]:
-        """The (name, text) of every policy file behind the loaded policies."""
-        seen: dict[str, str] = {}
+    def sources(self) -> list[SourceFile]:
+        """Every policy file behind the loaded policies, as loaded."""
+        seen: dict[str, SourceFile] = {}
         for policy in self._policies.values():
             for source in policy.checked.assembled.sources:
-                seen.setdefault(source.name, source.text)
-        return sorted(seen.items())
+                seen.setdefault(source.name, source)
+        return [seen[name] for name in sorted(seen)]
 
     def validate_text(self, text: str, name: str) -> CheckReport:
         """Check a policy document against this engine's policies (its possible parents)."""
-        return validate_text(text, name, registry=self.registry, base_texts=self.sources())
+        return validate_text(text, name, registry=self.registry, base_sources=self.sources())
 
     def policy(self, policy_id: str) -> CompiledPolicy:
         try:
