@@ -109,7 +109,8 @@ class CompiledPolicy:
              {**self._static[2][name],
               "head": {k: v for k, v in (("expr", self._static[2][name]["expr"]),
                                          ("cite", self._static[2][name].get("cite"))) if v}},
-             bool(output.rules))
+             bool(output.rules),
+             not any(checked.params[p].key is not None for p in self._closures[name].params))
             for name, output in checked.outputs.items())
         self._param_pos = {name: i for i, name in enumerate(checked.params)}
         self._table_inputs = {name: tuple(i for i, _ in table.inputs) for name, table in checked.tables.items()}
@@ -337,21 +338,25 @@ class CompiledPolicy:
             else:
                 fired.add(hit[1])
         param_entries: dict[str, list[dict[str, Any]]] = {}
+        single: dict[str, dict[str, Any]] = {}  # the entry of each unkeyed parameter
         for pname, i in param_pos.items():
-            base = {**static_params[pname], "effective": dates[i]}
             if self._keyed[i]:
+                base = {**static_params[pname], "effective": dates[i]}
                 param_entries[pname] = [{**base, "key": key, "value": value} for key, value in keyed.get(pname, ())]
             else:
-                param_entries[pname] = [{**base, "value": params[i]}]
+                entry = single[pname] = {**static_params[pname], "effective": dates[i], "value": params[i]}
+                param_entries[pname] = [entry]
+        definition = def_entries.__getitem__
         result: dict[str, Any] = {}
-        for name, path, closure, static, has_rules in self._output_plan:
+        for name, path, closure, static, has_rules, unkeyed in self._output_plan:
             value: Any = outputs
             for part in path:
                 value = value[part]
-            entry: dict[str, Any] = {**static["head"], "value": value,
-                                     "definitions": [def_entries[d] for d in closure.definitions],
-                                     "tables": [row for t in closure.tables if t in table_rows for row in table_rows[t]],
-                                     "parameters": [e for p in closure.params for e in param_entries[p]]}
+            entry = {**static["head"], "value": value, "definitions": list(map(definition, closure.definitions)),
+                     "tables": [row for t in closure.tables if t in table_rows for row in table_rows[t]]
+                     if closure.tables and table_rows else [],
+                     "parameters": list(map(single.__getitem__, closure.params)) if unkeyed else
+                     [e for p in closure.params for e in param_entries[p]]}
             if has_rules:
                 entry["rules"] = [{**r, "fired": r["rule"] in fired} for r in static["rules"]]
             entry["inputs"] = closure.inputs
