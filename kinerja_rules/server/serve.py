@@ -84,21 +84,16 @@ def build_app(settings: Settings, *, supervised: bool = False) -> tuple[Any, Pol
     service = PolicyService(engine, [Path(p) for p in settings.policies], plugins=[Path(p) for p in settings.plugins],
                             batch_processes=processes, restart_workers=supervised)
     access_log = sys.stdout.buffer if settings.access_log else None
-    return create_app(service, keys=keys, limits=settings.limits, access_log=access_log), service
+    app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log)
+    gc.collect()
+    gc.freeze()  # the compiled policies live as long as the process: keep them out of every GC pass
+    return app, service
 
 
 def worker_app() -> Any:
     """The application of one worker process (uvicorn calls this in each worker)."""
     settings = msgspec.json.decode(os.environ[_ENV_SETTINGS], type=Settings)
-    app = build_app(settings, supervised=True)[0]
-    _freeze()
-    return app
-
-
-def _freeze() -> None:
-    """Keep the compiled policies, which live as long as the process, out of every GC pass."""
-    gc.collect()
-    gc.freeze()
+    return build_app(settings, supervised=True)[0]
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -128,7 +123,6 @@ def serve(settings: Settings) -> int:
         print(exc.render(), file=sys.stderr)
         return 1
     engine = service.engine
-    _freeze()
     for w in engine.warnings:
         _log.warning("%s", w.render())
     listing = ", ".join(f"{p.id} {p.version}" for p in engine.policies())
