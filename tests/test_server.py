@@ -541,3 +541,10 @@ def test_an_integer_python_cannot_hold_fails_one_batch_record(client: TestClient
     results = client.post("/v1/policies/nasional/evaluate/batch", content=body.encode(),
                           headers={"content-type": "application/json"}).json()["results"]
     assert results[0]["error"]["fields"][0]["path"] == "records[0]" and "outputs" in results[1]
+
+
+def test_a_text_record_full_of_commas_is_refused_as_a_record(engine: Engine) -> None:
+    with TestClient(create_app(engine, limits=Limits(max_list_items=3))) as client:
+        results = client.post("/v1/policies/nasional/evaluate/batch",
+                              json={"records": ["a,b,c,d,e"]}).json()["results"]
+    assert results[0]["error"]["fields"][0]["message"] == "a record must be a JSON object"

@@ -153,7 +153,7 @@ def check_shape(value: Any, limits: Limits, path: str = "record") -> FieldError 
             for key, item in node.items():
                 if type(item) is dict or type(item) is list:
                     stack.append((item, f"{where}.{key}", depth + 1))
-        else:
+        elif type(node) is list:
             if len(node) > max_items:
                 return FieldError(path=where, message=f"has {len(node)} items; at most {max_items} are accepted")
             for i, item in enumerate(node):
