@@ -107,9 +107,15 @@ class BatchPool:
         step = -(-len(records) // self.processes)
         slices = [(start, b"[" + b",".join(records[start:start + step]) + b"]")
                   for start in range(0, len(records), step)]
-        answers = await asyncio.gather(*(
-            loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
-                                 limits, start) for start, payload in slices))
+        try:
+            answers = await asyncio.gather(*(
+                loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
+                                     limits, start) for start, payload in slices))
+        except Exception as exc:  # a process died (killed, out of memory): decide here from now on
+            _log.warning("batch processes failed (%s: %s); batches are decided in-process until a reload",
+                         type(exc).__name__, exc)
+            self.digests, self.ready = {}, 0
+            return None
         if any(found != digest for found, _, _ in answers):
             self.digests.pop(policy_id, None)
             return None
