@@ -482,84 +482,81 @@ def _compile_variant(policy: CheckedPolicy, traced: bool) -> tuple[Callable[...,
     consts: dict[Any, str] = {}
     sites: dict[int, Site] = {}
     filename = f"<policy {policy.id}>"
-    functions: dict[str, Callable[..., Any]] = {}
-    for traced in (traced,):
-        gen = _Gen(policy, traced, ns, consts)
-        line = [10]
+    gen = _Gen(policy, traced, ns, consts)
+    line = [10]
 
-        def at(stmt: ast.stmt, site: Site) -> ast.stmt:
-            line[0] += 1
-            for node in ast.walk(stmt):
-                if isinstance(node, (ast.expr, ast.stmt, ast.arg, ast.keyword)):
-                    node.lineno = node.end_lineno = line[0]
-                    node.col_offset = node.end_col_offset = 0
-            sites[line[0]] = site
-            return stmt
+    def at(stmt: ast.stmt, site: Site) -> ast.stmt:
+        line[0] += 1
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.expr, ast.stmt, ast.arg, ast.keyword)):
+                node.lineno = node.end_lineno = line[0]
+                node.col_offset = node.end_col_offset = 0
+        sites[line[0]] = site
+        return stmt
 
-        module_body: list[ast.stmt] = []
-        for idx, table in enumerate(policy.tables.values()):
-            fn = gen.table_function(table, idx)
-            module_body.append(at(fn, Site("table", table.name)))
-        body: list[ast.stmt] = []
-        for pi in range(len(policy.params)):
-            body.append(ast.Assign(targets=[_name(f"p{pi}", ast.Store())],
-                                   value=ast.Subscript(value=_name("P"), slice=_const(pi), ctx=ast.Load())))
-        for ni in range(len(policy.indicators)):
-            body.append(ast.Assign(targets=[_name(f"n{ni}", ast.Store())],
-                                   value=ast.Subscript(value=_name("N"), slice=_const(ni), ctx=ast.Load())))
-        for di, (name, definition) in enumerate(policy.definitions.items()):
-            stmt = ast.Assign(targets=[_name(f"d{di}", ast.Store())], value=gen.expr(definition.expr))
-            body.append(at(stmt, Site("definition", name)))
-        outs: list[tuple[str, ast.expr]] = []
-        rule_lists: dict[str, str] = {}
-        for oi, (name, output) in enumerate(policy.outputs.items()):
+    module_body: list[ast.stmt] = []
+    for idx, table in enumerate(policy.tables.values()):
+        fn = gen.table_function(table, idx)
+        module_body.append(at(fn, Site("table", table.name)))
+    body: list[ast.stmt] = []
+    for pi in range(len(policy.params)):
+        body.append(ast.Assign(targets=[_name(f"p{pi}", ast.Store())],
+                               value=ast.Subscript(value=_name("P"), slice=_const(pi), ctx=ast.Load())))
+    for ni in range(len(policy.indicators)):
+        body.append(ast.Assign(targets=[_name(f"n{ni}", ast.Store())],
+                               value=ast.Subscript(value=_name("N"), slice=_const(ni), ctx=ast.Load())))
+    for di, (name, definition) in enumerate(policy.definitions.items()):
+        stmt = ast.Assign(targets=[_name(f"d{di}", ast.Store())], value=gen.expr(definition.expr))
+        body.append(at(stmt, Site("definition", name)))
+    outs: list[tuple[str, ast.expr]] = []
+    rule_lists: dict[str, str] = {}
+    for oi, (name, output) in enumerate(policy.outputs.items()):
+        if output.rules:
+            rule_lists[name] = f"o{oi}"
+        value: ast.expr
+        if output.expr is not None:
+            value = gen.expr(output.expr)
             if output.rules:
-                rule_lists[name] = f"o{oi}"
-            value: ast.expr
-            if output.expr is not None:
-                value = gen.expr(output.expr)
-                if output.rules:
-                    value = _call(_name("list"), value)
-            else:
-                value = ast.List(elts=[], ctx=ast.Load())
-            if output.type.kind == "money" and not output.type.optional:
-                body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
-                value = ast.IfExp(test=ast.Compare(left=_call(_name("type"), _name(f"o{oi}")), ops=[ast.Is()],
-                                                   comparators=[_name("int")]),
-                                  body=_name(f"o{oi}"), orelse=_call(gen.helper("_whole", _whole), _name(f"o{oi}")))
-            elif output.type.kind == "money":
-                value = ast.IfExp(test=ast.Compare(left=value, ops=[ast.Is()], comparators=[_const(None)]),
-                                  body=_const(None), orelse=_call(gen.helper("_whole", _whole), value))
+                value = _call(_name("list"), value)
+        else:
+            value = ast.List(elts=[], ctx=ast.Load())
+        if output.type.kind == "money" and not output.type.optional:
             body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
-            outs.append((name, _name(f"o{oi}")))
-        for rule in policy.rules.values():
-            stmts: list[ast.stmt] = []
-            for out_name, code in rule.then:
-                stmts.append(ast.Expr(_call(ast.Attribute(value=_name(rule_lists[out_name]), attr="append",
-                                                          ctx=ast.Load()), gen.const(code))))
-            if traced:
-                stmts.append(ast.Expr(_call(ast.Attribute(value=_name("H"), attr="append", ctx=ast.Load()),
-                                            ast.Tuple(elts=[_const("rule"), _const(rule.name)], ctx=ast.Load()))))
-            body.append(at(ast.If(test=gen.expr(rule.when), body=stmts, orelse=[]), Site("rule", rule.name)))
-        result: ast.expr = _nested_dict(outs)
+            value = ast.IfExp(test=ast.Compare(left=_call(_name("type"), _name(f"o{oi}")), ops=[ast.Is()],
+                                               comparators=[_name("int")]),
+                              body=_name(f"o{oi}"), orelse=_call(gen.helper("_whole", _whole), _name(f"o{oi}")))
+        elif output.type.kind == "money":
+            value = ast.IfExp(test=ast.Compare(left=value, ops=[ast.Is()], comparators=[_const(None)]),
+                              body=_const(None), orelse=_call(gen.helper("_whole", _whole), value))
+        body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
+        outs.append((name, _name(f"o{oi}")))
+    for rule in policy.rules.values():
+        stmts: list[ast.stmt] = []
+        for out_name, code in rule.then:
+            stmts.append(ast.Expr(_call(ast.Attribute(value=_name(rule_lists[out_name]), attr="append",
+                                                      ctx=ast.Load()), gen.const(code))))
         if traced:
-            result = ast.Tuple(elts=[result, ast.Tuple(elts=[_name(f"d{i}") for i in range(len(policy.definitions))],
-                                                       ctx=ast.Load())], ctx=ast.Load())
-        body.append(ast.Return(value=result))
-        args = ["r", "P", "N", "as_of"] + (["H"] if traced else [])
-        fn = _function_def(name="run_traced" if traced else "run",
-                             args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], kwonlyargs=[],
-                                                kw_defaults=[], defaults=[]),
-                             body=body, decorator_list=[], returns=None)
-        if traced:
-            ns["_pk"] = _traced_lookup
-        module_body.append(fn)
-        module = ast.Module(body=module_body, type_ignores=[])
-        ast.fix_missing_locations(module)
-        code = compile(module, filename, "exec")
-        exec(code, ns)  # the module is built from AST nodes; no policy text is executed
-        functions[fn.name] = ns[fn.name]
-    return functions["run_traced" if traced else "run"], sites, filename
+            stmts.append(ast.Expr(_call(ast.Attribute(value=_name("H"), attr="append", ctx=ast.Load()),
+                                        ast.Tuple(elts=[_const("rule"), _const(rule.name)], ctx=ast.Load()))))
+        body.append(at(ast.If(test=gen.expr(rule.when), body=stmts, orelse=[]), Site("rule", rule.name)))
+    result: ast.expr = _nested_dict(outs)
+    if traced:
+        result = ast.Tuple(elts=[result, ast.Tuple(elts=[_name(f"d{i}") for i in range(len(policy.definitions))],
+                                                   ctx=ast.Load())], ctx=ast.Load())
+    body.append(ast.Return(value=result))
+    args = ["r", "P", "N", "as_of"] + (["H"] if traced else [])
+    fn = _function_def(name="run_traced" if traced else "run",
+                         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], kwonlyargs=[],
+                                            kw_defaults=[], defaults=[]),
+                         body=body, decorator_list=[], returns=None)
+    if traced:
+        ns["_pk"] = _traced_lookup
+    module_body.append(fn)
+    module = ast.Module(body=module_body, type_ignores=[])
+    ast.fix_missing_locations(module)
+    code = compile(module, filename, "exec")
+    exec(code, ns)  # the module is built from AST nodes; no policy text is executed
+    return ns[fn.name], sites, filename
 
 
 def _traced_lookup(trace: list[Any], name: str, table: dict[Any, Any], key: Any) -> Any:
