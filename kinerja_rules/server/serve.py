@@ -74,9 +74,11 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def build_app(settings: Settings, *, supervised: bool = False) -> tuple[Any, PolicyService]:
+def build_app(settings: Settings, *, supervised: bool = False,
+              keys: KeyRing | None = None) -> tuple[Any, PolicyService]:
     """Compile the policies and build the application; raises PolicyError or KeyFileError."""
-    keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
+    if keys is None:
+        keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
     engine = Engine.from_paths([Path(p) for p in settings.policies], discover([Path(p) for p in settings.plugins]))
     processes = settings.batch_processes
     if processes is None:
@@ -118,7 +120,7 @@ def serve(settings: Settings) -> int:
               "or pass --allow-unauthenticated to serve without them.", file=sys.stderr)
         return 2
     try:
-        app, service = build_app(settings)
+        app, service = build_app(settings, keys=keys)
     except PolicyError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
