@@ -346,6 +346,12 @@ def test_openapi_documents_the_bodies(client: TestClient[Litestar]) -> None:
     assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["record"]
     assert "422" in post["responses"] and "404" in post["responses"]
     assert {"/v1/policies", "/v1/validate", "/v1/admin/reload", "/health", "/ready", "/metrics"} <= set(spec["paths"])
+    listed = spec["paths"]["/v1/policies"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed == {"$ref": "#/components/schemas/PolicyList"}
+    summary = spec["components"]["schemas"]["PolicySummary"]["properties"]
+    assert set(summary) == set(client.get("/v1/policies").json()["policies"][0])
+    detail = spec["components"]["schemas"]["PolicyDetail"]["properties"]
+    assert set(detail) == set(client.get("/v1/policies/nasional").json())
     assert client.get("/docs").status_code == 200
 
 

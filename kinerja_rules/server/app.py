@@ -30,6 +30,10 @@ from kinerja_rules.server.bodies import (
     BatchResult,
     EvaluateRequest,
     Limits,
+    PolicyDetail,
+    PolicyList,
+    PolicySummary,
+    ReadyResult,
     ReloadResult,
     ValidateResult,
     decode,
@@ -111,13 +115,15 @@ class PolicyController(Controller):
     path = "/v1/policies"
     tags = ["policies"]
 
-    @get("/", summary="List the policies in service", responses=_problems(401))
+    @get("/", summary="List the policies in service", responses={
+        200: ResponseSpec(PolicyList, generate_examples=False, description="The policies"), **_problems(401)})
     async def list_policies(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> Response[bytes]:
         key = key_scope(request)
         return _json({"policies": [p.describe() for p in engine.policies() if key is None or key.allows(p.id)]})
 
     @get("/{policy_id:str}", summary="Describe a policy: input schema, outputs, parameters, references",
-         responses=_problems(401, 403, 404))
+         responses={200: ResponseSpec(PolicyDetail, generate_examples=False, description="The policy"),
+                    **_problems(401, 403, 404)})
     async def describe(self, policy_id: FromPath[str], engine: NamedDependency[Engine]) -> Response[bytes]:
         return _json(engine.policy(policy_id).metadata())
 
@@ -214,7 +220,7 @@ class ServiceController(Controller):
         metrics.reloads["ok"] += 1
         await service.renew_pool()
         _log.info("reloaded %d policies", len(report.policies))
-        return _json(ReloadResult(reloaded=True, policies=[p.describe() for p in service.engine.policies()],
+        return _json(ReloadResult(reloaded=True, policies=[PolicySummary(**p.describe()) for p in service.engine.policies()],
                                   warnings=[DiagnosticOut.of(d) for d in report.warnings]))
 
 
@@ -227,7 +233,8 @@ class ProbeController(Controller):
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Readiness: policies are in service", responses=_problems(503))
+    @get("/ready", summary="Readiness: policies are in service", responses={
+        200: ResponseSpec(ReadyResult, generate_examples=False, description="Ready"), **_problems(503)})
     async def ready(self, service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.ready:
             raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")

@@ -49,11 +49,43 @@ class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
     results: list[dict[str, Any]]
 
 
+class PolicySummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A policy in service: who it is, its parent, and every date a value of it changes."""
+
+    id: str
+    title: str
+    version: str
+    digest: str
+    extends: str | None
+    effective: dt.date
+    effective_dates: list[dt.date]
+
+
+class PolicyList(msgspec.Struct, frozen=True, kw_only=True):
+    policies: list[PolicySummary]
+
+
+class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
+    """A policy with what a client needs to call it."""
+
+    doc: str
+    input_schema: dict[str, Any]  # JSON Schema 2020-12 of the record
+    outputs: dict[str, dict[str, Any]]
+    parameters: dict[str, dict[str, Any]]  # each with its dated `values`
+    references: dict[str, dict[str, str]]
+
+
+class ReadyResult(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    policies: list[str]
+    batch_processes: int
+
+
 class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
     """A reload that put a new set of policies in service."""
 
     reloaded: bool
-    policies: list[dict[str, Any]]
+    policies: list[PolicySummary]
     warnings: list[DiagnosticOut] = []
 
 
