@@ -192,10 +192,24 @@ def test_batch_longer_than_the_limit_is_422(engine: Engine) -> None:
         assert problem["errors"][0]["path"] == "records"
 
 
-def test_large_batch_is_decided_off_the_event_loop(client: TestClient[Litestar]) -> None:
+def test_large_batch_is_decided_off_the_event_loop(client: TestClient[Litestar],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinerja_rules.server import app as app_module
+
+    offloaded: list[Any] = []
+    run_sync = app_module.to_thread.run_sync
+
+    async def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        offloaded.append(fn)
+        return await run_sync(fn, *args, **kwargs)
+
+    monkeypatch.setattr(app_module.to_thread, "run_sync", spy)
     records = [{**BASE_RECORD, "nip": f"{198507122010011000 + i}"} for i in range(100)]
     results = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records}).json()["results"]
     assert [r["outputs"]["tpp"]["diterima"] for r in results] == [4_500_000] * 100
+    assert len(offloaded) == 1
+    client.post("/v1/policies/nasional/evaluate/batch", json={"records": records[:10]})
+    assert len(offloaded) == 1  # a small batch is quicker decided on the loop than handed to a thread
 
 
 # ---- policies, validate ---------------------------------------------------------
