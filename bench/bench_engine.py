@@ -5,7 +5,10 @@ decimal semantics and the same input checks, and must agree on every decision.
 Prints microseconds per record and the ratios; also times `kinerja check policies/`
 in a fresh process.
 
-    python bench/bench_engine.py [--records N]
+    python bench/bench_engine.py [--records N] [--no-before]
+
+It also times the engine as it was before exact arithmetic (the parent of the commit
+that added `kinerja_rules/numbers.py`), from a temporary git worktree, on the same records.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import time
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kinerja_rules import Engine  # noqa: E402
+from kinerja_rules.numbers import divide, round_to  # noqa: E402
 
 PREDIKAT = ["sangat_baik", "baik", "butuh_perbaikan", "kurang", "sangat_kurang"]
 JENJANG = ["terampil", "mahir", "penyelia", "ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama"]
@@ -92,7 +97,7 @@ ACTIONS = {9: ["promosi", "kelompok_suksesi_instansi", "kelompok_suksesi_nasiona
            4: ["rotasi", "pengembangan_kompetensi"],
            3: ["bimbingan_kinerja", "konseling_kinerja", "pengembangan_kompetensi"],
            2: ["bimbingan_kinerja", "pengembangan_kompetensi", "penempatan_sesuai"], 1: ["penanganan_disiplin"]}
-Q2, Q3 = Decimal("0.01"), Decimal("0.001")
+Q2 = Decimal("0.01")
 STATUS = frozenset({"pns", "pppk", "cpns"})
 NIP = re.compile(r"[0-9]{18}").fullmatch
 PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])").fullmatch
@@ -174,14 +179,23 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
     if _dec(r["tahun_dalam_pangkat"]) < 0:
         raise ValueError("tahun")
 
-    total = Decimal(0)
+    # exact: decimals while a quotient is finite, a Fraction once one repeats
+    total: Decimal | Fraction = Decimal(0)
     for t, re_, arah, bobot in inds:
-        ratio = re_ / t if arah == "naik" else 2 - re_ / t
-        total += bobot * min(max(ratio, Decimal(0)), Decimal("1.2"))
-    capaian = (100 * total / sum((b for *_, b in inds), Decimal(0))).quantize(Q2, ROUND_HALF_UP)
+        ratio = divide(re_, t)
+        score = min(max(ratio if arah == "naik" else 2 - ratio, 0), Decimal("1.2"))
+        if type(score) is Fraction or type(total) is Fraction:
+            total = Fraction(total) + Fraction(bobot) * Fraction(score)
+        else:
+            total += bobot * score
+    capaian = round_to(divide(100 * total, sum((b for *_, b in inds), Decimal(0))), 2, "half_up")
     hasil = "di_atas_ekspektasi" if capaian >= 110 else "sesuai_ekspektasi" if capaian >= 90 else "di_bawah_ekspektasi"
     if rekan:
-        skor = (Decimal("0.7") * atasan + Decimal("0.3") * (sum(rekan, Decimal(0)) / len(rekan))).quantize(Q2, ROUND_HALF_UP)
+        mean = divide(sum(rekan, Decimal(0)), len(rekan))
+        if type(mean) is Fraction:
+            skor = round_to(Fraction(7, 10) * Fraction(atasan) + Fraction(3, 10) * mean, 2, "half_up")
+        else:
+            skor = (Decimal("0.7") * atasan + Decimal("0.3") * mean).quantize(Q2, ROUND_HALF_UP)
     else:
         skor = atasan.quantize(Q2, ROUND_HALF_UP)
     perilaku = "di_atas_ekspektasi" if skor >= 90 else "sesuai_ekspektasi" if skor >= 70 else "di_bawah_ekspektasi"
@@ -210,7 +224,7 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
     jenjang = r["jabatan"].get("jenjang")
     ak = None
     if r["jabatan"]["jenis"] == "fungsional" and jenjang is not None:
-        ak = (PERSEN_AK[predikat] * KOEF[jenjang] / 12).quantize(Q3, ROUND_HALF_UP)
+        ak = round_to(divide(PERSEN_AK[predikat] * KOEF[jenjang], 12), 3, "half_up")
     return {
         "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "hasil_kerja": hasil,
                      "perilaku_kerja": perilaku, "predikat": predikat},
@@ -238,9 +252,54 @@ def _time(fn: Any, records: list[dict[str, Any]], repeat: int = 3) -> float:
     return best / len(records) * 1e6
 
 
+_BEFORE = """
+import pickle, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from kinerja_rules import Engine
+records = pickle.loads(Path(sys.argv[2]).read_bytes())
+policy = Engine.from_paths([Path(sys.argv[1]) / "policies" / "nasional.yaml"]).policy("nasional")
+best = float("inf")
+for _ in range(3):
+    start = time.perf_counter()
+    for r in records:
+        policy.evaluate(r)
+    best = min(best, time.perf_counter() - start)
+print(best / len(records) * 1e6)
+"""
+
+
+def _before_exact(records: list[dict[str, Any]]) -> tuple[str, float] | None:
+    """µs per record of the engine as it was before exact arithmetic, from a worktree of that commit."""
+    import pickle
+    import tempfile
+
+    added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--", "kinerja_rules/numbers.py"],
+                           cwd=ROOT, capture_output=True, text=True)
+    commit = added.stdout.split()[-1] + "^" if added.returncode == 0 and added.stdout.split() else None
+    if commit is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "before"
+        made = subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT,
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            return None
+        try:
+            data = Path(tmp) / "records.pickle"
+            data.write_bytes(pickle.dumps(records))
+            out = subprocess.run([sys.executable, "-c", _BEFORE, str(tree), str(data)], check=True,
+                                 capture_output=True, text=True, cwd=tmp)
+            short = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True)
+            return short.stdout.strip(), float(out.stdout.strip())
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--no-before", action="store_true", help="skip timing the engine before exact arithmetic")
     args = ap.parse_args()
     records = generate(args.records)
     engine = Engine.from_paths([ROOT / "policies"])
@@ -252,15 +311,19 @@ def main() -> None:
     hand = _time(hand_written, records)
     off = _time(lambda r: policy.evaluate(r), records)
     on = _time(lambda r: policy.evaluate(r, explain=True), records)
+    before = None if args.no_before else _before_exact(records)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "check", str(ROOT / "policies")], check=True,
                    capture_output=True, cwd=ROOT)
     check_s = time.perf_counter() - start
 
     print(f"records: {len(records)} (nasional, one process)")
-    print(f"hand-written Python      {hand:8.2f} µs/record")
+    print(f"hand-written Python      {hand:8.2f} µs/record   (the same exact arithmetic, the same answers)")
     print(f"compiled, explain off    {off:8.2f} µs/record   {off / hand:5.2f}x hand-written   (target <= 1.3x)")
     print(f"compiled, explain on     {on:8.2f} µs/record   {on / off:5.2f}x explain off     (target <= 4x)")
+    if before is not None:
+        print(f"before exact arithmetic  {before[1]:8.2f} µs/record   (commit {before[0]}, explain off; "
+              f"now {off / before[1]:4.2f}x that)")
     print(f"kinerja check policies/  {check_s:8.3f} s with process start                 (target < 1 s)")
 
 

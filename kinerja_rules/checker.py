@@ -544,7 +544,7 @@ def _definition(ctx: _Ctx, item: Item, scope: Scope, notes: Annotations, named: 
             raise
         ctx.problem(exc, item.source, (*item.path, "expr"))
         return declared or t.ANY
-    final = declared or got
+    final = t.carry(declared, got) if declared is not None else got
     out[item.name] = Definition(name=item.name, type=final, expr=expr, text=str(spec.expr), cite=spec.cite,
                                 doc=spec.doc, deps=frozenset(checker.deps), origin=ctx.at(item))
     return final
@@ -655,7 +655,9 @@ def _table(ctx: _Ctx, item: Item, row_items: list[RowItem], inputs: tuple[tuple[
         then_expr = ctx.parse(then, row_item.source, then_path)
         if then_expr is not None:
             try:
-                checker.expect(then_expr, output, env, f"the output of row {row_item.name!r}")
+                if t.repeats(checker.expect(then_expr, output, env, f"the output of row {row_item.name!r}")):
+                    raise TypeProblem(f"the output of row {row_item.name!r} may be a repeating decimal",
+                                      then_expr.pos, "E132", "round it explicitly, e.g. round(…, 2, half_up)")
             except TypeProblem as exc:
                 ctx.problem(exc, row_item.source, then_path)
         if len(tests) == len(inputs) and then_expr is not None:
@@ -740,9 +742,15 @@ def _outputs(ctx: _Ctx, items: dict[str, Item], scope: Scope, notes: Annotations
                 continue
             checker = Checker(scope, notes)
             try:
-                checker.expect(expr, declared, {}, f"output {name!r}")
+                got = checker.expect(expr, declared, {}, f"output {name!r}")
             except TypeProblem as exc:
                 ctx.problem(exc, item.source, (*item.path, "expr"))
+                continue
+            if t.repeats(got):
+                ctx.error("E132", f"output {name!r} may be a repeating decimal (its expression divides or takes a "
+                          "mean), so its digits would depend on where it was cut",
+                          item.source.value_span((*item.path, "expr")),
+                          f"round it explicitly: round({str(spec.expr).strip()}, 2, half_up)")
                 continue
             deps = frozenset(checker.deps)
         elif declared.kind != "list":

@@ -18,7 +18,9 @@ from typing import Any
 
 from kinerja_rules import nodes as n
 from kinerja_rules.checker import CheckedPolicy
-from kinerja_rules.functions import BUILTINS, ROUNDING_MODES, FunctionSpec, ceil, floor
+from kinerja_rules import numbers
+from kinerja_rules.functions import BUILTINS, FunctionSpec
+from kinerja_rules.numbers import ROUNDING_MODES
 from kinerja_rules.tables import Table
 from kinerja_rules.typecheck import path_of
 from kinerja_rules.types import Type
@@ -37,12 +39,6 @@ class TableMiss(Exception):
     """No row of a table matched (possible only where static analysis could not prove coverage)."""
 
 
-def _mean(values: list[Any]) -> Decimal:
-    if not values:
-        raise ValueError("mean of an empty list")
-    return Decimal(sum(values)) / len(values)
-
-
 def _min_of(values: list[Any]) -> Any:
     if not values:
         raise ValueError("min of an empty list")
@@ -56,7 +52,7 @@ def _max_of(values: list[Any]) -> Any:
 
 
 def _whole(value: Any) -> int:
-    if value != value.to_integral_value() if isinstance(value, Decimal) else False:
+    if value != numbers.floor(value):
         raise ValueError(f"money output {value} is not whole rupiah; round it explicitly "
                          "(floor, ceil or round(x, 0, mode))")
     return int(value)
@@ -149,7 +145,7 @@ class _Gen:
         if name is None:
             name = f"f{len(self.func_names)}"
             self.func_names[key] = name
-            self.ns[name] = spec.impl
+            self.ns[name] = spec.impl if spec.plugin == "builtins" else numbers.isolated(spec.impl)
         return _name(name)
 
     # ---- expressions ----
@@ -245,19 +241,22 @@ class _Gen:
             places = args[1].value
             if mode is not None and mode[0] == "enum" and -20 <= places <= 20:
                 value = compiled[0]
-                if self.notes.types[id(args[0])].kind in ("integer", "money"):
+                arg_type = self.notes.types[id(args[0])]
+                if arg_type.repeating:
+                    return _call(self.helper("_round", numbers.round_to), value, _const(places), _const(mode[1]))
+                if arg_type.kind in ("integer", "money"):
                     value = _call(self.helper("_D", Decimal), value)
                 quantum = self.const(Decimal(1).scaleb(-places))
                 return _call(ast.Attribute(value=value, attr="quantize", ctx=ast.Load()), quantum,
-                             _const(ROUNDING_MODES[mode[1]]))
+                             _const(ROUNDING_MODES[mode[1]]), self.helper("_RC", numbers.ROUND_CONTEXT))
         if name in ("min", "max"):
             return _call(_name(name), *compiled)
         if name == "abs":
             return _call(_name("abs"), *compiled)
         if name == "floor":
-            return _call(self.helper("_floor", floor), *compiled)
+            return _call(self.helper("_floor", numbers.floor), *compiled)
         if name == "ceil":
-            return _call(self.helper("_ceil", ceil), *compiled)
+            return _call(self.helper("_ceil", numbers.ceil), *compiled)
         if name == "clamp":
             return _call(self.helper("_clamp", _clamp), *compiled)
         return None
@@ -266,6 +265,8 @@ class _Gen:
         if func == "sum":
             if result.kind == "integer":
                 return _call(_name("sum"), values)
+            if result.repeating:
+                return _call(self.helper("_total", numbers.total), values)
             return _call(_name("sum"), values, self.const(Decimal(0)))
         if func == "count":
             return _call(_name("len"), values)
@@ -273,7 +274,7 @@ class _Gen:
             return _call(_name(func), values)
         if func == "list":
             return values
-        helper = {"mean": _mean, "min": _min_of, "max": _max_of}[func]
+        helper = {"mean": numbers.mean, "min": _min_of, "max": _max_of}[func]
         return _call(self.helper(f"_{func}_of", helper), values)
 
     def e_aggregate(self, node: n.Aggregate) -> ast.expr:
@@ -304,7 +305,8 @@ class _Gen:
         op: ast.unaryop = ast.Not() if node.op == "not" else ast.USub()
         return ast.UnaryOp(op=op, operand=self.expr(node.operand))
 
-    _BIN = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
+    _BIN = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult}
+    _MIXED = {"+": numbers.add, "-": numbers.subtract, "*": numbers.multiply}
     _CMP = {"=": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE,
             "in": ast.In, "notin": ast.NotIn}
 
@@ -327,10 +329,12 @@ class _Gen:
         if op in self._CMP:
             return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()],
                                comparators=[self.expr(node.right)])
-        left = self.expr(node.left)
-        if op == "/" and self.notes.types[id(node.left)].kind in ("integer", "money"):
-            left = _call(self.helper("_D", Decimal), left)  # int / int would give a binary float
-        return ast.BinOp(left=left, op=self._BIN[op](), right=self.expr(node.right))
+        left, right = self.expr(node.left), self.expr(node.right)
+        if op == "/":  # exact: a Decimal when the quotient is finite, else a Fraction
+            return _call(self.helper("_div", numbers.divide), left, right)
+        if self.notes.types[id(node.left)].repeating or self.notes.types[id(node.right)].repeating:
+            return _call(self.helper(f"_{self._MIXED[op].__name__}", self._MIXED[op]), left, right)
+        return ast.BinOp(left=left, op=self._BIN[op](), right=right)
 
     def e_between(self, node: n.Between) -> ast.expr:
         return ast.Compare(left=self.expr(node.low), ops=[ast.LtE(), ast.LtE()],

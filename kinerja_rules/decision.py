@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 from typing import Any
 
 import msgspec
 
 from kinerja_rules.errors import FieldError
+from kinerja_rules.numbers import approximate
 
 
 class PolicyRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,12 +52,19 @@ class ErrorResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     policy: PolicyRef | None = None
 
 
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+def _encode_other(value: Any) -> Any:
+    if isinstance(value, Fraction):  # only a trace holds one; outputs are exact decimals by check
+        return approximate(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_encode_other)
+"""The JSON encoder of decisions (decimals as JSON numbers)."""
 
 
 def to_json(result: Decision | ErrorResult) -> bytes:
     """Encode a result as one line of JSON (decimals as JSON numbers)."""
-    return _ENCODER.encode(result)
+    return ENCODER.encode(result)
 
 
 def to_builtins(result: Decision | ErrorResult) -> Any:

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Any
 
 import msgspec
 
-ROUNDING_MODES = {
-    "half_up": ROUND_HALF_UP,
-    "half_even": ROUND_HALF_EVEN,
-    "half_down": ROUND_HALF_DOWN,
-    "down": ROUND_DOWN,
-    "up": ROUND_UP,
-    "floor": ROUND_FLOOR,
-    "ceiling": ROUND_CEILING,
-}
-
+from kinerja_rules.numbers import ceil, floor, round_to
 
 class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A function policies may call.
@@ -55,28 +45,6 @@ class IndicatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     cite: str = ""
     plugin: str = ""
     version: str = ""
-
-
-def _quantum(places: int) -> Decimal:
-    return Decimal(1).scaleb(-places)
-
-
-def round_to(value: Any, places: int, mode: str) -> Decimal:
-    if not -20 <= places <= 20:
-        raise ValueError(f"round: places must be between -20 and 20, not {places}")
-    return Decimal(value).quantize(_quantum(places), ROUNDING_MODES[mode])
-
-
-def floor(value: Any) -> int:
-    if type(value) is int:
-        return value
-    return int(value.to_integral_value(ROUND_FLOOR))
-
-
-def ceil(value: Any) -> int:
-    if type(value) is int:
-        return value
-    return int(value.to_integral_value(ROUND_CEILING))
 
 
 def clamp(value: Any, low: Any, high: Any) -> Any:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import re
 import types as pytypes
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from kinerja_rules import nodes as n
@@ -17,6 +19,7 @@ from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
+from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, approximate
 from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
 
@@ -189,6 +192,8 @@ class CompiledPolicy:
         when = as_of or self.as_of_for(clean)
         params, dates = self.params_for(when)
         indicators = self._indicator_values(clean)
+        saved = decimal.getcontext()
+        decimal.setcontext(EVAL_CONTEXT)  # never the caller's context; plugins get their own
         try:
             if not explain:
                 return Decision(policy=self.ref, as_of=when, outputs=self.code.run(clean, params, indicators, when))
@@ -196,6 +201,8 @@ class CompiledPolicy:
             outputs, defs = self.code.run_traced(clean, params, indicators, when, hits)
         except Exception as exc:  # any fault of one record becomes an error for that record
             raise self._fault(exc) from None
+        finally:
+            decimal.setcontext(saved)
         return Decision(policy=self.ref, as_of=when, outputs=outputs,
                         trace=self._trace(outputs, defs, hits, params, dates, when))
 
@@ -225,7 +232,8 @@ class CompiledPolicy:
             for part in spec.source.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             try:
-                out.append(spec.impl(value))
+                with decimal.localcontext(PLUGIN_CONTEXT):
+                    out.append(spec.impl(value))
             except Exception as exc:
                 raise EvaluationError(f"{type(exc).__name__}: {exc}",
                                       where=f"indicator {spec.name!r} of plugin {spec.plugin!r}",
@@ -320,7 +328,9 @@ class CompiledPolicy:
                dates: tuple[dt.date, ...], as_of: dt.date) -> dict[str, Any]:
         checked = self.checked
         static_defs, static_params, static_outputs = self._static
-        def_entries = {name: {**static_defs[name], "value": value} for name, value in zip(checked.definitions, defs)}
+        def_entries = {name: {**static_defs[name], "value": value} if type(value) is not Fraction else
+                       {**static_defs[name], "value": approximate(value), "exact": f"{value.numerator}/{value.denominator}"}
+                       for name, value in zip(checked.definitions, defs)}
         param_pos = self._param_pos
         table_rows: dict[str, list[dict[str, Any]]] = {}
         keyed: dict[str, list[tuple[Any, Any]]] = {}
@@ -404,14 +414,15 @@ def _get(outputs: dict[str, Any], dotted: str) -> Any:
 
 
 def _describe(exc: Exception) -> str:
-    import decimal
-
     if isinstance(exc, (ZeroDivisionError, decimal.DivisionByZero)):
         return "division by zero"
     if isinstance(exc, decimal.InvalidOperation):
         return "invalid arithmetic (such as 0 divided by 0)"
     if isinstance(exc, decimal.Overflow):
         return "a number grew too large (overflow)"
+    if isinstance(exc, decimal.Inexact):
+        return (f"a result needs more than {PRECISION} significant digits to stay exact; "
+                "round it, or check the record for absurdly long numbers")
     if isinstance(exc, decimal.DecimalException):
         return f"arithmetic failed ({type(exc).__name__})"
     if isinstance(exc, TableMiss):

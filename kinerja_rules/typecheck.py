@@ -255,9 +255,10 @@ class Checker:
             sig = scope.tables[name]
             self.deps.add(("table", name))
             self._arity(node, len(sig.params), len(sig.params))
+            flag = False
             for (pname, ptype), arg in zip(sig.params, node.args):
-                self.expect(arg, ptype, env, f"argument {pname!r} of table {name!r}")
-            return sig.returns
+                flag |= self.expect(arg, ptype, env, f"argument {pname!r} of table {name!r}").repeating
+            return t.repeating(sig.returns, flag)  # a row may give back its (repeating) input
         spec = scope.functions.get(name)
         if spec is None:
             known = list(scope.functions) + list(scope.tables) + sorted(AGGREGATES - {"list"})
@@ -278,7 +279,11 @@ class Checker:
                 arg_types.append(got)
             else:
                 ptype = _param_type(ptype_text)
-                self.expect(arg, ptype, env, f"argument {pname!r} of {name}()")
+                got = self.expect(arg, ptype, env, f"argument {pname!r} of {name}()")
+            if spec.plugin != "builtins" and t.repeats(got):
+                raise TypeProblem(f"argument {pname!r} of {name}() may be a repeating decimal (it divides or takes "
+                                  "a mean), and a plugin needs an exact value", arg.pos, "E121",
+                                  "round it first, e.g. round(…, 4, half_up)")
         if name == "date" and node.args and isinstance(node.args[0], n.Literal):
             try:
                 parse_date(node.args[0].value)
@@ -290,6 +295,8 @@ class Checker:
                 return t.INTEGER
             if name == "round" and number.kind == "integer":
                 return t.DECIMAL
+            if name in ("round", "floor", "ceil"):
+                number = t.exact(number)
             for arg, got in zip(node.args, arg_types):
                 if got.kind == "integer" and number.kind != "integer":
                     self.notes.coerce.add(id(arg))
@@ -315,7 +322,7 @@ class Checker:
         if not item.numeric or item.optional:
             raise TypeProblem(f"{func}() needs numbers, not {item}", node.pos, "E109")
         if func == "mean":
-            return t.MONEY if item.kind == "money" else t.DECIMAL
+            return t.repeating(t.MONEY if item.kind == "money" else t.DECIMAL)
         return item
 
     def _aggregate(self, node: n.Aggregate, expected: Type | None, env: dict[str, Type]) -> Type:
@@ -425,11 +432,12 @@ class Checker:
         if op == "*" and kinds == ("money", "money"):
             raise TypeProblem("money times money has no meaning; multiply money by a number", node.pos, "E117")
         if op == "/":
+            flag = lt.repeating or rt.repeating or not _terminating_literal(node.right)
             if "money" in kinds:
-                return t.DECIMAL if kinds == ("money", "money") else t.MONEY
-            return t.DECIMAL
+                return t.repeating(t.DECIMAL if kinds == ("money", "money") else t.MONEY, flag)
+            return t.repeating(t.DECIMAL, flag)
         if op == "*" and kinds == ("percent", "percent"):
-            return t.DECIMAL
+            return t.repeating(t.DECIMAL, lt.repeating or rt.repeating)
         result = t.widest(lt, rt)
         assert result is not None
         return result
@@ -528,6 +536,14 @@ class Checker:
                 else:
                     return False
         return bool(domain) and set(domain) <= covered
+
+
+def _terminating_literal(node: n.Expr) -> bool:
+    """Whether dividing by this expression always gives a finite decimal (`x / 100`, `x / 4`)."""
+    from kinerja_rules.numbers import terminating
+
+    return (isinstance(node, n.Literal) and node.kind in ("integer", "decimal", "percent")
+            and terminating(node.value))
 
 
 def _param_type(text: str) -> Type:

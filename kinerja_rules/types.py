@@ -20,6 +20,7 @@ class Type(msgspec.Struct, frozen=True, kw_only=True):
     item: Type | None = None
     fields: tuple[tuple[str, Type], ...] = ()
     optional: bool = False
+    repeating: bool = False  # a number that may be a repeating decimal (it divides or takes a mean)
 
     def __str__(self) -> str:
         if self.kind == "null":
@@ -73,9 +74,36 @@ def list_of(item: Type) -> Type:
     return Type(kind="list", item=item)
 
 
+def exact(a: Type) -> Type:
+    """The type without the `repeating` mark, here and in a list's items."""
+    if a.kind == "list" and a.item is not None and a.item.repeating:
+        return msgspec.structs.replace(a, item=exact(a.item), repeating=False)
+    return msgspec.structs.replace(a, repeating=False) if a.repeating else a
+
+
+def repeats(a: Type) -> bool:
+    """Whether a value of this type (or an item of this list) may be a repeating decimal."""
+    return a.repeating or (a.kind == "list" and a.item is not None and repeats(a.item))
+
+
+def repeating(a: Type, flag: bool = True) -> Type:
+    """The type marked as possibly repeating (numbers only)."""
+    if not flag or a.repeating or a.kind not in ("decimal", "percent", "money", "number"):
+        return a
+    return msgspec.structs.replace(a, repeating=True)
+
+
+def carry(target: Type, source: Type) -> Type:
+    """`target`, marked repeating wherever `source` is (a declared type takes its expression's mark)."""
+    if target.kind == "list" and source.kind == "list" and target.item is not None and source.item is not None:
+        item = carry(target.item, source.item)
+        return target if item is target.item else msgspec.structs.replace(target, item=item)
+    return repeating(target, source.repeating)
+
+
 def same(a: Type, b: Type) -> bool:
     """Whether two types are the same, ignoring optionality."""
-    return a.required() == b.required()
+    return exact(a.required()) == exact(b.required())
 
 
 def widest(a: Type, b: Type) -> Type | None:
@@ -83,13 +111,14 @@ def widest(a: Type, b: Type) -> Type | None:
     if not (a.numeric and b.numeric):
         return None
     kinds = {a.kind, b.kind}
+    flag = a.repeating or b.repeating
     if "money" in kinds:
-        return MONEY
+        return repeating(MONEY, flag)
     if kinds == {"integer"}:
         return INTEGER
     if kinds == {"percent"}:
-        return PERCENT
-    return DECIMAL
+        return repeating(PERCENT, flag)
+    return repeating(DECIMAL, flag)
 
 
 def assignable(source: Type, target: Type) -> bool:

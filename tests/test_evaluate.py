@@ -22,8 +22,8 @@ definitions:
   rasio: {type: decimal, expr: "a / b"}
   rata: {type: decimal, expr: "if a > 100 then mean(xs) else 0"}
 outputs:
-  rasio: {type: decimal, expr: rasio}
-  rata: {type: decimal, expr: rata}
+  rasio: {type: decimal, expr: "round(rasio, 4, half_up)"}
+  rata: {type: decimal, expr: "round(rata, 4, half_up)"}
 """
 
 
@@ -84,6 +84,14 @@ def test_fault_in_one_record_leaves_the_others(faulty: Engine) -> None:
     assert results[0].outputs["rasio"] == 2 and results[3].outputs["rasio"] == 3
     assert results[2].error.where == "definition 'rata'"
     assert "empty list" in results[2].error.message
+
+
+def test_a_repeating_definition_is_traced_with_its_exact_fraction(faulty: Engine) -> None:
+    decision = faulty.evaluate("rapuh", {"a": 1, "b": 3}, as_of=dt.date(2024, 5, 1), explain=True)
+    assert decision.outputs["rasio"] == Decimal("0.3333")
+    entry = next(d for d in decision.trace["outputs"]["rasio"]["definitions"] if d["name"] == "rasio")
+    assert entry["exact"] == "1/3" and entry["value"] == Decimal("0." + "3" * 28)
+    assert b'"exact":"1/3"' in to_json(decision)
 
 
 def test_explain_names_rows_parameters_and_citations(engine: Engine, record: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response.base import ASGIResponse
 
 from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordError, __version__
+from kinerja_rules.decision import ENCODER
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
 from kinerja_rules.server.batch import decide
 from kinerja_rules.server.bodies import (
@@ -51,7 +52,7 @@ from kinerja_rules.server.problems import (
 from kinerja_rules.server.service import PolicyService
 
 JSON = "application/json"
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_ENCODER = ENCODER
 _THREAD_AT = 64  # batches this long are decided off the event loop, so probes stay responsive
 _log = logging.getLogger("kinerja_rules.server")
 

@@ -21,10 +21,11 @@ from typing import Any
 import msgspec
 
 from kinerja_rules import Engine, ErrorInfo, ErrorResult, discover
+from kinerja_rules.decision import ENCODER
 from kinerja_rules.server.bodies import Limits, decode_record
 from kinerja_rules.server.problems import ApiProblem
 
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
 _engine: Engine | None = None  # the pool process's own engine
 
