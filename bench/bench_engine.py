@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kinerja_rules import Engine  # noqa: E402
-from kinerja_rules.numbers import divide, round_to  # noqa: E402
+from kinerja_rules.numbers import Rational, round_rational  # noqa: E402
 
 PREDIKAT = ["sangat_baik", "baik", "butuh_perbaikan", "kurang", "sangat_kurang"]
 JENJANG = ["terampil", "mahir", "penyelia", "ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama"]
@@ -98,6 +97,11 @@ ACTIONS = {9: ["promosi", "kelompok_suksesi_instansi", "kelompok_suksesi_nasiona
            3: ["bimbingan_kinerja", "konseling_kinerja", "pengembangan_kompetensi"],
            2: ["bimbingan_kinerja", "pengembangan_kompetensi", "penempatan_sesuai"], 1: ["penanganan_disiplin"]}
 Q2 = Decimal("0.01")
+Q0, Q12, Q07, Q03 = Rational(0), Rational(6, 5), Rational(7, 10), Rational(3, 10)
+
+
+def _q(d: Decimal) -> Any:
+    return Rational(*d.as_integer_ratio())
 STATUS = frozenset({"pns", "pppk", "cpns"})
 NIP = re.compile(r"[0-9]{18}").fullmatch
 PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])").fullmatch
@@ -179,23 +183,16 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
     if _dec(r["tahun_dalam_pangkat"]) < 0:
         raise ValueError("tahun")
 
-    # exact: decimals while a quotient is finite, a Fraction once one repeats
-    total: Decimal | Fraction = Decimal(0)
+    # exact: the ratios may repeat, so they are rationals until the explicit rounding
+    total = Q0
     for t, re_, arah, bobot in inds:
-        ratio = divide(re_, t)
-        score = min(max(ratio if arah == "naik" else 2 - ratio, 0), Decimal("1.2"))
-        if type(score) is Fraction or type(total) is Fraction:
-            total = Fraction(total) + Fraction(bobot) * Fraction(score)
-        else:
-            total += bobot * score
-    capaian = round_to(divide(100 * total, sum((b for *_, b in inds), Decimal(0))), 2, "half_up")
+        ratio = _q(re_) / _q(t)
+        total += _q(bobot) * min(max(ratio if arah == "naik" else 2 - ratio, Q0), Q12)
+    capaian = round_rational(100 * total / _q(sum((b for *_, b in inds), Decimal(0))), 2, ROUND_HALF_UP)
     hasil = "di_atas_ekspektasi" if capaian >= 110 else "sesuai_ekspektasi" if capaian >= 90 else "di_bawah_ekspektasi"
     if rekan:
-        mean = divide(sum(rekan, Decimal(0)), len(rekan))
-        if type(mean) is Fraction:
-            skor = round_to(Fraction(7, 10) * Fraction(atasan) + Fraction(3, 10) * mean, 2, "half_up")
-        else:
-            skor = (Decimal("0.7") * atasan + Decimal("0.3") * mean).quantize(Q2, ROUND_HALF_UP)
+        mean = _q(sum(rekan, Decimal(0))) / len(rekan)
+        skor = round_rational(Q07 * _q(atasan) + Q03 * mean, 2, ROUND_HALF_UP)
     else:
         skor = atasan.quantize(Q2, ROUND_HALF_UP)
     perilaku = "di_atas_ekspektasi" if skor >= 90 else "sesuai_ekspektasi" if skor >= 70 else "di_bawah_ekspektasi"
@@ -224,7 +221,7 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
     jenjang = r["jabatan"].get("jenjang")
     ak = None
     if r["jabatan"]["jenis"] == "fungsional" and jenjang is not None:
-        ak = round_to(divide(PERSEN_AK[predikat] * KOEF[jenjang], 12), 3, "half_up")
+        ak = round_rational(_q(PERSEN_AK[predikat] * KOEF[jenjang]) / 12, 3, ROUND_HALF_UP)
     return {
         "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "hasil_kerja": hasil,
                      "perilaku_kerja": perilaku, "predikat": predikat},

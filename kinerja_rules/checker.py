@@ -19,11 +19,13 @@ import msgspec
 from kinerja_rules import nodes as n
 from kinerja_rules import types as t
 from kinerja_rules._suggest import did_you_mean
+from kinerja_rules.analysis import Facts
 from kinerja_rules.assemble import Assembled, RowItem
 from kinerja_rules.documents import FieldSpec, Item, RowSpec, TableSpec
 from kinerja_rules.errors import Diagnostic, Span
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
 from kinerja_rules.loader import Path_, SourceFile
+from kinerja_rules.numbers import RANGE_MESSAGE, in_range
 from kinerja_rules.parser import ExpressionSyntaxError, parse
 from kinerja_rules.schema import Field, SchemaProblem, build_validator, resolve_field
 from kinerja_rules.tables import AGGREGATIONS, HIT_POLICIES, Row, Table, analyse
@@ -65,6 +67,8 @@ class Output:
     doc: str
     deps: frozenset[tuple[str, str]]
     rules: tuple[str, ...]
+    low: Decimal | None = None  # the declared range, checked statically (a warning) and on every record
+    high: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -177,11 +181,14 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
 
     # tables need their signatures before definitions are checked
     table_specs: dict[str, tuple[Item, tuple[tuple[str, Type], ...], Type, Type]] = {}
+    sigs: dict[str, TableSig] = {}
     for name, item in items["tables"].items():
         sig = _table_signature(ctx, item, named)
         if sig is not None:
             table_specs[name] = (item, *sig)
-    sigs = {name: TableSig(spec[1], spec[3]) for name, spec in table_specs.items()}
+            sigs[name] = TableSig(sig[0], sig[2])
+        else:  # a broken table is still known, so its calls are not reported as unknown functions
+            sigs[name] = TableSig((), t.ANY, broken=True)
 
     def_items = items["definitions"]
     def_types: dict[str, Type] = {}
@@ -233,6 +240,7 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
             src = items["outputs"][o.name]
             ctx.error("E131", f"output {o.name!r} has no 'expr' and no rule adds to it", ctx.at(src))
 
+    _exactness(ctx, items, root, params, tables, definitions, outputs, notes)
     cases = _cases(ctx, items["fixtures"], items["tests"], outputs)
     all_deps: set[tuple[str, str]] = set()
     for group in (definitions.values(), outputs.values(), rules.values(), tables.values()):
@@ -249,6 +257,73 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
         outputs=outputs, rules=rules, references=references, functions=used_functions,
         indicators=indicator_specs, cases=cases, notes=notes, warnings=ctx.warnings)
     return checked, []
+
+
+# ---- exactness: whole rupiah, repeating table inputs, declared ranges ---------------
+
+def _exactness(ctx: _Ctx, items: dict[str, dict[str, Item]], root: Field, params: dict[str, Param],
+               tables: dict[str, Table], definitions: dict[str, Definition], outputs: dict[str, Output],
+               notes: Annotations) -> None:
+    def input_field(path: str) -> Field | None:
+        field: Field | None = root
+        for part in path.split("."):
+            field = dict(field.fields).get(part) if field is not None else None
+        return field
+
+    def values(param: Param) -> tuple[Any, ...]:
+        return tuple(v for _, value in param.dated for v in (value.values() if isinstance(value, dict) else [value]))
+
+    table_values = {name: tuple(row.then for row in table.rows) + ((table.default,) if table.default else ())
+                    for name, table in tables.items()}
+    facts = Facts(notes, {name: d.expr for name, d in definitions.items()},
+                  {name: values(p) for name, p in params.items()}, table_values, input_field)
+    for table_name, index in sorted(notes.rational_args):
+        table = tables.get(table_name)
+        if table is None:
+            continue
+        arg = table.inputs[index][0]
+        for row in table.rows:
+            if _reads_var(row.then, arg, notes):
+                ctx.error("E133", f"row {row.name!r} of table {table_name!r} gives back its input {arg!r}, which a "
+                          "call passes as a value that may be a repeating decimal", ctx.at(items["tables"][table_name]),
+                          "round the argument where the table is called")
+    for name, output in outputs.items():
+        item = items["outputs"][name]
+        if output.expr is None:
+            continue
+        if output.type.kind == "money":
+            reason = facts.not_whole(output.expr)
+            if reason is not None:
+                ctx.error("E134", f"money output {name!r} is not provably whole rupiah: {reason}",
+                          item.source.value_span((*item.path, "expr")),
+                          f"round it: floor({output.text.strip()}), ceil(…) or round(…, 0, half_up)")
+        if output.low is None and output.high is None:
+            continue
+        found = facts.range(output.expr)
+        for bound, form, lowest in ((output.low, found.low, True), (output.high, found.high, False)):
+            if bound is None:
+                continue
+            reach = form.extreme(lowest)
+            if reach is not None and (reach >= bound if lowest else reach <= bound):
+                continue
+            side = "below its 'min'" if lowest else "above its 'max'"
+            what = (f"can reach {_show(reach)}, {side} {bound}" if reach is not None
+                    else f"cannot be shown to stay {'>=' if lowest else '<='} {bound}")
+            ctx.warnings.append(Diagnostic(
+                code="W135", severity="warning", message=f"output {name!r} of policy {ctx.policy.id!r} {what}",
+                span=item.source.value_span((*item.path, "expr")),
+                hint="a record outside the range is an error for that record; check the definitions it reads, "
+                     "above all any that this policy overrides"))
+
+
+def _show(value: Any) -> str:
+    return str(value) if value.denominator == 1 else f"{float(value):.6g}"
+
+
+def _reads_var(expr: n.Expr, var: str, notes: Annotations) -> bool:
+    if isinstance(expr, n.Name) and notes.names.get(id(expr)) == ("var", var):
+        return True
+    return any(_reads_var(child, var, notes) for child in n.children(expr))
 
 
 # ---- header, references, citations ---------------------------------------------
@@ -302,25 +377,31 @@ def cite_text(cite: str, references: dict[str, dict[str, str]]) -> str:
 def _types(ctx: _Ctx, items: dict[str, Item]) -> dict[str, Field]:
     named: dict[str, Field] = {}
     for name, item in items.items():
-        decl = item.spec
-        if (decl.values is None) == (decl.fields is None):
-            ctx.error("E040", f"type {name!r} needs exactly one of 'values' (an enumeration) or 'fields' (a record)",
-                      ctx.at(item))
-            continue
-        if decl.values is not None:
-            if not decl.values or len(set(decl.values)) != len(decl.values):
-                ctx.error("E040", f"type {name!r} needs distinct values", ctx.at(item, "values"))
-                continue
-            spec = FieldSpec(type="enum", values=[str(v) for v in decl.values], doc=decl.doc)
-        else:
-            spec = FieldSpec(type="record", fields=decl.fields, doc=decl.doc)
-        try:
-            resolved = resolve_field(spec, named)
-        except SchemaProblem as exc:
-            ctx.error("E041", str(exc), ctx.at(item))
-            continue
-        named[name] = msgspec.structs.replace(resolved, type=msgspec.structs.replace(resolved.type, name=name))
+        resolved = _type_decl(ctx, name, item, named)
+        # a broken type is still known (as `any`), so its uses are not reported as unknown types
+        named[name] = resolved or Field(type=Type(kind="any", name=name), spec=FieldSpec(type="any"))
     return named
+
+
+def _type_decl(ctx: _Ctx, name: str, item: Item, named: dict[str, Field]) -> Field | None:
+    decl = item.spec
+    if (decl.values is None) == (decl.fields is None):
+        ctx.error("E040", f"type {name!r} needs exactly one of 'values' (an enumeration) or 'fields' (a record)",
+                  ctx.at(item))
+        return None
+    if decl.values is not None:
+        if not decl.values or len(set(decl.values)) != len(decl.values):
+            ctx.error("E040", f"type {name!r} needs distinct values", ctx.at(item, "values"))
+            return None
+        spec = FieldSpec(type="enum", values=[str(v) for v in decl.values], doc=decl.doc)
+    else:
+        spec = FieldSpec(type="record", fields=decl.fields, doc=decl.doc)
+    try:
+        resolved = resolve_field(spec, named)
+    except SchemaProblem as exc:
+        ctx.error("E041", str(exc), ctx.at(item))
+        return None
+    return msgspec.structs.replace(resolved, type=msgspec.structs.replace(resolved.type, name=name))
 
 
 def _inputs(ctx: _Ctx, items: dict[str, Item], named: dict[str, Field]) -> Field:
@@ -330,6 +411,7 @@ def _inputs(ctx: _Ctx, items: dict[str, Item], named: dict[str, Field]) -> Field
             resolved = _resolve_located(item.spec, named)
         except _Located as exc:
             ctx.error("E042", exc.message, item.source.key_span((*item.path, *exc.path)))
+            fields.append((name, Field(type=t.ANY, spec=item.spec)))  # known, so its uses are not unknown
             continue
         if resolved.spec.default is not msgspec.UNSET and resolved.spec.default is not None:
             problems: list[Any] = []
@@ -361,16 +443,36 @@ def _resolve_located(spec: FieldSpec, named: dict[str, Field], path: Path_ = ())
 
 # ---- parameters -------------------------------------------------------------------
 
+class _BarePercent(ValueError):
+    """A bare number above 1 where a percent is expected: 10 would silently mean 1000 %."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(f"a bare {value} here means {value * 100}%")
+        self.hint = f"write {value}% for {value} percent (a bare fraction such as 0.6 means 60%)"
+
+
+def _bare_percent(node: n.Expr | None) -> Any:
+    """The value of a bare numeric literal above 1 (where a percent is expected), else None."""
+    if isinstance(node, n.Literal) and node.kind in ("integer", "decimal") and node.value > 1:
+        return node.value
+    return None
+
+
 def _scalar_value(raw: Any, kind: Type) -> Any:
+    if kind.kind == "percent" and isinstance(raw, (int, Decimal)) and not isinstance(raw, bool) and raw > 1:
+        raise _BarePercent(raw)
     if isinstance(raw, str) and kind.numeric:
         text = raw.replace("_", "").strip()
         scale = Decimal(1)
         if text.endswith("%"):
             text, scale = text[:-1].strip(), Decimal("0.01")
         try:
-            raw = Decimal(text) * scale
+            number = Decimal(text)
         except InvalidOperation:
             raise ValueError(f"{raw!r} is not a number") from None
+        if not in_range(number):
+            raise ValueError(f"{raw!r} {RANGE_MESSAGE}")
+        raw = number * scale
         if kind.kind == "integer" and raw == raw.to_integral_value():
             raw = int(raw)
     if raw is None and kind.optional:
@@ -440,8 +542,17 @@ def _parameters(ctx: _Ctx, items: dict[str, Item], named: dict[str, Field], poli
                     for k, v in raw.items():
                         try:
                             value[_key_value(str(k), key)] = _scalar_value(v, ptype)
+                        except _BarePercent as exc:
+                            ctx.error("E057", f"parameter {name!r} on {date_text}, key {k}: {exc}",
+                                      item.source.value_span((*vpath, k)), exc.hint)
+                            ok = False
                         except ValueError as exc:
                             raise _Bad(str(exc), (*vpath, k)) from None
+            except _BarePercent as exc:
+                ctx.error("E057", f"parameter {name!r} on {date_text}: {exc}", item.source.value_span(vpath),
+                          exc.hint)
+                ok = False
+                continue
             except ValueError as exc:
                 ctx.error("E052", f"parameter {name!r} on {date_text}: {exc}", item.source.value_span(vpath))
                 ok = False
@@ -451,10 +562,10 @@ def _parameters(ctx: _Ctx, items: dict[str, Item], named: dict[str, Field], poli
                 ok = False
                 continue
             dated.append((when, value))
-        if not ok:
-            continue
-        if not dated:
+        if not dated and ok:
             ctx.error("E053", f"parameter {name!r} has no values", ctx.at(item, "values"))
+        if not ok or not dated:  # still known by its type, so its uses are not reported as unknown
+            out[name] = Param(name=name, type=ptype, key=key, dated=(), cite=spec.cite, doc=spec.doc)
             continue
         dated.sort(key=lambda pair: pair[0])
         if policy.effective is not None and dated[0][0] > policy.effective:
@@ -653,6 +764,10 @@ def _table(ctx: _Ctx, item: Item, row_items: list[RowItem], inputs: tuple[tuple[
             _check_test(ctx, test, kind, name, checker, row_item.source, cell_paths[name])
             tests.append(test)
         then_expr = ctx.parse(then, row_item.source, then_path)
+        if output.kind == "percent" and _bare_percent(then_expr) is not None:
+            bare = _BarePercent(_bare_percent(then_expr))
+            ctx.error("E057", f"row {row_item.name!r}: {bare}", row_item.source.value_span(then_path), bare.hint)
+            continue
         if then_expr is not None:
             try:
                 if t.repeats(checker.expect(then_expr, output, env, f"the output of row {row_item.name!r}")):
@@ -701,6 +816,12 @@ def _check_test(ctx: _Ctx, test: n.Test, kind: Type, name: str, checker: Checker
     if isinstance(test, n.AnyTest):
         return
     for single in test.tests:
+        if kind.kind == "percent":
+            for bound in (single.low, single.high) if isinstance(single, n.RangeTest) else (single.value,):
+                if _bare_percent(bound) is not None:
+                    bare = _BarePercent(_bare_percent(bound))
+                    ctx.error("E057", f"a test of {name!r}: {bare}", source.value_span(path), bare.hint)
+                    return
         try:
             if isinstance(single, n.RangeTest):
                 if not (kind.numeric or kind.kind == "date"):
@@ -757,8 +878,16 @@ def _outputs(ctx: _Ctx, items: dict[str, Item], scope: Scope, notes: Annotations
             ctx.error("E131", f"output {name!r} needs an 'expr' (only list outputs may be filled by rules alone)",
                       ctx.at(item))
             continue
+        bounds = []
+        for key in ("min", "max"):
+            value = getattr(spec, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, Decimal))
+                                      or not declared.numeric):
+                ctx.error("E136", f"output {name!r}: {key!r} must be a number, on a numeric output", ctx.at(item, key))
+                value = None
+            bounds.append(Decimal(value) if value is not None else None)
         out[name] = Output(name=name, type=declared, expr=expr, text=str(spec.expr or ""), cite=spec.cite,
-                           doc=spec.doc, deps=deps, rules=())
+                           doc=spec.doc, deps=deps, rules=(), low=bounds[0], high=bounds[1])
     return out
 
 

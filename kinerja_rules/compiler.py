@@ -58,6 +58,15 @@ def _whole(value: Any) -> int:
     return int(value)
 
 
+def _out_of_range(value: Any, word: str, bound: Any) -> None:
+    raise ValueError(f"the value {value} is {'below' if word == 'min' else 'above'} the output's declared "
+                     f"{word} {bound}")
+
+
+def _rational_in(value: Any, items: list[Any]) -> bool:
+    return any(value == numbers.rational(item) for item in items)
+
+
 def _clamp(value: Any, low: Any, high: Any) -> Any:
     if low > high:
         raise ValueError(f"clamp: low {low} is above high {high}")
@@ -157,6 +166,29 @@ class _Gen:
             return _call(self.helper("_D", Decimal), out)
         return out
 
+    def repeats(self, node: n.Expr) -> bool:
+        """Whether the node's value is a rational at run time (its type may repeat)."""
+        return self.notes.types[id(node)].repeating
+
+    def rational(self, node: n.Expr) -> ast.expr:
+        """The node's value as a rational: as it is when it already is one, else converted."""
+        if self.repeats(node):
+            return self.expr(node)
+        if isinstance(node, n.Literal) and node.kind in ("integer", "decimal", "percent"):
+            return self.const(numbers.rational(node.value))
+        out = self._expr(node)
+        if self.notes.types[id(node)].kind == "integer":
+            return _call(self.helper("_Q", numbers.Rational), out)
+        ratio = _call(ast.Attribute(value=out, attr="as_integer_ratio", ctx=ast.Load()))
+        return ast.Call(func=self.helper("_Q", numbers.Rational), args=[ast.Starred(value=ratio, ctx=ast.Load())],
+                        keywords=[])
+
+    def operands(self, node: n.Expr, parts: list[n.Expr] | tuple[n.Expr, ...]) -> list[ast.expr]:
+        """Compile `parts`, as rationals when the node (or one of them) computes with rationals."""
+        if self.repeats(node) or any(self.repeats(p) for p in parts):
+            return [self.rational(p) for p in parts]
+        return [self.expr(p) for p in parts]
+
     def _expr(self, node: n.Expr) -> ast.expr:
         method: Callable[[Any], ast.expr] = getattr(self, "e_" + type(node).__name__.lower())
         return method(node)
@@ -222,12 +254,17 @@ class _Gen:
             idx = self.table_index[name]
             fn = f"t{idx}t" if self.traced else f"t{idx}"
             extra = [_name("P"), _name("as_of")] + ([_name("H")] if self.traced else [])
-            return _call(_name(fn), *[self.expr(a) for a in args], *extra)
+            rational = self.notes.rational_args
+            compiled = [self.rational(a) if (name, i) in rational else self.expr(a) for i, a in enumerate(args)]
+            return _call(_name(fn), *compiled, *extra)
         res = self.notes.names.get(id(node))
         if res is None:  # aggregate over one list argument
             return self.aggregate(name, self.expr(args[0]), self.notes.types[id(node)])
         spec: FunctionSpec = res[1]
-        compiled = [self.expr(a) for a in args]
+        if name in ("min", "max", "clamp", "abs") and spec.plugin == "builtins":
+            compiled = self.operands(node, args)
+        else:
+            compiled = [self.expr(a) for a in args]
         builtin = _BUILTIN_IMPLS.get(name)
         if builtin is not None and builtin.impl is spec.impl:
             inline = self.inline_builtin(name, args, compiled)
@@ -243,7 +280,8 @@ class _Gen:
                 value = compiled[0]
                 arg_type = self.notes.types[id(args[0])]
                 if arg_type.repeating:
-                    return _call(self.helper("_round", numbers.round_to), value, _const(places), _const(mode[1]))
+                    return _call(self.helper("_round_q", numbers.round_rational), value, _const(places),
+                                 _const(ROUNDING_MODES[mode[1]]))
                 if arg_type.kind in ("integer", "money"):
                     value = _call(self.helper("_D", Decimal), value)
                 quantum = self.const(Decimal(1).scaleb(-places))
@@ -265,9 +303,8 @@ class _Gen:
         if func == "sum":
             if result.kind == "integer":
                 return _call(_name("sum"), values)
-            if result.repeating:
-                return _call(self.helper("_total", numbers.total), values)
-            return _call(_name("sum"), values, self.const(Decimal(0)))
+            zero = numbers.Rational(0) if result.repeating else Decimal(0)
+            return _call(_name("sum"), values, self.const(zero))
         if func == "count":
             return _call(_name("len"), values)
         if func in ("any", "all"):
@@ -291,6 +328,9 @@ class _Gen:
         return self.aggregate(node.func, comp, self.notes.types[id(node)])
 
     def e_listexpr(self, node: n.ListExpr) -> ast.expr:
+        item = self.notes.types[id(node)].item
+        if item is not None and item.repeating:
+            return ast.List(elts=[self.rational(i) for i in node.items], ctx=ast.Load())
         return ast.List(elts=[self.expr(i) for i in node.items], ctx=ast.Load())
 
     def members(self, node: n.Expr) -> ast.expr:
@@ -305,8 +345,7 @@ class _Gen:
         op: ast.unaryop = ast.Not() if node.op == "not" else ast.USub()
         return ast.UnaryOp(op=op, operand=self.expr(node.operand))
 
-    _BIN = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult}
-    _MIXED = {"+": numbers.add, "-": numbers.subtract, "*": numbers.multiply}
+    _BIN = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
     _CMP = {"=": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE,
             "in": ast.In, "notin": ast.NotIn}
 
@@ -316,57 +355,70 @@ class _Gen:
             return ast.BoolOp(op=ast.And() if op == "and" else ast.Or(),
                               values=[self.expr(node.left), self.expr(node.right)])
         if op == "??":
-            right = self.expr(node.right)
+            if self.repeats(node):
+                left, right = self.rational(node.left), self.rational(node.right)
+            else:
+                left, right = self.expr(node.left), self.expr(node.right)
             if path_of(node.left) is not None or isinstance(node.left, n.Literal):
-                left = self.expr(node.left)
                 return ast.IfExp(test=ast.Compare(left=left, ops=[ast.Is()], comparators=[_const(None)]),
-                                 body=right, orelse=self.expr(node.left))
-            return _call(self.helper("_coalesce", _coalesce), self.expr(node.left),
+                                 body=right, orelse=left)
+            return _call(self.helper("_coalesce", _coalesce), left,
                          ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[],
                                                        defaults=[]), body=right))
         if op in ("in", "notin"):
+            item = self.notes.types[id(node.right)].item
+            if self.repeats(node.left) or item is not None and item.repeating:
+                found: ast.expr = _call(self.helper("_qin", _rational_in), self.rational(node.left),
+                                        self.expr(node.right))
+                return found if op == "in" else ast.UnaryOp(op=ast.Not(), operand=found)
             return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()], comparators=[self.members(node.right)])
+        left, right = self.operands(node, (node.left, node.right))
         if op in self._CMP:
-            return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()],
-                               comparators=[self.expr(node.right)])
-        left, right = self.expr(node.left), self.expr(node.right)
-        if op == "/":  # exact: a Decimal when the quotient is finite, else a Fraction
-            return _call(self.helper("_div", numbers.divide), left, right)
-        if self.notes.types[id(node.left)].repeating or self.notes.types[id(node.right)].repeating:
-            return _call(self.helper(f"_{self._MIXED[op].__name__}", self._MIXED[op]), left, right)
+            return ast.Compare(left=left, ops=[self._CMP[op]()], comparators=[right])
+        if op == "/" and not self.repeats(node):  # a divisor of 2s and 5s: a finite Decimal, exact
+            if self.notes.types[id(node.left)].kind in ("integer", "money"):
+                left = _call(self.helper("_D", Decimal), left)  # int / int would give a binary float
+            return ast.BinOp(left=left, op=ast.Div(), right=right)
         return ast.BinOp(left=left, op=self._BIN[op](), right=right)
 
     def e_between(self, node: n.Between) -> ast.expr:
-        return ast.Compare(left=self.expr(node.low), ops=[ast.LtE(), ast.LtE()],
-                           comparators=[self.expr(node.value), self.expr(node.high)])
+        low, value, high = self.operands(node, (node.low, node.value, node.high))
+        return ast.Compare(left=low, ops=[ast.LtE(), ast.LtE()], comparators=[value, high])
+
+    def branch(self, node: n.Expr, value: n.Expr) -> ast.expr:
+        """A branch of a conditional, a rational when the conditional's value is one."""
+        return self.rational(value) if self.repeats(node) else self.expr(value)
 
     def e_if(self, node: n.If) -> ast.expr:
-        return ast.IfExp(test=self.expr(node.cond), body=self.expr(node.then), orelse=self.expr(node.orelse))
+        return ast.IfExp(test=self.expr(node.cond), body=self.branch(node, node.then),
+                         orelse=self.branch(node, node.orelse))
 
     def e_when(self, node: n.When) -> ast.expr:
         if node.orelse is not None:
-            result = self.expr(node.orelse)
+            result = self.branch(node, node.orelse)
             branches = node.branches
         else:  # exhaustive: the last branch is what remains
-            result = self.expr(node.branches[-1][1])
+            result = self.branch(node, node.branches[-1][1])
             branches = node.branches[:-1]
         for cond, value in reversed(branches):
-            result = ast.IfExp(test=self.expr(cond), body=self.expr(value), orelse=result)
+            result = ast.IfExp(test=self.expr(cond), body=self.branch(node, value), orelse=result)
         return result
 
     # ---- tables ----
-    def test(self, test: n.Test, arg: ast.expr) -> ast.expr | None:
+    def test(self, test: n.Test, arg: ast.expr, rational: bool = False) -> ast.expr | None:
+        """The condition of one cell; with `rational`, the argument is a rational and so are the bounds."""
         if isinstance(test, n.AnyTest):
             return None
+        value = self.rational if rational else self.expr
         parts: list[ast.expr] = []
         for single in test.tests:
             if isinstance(single, n.RangeTest):
                 parts.append(ast.Compare(
-                    left=self.expr(single.low),
+                    left=value(single.low),
                     ops=[ast.LtE() if single.low_closed else ast.Lt(), ast.LtE() if single.high_closed else ast.Lt()],
-                    comparators=[arg, self.expr(single.high)]))
+                    comparators=[arg, value(single.high)]))
             else:
-                parts.append(ast.Compare(left=arg, ops=[self._CMP[single.op]()], comparators=[self.expr(single.value)]))
+                parts.append(ast.Compare(left=arg, ops=[self._CMP[single.op]()], comparators=[value(single.value)]))
         cond = parts[0] if len(parts) == 1 else ast.BoolOp(op=ast.Or(), values=parts)
         return ast.UnaryOp(op=ast.Not(), operand=cond) if test.negated else cond
 
@@ -386,7 +438,9 @@ class _Gen:
         if collect:
             body.append(ast.Assign(targets=[_name("out", ast.Store())], value=ast.List(elts=[], ctx=ast.Load())))
         for row in table.rows:
-            conds = [c for c in (self.test(t, _name(names[i])) for i, t in enumerate(row.tests)) if c is not None]
+            rational = self.notes.rational_args
+            conds = [c for c in (self.test(t, _name(names[i]), (table.name, i) in rational)
+                                 for i, t in enumerate(row.tests)) if c is not None]
             value = self.expr(row.then)
             stmts: list[ast.stmt] = []
             if self.traced:
@@ -533,6 +587,15 @@ def _compile_variant(policy: CheckedPolicy, traced: bool) -> tuple[Callable[...,
             value = ast.IfExp(test=ast.Compare(left=value, ops=[ast.Is()], comparators=[_const(None)]),
                               body=_const(None), orelse=_call(gen.helper("_whole", _whole), value))
         body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
+        for bound, op, word in ((output.low, ast.Lt(), "min"), (output.high, ast.Gt(), "max")):
+            if bound is None:
+                continue
+            test: ast.expr = ast.Compare(left=_name(f"o{oi}"), ops=[op], comparators=[gen.const(bound)])
+            if output.type.optional:
+                test = ast.BoolOp(op=ast.And(), values=[
+                    ast.Compare(left=_name(f"o{oi}"), ops=[ast.IsNot()], comparators=[_const(None)]), test])
+            fail = _call(gen.helper("_out_of_range", _out_of_range), _name(f"o{oi}"), _const(word), gen.const(bound))
+            body.append(at(ast.If(test=test, body=[ast.Expr(fail)], orelse=[]), Site("output", name)))
         outs.append((name, _name(f"o{oi}")))
     for rule in policy.rules.values():
         stmts: list[ast.stmt] = []

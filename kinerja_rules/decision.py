@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from fractions import Fraction
 from typing import Any
 
 import msgspec
 
 from kinerja_rules.errors import FieldError
-from kinerja_rules.numbers import approximate
+from kinerja_rules.numbers import Rational, approximate
 
 
 class PolicyRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +52,7 @@ class ErrorResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 def _encode_other(value: Any) -> Any:
-    if isinstance(value, Fraction):  # only a trace holds one; outputs are exact decimals by check
+    if type(value) is Rational:  # only a trace holds one; outputs are exact decimals by check
         return approximate(value)
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
 

@@ -96,6 +96,8 @@ class TableSpec(_Spec, frozen=True, kw_only=True):
 class OutputSpec(_Spec, frozen=True, kw_only=True):
     type: str | None = None
     expr: str | None = None
+    min: Any = None
+    max: Any = None
     cite: str = ""
     doc: str = ""
     override: bool = False

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules.compiler import _function_def
+from kinerja_rules.numbers import MAX_EXPONENT
 from kinerja_rules.schema import MAX_LIST_ITEMS, Field
 
 
@@ -98,7 +99,8 @@ class _Build:
             return body + self.bounds(field, out)
         if kind in ("decimal", "percent", "money"):
             body = _stmts("if type(OUT) is int:\n    OUT = D(OUT)\n"
-                          "elif type(OUT) is not D or not OUT.is_finite():\n    raise GiveUp", OUT=out)
+                          "elif type(OUT) is not D or not OUT.is_finite() or OUT and not LOW <= OUT.adjusted() <= HIGH:"
+                          "\n    raise GiveUp", OUT=out, LOW=ast.Constant(-MAX_EXPONENT), HIGH=ast.Constant(MAX_EXPONENT))
             return body + self.bounds(field, out)
         if kind == "boolean":
             return _stmts("if type(OUT) is not bool:\n    raise GiveUp", OUT=out)

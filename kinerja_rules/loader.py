@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from kinerja_rules.errors import Diagnostic, PolicyError, Span
+from kinerja_rules.numbers import RANGE_MESSAGE, in_range
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -104,6 +105,8 @@ def _yaml() -> YAML:
             value = Decimal("NaN")
         if not value.is_finite():
             raise YAMLError(f"{raw!r} is not a finite number (line {node.start_mark.line + 1})")
+        if not in_range(value):
+            raise YAMLError(f"{raw!r} {RANGE_MESSAGE} (line {node.start_mark.line + 1})")
         return value
 
     yaml.constructor.add_constructor("tag:yaml.org,2002:float", exact_float)

@@ -1,22 +1,25 @@
-"""Exact arithmetic for evaluation: decimals while they suffice, rationals when a division repeats.
+"""Exact arithmetic for evaluation: decimals where they are exact, rationals where a value may repeat.
 
 Every value stays exact until an explicit rounding. Sums, differences and products of
 decimals are exact in `EVAL_CONTEXT` (a result that would need more digits than it holds
-is an error, never a silent rounding). A division whose quotient is a finite decimal stays
-a Decimal; one that repeats (1/3) becomes a `Fraction`, and the helpers below mix the two.
-The checker knows statically which expressions may hold a Fraction (their type is marked
-`repeating`), so the compiler routes only those through these helpers.
+is an error, never a silent rounding). A value that may be a repeating decimal (a quotient
+whose divisor is not a power of 2 and 5, a mean, and what is computed from them) is a
+rational, `Rational` (gmpy2's `mpq`, in C), from the moment it is made until `round`,
+`floor` or `ceil` turns it back into a decimal or an integer. The checker marks such
+expressions (their type is `repeating`), so the compiler knows the representation of every
+value and converts a decimal entering a rational computation with `rational()`; nothing
+at run time asks which kind a value is, and decimals never meet rationals in one operation.
 
-Evaluation runs in its own context, never the caller's, and `isolated()` gives each plugin
-call a fresh copy of Python's default context, so a plugin that changes `getcontext()`
-changes nothing for the policy or the next call.
+Evaluation runs in its own decimal context, never the caller's, and each plugin call gets
+a fresh copy of Python's default context, so a plugin that changes `getcontext()` changes
+nothing for the policy or the next call.
 """
 
 from __future__ import annotations
 
 import decimal
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -29,21 +32,36 @@ from decimal import (
     Decimal,
     Inexact,
 )
-from fractions import Fraction
 from typing import Any
+
+from gmpy2 import mpq as Rational
+from gmpy2 import mpz
+
+__all__ = ["EVAL_CONTEXT", "MAX_EXPONENT", "PLUGIN_CONTEXT", "PRECISION", "RANGE_MESSAGE", "ROUNDING_MODES", "Rational",
+           "approximate", "ceil", "floor", "in_range", "isolated", "mean", "rational", "rational_decimal", "round_to",
+           "terminating"]
 
 PRECISION = 200
 """Significant digits an exact decimal result may have (inputs are bounded far below this)."""
 
+_TRAPS = [decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
 EVAL_CONTEXT = Context(prec=PRECISION, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
-                       traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, Inexact])
-_DIVIDE = EVAL_CONTEXT.copy()
-ROUND_CONTEXT = Context(prec=PRECISION, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
-                 traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
-
-PLUGIN_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
-                         traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
+                       traps=[*_TRAPS, Inexact])
+ROUND_CONTEXT = Context(prec=PRECISION, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999, traps=_TRAPS)
+PLUGIN_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999, traps=_TRAPS)
 """What a plugin function computes in: a fresh copy of Python's default context on every call."""
+
+MAX_EXPONENT = 24
+"""A decimal from a record or a policy lies between 10**-24 and 10**25 in magnitude (or is 0),
+so converting it to a rational, or adding it to another, stays small and fast."""
+
+
+def in_range(value: Decimal) -> bool:
+    """Whether a finite decimal is 0 or has its leading digit within 10**±MAX_EXPONENT."""
+    return value.is_finite() and (not value or -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT)
+
+
+RANGE_MESSAGE = f"must be 0 or between 1e-{MAX_EXPONENT} and 1e+{MAX_EXPONENT + 1} in magnitude"
 
 ROUNDING_MODES = {
     "half_up": ROUND_HALF_UP,
@@ -55,57 +73,29 @@ ROUNDING_MODES = {
     "ceiling": ROUND_CEILING,
 }
 
-Number = int | Decimal | Fraction
+
+def rational_decimal(value: Decimal) -> Any:
+    """A Decimal as an exact rational."""
+    return Rational(*value.as_integer_ratio())
 
 
-def _fraction(x: Number) -> Fraction:
-    return x if type(x) is Fraction else Fraction(x)
+def rational(value: Any) -> Any:
+    """An int, Decimal or rational as an exact rational."""
+    if type(value) is Rational:
+        return value
+    if type(value) is int:
+        return Rational(value)
+    return Rational(*value.as_integer_ratio())
 
 
-def divide(a: Number, b: Number) -> Number:
-    """a / b exactly: a Decimal when the quotient is a finite decimal, else a Fraction."""
-    if type(a) is not Fraction and type(b) is not Fraction:
-        try:
-            return _DIVIDE.divide(a, b)
-        except Inexact:
-            pass
-    return _fraction(a) / _fraction(b)
-
-
-def add(a: Number, b: Number) -> Number:
-    if type(a) is Fraction or type(b) is Fraction:
-        return _fraction(a) + _fraction(b)
-    return a + b
-
-
-def subtract(a: Number, b: Number) -> Number:
-    if type(a) is Fraction or type(b) is Fraction:
-        return _fraction(a) - _fraction(b)
-    return a - b
-
-
-def multiply(a: Number, b: Number) -> Number:
-    if type(a) is Fraction or type(b) is Fraction:
-        return _fraction(a) * _fraction(b)
-    return a * b
-
-
-def total(values: Iterable[Number]) -> Number:
-    """The exact sum of values that may mix decimals and fractions."""
-    dec: Decimal = Decimal(0)
-    frac: Fraction | None = None
-    for v in values:
-        if type(v) is Fraction:
-            frac = v if frac is None else frac + v
-        else:
-            dec += v
-    return dec if frac is None else frac + Fraction(dec)
-
-
-def mean(values: list[Any]) -> Number:
+def mean(values: list[Any]) -> Any:
+    """The exact mean of decimals or of rationals, as a rational."""
     if not values:
         raise ValueError("mean of an empty list")
-    return divide(total(values), len(values))
+    return rational(sum(values)) / len(values)
+
+
+_POWERS = [mpz(10) ** p for p in range(21)]
 
 
 def _quantum(places: int) -> Decimal:
@@ -113,66 +103,70 @@ def _quantum(places: int) -> Decimal:
 
 
 def round_to(value: Any, places: int, mode: str) -> Decimal:
-    """Round exactly to `places` decimals with an explicit mode (also for a Fraction)."""
+    """Round exactly to `places` decimals with an explicit mode (a rational too)."""
     if not -20 <= places <= 20:
         raise ValueError(f"round: places must be between -20 and 20, not {places}")
     rounding = ROUNDING_MODES[mode]
-    if type(value) is Fraction:
-        return _round_fraction(value, places, rounding)
+    if type(value) is Rational:
+        return round_rational(value, places, rounding)
     return Decimal(value).quantize(_quantum(places), rounding, ROUND_CONTEXT)
 
 
-def _round_fraction(value: Fraction, places: int, rounding: str) -> Decimal:
-    scaled = value * Fraction(10) ** places
-    floor_, rest = divmod(scaled.numerator, scaled.denominator)  # floor_ <= scaled < floor_ + 1
-    if rest == 0:
-        whole = floor_
+def round_rational(value: Any, places: int, rounding: str) -> Decimal:
+    """A rational rounded to `places` decimals with a `decimal` rounding constant."""
+    num, den = value.numerator, value.denominator
+    if places >= 0:
+        num = num * _POWERS[places]
     else:
+        den = den * _POWERS[-places]
+    low, rest = divmod(num, den)  # low <= value * 10**places < low + 1
+    if rest == 0:
+        whole = low
+    else:
+        high = low + 1
+        negative = low < 0
         twice = 2 * rest
-        half = (twice > scaled.denominator) - (twice < scaled.denominator)  # +1 above a half, 0 a tie, -1 below
-        negative = floor_ < 0
-        up = floor_ + 1  # towards +infinity
         if rounding == ROUND_FLOOR:
-            whole = floor_
+            whole = low
         elif rounding == ROUND_CEILING:
-            whole = up
+            whole = high
         elif rounding == ROUND_DOWN:
-            whole = up if negative else floor_
+            whole = high if negative else low
         elif rounding == ROUND_UP:
-            whole = floor_ if negative else up
-        elif half > 0:
-            whole = up
-        elif half < 0:
-            whole = floor_
+            whole = low if negative else high
+        elif twice > den:
+            whole = high
+        elif twice < den:
+            whole = low
         elif rounding == ROUND_HALF_EVEN:
-            whole = floor_ if floor_ % 2 == 0 else up
-        elif rounding == ROUND_HALF_UP:  # ties away from zero
-            whole = floor_ if negative else up
-        else:  # ROUND_HALF_DOWN: ties towards zero
-            whole = up if negative else floor_
-    return Decimal(whole).scaleb(-places, ROUND_CONTEXT)
+            whole = low if low % 2 == 0 else high
+        elif rounding == ROUND_HALF_UP:  # a tie goes away from zero
+            whole = low if negative else high
+        else:  # ROUND_HALF_DOWN: a tie goes towards zero
+            whole = high if negative else low
+    return Decimal(int(whole)).scaleb(-places, ROUND_CONTEXT)
 
 
 def floor(value: Any) -> int:
     if type(value) is int:
         return value
-    if type(value) is Fraction:
-        return math.floor(value)
+    if type(value) is Rational:
+        return int(math.floor(value))
     return int(value.to_integral_value(ROUND_FLOOR, ROUND_CONTEXT))
 
 
 def ceil(value: Any) -> int:
     if type(value) is int:
         return value
-    if type(value) is Fraction:
-        return math.ceil(value)
+    if type(value) is Rational:
+        return int(math.ceil(value))
     return int(value.to_integral_value(ROUND_CEILING, ROUND_CONTEXT))
 
 
-def approximate(value: Fraction, digits: int = 28) -> Decimal:
-    """A Fraction shown as a decimal of `digits` significant digits (for traces, never for outputs)."""
-    ctx = Context(prec=digits, rounding=ROUND_HALF_EVEN)
-    return ctx.divide(Decimal(value.numerator), Decimal(value.denominator))
+def approximate(value: Any, digits: int = 28) -> Decimal:
+    """A rational shown as a decimal of `digits` significant digits (for traces, never for outputs)."""
+    return Context(prec=digits, rounding=ROUND_HALF_EVEN).divide(Decimal(int(value.numerator)),
+                                                                 Decimal(int(value.denominator)))
 
 
 def isolated(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,8 +184,8 @@ def terminating(value: Decimal | int) -> bool:
     """Whether 1/value is a finite decimal (its reduced denominator has no prime but 2 and 5)."""
     if value == 0:
         return False
-    rest = Fraction(value).numerator  # 1 / (p/q) = q/p: p must be 2**a * 5**b
+    rest = abs(value.as_integer_ratio()[0])  # 1 / (p/q) = q/p: p must be 2**a * 5**b
     for prime in (2, 5):
         while rest % prime == 0:
             rest //= prime
-    return abs(rest) == 1
+    return rest == 1

@@ -9,7 +9,6 @@ import re
 import types as pytypes
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from kinerja_rules import nodes as n
@@ -19,7 +18,7 @@ from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
-from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, approximate
+from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, Rational, approximate
 from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
 
@@ -328,8 +327,8 @@ class CompiledPolicy:
                dates: tuple[dt.date, ...], as_of: dt.date) -> dict[str, Any]:
         checked = self.checked
         static_defs, static_params, static_outputs = self._static
-        def_entries = {name: {**static_defs[name], "value": value} if type(value) is not Fraction else
-                       {**static_defs[name], "value": approximate(value), "exact": f"{value.numerator}/{value.denominator}"}
+        def_entries = {name: {**static_defs[name], "value": value} if type(value) is not Rational else
+                       {**static_defs[name], "value": approximate(value), "exact": str(value)}
                        for name, value in zip(checked.definitions, defs)}
         param_pos = self._param_pos
         table_rows: dict[str, list[dict[str, Any]]] = {}

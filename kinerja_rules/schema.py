@@ -19,6 +19,7 @@ from kinerja_rules import types as t
 from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.documents import FieldSpec
 from kinerja_rules.errors import FieldError
+from kinerja_rules.numbers import RANGE_MESSAGE, in_range
 from kinerja_rules.types import Type
 
 MAX_LIST_ITEMS = 10_000
@@ -120,13 +121,15 @@ def _number(kind: str) -> Callable[[Any], Any]:
         if type(v) is Decimal:
             if not v.is_finite():
                 raise ValueError("must be a finite number")
+            if not in_range(v):
+                raise ValueError(RANGE_MESSAGE)
             return v
         if type(v) is int:
             return Decimal(v)
         if isinstance(v, float):
             if v != v or v in (float("inf"), float("-inf")):
                 raise ValueError("must be a finite number")
-            return Decimal(repr(v))
+            return decimal(Decimal(repr(v)))
         raise ValueError("must be a number")
 
     return integer if kind == "integer" else decimal

@@ -39,6 +39,7 @@ class Keyed:
 class TableSig:
     params: tuple[tuple[str, Type], ...]
     returns: Type
+    broken: bool = False  # its declaration has errors of its own; calls are not checked against it
 
 
 # What a name means, recorded per Name node for the compiler.
@@ -50,6 +51,7 @@ class Annotations:
     types: dict[int, Type] = field(default_factory=dict)
     names: dict[int, Resolution] = field(default_factory=dict)
     coerce: set[int] = field(default_factory=set)  # integer nodes to widen to Decimal
+    rational_args: set[tuple[str, int]] = field(default_factory=set)  # (table, input) given a repeating value
     keep: list[Any] = field(default_factory=list)  # keeps annotated nodes alive (ids stay unique)
 
 
@@ -254,11 +256,15 @@ class Checker:
         if name in scope.tables:
             sig = scope.tables[name]
             self.deps.add(("table", name))
+            if sig.broken:
+                for arg in node.args:
+                    self.check(arg, None, env)
+                return t.ANY
             self._arity(node, len(sig.params), len(sig.params))
-            flag = False
-            for (pname, ptype), arg in zip(sig.params, node.args):
-                flag |= self.expect(arg, ptype, env, f"argument {pname!r} of table {name!r}").repeating
-            return t.repeating(sig.returns, flag)  # a row may give back its (repeating) input
+            for i, ((pname, ptype), arg) in enumerate(zip(sig.params, node.args)):
+                if self.expect(arg, ptype, env, f"argument {pname!r} of table {name!r}").repeating:
+                    self.notes.rational_args.add((name, i))  # its cells then compare exact rationals
+            return sig.returns
         spec = scope.functions.get(name)
         if spec is None:
             known = list(scope.functions) + list(scope.tables) + sorted(AGGREGATES - {"list"})

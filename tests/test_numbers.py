@@ -16,23 +16,25 @@ from hypothesis import strategies as st
 
 from kinerja_rules import Engine, PolicyError, check_paths
 from kinerja_rules.functions import FunctionSpec
-from kinerja_rules.numbers import ROUNDING_MODES, divide, round_to, total
+from kinerja_rules.numbers import ROUNDING_MODES, Rational, mean, rational, round_to
 from tests.conftest import BASE_RECORD
 
 MODES = sorted(ROUNDING_MODES)
 
 
-def test_a_finite_quotient_stays_a_decimal_and_a_repeating_one_becomes_a_fraction() -> None:
-    assert divide(Decimal(7), 4) == Decimal("1.75") and type(divide(Decimal(7), 4)) is Decimal
-    assert divide(1, 3) == Fraction(1, 3)
-    assert total([Decimal("0.5"), Fraction(1, 3), 2]) == Fraction(17, 6)
+def test_rationals_are_exact_and_convert_from_decimals_exactly() -> None:
+    assert rational(Decimal("1.75")) == Rational(7, 4) and rational(3) == Rational(3)
+    assert mean([Decimal("0.5"), Decimal(1), Decimal(2)]) == Rational(7, 6)
+    assert mean([Rational(1, 3), Rational(2, 3)]) == Rational(1, 2)
+    with pytest.raises(ValueError, match="empty"):
+        mean([])
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.integers(-10**9, 10**9), st.integers(1, 10**6), st.integers(-3, 6), st.sampled_from(MODES))
-def test_rounding_a_fraction_agrees_with_decimal_rounding_of_its_exact_value(num: int, den: int, places: int,
+def test_rounding_a_rational_agrees_with_decimal_rounding_of_its_exact_value(num: int, den: int, places: int,
                                                                               mode: str) -> None:
-    value = Fraction(num, den)
+    value = Rational(num, den)
     # 120 digits decide every mode as the exact value would: a repeating value never ties, and its
     # digits past the cut are never all zero
     precise = decimal.Context(prec=120).divide(Decimal(num), Decimal(den))
@@ -41,7 +43,7 @@ def test_rounding_a_fraction_agrees_with_decimal_rounding_of_its_exact_value(num
 
 
 def test_ties_round_by_mode() -> None:
-    half = Fraction(5, 2)
+    half = Rational(5, 2)
     assert [round_to(half, 0, m) for m in ("half_up", "half_even", "half_down", "down", "up", "floor",
                                             "ceiling")] == [3, 2, 2, 2, 3, 2, 3]
     assert [round_to(-half, 0, m) for m in ("half_up", "half_even", "half_down", "down", "up", "floor",

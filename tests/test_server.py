@@ -549,11 +549,11 @@ def test_hostile_records_get_an_answer_never_a_500(client: TestClient[Litestar],
         assert "outputs" in results[1]
 
 
-def test_overflow_is_named_plainly(client: TestClient[Litestar]) -> None:
+def test_a_number_out_of_range_is_named_before_anything_is_computed(client: TestClient[Litestar]) -> None:
     problem = assert_problem(evaluate(client, ('{"record": ' + HOSTILE["huge exponent"][0] + "}").encode()), 422,
-                             "evaluation-failed")
-    assert problem["detail"] == "a number grew too large (overflow)"
-    assert "skp.indikator[*].target" in problem["paths"]
+                             "invalid-record")
+    assert problem["errors"] == [{"path": "skp.indikator[0].target",
+                                  "message": "must be 0 or between 1e-24 and 1e+25 in magnitude, not 1E-999999999"}]
 
 
 def test_an_integer_python_cannot_hold_fails_one_batch_record(client: TestClient[Litestar]) -> None:
