@@ -54,8 +54,10 @@ class Facts:
             values = self.params.get(res[1], ())
             bad = [v for v in values if v is not None and v != int(v)]
             return f"parameter {res[1]!r} holds {bad[0]}" if bad else None
-        if isinstance(node, n.Name) and res is not None and res[0] == "def":
+        if isinstance(node, (n.Name, n.Call)) and res is not None and res[0] == "def":  # a Call: parent(name)
             name = res[1]
+            if name not in self.definitions:
+                return None  # it failed to check and is reported already
             if name not in self._whole:
                 self._whole[name] = "…"  # definitions are acyclic; this only guards the walk
                 self._whole[name] = self.not_whole(self.definitions[name])
@@ -110,8 +112,10 @@ class Facts:
                 # a positive amount looked up by key (pagu by kelas) is a symbol, so `pagu - x * pagu` stays exact
                 return Range.symbol(f"{res[1]}[{path_of(node.index) or '…'}]", min(values), max(values))
             return Range(Form(min(values)), Form(max(values)))
-        if isinstance(node, n.Name) and res is not None and res[0] == "def":
+        if isinstance(node, (n.Name, n.Call)) and res is not None and res[0] == "def":
             name = res[1]
+            if name not in self.definitions:
+                return UNBOUNDED
             if name not in self._ranges:
                 self._ranges[name] = UNBOUNDED
                 self._ranges[name] = self.range(self.definitions[name])

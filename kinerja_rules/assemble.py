@@ -9,13 +9,14 @@ neither silently add a rule nor silently replace one.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from kinerja_rules._suggest import did_you_mean
-from kinerja_rules.documents import SECTIONS, Item, PolicyFile, RowSpec, TableSpec
+from kinerja_rules.documents import SECTIONS, DefinitionSpec, Item, PolicyFile, RowSpec, TableSpec, TypeDecl
 from kinerja_rules.errors import Diagnostic
 from kinerja_rules.loader import SourceFile
 
@@ -45,6 +46,8 @@ class Assembled(msgspec.Struct, kw_only=True):
     items: dict[str, dict[str, Item]]
     rows: dict[str, list[RowItem]]  # table name -> ordered rows
     header_source: SourceFile
+    own_files: frozenset[str] = frozenset()  # the policy's own files, not its parents'
+    flawed: bool = False  # assembling it found errors: it is checked for the others, never compiled
 
 
 def _merge_files(policy_id: str, files: list[PolicyFile]) -> tuple[dict[str, Any], dict[str, dict[str, Item]], list[Diagnostic]]:
@@ -120,8 +123,13 @@ def _merge_rows(parent: list[RowItem], child: Item, diags: list[Diagnostic]) -> 
     return [r for r in rows if r.name]
 
 
-def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Diagnostic]]:
-    """Group files by policy id and resolve every policy's `extends` chain."""
+def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = ()) -> tuple[dict[str, Assembled], list[Diagnostic]]:
+    """Group files by policy id and resolve every policy's `extends` chain.
+
+    A `broken` policy (one of its files did not load) is left out with its children, silently:
+    the load error is the one diagnostic.
+    """
+    broken = set(broken)
     diags: list[Diagnostic] = []
     by_id: dict[str, list[PolicyFile]] = {}
     for pf in files:
@@ -138,7 +146,7 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
     def resolve(pid: str, stack: tuple[str, ...]) -> Assembled | None:
         if pid in done:
             return done[pid]
-        if pid in failed:
+        if pid in failed or pid in broken:
             return None
         header, items, pfs = merged[pid]
         head_file = next((pf for pf in pfs if "extends" in pf.header or "title" in pf.header), pfs[0])
@@ -153,9 +161,13 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
                                         span=span))
                 failed.add(pid)
                 return None
+            if parent_id in broken:
+                failed.add(pid)
+                return None
             if parent_id not in merged:
                 diags.append(Diagnostic(code="E024", message=f"policy {pid!r} extends unknown policy {parent_id!r}"
-                                        f"{did_you_mean(parent_id, merged)}", span=span))
+                                        f"{did_you_mean(parent_id, merged)}", span=span,
+                                        hint="a region's parents are found in the policies folder (--policies DIR)"))
                 failed.add(pid)
                 return None
             parent = resolve(parent_id, (*stack, pid))
@@ -172,22 +184,42 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
         for section, entries in items.items():
             for name, item in entries.items():
                 override = bool(getattr(item.spec, "override", False))
+                extend = bool(getattr(item.spec, "extend", False))
                 inherited = out_items[section].get(name)
                 span = item.source.key_span(item.path)
-                if section in OVERRIDABLE and override:
+                if section in OVERRIDABLE and (override or extend):
+                    word = "override" if override else "extend"
+                    if override and extend:
+                        diags.append(Diagnostic(code="E025", message=f"{name!r} says both 'override' and 'extend'; "
+                                                "override replaces the parent's item, extend adds to it: pick one",
+                                                span=span))
+                        continue
                     if parent is None:
-                        diags.append(Diagnostic(code="E021", message=f"{name!r} says 'override: true' but policy "
+                        diags.append(Diagnostic(code="E021", message=f"{name!r} says '{word}: true' but policy "
                                                 f"{pid!r} extends nothing", span=span))
                         continue
                     if inherited is None:
                         known = list(out_items[section])
                         diags.append(Diagnostic(code="E021",
-                                                message=f"{_singular(section)} {name!r} overrides nothing: {parent.id!r} has no "
+                                                message=f"{_singular(section)} {name!r} {word}s nothing: {parent.id!r} has no "
                                                         f"such name{did_you_mean(name, known)}", span=span))
+                        if section == "tables":
+                            rows[name] = _rows_of(item)
+                        out_items[section][name] = item  # kept, so its uses are not reported as unknown
                         continue
+                    if extend:
+                        extended = _extend(section, name, inherited, item, diags)
+                        if extended is None:
+                            continue
+                        item = extended
                     if section == "tables":
                         rows[name] = _merge_rows(rows.get(name, []), item, diags)
                         item = msgspec.structs.replace(item, spec=_merge_table(inherited.spec, item.spec))
+                    if section in ("definitions", "outputs"):
+                        key = f"{name}@{parent.id}"
+                        if _calls_parent(getattr(item.spec, "expr", None), name):  # kept only when it is read
+                            out_items["definitions"][key] = _as_definition(inherited, key)
+                        item = msgspec.structs.replace(item, replaces=key)
                 elif inherited is not None and section in OVERRIDABLE:
                     diags.append(Diagnostic(code="E022",
                                             message=f"{_singular(section)} {name!r} is already defined by {parent.id!r}"  # type: ignore[union-attr]
@@ -200,9 +232,7 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
                 elif section == "tables":
                     rows[name] = _rows_of(item)
                 out_items[section][name] = item
-        if len(diags) > before:
-            failed.add(pid)
-            return None
+        flawed = len(diags) > before or (parent is not None and parent.flawed)
         sources = tuple(pf.source for pf in pfs) + (parent.sources if parent else ())
         result = Assembled(
             id=pid,
@@ -217,6 +247,8 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
             items=out_items,
             rows=rows,
             header_source=head_file.source,
+            own_files=frozenset(pf.source.name for pf in pfs),
+            flawed=flawed,
         )
         done[pid] = result
         return result
@@ -224,6 +256,77 @@ def assemble(files: Iterable[PolicyFile]) -> tuple[dict[str, Assembled], list[Di
     for pid in merged:
         resolve(pid, ())
     return done, diags
+
+
+def _calls_parent(expr: Any, name: str) -> bool:
+    return isinstance(expr, str) and re.search(rf"\bparent\s*\(\s*{re.escape(name)}\s*\)", expr) is not None
+
+
+def _as_definition(item: Item, key: str) -> Item:
+    """The parent's definition or output under its `name@parent` key, so an override can read it."""
+    spec = item.spec
+    if not isinstance(spec, DefinitionSpec):
+        spec = DefinitionSpec(expr=spec.expr if spec.expr is not None else "null", type=spec.type, cite=spec.cite,
+                              doc=spec.doc)
+    return msgspec.structs.replace(item, section="definitions", name=key, spec=spec)
+
+
+def _extend(section: str, name: str, inherited: Item, item: Item, diags: list[Diagnostic]) -> Item | None:
+    """The child's `extend: true` item merged with the parent's: an enumeration's values or a keyed parameter's keys."""
+    span = item.source.key_span(item.path)
+    where = inherited.source.key_span(inherited.path)
+    if section == "types":
+        parent_values, added = inherited.spec.values, item.spec.values
+        if parent_values is None or not added or item.spec.fields is not None:
+            diags.append(Diagnostic(code="E025", message=f"type {name!r}: 'extend' adds 'values' to an enumeration "
+                                    f"(the parent's {name!r} at {where} is {'a record' if parent_values is None else 'it'})",
+                                    span=span))
+            return None
+        again = [v for v in added if v in parent_values]
+        if again:
+            diags.append(Diagnostic(code="E025", message=f"type {name!r} already has {', '.join(map(str, again))} "
+                                    f"(at {where}); list only the values you add", span=span))
+            return None
+        spec = TypeDecl(values=[*parent_values, *added], doc=item.spec.doc or inherited.spec.doc, extend=True)
+        return msgspec.structs.replace(item, spec=spec, extends_from=where, added=tuple(map(str, added)))
+    if section == "parameters":
+        parent_spec, child = inherited.spec, item.spec
+        if parent_spec.key is None:
+            diags.append(Diagnostic(code="E025", message=f"parameter {name!r}: 'extend' changes some keys of a keyed "
+                                    f"parameter, and the parent's at {where} has no 'key'; use 'override: true'",
+                                    span=span))
+            return None
+        for attr in ("type", "key"):
+            if getattr(child, attr) is not None and getattr(child, attr) != getattr(parent_spec, attr):
+                diags.append(Diagnostic(code="E025", message=f"parameter {name!r}: an extension keeps the parent's "
+                                        f"{attr} {getattr(parent_spec, attr)!r}", span=span))
+                return None
+        merged = _merge_keyed(parent_spec.values, child.values)
+        if merged is None:
+            diags.append(Diagnostic(code="E025", message=f"parameter {name!r}: each date of an extension maps keys "
+                                    "to values, e.g. {2025-07-01: {9: 6_000_000}}", span=span))
+            return None
+        spec = msgspec.structs.replace(parent_spec, values=merged, cite=child.cite or parent_spec.cite,
+                                       doc=child.doc or parent_spec.doc, override=False, extend=True)
+        return msgspec.structs.replace(item, spec=spec, extends_from=where)
+    diags.append(Diagnostic(code="E025", message=f"{_singular(section)} {name!r}: 'extend' applies to an enumeration "
+                            "(types) or a keyed parameter; use 'override: true' (and parent(name)) here", span=span))
+    return None
+
+
+def _merge_keyed(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any] | None:
+    """Every date of either; on each, the parent's values then in force with the child's keys set since."""
+    if not all(isinstance(v, dict) for v in child.values()) or not all(isinstance(v, dict) for v in parent.values()):
+        return None
+    merged: dict[str, Any] = {}
+    for date in sorted(set(parent) | set(child), key=str):
+        base = next((parent[d] for d in sorted(parent, key=str, reverse=True) if str(d) <= str(date)), {})
+        value = {str(k): v for k, v in base.items()}
+        for d in sorted(child, key=str):
+            if str(d) <= str(date):
+                value.update({str(k): v for k, v in child[d].items()})
+        merged[str(date)] = value
+    return merged
 
 
 def _singular(section: str) -> str:

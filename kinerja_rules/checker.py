@@ -110,6 +110,7 @@ class CheckedPolicy:
     cases: dict[str, Case]
     notes: Annotations = field(default_factory=Annotations)
     warnings: list[Diagnostic] = field(default_factory=list)
+    test_errors: list[Diagnostic] = field(default_factory=list)  # in test cases and fixtures only
 
     @property
     def id(self) -> str:
@@ -121,9 +122,14 @@ class _Ctx:
         self.policy = policy
         self.diags: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
+        self.test_diags: list[Diagnostic] = []
 
     def error(self, code: str, message: str, span: Span | None, hint: str = "") -> None:
         self.diags.append(Diagnostic(code=code, message=message, span=span, hint=hint))
+
+    def test_error(self, code: str, message: str, span: Span | None, hint: str = "") -> None:
+        """A mistake in a test case or fixture: it fails `check`, but never keeps the policy out of service."""
+        self.test_diags.append(Diagnostic(code=code, message=message, span=span, hint=hint))
 
     def at(self, item: Item | RowItem, *sub: str | int) -> Span:
         return item.source.key_span((*item.path, *sub))
@@ -250,12 +256,13 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
     indicator_specs = {name: spec for name, spec in indicator_specs.items() if ("indicator", name) in all_deps}
     for spec in indicator_specs.values():
         _check_indicator_source(ctx, policy, spec, input_types)
+    _point_at_extensions(ctx, policy)
     if ctx.diags:
-        return None, ctx.diags
+        return None, ctx.diags + ctx.test_diags
     checked = CheckedPolicy(
         assembled=policy, input=root, params=params, tables=tables, definitions=definitions,
         outputs=outputs, rules=rules, references=references, functions=used_functions,
-        indicators=indicator_specs, cases=cases, notes=notes, warnings=ctx.warnings)
+        indicators=indicator_specs, cases=cases, notes=notes, warnings=ctx.warnings, test_errors=ctx.test_diags)
     return checked, []
 
 
@@ -324,6 +331,23 @@ def _reads_var(expr: n.Expr, var: str, notes: Annotations) -> bool:
     if isinstance(expr, n.Name) and notes.names.get(id(expr)) == ("var", var):
         return True
     return any(_reads_var(child, var, notes) for child in n.children(expr))
+
+
+def _point_at_extensions(ctx: _Ctx, policy: Assembled) -> None:
+    """Report a gap the child's added enumeration values open in a parent's item at the child's extension line."""
+    extensions = [item for item in policy.items["types"].values() if item.added and item.source.name in policy.own_files]
+    if not extensions:
+        return
+    first = extensions[0]
+    names = ", ".join(repr(item.name) for item in extensions)
+    added = {v for item in extensions for v in item.added}
+    for i, d in enumerate(ctx.diags):
+        about = d.code in ("E119", "E201") or any(re.search(rf"\b{re.escape(v)}\b", d.message) for v in added)
+        if about and d.span is not None and d.span.file not in policy.own_files:
+            ctx.diags[i] = Diagnostic(
+                code=d.code, message=f"{d.message} (in {d.span}, inherited; {policy.id!r} extends {names})",
+                span=first.source.key_span(first.path), severity=d.severity,
+                hint=d.hint or "cover the added values there: override that item, or extend its keyed values")
 
 
 # ---- header, references, citations ---------------------------------------------
@@ -509,6 +533,9 @@ def _parameters(ctx: _Ctx, items: dict[str, Item], named: dict[str, Field], poli
     out: dict[str, Param] = {}
     for name, item in items.items():
         spec = item.spec
+        if spec.type is None:
+            ctx.error("E050", f"parameter {name!r} needs a 'type'", ctx.at(item))
+            continue
         try:
             ptype = t.parse_type(spec.type, named_types)
             key = t.parse_type(spec.key, named_types) if spec.key is not None else None
@@ -644,7 +671,7 @@ def _definition(ctx: _Ctx, item: Item, scope: Scope, notes: Annotations, named: 
     declared = _declared(ctx, item, spec.type, named)
     if expr is None:
         return declared or t.ANY
-    checker = Checker(scope, notes)
+    checker = Checker(scope, notes, item.name.split("@")[0], item.replaces)
     try:
         if declared is not None:
             got = checker.expect(expr, declared, {}, f"definition {item.name!r}")
@@ -861,7 +888,7 @@ def _outputs(ctx: _Ctx, items: dict[str, Item], scope: Scope, notes: Annotations
             expr = ctx.parse(spec.expr, item.source, (*item.path, "expr"))
             if expr is None:
                 continue
-            checker = Checker(scope, notes)
+            checker = Checker(scope, notes, name, item.replaces)
             try:
                 got = checker.expect(expr, declared, {}, f"output {name!r}")
             except TypeProblem as exc:
@@ -965,13 +992,13 @@ def _cases(ctx: _Ctx, fixtures: dict[str, Item], tests: dict[str, Item], outputs
     out: dict[str, Case] = {}
     for name, item in fixtures.items():
         if not isinstance(item.spec, dict):
-            ctx.error("E150", f"fixture {name!r} must be a record (a mapping)", ctx.at(item))
+            ctx.test_error("E150", f"fixture {name!r} must be a record (a mapping)", ctx.at(item))
     for name, item in tests.items():
         spec = item.spec
         if isinstance(spec.record, str):
             fixture = fixtures.get(spec.record)
             if fixture is None:
-                ctx.error("E151", f"test {name!r} uses unknown fixture {spec.record!r}"
+                ctx.test_error("E151", f"test {name!r} uses unknown fixture {spec.record!r}"
                           f"{did_you_mean(spec.record, fixtures)}", item.source.value_span((*item.path, "record")))
                 continue
             record = _plain(fixture.spec)
@@ -984,14 +1011,14 @@ def _cases(ctx: _Ctx, fixtures: dict[str, Item], tests: dict[str, Item], outputs
             try:
                 set_path(record, dotted, _plain(value))
             except KeyError as exc:
-                ctx.error("E152", f"test {name!r}: cannot set {exc.args[0]}", ctx.at(item, "with", dotted))
+                ctx.test_error("E152", f"test {name!r}: cannot set {exc.args[0]}", ctx.at(item, "with", dotted))
                 ok = False
         if (spec.expect is None) == (spec.expect_error is None):
-            ctx.error("E153", f"test {name!r} needs exactly one of 'expect' or 'expect_error'", ctx.at(item))
+            ctx.test_error("E153", f"test {name!r} needs exactly one of 'expect' or 'expect_error'", ctx.at(item))
             continue
         for key in spec.expect or {}:
             if key not in outputs:
-                ctx.error("E154", f"test {name!r} expects unknown output {key!r}{did_you_mean(key, outputs)}",
+                ctx.test_error("E154", f"test {name!r} expects unknown output {key!r}{did_you_mean(key, outputs)}",
                           ctx.at(item, "expect", key))
                 ok = False
         if ok:

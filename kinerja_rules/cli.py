@@ -21,13 +21,15 @@ DEFAULT_POLICIES = Path("policies")
 
 _EPILOG_CHECK = """examples:
   kinerja check                       check every policy under policies/
+  kinerja check policies/sawahlunto   one region (its parents come from policies/)
   kinerja check policies/nasional.yaml policies/sawahlunto
 """
 _EPILOG_EVAL = """examples:
-  kinerja eval nasional --input pegawai.json
-  kinerja eval nasional --input batch.jsonl > decisions.jsonl
-  cat pegawai.json | kinerja eval nasional --explain
-  kinerja eval policies/nasional.yaml --input pegawai.json --as-of 2025-07-01
+  kinerja eval nasional --input examples/pegawai.json
+  kinerja eval nasional --input examples/batch.jsonl > decisions.jsonl
+  cat examples/pegawai.json | kinerja eval nasional --explain
+  kinerja eval policies/sawahlunto --input examples/pegawai.json --as-of 2025-07-01
+  kinerja eval makassar --input examples/pegawai.json --explain-text
 
 The input is one JSON record, a JSON array of records, or JSON Lines (one record per
 line). Output is one JSON object per record, per line, in input order; a record that
@@ -36,12 +38,13 @@ when any record failed.
 """
 _EPILOG_TEST = """examples:
   kinerja test                        run the tests of every policy under policies/
-  kinerja test policies/nasional.yaml
+  kinerja test policies/sawahlunto    one region's tests (its parents come from policies/)
+  kinerja test policies/nasional-tests.yaml
 """
 _EPILOG_SERVE = """examples:
   kinerja serve                              http://127.0.0.1:8000, policies/ and installed plugins
   kinerja serve --port 9000 --workers 2
-  kinerja serve --host 0.0.0.0 --keys keys.yaml
+  kinerja serve --host 0.0.0.0 --keys examples/keys.yaml
 
 Endpoints: POST /v1/policies/{id}/evaluate, POST /v1/policies/{id}/evaluate/batch,
 GET /v1/policies[/{id}], POST /v1/validate, POST /v1/admin/reload, GET /health,
@@ -81,11 +84,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.paths] or [DEFAULT_POLICIES]
-    report = check_paths(paths, _registry(args))
-    _print_diagnostics(report.errors, report.warnings, sys.stderr)
-    if report.errors:
-        n = len(report.errors)
+    paths = [Path(p) for p in args.paths] or [Path(args.policies)]
+    report = check_paths(paths, _registry(args), Path(args.policies))
+    _print_diagnostics(report.problems, report.warnings, sys.stderr)
+    if report.problems:
+        n = len(report.problems)
         print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
         return 1
     for policy in sorted(report.policies.values(), key=lambda p: p.id):
@@ -95,11 +98,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.paths] or [DEFAULT_POLICIES]
+    paths = [Path(p) for p in args.paths] or [Path(args.policies)]
     targets = {str(Path(p).resolve()) for p in args.paths}
-    report = check_paths(paths if not args.policies else [Path(args.policies), *paths], _registry(args))
-    if report.errors:
-        _print_diagnostics(report.errors, (), sys.stderr)
+    report = check_paths(paths, _registry(args), Path(args.policies))
+    if report.problems:
+        _print_diagnostics(report.problems, (), sys.stderr)
         return 1
     failed = passed = 0
     for policy in sorted(report.policies.values(), key=lambda p: p.id):
@@ -162,22 +165,30 @@ def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 
 
 def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[Engine, str]:
+    """The engine for `kinerja eval POLICY`: an id in the policies folder, a policy file, or a region's folder."""
     as_path = Path(policy_arg)
-    if as_path.suffix in (".yaml", ".yml") or as_path.is_file():
+    if as_path.suffix in (".yaml", ".yml") or as_path.is_file() or as_path.is_dir():
         if not as_path.exists():
             raise PolicyError([_diag(f"no such policy file: {as_path}")])
-        from kinerja_rules.loader import load_file
-
-        source = load_file(as_path)
-        policy_id = source.data.get("policy") if isinstance(source.data, dict) else None
-        paths = [as_path]
-        if policies.exists() and policies.resolve() not in as_path.resolve().parents:
-            paths.append(policies)
-        engine = Engine.from_paths(paths, registry)
-        if not isinstance(policy_id, str):
-            raise PolicyError([_diag(f"{as_path} does not name a policy ('policy:' key)")])
-        return engine, policy_id
+        engine = Engine.from_paths([as_path], registry, policies)
+        own = _ids_in(as_path)
+        if len(own) != 1:
+            raise PolicyError([_diag(f"{as_path} must hold exactly one policy ('policy:' key), not "
+                                     f"{', '.join(sorted(own)) or 'none'}")])
+        return engine, own.pop()
     return Engine.from_paths([policies], registry), policy_arg
+
+
+def _ids_in(path: Path) -> set[str]:
+    from kinerja_rules.engine import _declared_id
+    from kinerja_rules.loader import iter_policy_files
+
+    found = set()
+    for file in iter_policy_files(path):
+        declared = _declared_id(file.read_text(encoding="utf-8", errors="replace"))
+        if declared is not None:
+            found.add(declared)
+    return found
 
 
 def _diag(message: str) -> Any:
@@ -228,6 +239,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"\r{count} records, {failures} failed", file=sys.stderr)
     out.flush()
     return 1 if failures else 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from kinerja_rules.scaffold import ScaffoldError, new_region
+
+    try:
+        written = new_region(args.region, Path(args.policies), args.title)
+    except ScaffoldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    folder = written[0].parent
+    where = "" if Path(args.policies) == DEFAULT_POLICIES else f" --policies {args.policies}"
+    print(f"next: kinerja check {folder}{where} && kinerja test {folder}{where}")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -285,7 +312,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="kinerja", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Rules as code for ASN performance, TPP and placement: check, test and evaluate policies.",
-        epilog="examples:\n  kinerja check\n  kinerja test\n  kinerja eval nasional --input pegawai.json --explain\n\n"
+        epilog="examples:\n  kinerja check\n  kinerja test\n  kinerja eval nasional --input examples/pegawai.json --explain\n\n"
                "Run `kinerja COMMAND --help` for a command's options.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
@@ -293,11 +320,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="load and check policies, print diagnostics", epilog=_EPILOG_CHECK,
                        formatter_class=fmt, description="Load, type-check and compile policies. Exit code 1 on errors.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="policy files or folders (default: policies/)")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
+                   help="where the parents of the policies checked are found (default: policies/)")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("eval", help="evaluate records against a policy", epilog=_EPILOG_EVAL, formatter_class=fmt,
                        description="Evaluate employee records and print one decision per record.")
-    p.add_argument("policy", metavar="POLICY", help="a policy id in the policies folder, or a policy file")
+    p.add_argument("policy", metavar="POLICY",
+                   help="a policy id in the policies folder, a policy file, or a region's folder")
     p.add_argument("--input", "-i", metavar="FILE", help="JSON or JSON Lines input; '-' or omitted: standard input")
     p.add_argument("--as-of", type=_date, metavar="DATE",
                    help="decide as of this date (default: the first day of the record's period)")
@@ -310,9 +340,20 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="run the test cases policies carry", epilog=_EPILOG_TEST, formatter_class=fmt,
                        description="Run policy test cases; print a diff and the trace of each failure.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="policy files or folders (default: policies/)")
-    p.add_argument("--policies", metavar="DIR", help="also load parents from this folder")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
+                   help="where the parents of the policies tested are found (default: policies/)")
     p.add_argument("--verbose", "-v", action="store_true", help="list passing tests too")
     p.set_defaults(run=cmd_test)
+
+    p = sub.add_parser("new", help="start a region's policy folder", formatter_class=fmt,
+                       epilog="examples:\n  kinerja new contoh\n  kinerja new pesisir --title \"Kabupaten Pesisir\"\n",
+                       description="Write policies/REGION/policy.yaml and tests.yaml, extending nasional, with "
+                                   "comments showing how to override; they check and pass as written.")
+    p.add_argument("region", metavar="REGION", help="the new policy id (lower case letters, digits, '-', '_')")
+    p.add_argument("--title", help="the region's name as written in the title (default: from REGION)")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
+                   help="the policies folder holding nasional (default: policies/)")
+    p.set_defaults(run=cmd_new)
 
     p = sub.add_parser("plugins", help="list plugins and the functions and indicators they add",
                        formatter_class=fmt, epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins ./my_plugins\n",
@@ -357,7 +398,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_key)
 
     for name, command in sub.choices.items():
-        if name == "key":
+        if name in ("key", "new"):
             continue
         command.add_argument("--plugins", action="append", metavar="DIR",
                              help="also load plugins from this folder (repeatable); installed plugins always load")

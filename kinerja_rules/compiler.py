@@ -258,6 +258,8 @@ class _Gen:
             compiled = [self.rational(a) if (name, i) in rational else self.expr(a) for i, a in enumerate(args)]
             return _call(_name(fn), *compiled, *extra)
         res = self.notes.names.get(id(node))
+        if res is not None and res[0] == "def":  # parent(name): the parent's version, a definition of its own
+            return _name(f"d{self.def_index[res[1]]}")
         if res is None:  # aggregate over one list argument
             return self.aggregate(name, self.expr(args[0]), self.notes.types[id(node)])
         spec: FunctionSpec = res[1]

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules._suggest import did_you_mean
-from kinerja_rules.errors import Diagnostic
+from kinerja_rules.errors import Diagnostic, Span
 from kinerja_rules.loader import Path_, SourceFile
 
 
@@ -48,17 +48,19 @@ class TypeDecl(_Spec, frozen=True, kw_only=True):
     fields: dict[str, Any] | None = None
     doc: str = ""
     override: bool = False
+    extend: bool = False  # add `values` to the parent's enumeration instead of restating it
 
 
 class ParameterSpec(_Spec, frozen=True, kw_only=True):
     """A named value that changes by effective date; `key` makes it a keyed table."""
 
-    type: str
+    type: str | None = None  # required, except on `extend` (the parent's type is kept)
     key: str | None = None
     values: dict[str, Any]
     cite: str = ""
     doc: str = ""
     override: bool = False
+    extend: bool = False  # change some keys of the parent's keyed values from a date, keep the rest
 
 
 class DefinitionSpec(_Spec, frozen=True, kw_only=True):
@@ -152,6 +154,9 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
     spec: Any
     source: SourceFile
     path: Path_
+    replaces: str | None = None  # the key of the parent's version this override replaced, for `parent(name)`
+    extends_from: Span | None = None  # where the parent's item it extends stands
+    added: tuple[str, ...] = ()  # the values an enumeration's extension adds
 
 
 class PolicyFile(msgspec.Struct, kw_only=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from kinerja_rules.decision import Decision, ErrorResult
 from kinerja_rules.documents import PolicyFile, read_policy_file
 from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
 from kinerja_rules.functions import BUILTINS, FunctionSpec, IndicatorSpec
-from kinerja_rules.loader import SourceFile, iter_policy_files, load_file, load_text
+from kinerja_rules.loader import MAX_FILE_BYTES, SourceFile, iter_policy_files, load_file, load_text
 from kinerja_rules.policy import CompiledPolicy
 
 
@@ -43,12 +44,18 @@ class CheckReport:
     """The outcome of checking a set of policy files: policies, errors and warnings."""
 
     policies: Mapping[str, CompiledPolicy]
-    errors: tuple[Diagnostic, ...]
+    errors: tuple[Diagnostic, ...]  # what keeps a policy out of service
     warnings: tuple[Diagnostic, ...]
+    test_errors: tuple[Diagnostic, ...] = ()  # mistakes in test cases and fixtures: they fail `check`, not service
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.test_errors
+
+    @property
+    def problems(self) -> tuple[Diagnostic, ...]:
+        """Every error, of policies and of their tests."""
+        return self.errors + self.test_errors
 
 
 def discover(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) -> Registry:
@@ -64,37 +71,117 @@ def default_registry() -> Registry:
     return discover()
 
 
-def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (),
-          loaded: Iterable[SourceFile] = ()) -> tuple[list[PolicyFile], list[Diagnostic]]:
-    files: list[PolicyFile] = []
-    diags: list[Diagnostic] = []
-    sources = list(loaded)
+_ID_RE = re.compile(r"^policy:[ \t]*[\"']?([a-z0-9][a-z0-9_-]*)", re.M)
+_EXTENDS_RE = re.compile(r"^extends:[ \t]*[\"']?([a-z0-9][a-z0-9_-]*)", re.M)
+_TOP_KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", re.M)
+_TEST_KEYS = frozenset({"policy", "fixtures", "tests", "doc"})
+
+
+def _declared_id(text: str) -> str | None:
+    """The `policy:` id a file declares, read without parsing it (for a file that does not parse)."""
+    match = _ID_RE.search(text)
+    return match.group(1) if match else None
+
+
+def _tests_only(text: str) -> bool:
+    """Whether a file holds only test cases and fixtures (so its mistakes never block the policy)."""
+    keys = set(_TOP_KEY_RE.findall(text))
+    return keys <= _TEST_KEYS and bool(keys & {"fixtures", "tests"})
+
+
+@dataclass
+class _Reading:
+    files: list[PolicyFile] = field(default_factory=list)
+    diags: list[Diagnostic] = field(default_factory=list)
+    test_diags: list[Diagnostic] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # policies with a file that did not load
+    seen: set[Path] = field(default_factory=set)
+
+    def add(self, load: Any, text: str | None) -> None:
+        try:
+            source = load()
+        except PolicyError as exc:
+            tests = text is not None and _tests_only(text)
+            (self.test_diags if tests else self.diags).extend(exc.diagnostics)
+            declared = _declared_id(text) if text is not None and not tests else None
+            if declared is not None:
+                self.broken.add(declared)
+            return
+        pf, problems = read_policy_file(source)
+        tests = _tests_only(source.text)
+        (self.test_diags if tests else self.diags).extend(problems)
+        if pf is not None:
+            self.files.append(pf)
+
+    def add_path(self, file: Path) -> None:
+        resolved = file.resolve()
+        if resolved in self.seen:  # a folder and a file in it, or a region and its library: once
+            return
+        self.seen.add(resolved)
+        self.add(lambda: load_file(file), _peek(file))
+
+
+def _peek(file: Path) -> str | None:
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            return None
+        return file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (), loaded: Iterable[SourceFile] = (),
+          library: Path | None = None) -> _Reading:
+    """Load the files under `paths` (each once), then the parents they extend from `library`."""
+    reading = _Reading()
+    for source in loaded:
+        reading.add(lambda source=source: source, None)
     for path in paths:
         if not path.exists():
-            diags.append(Diagnostic(code="E000", message=f"no such file or folder: {path}"))
+            reading.diags.append(Diagnostic(code="E000", message=f"no such file or folder: {path}"))
             continue
         for file in iter_policy_files(path):
-            try:
-                sources.append(load_file(file))
-            except PolicyError as exc:
-                diags += exc.diagnostics
+            reading.add_path(file)
     for name, text in texts:
-        try:
-            sources.append(load_text(text, name))
-        except PolicyError as exc:
-            diags += exc.diagnostics
-    for source in sources:
-        pf, problems = read_policy_file(source)
-        diags += problems
-        if pf is not None:
-            files.append(pf)
-    return files, diags
+        reading.add(lambda name=name, text=text: load_text(text, name), text)
+    if library is not None and library.is_dir():
+        _add_parents(reading, library)
+    return reading
 
 
-def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = None) -> CheckReport:
-    """Assemble, check and compile every policy in `files` (or only those in `only` and their parents)."""
-    assembled, diags = assemble(files)
+def _add_parents(reading: _Reading, library: Path) -> None:
+    """Load, from the library folder, every policy extended but not yet loaded (and its own parents)."""
+    index: dict[str, list[Path]] | None = None
+    while True:
+        have = {pf.policy_id for pf in reading.files} | reading.broken
+        wanted = {str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")} - have
+        if not wanted:
+            return
+        if index is None:
+            index = {}
+            for file in iter_policy_files(library):
+                text = _peek(file)
+                declared = _declared_id(text) if text is not None else None
+                if declared is not None and file.resolve() not in reading.seen:
+                    index.setdefault(declared, []).append(file)
+        found = [file for pid in sorted(wanted) for file in index.pop(pid, [])]
+        if not found:
+            return
+        for file in found:
+            reading.add_path(file)
+
+
+def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = None,
+          broken: set[str] = frozenset()) -> CheckReport:  # type: ignore[assignment]
+    """Assemble, check and compile every policy in `files` (or only those in `only` and their parents).
+
+    A policy with a file that did not load (`broken`) is not checked: its other files alone
+    would only give follow-on errors. Test-case problems are reported apart (`test_errors`):
+    they fail `check` and `test`, but never keep a policy out of service.
+    """
+    assembled, diags = assemble(files, broken)
     warnings: list[Diagnostic] = []
+    test_diags: list[Diagnostic] = []
     compiled: dict[str, CompiledPolicy] = {}
     for pid, policy in assembled.items():
         if only is not None and pid not in only:
@@ -103,8 +190,11 @@ def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = N
         diags += problems
         if checked is not None:
             warnings += checked.warnings
-            compiled[pid] = CompiledPolicy(checked, dict(registry.plugins))
-    return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)))
+            test_diags += checked.test_errors
+            if not policy.flawed:
+                compiled[pid] = CompiledPolicy(checked, dict(registry.plugins))
+    return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)),
+                       test_errors=tuple(_unique(test_diags)))
 
 
 def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -118,11 +208,15 @@ def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
     return out
 
 
-def check_paths(paths: Sequence[Path], registry: Registry | None = None) -> CheckReport:
-    """Load, check and compile the policies under `paths`, collecting every diagnostic."""
-    files, diags = _read(paths)
-    report = build(files, registry or default_registry())
-    return CheckReport(policies=report.policies, errors=tuple(diags) + report.errors, warnings=report.warnings)
+def check_paths(paths: Sequence[Path], registry: Registry | None = None, library: Path | None = None) -> CheckReport:
+    """Load, check and compile the policies under `paths`, collecting every diagnostic.
+
+    A policy extended but not under `paths` is loaded from `library` (a policies folder).
+    """
+    reading = _read(paths, library=library)
+    report = build(reading.files, registry or default_registry(), broken=reading.broken)
+    return CheckReport(policies=report.policies, errors=tuple(reading.diags) + report.errors,
+                       warnings=report.warnings, test_errors=tuple(reading.test_diags) + report.test_errors)
 
 
 def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None,
@@ -131,14 +225,30 @@ def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Reg
 
     `base_sources` gives more parents, already loaded; nothing is loaded into service.
     """
-    files, diags = _read(base, [(name, text)], [s for s in base_sources if s.name != name])
-    own = [pf for pf in files if pf.source.name == name]
-    ids = {pf.policy_id for pf in own}
-    others = [pf for pf in files if pf.source.name != name and pf.policy_id not in ids]
-    report = build(own + others, registry or default_registry(), only=ids)
-    errors = [d for d in diags + list(report.errors) if d.span is None or d.span.file == name]
-    return CheckReport(policies=report.policies, errors=tuple(errors),
-                       warnings=tuple(w for w in report.warnings if w.span is None or w.span.file == name))
+    return validate_files({name: text}, base, registry, base_sources)
+
+
+def validate_files(texts: Mapping[str, str], base: Sequence[Path] = (), registry: Registry | None = None,
+                   base_sources: Sequence[SourceFile] = ()) -> CheckReport:
+    """Check policy documents given as text (one region's files, say) against the policies under `base`
+    and `base_sources` for their parents; diagnostics are those in the given files. Nothing is put in service.
+    """
+    names = set(texts)
+    reading = _read(base, list(texts.items()), [s for s in base_sources if s.name not in names])
+    own = [pf for pf in reading.files if pf.source.name in names]
+    ids = {pf.policy_id for pf in own} | {pid for pid in reading.broken if any(
+        _declared_id(text) == pid for text in texts.values())}
+    others = [pf for pf in reading.files if pf.source.name not in names and pf.policy_id not in ids]
+    report = build(own + others, registry or default_registry(), only=ids, broken=reading.broken)
+
+    def mine(d: Diagnostic) -> bool:
+        return d.span is None or d.span.file in names
+
+    # what the base files' loading reported is theirs; everything the build found concerns the given files,
+    # even where it stands in a parent's file (an override that breaks an inherited item)
+    return CheckReport(policies=report.policies, errors=tuple(filter(mine, reading.diags)) + report.errors,
+                       warnings=report.warnings,
+                       test_errors=tuple(filter(mine, reading.test_diags)) + report.test_errors)
 
 
 class Engine:
@@ -151,16 +261,18 @@ class Engine:
         self.warnings = tuple(warnings)
 
     @classmethod
-    def from_paths(cls, paths: Sequence[Path], registry: Registry | None = None) -> Engine:
-        """Load every policy under `paths` with `registry` (default: built-ins and installed plugins).
+    def from_paths(cls, paths: Sequence[Path], registry: Registry | None = None,
+                   library: Path | None = None) -> Engine:
+        """Load every policy under `paths` with `registry` (default: built-ins and installed plugins),
+        and the parents they extend from `library` (a policies folder).
 
-        Raises PolicyError if any policy fails to compile.
+        Raises PolicyError if any policy fails to compile; mistakes in test cases only warn.
         """
         registry = registry or default_registry()
-        report = check_paths(paths, registry)
+        report = check_paths(paths, registry, library)
         if report.errors:
             raise PolicyError(report.errors)
-        return cls(report.policies, registry, report.warnings)
+        return cls(report.policies, registry, report.warnings + report.test_errors)
 
     @property
     def ids(self) -> list[str]:
@@ -179,7 +291,11 @@ class Engine:
 
     def validate_text(self, text: str, name: str) -> CheckReport:
         """Check a policy document against this engine's policies (its possible parents)."""
-        return validate_text(text, name, registry=self.registry, base_sources=self.sources())
+        return self.validate_files({name: text})
+
+    def validate_files(self, texts: Mapping[str, str]) -> CheckReport:
+        """Check policy documents (a region's files, by name) against this engine's policies."""
+        return validate_files(texts, registry=self.registry, base_sources=self.sources())
 
     def policy(self, policy_id: str) -> CompiledPolicy:
         try:

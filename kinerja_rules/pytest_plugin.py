@@ -25,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @functools.cache
 def _report(root: Path) -> CheckReport:
-    return check_paths([root])
+    return check_paths([root], library=root)
 
 
 def _root_of(path: Path, config: pytest.Config) -> Path | None:
@@ -53,10 +53,9 @@ class PolicyFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         report = _report(self.root)
         mine = str(self.path.resolve())
-        if report.errors:
-            problems = [d for d in report.errors if d.span is None or Path(d.span.file).resolve() == self.path.resolve()]
-            if problems:
-                yield PolicyCheckItem.from_parent(self, name="check", error=PolicyError(problems))
+        problems = [d for d in report.problems if d.span is None or Path(d.span.file).resolve() == self.path.resolve()]
+        if problems:
+            yield PolicyCheckItem.from_parent(self, name="check", error=PolicyError(problems))
             return
         for policy in report.policies.values():
             for case in policy.checked.cases.values():

@@ -76,6 +76,21 @@ class Scope:
         self.definition = definition
         self.definition_names = definition_names
 
+    def nested_fields(self) -> dict[str, str]:
+        """Each field inside an input record, by its own name, with its dotted path (the first one found)."""
+        found: dict[str, str] = {}
+
+        def walk(prefix: str, kind: Type, depth: int) -> None:
+            for fname, ftype in kind.required().fields:
+                found.setdefault(fname, f"{prefix}.{fname}")
+                if ftype.kind == "record" and depth < 3:
+                    walk(f"{prefix}.{fname}", ftype, depth + 1)
+
+        for name, kind in self.inputs.items():
+            if kind.kind == "record":
+                walk(name, kind, 1)
+        return {k: v for k, v in found.items() if k not in self.inputs}
+
     def all_names(self) -> list[str]:
         return [*self.inputs, *self.params, *self.tables, *self.functions, *self.indicators,
                 *self.definition_names(), "as_of"]
@@ -121,10 +136,12 @@ def _is_null(node: n.Expr) -> bool:
 
 
 class Checker:
-    def __init__(self, scope: Scope, notes: Annotations) -> None:
+    def __init__(self, scope: Scope, notes: Annotations, name: str = "", replaces: str | None = None) -> None:
         self.scope = scope
         self.notes = notes
         self.deps: set[tuple[str, str]] = set()
+        self.name = name  # the definition or output being checked
+        self.replaces = replaces  # the key of the parent's version it overrides, for parent(name)
 
     # ---- entry ----
     def check(self, node: n.Expr, expected: Type | None = None,
@@ -201,11 +218,14 @@ class Checker:
             raise TypeProblem(f"{name!r} is a {'table' if name in scope.tables else 'function'}; call it "
                               f"with {name}(…)", node.pos, "E104")
         candidates = scope.all_names() + list(env) + (list(expected.values) if expected and expected.kind == "enum" else [])
+        nested = scope.nested_fields()  # `kelas` is found as `jabatan.kelas`
+        suggestion = did_you_mean(name, [c for c in candidates if c[:1] != chr(0)] + list(nested), nested)
         hint = ""
-        if expected is None:
+        if expected is not None and expected.kind == "text" or expected is None and name[:1].isupper():
+            hint = f'if you meant the text {name}, write it in quotes: "{name}"'
+        elif expected is None:
             hint = "a bare word is an enumeration value only where the type expects one"
-        raise TypeProblem(f"unknown name {name!r}{did_you_mean(name, [c for c in candidates if c[:1] != chr(0)])}",
-                          node.pos, "E105", hint)
+        raise TypeProblem(f"unknown name {name!r}{suggestion}", node.pos, "E105", hint)
 
     def _attr(self, node: n.Attr, expected: Type | None, env: dict[str, Type]) -> Type:
         p = path_of(node)
@@ -247,6 +267,8 @@ class Checker:
     def _call(self, node: n.Call, expected: Type | None, env: dict[str, Type]) -> Type:
         name = node.func
         scope = self.scope
+        if name == "parent" and "parent" not in scope.functions:
+            return self._parent(node)
         if name in AGGREGATES and len(node.args) == 1:
             source = self.check(node.args[0], None, env)
             if source.kind != "list" or source.optional:
@@ -308,6 +330,22 @@ class Checker:
                     self.notes.coerce.add(id(arg))
             return number
         return _param_type(spec.returns)
+
+    def _parent(self, node: n.Call) -> Type:
+        """`parent(name)` in an override: the value the parent policy computes for it."""
+        named = path_of(node.args[0]) if len(node.args) == 1 else None
+        if self.replaces is None:
+            raise TypeProblem("parent(…) is only for an item that overrides its parent's (override: true)",
+                              node.pos, "E122", f"write parent({self.name}) inside the override of {self.name!r}"
+                              if self.name else "")
+        if named != self.name:
+            raise TypeProblem(f"parent(…) names the item it overrides: parent({self.name})", node.pos, "E122")
+        found = self.scope.definition(self.replaces)
+        if found is None:
+            raise TypeProblem(f"the parent's {self.name!r} has no value to read", node.pos, "E122")
+        self.notes.names[id(node)] = ("def", self.replaces)
+        self.deps.add(("def", self.replaces))
+        return found
 
     def _arity(self, node: n.Call, low: int, high: int | None) -> None:
         count = len(node.args)

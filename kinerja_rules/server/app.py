@@ -36,6 +36,7 @@ from kinerja_rules.server.bodies import (
     PolicySummary,
     ReadyResult,
     ReloadResult,
+    ValidateFiles,
     ValidateResult,
     decode,
     within_limits,
@@ -179,6 +180,17 @@ class PolicyController(Controller):
         return _answer(b'{"results":[' + joined + b"]}")
 
 
+def _region_files(raw: bytes, limits: Limits) -> dict[str, str] | None:
+    """A JSON body `{"files": {name: text}}`: a region's files, checked together; None for a JSON policy document."""
+    try:
+        probe = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None  # not JSON after all: read as YAML, which reports where it breaks
+    if not isinstance(probe, dict) or "files" not in probe:
+        return None
+    return dict(decode(raw, ValidateFiles, limits).files)
+
+
 class ServiceController(Controller):
     """Check policy documents, and reload the policies in service."""
 
@@ -196,13 +208,15 @@ class ServiceController(Controller):
         raw = await request.body()
         if not raw.strip():
             raise ApiProblem("missing-body", "send a policy document (YAML) as the body")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ApiProblem("bad-request", f"the body is not UTF-8 text (byte {exc.start})") from None
-        report = await to_thread.run_sync(engine.validate_text, text, name)
+        texts = _region_files(raw, _limits(request)) if kind == JSON else None
+        if texts is None:
+            try:
+                texts = {name: raw.decode("utf-8")}
+            except UnicodeDecodeError as exc:
+                raise ApiProblem("bad-request", f"the body is not UTF-8 text (byte {exc.start})") from None
+        report = await to_thread.run_sync(engine.validate_files, texts)
         return _json(ValidateResult(valid=report.ok, policies=sorted(report.policies),
-                                    diagnostics=[DiagnosticOut.of(d) for d in report.errors],
+                                    diagnostics=[DiagnosticOut.of(d) for d in report.problems],
                                     warnings=[DiagnosticOut.of(d) for d in report.warnings]))
 
     @post("/v1/admin/reload", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
@@ -222,7 +236,7 @@ class ServiceController(Controller):
         await service.renew_pool()
         _log.info("reloaded %d policies", len(report.policies))
         return _json(ReloadResult(reloaded=True, policies=[PolicySummary(**p.describe()) for p in service.engine.policies()],
-                                  warnings=[DiagnosticOut.of(d) for d in report.warnings]))
+                                  warnings=[DiagnosticOut.of(d) for d in report.warnings + report.test_errors]))
 
 
 class ProbeController(Controller):

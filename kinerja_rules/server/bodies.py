@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -87,6 +87,15 @@ class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
     reloaded: bool
     policies: list[PolicySummary]
     warnings: list[DiagnosticOut] = []
+
+
+FileName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+
+
+class ValidateFiles(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A region's policy files, by file name, checked together (`policy.yaml`, `tests.yaml`)."""
+
+    files: Annotated[dict[FileName, str], msgspec.Meta(min_length=1, max_length=64)]
 
 
 class ValidateResult(msgspec.Struct, frozen=True, kw_only=True):
