@@ -123,13 +123,15 @@ def _merge_rows(parent: list[RowItem], child: Item, diags: list[Diagnostic]) -> 
     return [r for r in rows if r.name]
 
 
-def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = ()) -> tuple[dict[str, Assembled], list[Diagnostic]]:
+def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),
+             known: Iterable[str] = ()) -> tuple[dict[str, Assembled], list[Diagnostic]]:
     """Group files by policy id and resolve every policy's `extends` chain.
 
     A `broken` policy (one of its files did not load) is left out with its children, silently:
-    the load error is the one diagnostic.
+    the load error is the one diagnostic. `known` names policies elsewhere, for suggestions.
     """
     broken = set(broken)
+    elsewhere = set(known)  # policies elsewhere (the policies folder), for suggesting a misspelled parent
     diags: list[Diagnostic] = []
     by_id: dict[str, list[PolicyFile]] = {}
     for pf in files:
@@ -166,7 +168,7 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = ()) -> tuple[d
                 return None
             if parent_id not in merged:
                 diags.append(Diagnostic(code="E024", message=f"policy {pid!r} extends unknown policy {parent_id!r}"
-                                        f"{did_you_mean(parent_id, merged)}", span=span,
+                                        f"{did_you_mean(parent_id, set(merged) | elsewhere)}", span=span,
                                         hint="a region's parents are found in the policies folder (--policies DIR)"))
                 failed.add(pid)
                 return None

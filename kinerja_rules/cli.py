@@ -356,7 +356,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_new)
 
     p = sub.add_parser("plugins", help="list plugins and the functions and indicators they add",
-                       formatter_class=fmt, epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins ./my_plugins\n",
+                       formatter_class=fmt, epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins examples/plugins\n",
                        description="List the loaded plugins, their versions, and every function and indicator.")
     p.set_defaults(run=cmd_plugins)
     p = sub.add_parser("serve", help="serve decisions over HTTP", formatter_class=fmt, epilog=_EPILOG_SERVE,

@@ -96,6 +96,8 @@ class _Reading:
     test_diags: list[Diagnostic] = field(default_factory=list)
     broken: set[str] = field(default_factory=set)  # policies with a file that did not load
     seen: set[Path] = field(default_factory=set)
+    library_ids: set[str] = field(default_factory=set)  # every policy the library folder holds, for suggestions
+    defined: set[str] = field(default_factory=set)  # policies with a file that is more than test cases
 
     def add(self, load: Any, text: str | None) -> None:
         try:
@@ -112,6 +114,8 @@ class _Reading:
         (self.test_diags if tests else self.diags).extend(problems)
         if pf is not None:
             self.files.append(pf)
+            if not tests:
+                self.defined.add(pf.policy_id)
 
     def add_path(self, file: Path) -> None:
         resolved = file.resolve()
@@ -150,19 +154,24 @@ def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (), loaded: 
 
 
 def _add_parents(reading: _Reading, library: Path) -> None:
-    """Load, from the library folder, every policy extended but not yet loaded (and its own parents)."""
+    """Load, from the library folder, every file of every policy extended (its parents, and their
+    fixtures, complete), each file once."""
     index: dict[str, list[Path]] | None = None
     while True:
-        have = {pf.policy_id for pf in reading.files} | reading.broken
-        wanted = {str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")} - have
-        if not wanted:
+        wanted = ({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
+                  | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined}) - reading.broken
+        if not wanted or index is not None and not wanted & set(index):
             return
         if index is None:
             index = {}
+            reading.library_ids |= {pf.policy_id for pf in reading.files}
             for file in iter_policy_files(library):
+                if file.resolve() in reading.seen:
+                    continue
                 text = _peek(file)
                 declared = _declared_id(text) if text is not None else None
-                if declared is not None and file.resolve() not in reading.seen:
+                if declared is not None:
+                    reading.library_ids.add(declared)
                     index.setdefault(declared, []).append(file)
         found = [file for pid in sorted(wanted) for file in index.pop(pid, [])]
         if not found:
@@ -172,14 +181,14 @@ def _add_parents(reading: _Reading, library: Path) -> None:
 
 
 def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = None,
-          broken: set[str] = frozenset()) -> CheckReport:  # type: ignore[assignment]
+          broken: Iterable[str] = (), known: Iterable[str] = ()) -> CheckReport:
     """Assemble, check and compile every policy in `files` (or only those in `only` and their parents).
 
     A policy with a file that did not load (`broken`) is not checked: its other files alone
     would only give follow-on errors. Test-case problems are reported apart (`test_errors`):
     they fail `check` and `test`, but never keep a policy out of service.
     """
-    assembled, diags = assemble(files, broken)
+    assembled, diags = assemble(files, broken, known)
     warnings: list[Diagnostic] = []
     test_diags: list[Diagnostic] = []
     compiled: dict[str, CompiledPolicy] = {}
@@ -214,7 +223,7 @@ def check_paths(paths: Sequence[Path], registry: Registry | None = None, library
     A policy extended but not under `paths` is loaded from `library` (a policies folder).
     """
     reading = _read(paths, library=library)
-    report = build(reading.files, registry or default_registry(), broken=reading.broken)
+    report = build(reading.files, registry or default_registry(), broken=reading.broken, known=reading.library_ids)
     return CheckReport(policies=report.policies, errors=tuple(reading.diags) + report.errors,
                        warnings=report.warnings, test_errors=tuple(reading.test_diags) + report.test_errors)
 

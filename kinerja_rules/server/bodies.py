@@ -107,7 +107,7 @@ class ValidateResult(msgspec.Struct, frozen=True, kw_only=True):
     warnings: list[DiagnosticOut]
 
 
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_AT = re.compile(r"^(?P<message>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
 _NAMED = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
