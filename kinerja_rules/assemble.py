@@ -322,7 +322,8 @@ def _merge_keyed(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
         return None
     merged: dict[str, Any] = {}
     for date in sorted(set(parent) | set(child), key=str):
-        base = next((parent[d] for d in sorted(parent, key=str, reverse=True) if str(d) <= str(date)), {})
+        base: dict[Any, Any] = next((parent[d] for d in sorted(parent, key=str, reverse=True) if str(d) <= str(date)),
+                                    {})
         value = {str(k): v for k, v in base.items()}
         for d in sorted(child, key=str):
             if str(d) <= str(date):

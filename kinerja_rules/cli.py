@@ -12,6 +12,14 @@ from typing import IO, Any
 
 import msgspec
 
+from kinerja_rules.catalogue import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    language,
+    translate,
+    translate_field,
+    translate_record_message,
+)
 from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, Registry, check_paths, discover
 from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
@@ -56,12 +64,9 @@ def _decoder() -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(float_hook=Decimal)
 
 
-def _print_diagnostics(report_errors: Sequence[Any], warnings: Sequence[Any], out: IO[str]) -> None:
-    for d in warnings:
-        print(d.render(), file=out)
-        print(file=out)
-    for d in report_errors:
-        print(d.render(), file=out)
+def _print_diagnostics(report_errors: Sequence[Any], warnings: Sequence[Any], out: IO[str], lang: str) -> None:
+    for d in (*warnings, *report_errors):
+        print(translate(d, lang).render(), file=out)
         print(file=out)
 
 
@@ -86,10 +91,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [Path(args.policies)]
     report = check_paths(paths, _registry(args), Path(args.policies))
-    _print_diagnostics(report.problems, report.warnings, sys.stderr)
+    _print_diagnostics(report.problems, report.warnings, sys.stderr, args.lang)
     if report.problems:
         n = len(report.problems)
-        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        print(f"{n} galat" if args.lang == "id" else f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
         return 1
     for policy in sorted(report.policies.values(), key=lambda p: p.id):
         parent = f" (extends {policy.extends})" if policy.extends else ""
@@ -102,7 +107,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     targets = {str(Path(p).resolve()) for p in args.paths}
     report = check_paths(paths, _registry(args), Path(args.policies))
     if report.problems:
-        _print_diagnostics(report.problems, (), sys.stderr)
+        _print_diagnostics(report.problems, (), sys.stderr, args.lang)
         return 1
     failed = passed = 0
     for policy in sorted(report.policies.values(), key=lambda p: p.id):
@@ -225,6 +230,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                          error=msgspec.structs.replace(result.error, line=line))
             if isinstance(result, ErrorResult):
                 failures += 1
+                if args.lang != DEFAULT_LANGUAGE:  # records keep English messages; only their output is translated
+                    result = _translated(result, args.lang)
             if args.explain_text and not isinstance(result, ErrorResult):
                 sys.stdout.write(explain_text(result) + "\n\n")
                 sys.stdout.flush()
@@ -255,6 +262,13 @@ def cmd_new(args: argparse.Namespace) -> int:
     where = "" if Path(args.policies) == DEFAULT_POLICIES else f" --policies {args.policies}"
     print(f"next: kinerja check {folder}{where} && kinerja test {folder}{where}")
     return 0
+
+
+def _translated(result: ErrorResult, lang: str) -> ErrorResult:
+    error = result.error
+    return msgspec.structs.replace(result, error=msgspec.structs.replace(
+        error, message=translate_record_message(error.message, lang),
+        fields=[translate_field(f, lang) for f in error.fields]))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -398,6 +412,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_key)
 
     for name, command in sub.choices.items():
+        command.add_argument("--lang", choices=LANGUAGES, default=language(), type=str.lower,
+                             help="language of diagnostics and record errors: en or id (default: $KINERJA_LANG, "
+                                  "else en)")
         if name in ("key", "new"):
             continue
         command.add_argument("--plugins", action="append", metavar="DIR",
@@ -410,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except PolicyError as exc:
-        print(exc.render(), file=sys.stderr)
+        print(PolicyError([translate(d, args.lang) for d in exc.diagnostics]).render(), file=sys.stderr)
         return 1
     except PluginError as exc:
         print(f"plugin error: {exc}", file=sys.stderr)

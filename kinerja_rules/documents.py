@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -124,6 +124,51 @@ class CaseSpec(_Spec, frozen=True, kw_only=True):
     expect: dict[str, Any] | None = None
     expect_error: str | None = None
     doc: str = ""
+
+
+class ReferenceSpec(_Spec, frozen=True, kw_only=True):
+    """A legal instrument a policy cites, when more than its title is given."""
+
+    title: str
+    url: str = ""
+
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]*$")]
+DottedName = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
+PolicyId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class PolicyDocument(_Spec, frozen=True, kw_only=True):
+    """A policy file: its header and its sections (a policy may span several files with one `policy` id).
+
+    Only the JSON Schema of the format (`policy_schema`) is made from this struct; files are read
+    section by section, so that one mistake does not hide the others.
+    """
+
+    policy: PolicyId
+    title: str = ""
+    version: str | int = ""
+    extends: PolicyId | None = None
+    effective: dt.date | None = None
+    period: str | None = None
+    doc: str = ""
+    references: dict[PolicyId, str | ReferenceSpec] = {}
+    types: dict[Name, TypeDecl] = {}
+    inputs: dict[Name, str | FieldSpec] = {}
+    parameters: dict[Name, ParameterSpec] = {}
+    definitions: dict[Name, DefinitionSpec] = {}
+    tables: dict[Name, TableSpec] = {}
+    outputs: dict[DottedName, OutputSpec] = {}
+    rules: dict[Name, RuleSpec] = {}
+    fixtures: dict[Name, dict[str, Any]] = {}
+    tests: dict[Name, CaseSpec] = {}
+
+
+def policy_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a policy file, for editors with a YAML language server."""
+    schema: dict[str, Any] = msgspec.json.schema(PolicyDocument)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "kinerja-rules/policy.schema.json",
+            "title": "kinerja-rules policy file", **schema}
 
 
 SECTIONS: dict[str, type[_Spec] | None] = {

@@ -19,7 +19,7 @@ from kinerja_rules.types import Type
 
 
 class TypeProblem(Exception):
-    def __init__(self, message: str, pos: n.Pos, code: str = "E101", hint: str = "") -> None:
+    def __init__(self, message: str, pos: n.Pos, code: str, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.pos = pos

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,7 +23,9 @@ from litestar.params import FromPath, FromQuery
 from litestar.response.base import ASGIResponse
 
 from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordError, __version__
+from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
+from kinerja_rules.documents import policy_schema
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
 from kinerja_rules.server.batch import decide
 from kinerja_rules.server.bodies import (
@@ -180,6 +182,11 @@ class PolicyController(Controller):
         return _answer(b'{"results":[' + joined + b"]}")
 
 
+@cache
+def _policy_schema_json() -> bytes:
+    return msgspec.json.encode(policy_schema())
+
+
 def _region_files(raw: bytes, limits: Limits) -> dict[str, str] | None:
     """A JSON body `{"files": {name: text}}`: a region's files, checked together; None for a JSON policy document."""
     try:
@@ -215,9 +222,14 @@ class ServiceController(Controller):
             except UnicodeDecodeError as exc:
                 raise ApiProblem("bad-request", f"the body is not UTF-8 text (byte {exc.start})") from None
         report = await to_thread.run_sync(engine.validate_files, texts)
+        lang = language(request.headers.get("accept-language") or DEFAULT_LANGUAGE)
         return _json(ValidateResult(valid=report.ok, policies=sorted(report.policies),
-                                    diagnostics=[DiagnosticOut.of(d) for d in report.problems],
-                                    warnings=[DiagnosticOut.of(d) for d in report.warnings]))
+                                    diagnostics=[DiagnosticOut.of(translate(d, lang)) for d in report.problems],
+                                    warnings=[DiagnosticOut.of(translate(d, lang)) for d in report.warnings]))
+
+    @get("/v1/schema/policy", summary="The JSON Schema of a policy file (for editors with a YAML language server)")
+    async def policy_schema(self) -> Response[bytes]:
+        return Response(content=_policy_schema_json(), media_type="application/schema+json")
 
     @post("/v1/admin/reload", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
           responses={200: ResponseSpec(ReloadResult, generate_examples=False, description="The new set"),

@@ -1,0 +1,170 @@
+"""Every diagnostic code is catalogued, in English and Indonesian, with an example that really triggers it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from kinerja_rules import Engine
+from kinerja_rules.catalogue import catalogued, entries, language, markdown, translate_message
+from kinerja_rules.cli import main
+from kinerja_rules.engine import discover, validate_files
+from kinerja_rules.errors import Diagnostic
+from kinerja_rules.server import create_app
+from tests.conftest import POLICIES, ROOT
+
+PACKAGE = ROOT / "kinerja_rules"
+REGION = "policy: contoh\nextends: nasional\n"
+
+
+def _emitted_codes() -> set[str]:
+    codes: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        codes |= set(re.findall(r'"([EW]\d{3})"', path.read_text()))
+    return codes
+
+
+def test_every_code_the_checker_can_emit_is_catalogued_and_no_other() -> None:
+    assert _emitted_codes() == set(entries())
+
+
+def _trigger(code: str, capsys: pytest.CaptureFixture[str]) -> list[Diagnostic]:
+    entry = entries()[code]
+    if entry.example_command:
+        main(list(entry.example_command))
+        err = capsys.readouterr().err
+        return [Diagnostic(code=c, message=m) for c, m in re.findall(r"(?:error|warning)\[(\w+)\]: (.*)", err)]
+    if entry.example_files:
+        texts = dict(entry.example_files)
+    else:
+        assert entry.example is not None, code
+        text = entry.example if entry.example.startswith("policy:") else REGION + entry.example
+        if entry.example_size:
+            line = "# " + "padding " * 10 + "\n"
+            text += line * (entry.example_size // len(line) + 1)
+        texts = {"contoh.yaml": text}
+    registry = discover([ROOT / entry.example_plugins]) if entry.example_plugins else None
+    report = validate_files(texts, [POLICIES], registry)
+    return [*report.problems, *report.warnings]
+
+
+@pytest.mark.parametrize("code", sorted(entries()))
+def test_the_example_triggers_its_code_with_a_catalogued_message(code: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    found = _trigger(code, capsys)
+    mine = [d for d in found if d.code == code]
+    assert mine, (code, [(d.code, d.message) for d in found])
+    for d in mine:
+        assert catalogued(code, d.message), (code, d.message)
+        assert translate_message(code, d.message, "id") != d.message or code in ("E041", "E010", "E025")
+
+
+def test_every_entry_speaks_both_languages() -> None:
+    for code, entry in entries().items():
+        assert entry.title["en"] and entry.title["id"] and entry.help["en"] and entry.help["id"], code
+        for template in entry.messages:
+            assert set(re.findall(r"\{(\w+)\}", template["en"])) == set(re.findall(r"\{(\w+)\}", template["id"])), \
+                (code, template)
+
+
+def test_docs_diagnostics_is_generated_from_the_catalogue() -> None:
+    assert (ROOT / "docs" / "diagnostics.md").read_text() == markdown(), \
+        "regenerate: python -m kinerja_rules.catalogue > docs/diagnostics.md"
+
+
+@pytest.mark.parametrize("value, expected", [("id", "id"), ("en", "en"), ("id-ID,id;q=0.9,en;q=0.8", "id"),
+                                             ("en-US,id;q=0.5", "en"), ("fr, id;q=0.2", "id"), ("xx", "en"),
+                                             ("id;q=abc", "id"), ("", "en")])
+def test_language_from_a_code_or_accept_language(value: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KINERJA_LANG", raising=False)
+    assert language(value) == expected
+
+
+def test_check_speaks_indonesian_with_lang_or_env(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(REGION + "definitions:\n  x: {expr: kelass + 1}\n")
+    for extra, env in ((["--lang", "id"], {}), ([], {"KINERJA_LANG": "id"})):
+        result = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "check", *extra, str(tmp_path)],
+                                capture_output=True, text=True, cwd=ROOT, env={**__import__("os").environ, **env})
+        assert "error[E105]: nama 'kelass' tidak dikenal; maksud Anda 'jabatan.kelas'?" in result.stderr
+        assert "1 galat" in result.stderr
+
+
+def test_eval_translates_record_errors_on_output_only(tmp_path: Path) -> None:
+    record = json.loads((ROOT / "examples" / "pegawai.json").read_text())
+    record["jabatan"]["kelas"] = 99
+    del record["status"]
+    command = [sys.executable, "-m", "kinerja_rules.cli", "eval", "nasional"]
+    english = json.loads(subprocess.run(command, input=json.dumps(record), capture_output=True, text=True,
+                                        cwd=ROOT).stdout)
+    indonesian = json.loads(subprocess.run([*command, "--lang", "id"], input=json.dumps(record), capture_output=True,
+                                           text=True, cwd=ROOT).stdout)
+    assert english["error"]["fields"] == [{"path": "status", "message": "is required"},
+                                          {"path": "jabatan.kelas", "message": "must be <= 17, not 99"}]
+    assert indonesian["error"]["message"] == "record tidak sah"
+    assert indonesian["error"]["fields"] == [{"path": "status", "message": "wajib diisi"},
+                                             {"path": "jabatan.kelas", "message": "harus <= 17, bukan 99"}]
+
+
+def test_validate_honours_accept_language(engine: Engine) -> None:
+    text = REGION + "definitions:\n  x: {expr: kelass + 1}\n"
+    with TestClient(create_app(engine)) as client:
+        answers = {lang: client.post("/v1/validate", content=text, headers={"content-type": "application/yaml",
+                                                                            "accept-language": lang}).json()
+                   for lang in ("id-ID,id;q=0.9", "en")}
+    assert answers["id-ID,id;q=0.9"]["diagnostics"][0]["message"] == \
+        "nama 'kelass' tidak dikenal; maksud Anda 'jabatan.kelas'?"
+    assert answers["en"]["diagnostics"][0]["message"] == "unknown name 'kelass'; did you mean 'jabatan.kelas'?"
+
+
+def test_an_uncatalogued_message_keeps_its_english_after_the_title() -> None:
+    assert translate_message("E105", "something new", "id") == "Nama tidak dikenal: something new"
+
+
+# ---- the policy file format, as JSON Schema -------------------------------------------------
+
+def test_docs_policy_schema_is_generated_from_the_document_structs() -> None:
+    from kinerja_rules.documents import policy_schema
+
+    assert json.loads((ROOT / "docs" / "policy.schema.json").read_text()) == policy_schema(), \
+        "regenerate docs/policy.schema.json from kinerja_rules.documents.policy_schema()"
+
+
+def test_the_schema_covers_every_top_level_key_and_accepts_every_bundled_policy() -> None:
+    import datetime as dt
+
+    import jsonschema
+
+    from kinerja_rules.documents import TOP_KEYS, policy_schema
+    from kinerja_rules.loader import iter_policy_files, load_file
+
+    schema = policy_schema()
+    assert set(schema["$defs"]["PolicyDocument"]["properties"]) == set(TOP_KEYS)
+
+    def plain(value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in iter_policy_files(POLICIES):
+        assert not list(validator.iter_errors(plain(load_file(path).data))), path
+    wrong = {"policy": "contoh", "definitons": {"x": {"expr": "1"}}, "parameters": {"y": {"type": "decimal"}}}
+    messages = sorted(e.message for e in validator.iter_errors(wrong))
+    assert any("definitons" in m for m in messages) and any("'values' is a required property" in m for m in messages)
+
+
+def test_the_service_publishes_the_schema(engine: Engine) -> None:
+    from kinerja_rules.documents import policy_schema
+
+    with TestClient(create_app(engine)) as client:
+        response = client.get("/v1/schema/policy")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/schema+json")
+    assert response.json() == json.loads(json.dumps(policy_schema()))
