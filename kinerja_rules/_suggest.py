@@ -27,7 +27,7 @@ def distance(a: str, b: str, limit: int = 3) -> int:
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate a typo most likely meant: within edit distance 2 (1 for short names), else difflib's pick."""
-    pool = [c for c in dict.fromkeys(candidates) if c != name]
+    pool = [str(c) for c in dict.fromkeys(candidates) if c != name]
     allowed = 1 if len(name) < 6 else 2
     scored = sorted((distance(name.lower(), c.lower()), c) for c in pool)
     if scored and scored[0][0] <= allowed:

@@ -18,6 +18,7 @@ from typing import Any
 from kinerja_rules import nodes as n
 from kinerja_rules.schema import Field
 from kinerja_rules.typecheck import Annotations, path_of
+from kinerja_rules.types import Kind
 
 _WHOLE_CALLS = frozenset({"floor", "ceil"})
 _PASS_CALLS = frozenset({"min", "max", "abs", "clamp"})
@@ -41,7 +42,7 @@ class Facts:
     def not_whole(self, node: n.Expr) -> str | None:
         """Why the value may hold a fraction of a rupiah, or None when it is provably whole."""
         kind = self.notes.types.get(id(node))
-        if kind is not None and kind.kind == "integer":
+        if kind is not None and kind.kind == Kind.INTEGER:
             return None
         if isinstance(node, n.Literal):
             if node.value is None or isinstance(node.value, int) and not isinstance(node.value, bool):
@@ -108,7 +109,7 @@ class Facts:
             values = [Fraction(v) for v in self.params.get(res[1], ()) if v is not None]
             if not values:
                 return UNBOUNDED
-            if isinstance(node, n.Index) and kind is not None and kind.kind == "money" and min(values) > 0:
+            if isinstance(node, n.Index) and kind is not None and kind.kind == Kind.MONEY and min(values) > 0:
                 # a positive amount looked up by key (pagu by kelas) is a symbol, so `pagu - x * pagu` stays exact
                 return Range.symbol(f"{res[1]}[{path_of(node.index) or '…'}]", min(values), max(values))
             return Range(Form(min(values)), Form(max(values)))

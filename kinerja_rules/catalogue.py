@@ -90,7 +90,7 @@ def language(value: str | None = None) -> str:
 @functools.cache
 def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     parts = re.split(r"\{(\w+)\}", template)
-    regex, names = "", []
+    regex, names = "", list[str]()
     for i, part in enumerate(parts):
         if i % 2 == 0:
             regex += re.escape(part)

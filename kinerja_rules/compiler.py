@@ -23,7 +23,7 @@ from kinerja_rules.functions import BUILTINS, FunctionSpec
 from kinerja_rules.numbers import ROUNDING_MODES
 from kinerja_rules.tables import Table
 from kinerja_rules.typecheck import path_of
-from kinerja_rules.types import Type
+from kinerja_rules.types import Kind, Type
 
 _BUILTIN_IMPLS = {spec.name: spec for spec in BUILTINS}
 
@@ -160,7 +160,7 @@ class _Gen:
     # ---- expressions ----
     def expr(self, node: n.Expr) -> ast.expr:
         out = self._expr(node)
-        if id(node) in self.notes.coerce and self.notes.types.get(id(node), Type(kind="any")).kind == "integer":
+        if id(node) in self.notes.coerce and self.notes.types.get(id(node), Type(kind=Kind.ANY)).kind == Kind.INTEGER:
             if isinstance(out, ast.Constant) and isinstance(out.value, int):
                 return self.const(Decimal(out.value))
             return _call(self.helper("_D", Decimal), out)
@@ -174,10 +174,10 @@ class _Gen:
         """The node's value as a rational: as it is when it already is one, else converted."""
         if self.repeats(node):
             return self.expr(node)
-        if isinstance(node, n.Literal) and node.kind in ("integer", "decimal", "percent"):
+        if isinstance(node, n.Literal) and node.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.PERCENT):
             return self.const(numbers.rational(node.value))
         out = self._expr(node)
-        if self.notes.types[id(node)].kind == "integer":
+        if self.notes.types[id(node)].kind == Kind.INTEGER:
             return _call(self.helper("_Q", numbers.Rational), out)
         ratio = _call(ast.Attribute(value=out, attr="as_integer_ratio", ctx=ast.Load()))
         return ast.Call(func=self.helper("_Q", numbers.Rational), args=[ast.Starred(value=ratio, ctx=ast.Load())],
@@ -206,7 +206,7 @@ class _Gen:
                 if payload in scope:
                     return _name(scope[payload])
             raise AssertionError(payload)
-        if kind == "enum":
+        if kind == Kind.ENUM:
             return _const(payload)
         if kind == "as_of":
             return _name("as_of")
@@ -226,7 +226,7 @@ class _Gen:
     def e_attr(self, node: n.Attr) -> ast.expr:
         obj_type = self.notes.types[id(node.obj)]
         obj = self.expr(node.obj)
-        if obj_type.kind == "list":
+        if obj_type.kind == Kind.LIST:
             var = self.fresh()
             return ast.ListComp(
                 elt=ast.Subscript(value=_name(var), slice=_const(node.name), ctx=ast.Load()),
@@ -284,7 +284,7 @@ class _Gen:
                 if arg_type.repeating:
                     return _call(self.helper("_round_q", numbers.round_rational), value, _const(places),
                                  _const(ROUNDING_MODES[mode[1]]))
-                if arg_type.kind in ("integer", "money"):
+                if arg_type.kind in (Kind.INTEGER, Kind.MONEY):
                     value = _call(self.helper("_D", Decimal), value)
                 quantum = self.const(Decimal(1).scaleb(-places))
                 return _call(ast.Attribute(value=value, attr="quantize", ctx=ast.Load()), quantum,
@@ -303,7 +303,7 @@ class _Gen:
 
     def aggregate(self, func: str, values: ast.expr, result: Type) -> ast.expr:
         if func == "sum":
-            if result.kind == "integer":
+            if result.kind == Kind.INTEGER:
                 return _call(_name("sum"), values)
             zero = numbers.Rational(0) if result.repeating else Decimal(0)
             return _call(_name("sum"), values, self.const(zero))
@@ -378,7 +378,7 @@ class _Gen:
         if op in self._CMP:
             return ast.Compare(left=left, ops=[self._CMP[op]()], comparators=[right])
         if op == "/" and not self.repeats(node):  # a divisor of 2s and 5s: a finite Decimal, exact
-            if self.notes.types[id(node.left)].kind in ("integer", "money"):
+            if self.notes.types[id(node.left)].kind in (Kind.INTEGER, Kind.MONEY):
                 left = _call(self.helper("_D", Decimal), left)  # int / int would give a binary float
             return ast.BinOp(left=left, op=ast.Div(), right=right)
         return ast.BinOp(left=left, op=self._BIN[op](), right=right)
@@ -490,7 +490,7 @@ class _Gen:
             elif agg == "count":
                 body.append(ast.Return(value=_call(_name("len"), _name("out"))))
             elif agg == "sum":
-                start = [] if table.output.kind == "integer" else [self.const(Decimal(0))]
+                start = [] if table.output.kind == Kind.INTEGER else [self.const(Decimal(0))]
                 body.append(ast.Return(value=_call(_name("sum"), values, *start)))
             else:
                 body.append(ast.Return(value=ast.IfExp(test=_name("out"), body=_call(_name(agg), values),
@@ -580,12 +580,12 @@ def _compile_variant(policy: CheckedPolicy, traced: bool) -> tuple[Callable[...,
                 value = _call(_name("list"), value)
         else:
             value = ast.List(elts=[], ctx=ast.Load())
-        if output.type.kind == "money" and not output.type.optional:
+        if output.type.kind == Kind.MONEY and not output.type.optional:
             body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))
             value = ast.IfExp(test=ast.Compare(left=_call(_name("type"), _name(f"o{oi}")), ops=[ast.Is()],
                                                comparators=[_name("int")]),
                               body=_name(f"o{oi}"), orelse=_call(gen.helper("_whole", _whole), _name(f"o{oi}")))
-        elif output.type.kind == "money":
+        elif output.type.kind == Kind.MONEY:
             value = ast.IfExp(test=ast.Compare(left=value, ops=[ast.Is()], comparators=[_const(None)]),
                               body=_const(None), orelse=_call(gen.helper("_whole", _whole), value))
         body.append(at(ast.Assign(targets=[_name(f"o{oi}", ast.Store())], value=value), Site("output", name)))

@@ -21,6 +21,7 @@ import msgspec
 from kinerja_rules.compiler import _function_def
 from kinerja_rules.numbers import MAX_EXPONENT
 from kinerja_rules.schema import MAX_LIST_ITEMS, Field
+from kinerja_rules.types import Kind
 
 
 
@@ -94,28 +95,28 @@ class _Build:
 
     def value(self, field: Field, out: str) -> list[ast.stmt]:
         spec, kind = field.spec, field.type.kind
-        if kind == "integer":
+        if kind == Kind.INTEGER:
             body = _stmts("if type(OUT) is not int:\n    raise GiveUp", OUT=out)
             return body + self.bounds(field, out)
-        if kind in ("decimal", "percent", "money"):
+        if kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY):
             body = _stmts("if type(OUT) is int:\n    OUT = D(OUT)\n"
                           "elif type(OUT) is not D or not OUT.is_finite() or OUT and not LOW <= OUT.adjusted() <= HIGH:"
                           "\n    raise GiveUp", OUT=out, LOW=ast.Constant(-MAX_EXPONENT), HIGH=ast.Constant(MAX_EXPONENT))
             return body + self.bounds(field, out)
-        if kind == "boolean":
+        if kind == Kind.BOOLEAN:
             return _stmts("if type(OUT) is not bool:\n    raise GiveUp", OUT=out)
-        if kind == "text":
+        if kind == Kind.TEXT:
             body = _stmts("if type(OUT) is not str:\n    raise GiveUp", OUT=out)
             if field.pattern is not None:
                 body += _stmts("if PAT(OUT) is None:\n    raise GiveUp", OUT=out, PAT=self.const(field.pattern.fullmatch))
             return body
-        if kind == "enum":
+        if kind == Kind.ENUM:
             return _stmts("if type(OUT) is not str or OUT not in VALUES:\n    raise GiveUp", OUT=out,
                           VALUES=self.const(frozenset(field.type.values)))
-        if kind == "date":
+        if kind == Kind.DATE:
             return _stmts("if type(OUT) is str:\n    OUT = fromiso(OUT)\n"
                           "elif type(OUT) is not date_type:\n    raise GiveUp", OUT=out)
-        if kind == "list":
+        if kind == Kind.LIST:
             assert field.items is not None
             item_fn = self.function(field.items)
             low = spec.min_items or 0
@@ -123,7 +124,7 @@ class _Build:
             return _stmts("if type(OUT) is not list or not LOW <= len(OUT) <= HIGH:\n    raise GiveUp\n"
                           "OUT = [ITEM(e) for e in OUT]", OUT=out, LOW=ast.Constant(low), HIGH=ast.Constant(high),
                           ITEM=item_fn)
-        assert kind == "record"
+        assert kind == Kind.RECORD
         get = self.name("g")
         body = _stmts("if type(OUT) is not dict:\n    raise GiveUp\nGET = OUT.get", OUT=out, GET=get)
         keys, values = [], []

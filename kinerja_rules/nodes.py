@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from kinerja_rules.types import Kind
+
 Pos = tuple[int, int, int, int]
 
 
@@ -19,7 +21,7 @@ class Node(msgspec.Struct, frozen=True, kw_only=True):
 
 class Literal(Node, frozen=True, kw_only=True, tag=True):
     value: Any
-    kind: str  # integer | decimal | percent | text | boolean | null
+    kind: Kind  # integer | decimal | percent | text | boolean | null
 
 
 class Name(Node, frozen=True, kw_only=True, tag=True):

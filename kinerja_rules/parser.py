@@ -11,6 +11,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from kinerja_rules import nodes as n
+from kinerja_rules.types import Kind
 
 MAX_EXPRESSION_CHARS = 10_000
 MAX_NESTING = 60
@@ -45,11 +46,11 @@ def _tok_pos(tok: Token) -> n.Pos:
     return (tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
 
 
-def _number(text: str) -> tuple[Any, str]:
+def _number(text: str) -> tuple[Any, Kind]:
     clean = text.replace("_", "")
     if "." in clean:
-        return Decimal(clean), "decimal"
-    return int(clean), "integer"
+        return Decimal(clean), Kind.DECIMAL
+    return int(clean), Kind.INTEGER
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
@@ -77,19 +78,19 @@ class _Build(Transformer[Token, Any]):
 
     def percent(self, meta: Any, items: list[Token]) -> n.Literal:
         value, _ = _number(str(items[0])[:-1])
-        return n.Literal(pos=_pos(meta), value=Decimal(value) / 100, kind="percent")
+        return n.Literal(pos=_pos(meta), value=Decimal(value) / 100, kind=Kind.PERCENT)
 
     def string(self, meta: Any, items: list[Token]) -> n.Literal:
-        return n.Literal(pos=_pos(meta), value=_unquote(str(items[0])), kind="text")
+        return n.Literal(pos=_pos(meta), value=_unquote(str(items[0])), kind=Kind.TEXT)
 
     def true(self, meta: Any, items: list[Any]) -> n.Literal:
-        return n.Literal(pos=_pos(meta), value=True, kind="boolean")
+        return n.Literal(pos=_pos(meta), value=True, kind=Kind.BOOLEAN)
 
     def false(self, meta: Any, items: list[Any]) -> n.Literal:
-        return n.Literal(pos=_pos(meta), value=False, kind="boolean")
+        return n.Literal(pos=_pos(meta), value=False, kind=Kind.BOOLEAN)
 
     def null(self, meta: Any, items: list[Any]) -> n.Literal:
-        return n.Literal(pos=_pos(meta), value=None, kind="null")
+        return n.Literal(pos=_pos(meta), value=None, kind=Kind.NULL)
 
     def name(self, meta: Any, items: list[Token]) -> n.Name:
         return n.Name(pos=_pos(meta), name=str(items[0]))
@@ -119,7 +120,7 @@ class _Build(Transformer[Token, Any]):
 
     def negate(self, meta: Any, items: list[Any]) -> n.Expr:
         operand = items[0]
-        if isinstance(operand, n.Literal) and operand.kind in ("integer", "decimal", "percent"):
+        if isinstance(operand, n.Literal) and operand.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.PERCENT):
             return n.Literal(pos=_pos(meta), value=-operand.value, kind=operand.kind)
         return n.Unary(pos=_pos(meta), op="-", operand=operand)
 

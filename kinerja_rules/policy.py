@@ -21,6 +21,7 @@ from kinerja_rules.functions import period_start
 from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, Rational, approximate
 from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
+from kinerja_rules.types import Kind
 
 ENGINE_VERSION = "0.1.0"
 _PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -56,7 +57,7 @@ def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = 
             if base is None:
                 return None
             kind = notes.types.get(id(node.obj))
-            return f"{base}[*].{node.name}" if kind is not None and kind.kind == "list" else f"{base}.{node.name}"
+            return f"{base}[*].{node.name}" if kind is not None and kind.kind == Kind.LIST else f"{base}.{node.name}"
         return None
 
     def walk(node: n.Expr) -> None:

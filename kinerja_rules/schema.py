@@ -20,7 +20,7 @@ from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.documents import FieldSpec
 from kinerja_rules.errors import FieldError
 from kinerja_rules.numbers import RANGE_MESSAGE, in_range
-from kinerja_rules.types import Type
+from kinerja_rules.types import Kind, Type
 
 MAX_LIST_ITEMS = 10_000
 Validator = Callable[[Any, str, list[FieldError]], Any]
@@ -44,37 +44,34 @@ class Field(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def resolve_field(spec: FieldSpec, named: dict[str, Field]) -> Field:
-    """Resolve a written field spec against the named types into a Field."""
+    """Resolve an input's spec against the named types into a Field (its type and constraints).
+
+    The written type is read by `types.parse_type`, like every other type; only the spelled-out
+    forms of an input (`type: enum` with `values`, `type: record` with `fields`, `type: list`
+    with `items`) are read here, because their parts carry constraints of their own.
+    """
     words = spec.type.split()
     optional = bool(words) and words[0] == "optional"
     base = words[1:] if optional else words
-    if not base:
-        raise SchemaProblem("empty type")
-    if base[:2] == ["list", "of"] or base == ["list"]:
-        if base == ["list"]:
-            if spec.items is None:
-                raise SchemaProblem("a 'list' needs 'items' (or write 'list of T')")
-            item = resolve_field(spec.items, named)
-        else:
-            item = resolve_field(FieldSpec(type=" ".join(base[2:])), named)
+    if base == ["list"]:
+        if spec.items is None:
+            raise SchemaProblem("a 'list' needs 'items' (or write 'list of T')")
+        item = resolve_field(spec.items, named)
         field = Field(type=t.list_of(item.type), spec=spec, items=item)
-    elif base == ["enum"]:
+    elif base == ["enum"] and spec.values is not None:
         if not spec.values:
             raise SchemaProblem("an 'enum' needs 'values'", "values")
-        field = Field(type=Type(kind="enum", values=tuple(spec.values)), spec=spec)
-    elif base == ["record"]:
-        if spec.fields is None:
-            raise SchemaProblem("a 'record' needs 'fields'", "fields")
+        field = Field(type=Type(kind=Kind.ENUM, values=tuple(spec.values)), spec=spec)
+    elif base == ["record"] and spec.fields is not None:
         subs = tuple((name, resolve_field(sub, named)) for name, sub in spec.fields.items())
-        field = Field(type=Type(kind="record", fields=tuple((k, f.type) for k, f in subs)), spec=spec, fields=subs)
-    elif len(base) == 1 and base[0] in named:
-        proto = named[base[0]]
-        field = Field(type=proto.type, spec=spec, fields=proto.fields, items=proto.items)
-    elif len(base) == 1 and base[0] in t.SCALARS:
-        field = Field(type=t.scalar(base[0]), spec=spec)
+        field = Field(type=Type(kind=Kind.RECORD, fields=tuple((k, f.type) for k, f in subs)), spec=spec, fields=subs)
     else:
-        known = sorted(t.SCALARS | set(named) | {"enum", "record", "list of …"})
-        raise SchemaProblem(f"unknown type {' '.join(base)!r}{did_you_mean(' '.join(base), known)}")
+        try:
+            written = t.parse_type(" ".join(base), {name: f.type for name, f in named.items()})
+        except t.TypeSyntaxError as exc:
+            key = "values" if base == ["enum"] else "fields" if base == ["record"] else "type"
+            raise SchemaProblem(str(exc), key) from None
+        field = msgspec.structs.replace(field_of(written, named), spec=spec)
     _check_constraints(field)
     pattern = None
     if spec.pattern is not None:
@@ -87,6 +84,19 @@ def resolve_field(spec: FieldSpec, named: dict[str, Field]) -> Field:
     return msgspec.structs.replace(field, pattern=pattern)
 
 
+def field_of(kind: Type, named: dict[str, Field]) -> Field:
+    """The Field of a type: a named type keeps the constraints it was declared with."""
+    proto = named.get(kind.name) if kind.name else None
+    if proto is not None and proto.type.kind == kind.kind:
+        return Field(type=kind, spec=FieldSpec(type=kind.name), fields=proto.fields, items=proto.items)
+    if kind.kind == Kind.LIST and kind.item is not None:
+        return Field(type=kind, spec=FieldSpec(type=str(kind)), items=field_of(kind.item, named))
+    if kind.kind == Kind.RECORD:
+        return Field(type=kind, spec=FieldSpec(type=str(kind)),
+                     fields=tuple((name, field_of(sub, named)) for name, sub in kind.fields))
+    return Field(type=kind, spec=FieldSpec(type=str(kind)))
+
+
 def _check_constraints(field: Field) -> None:
     spec, kind = field.spec, field.type.kind
     for key in ("min", "max", "greater_than", "less_than"):
@@ -97,11 +107,11 @@ def _check_constraints(field: Field) -> None:
             raise SchemaProblem(f"{key!r} applies to numbers, not {field.type}", key)
         if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
             raise SchemaProblem(f"{key!r} must be a number", key)
-    if spec.pattern is not None and kind != "text":
+    if spec.pattern is not None and kind != Kind.TEXT:
         raise SchemaProblem(f"'pattern' applies to text, not {field.type}", "pattern")
-    if (spec.min_items is not None or spec.max_items is not None) and kind != "list":
+    if (spec.min_items is not None or spec.max_items is not None) and kind != Kind.LIST:
         raise SchemaProblem(f"'min_items'/'max_items' apply to lists, not {field.type}", "min_items")
-    if spec.values is not None and kind != "enum":
+    if spec.values is not None and kind != Kind.ENUM:
         raise SchemaProblem("'values' applies to 'enum'", "values")
 
 
@@ -132,7 +142,7 @@ def _number(kind: str) -> Callable[[Any], Any]:
             return decimal(Decimal(repr(v)))
         raise ValueError("must be a number")
 
-    return integer if kind == "integer" else decimal
+    return integer if kind == Kind.INTEGER else decimal
 
 
 def _fmt(v: Any) -> str:
@@ -182,13 +192,13 @@ def _inner(field: Field) -> Validator:
             return out
 
         return number
-    if kind == "boolean":
+    if kind == Kind.BOOLEAN:
         def boolean(value: Any, path: str, errors: list[FieldError]) -> Any:
             if not isinstance(value, bool):
                 errors.append(FieldError(path=path, message=f"must be true or false, not {_show(value)}"))
             return value
         return boolean
-    if kind == "text":
+    if kind == Kind.TEXT:
         pattern = field.pattern
 
         def text(value: Any, path: str, errors: list[FieldError]) -> Any:
@@ -198,7 +208,7 @@ def _inner(field: Field) -> Validator:
                 errors.append(FieldError(path=path, message=f"{_show(value)} does not match {pattern.pattern}"))
             return value
         return text
-    if kind == "enum":
+    if kind == Kind.ENUM:
         allowed = frozenset(field.type.values)
         values = field.type.values
 
@@ -209,7 +219,7 @@ def _inner(field: Field) -> Validator:
                                          f"{_show(value)}{hint}"))
             return value
         return enum
-    if kind == "date":
+    if kind == Kind.DATE:
         def date(value: Any, path: str, errors: list[FieldError]) -> Any:
             if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
                 return value
@@ -221,7 +231,7 @@ def _inner(field: Field) -> Validator:
             errors.append(FieldError(path=path, message=f"must be a date YYYY-MM-DD, not {_show(value)}"))
             return None
         return date
-    if kind == "list":
+    if kind == Kind.LIST:
         assert field.items is not None
         item = build_validator(field.items)
         low = spec.min_items
@@ -238,7 +248,7 @@ def _inner(field: Field) -> Validator:
                 return []
             return [item(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
         return listing
-    if kind == "record":
+    if kind == Kind.RECORD:
         subs = [(name, build_validator(sub)) for name, sub in field.fields]
 
         def record(value: Any, path: str, errors: list[FieldError]) -> Any:
@@ -273,21 +283,21 @@ def json_schema(field: Field) -> dict[str, Any]:
     """The JSON Schema (2020-12 vocabulary) of a field, for API clients."""
     spec, kind = field.spec, field.type.kind
     out: dict[str, Any]
-    if kind == "integer":
+    if kind == Kind.INTEGER:
         out = {"type": "integer"}
-    elif kind in ("decimal", "percent", "money"):
+    elif kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY):
         out = {"type": "number"}
-    elif kind == "boolean":
+    elif kind == Kind.BOOLEAN:
         out = {"type": "boolean"}
-    elif kind == "text":
+    elif kind == Kind.TEXT:
         out = {"type": "string"}
         if spec.pattern:
             out["pattern"] = spec.pattern
-    elif kind == "date":
+    elif kind == Kind.DATE:
         out = {"type": "string", "format": "date"}
-    elif kind == "enum":
+    elif kind == Kind.ENUM:
         out = {"type": "string", "enum": list(field.type.values)}
-    elif kind == "list":
+    elif kind == Kind.LIST:
         assert field.items is not None
         out = {"type": "array", "items": json_schema(field.items)}
         if spec.min_items is not None:

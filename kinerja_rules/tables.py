@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from kinerja_rules import nodes as n
-from kinerja_rules.types import Type
+from kinerja_rules.types import Kind, Type
 
 HIT_POLICIES = ("unique", "first", "priority", "collect")
 AGGREGATIONS = ("sum", "min", "max", "count")
@@ -104,9 +104,9 @@ class _Other:
 def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]]) -> list[Any]:
     """The values of one input worth trying."""
     out: list[Any] = []
-    if kind.kind == "enum":
+    if kind.kind == Kind.ENUM:
         out = list(kind.values)
-    elif kind.kind == "boolean":
+    elif kind.kind == Kind.BOOLEAN:
         out = [True, False]
     else:
         points: set[Any] = set()
@@ -119,9 +119,9 @@ def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]])
                     else:
                         points.add(constant(single.value, names))
         points.discard(None)
-        if kind.kind == "text":
+        if kind.kind == Kind.TEXT:
             out = sorted(points) + [_Other()]
-        elif kind.kind == "date":
+        elif kind.kind == Kind.DATE:
             ordered = sorted(points)
             out = list(ordered)
             one = dt.timedelta(days=1)
@@ -135,7 +135,7 @@ def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]])
         else:
             ordered = sorted(Decimal(p) for p in points)
             out = list(ordered)
-            integer = kind.kind == "integer"
+            integer = kind.kind == Kind.INTEGER
             for a, b in zip(ordered, ordered[1:]):
                 if integer:
                     inside = a.to_integral_value() + 1 if a == a.to_integral_value() else a.to_integral_value(rounding="ROUND_CEILING")

@@ -15,7 +15,7 @@ from kinerja_rules import nodes as n
 from kinerja_rules import types as t
 from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.functions import AGGREGATES, FunctionSpec, parse_date
-from kinerja_rules.types import Type
+from kinerja_rules.types import Kind, Type
 
 
 class TypeProblem(Exception):
@@ -83,11 +83,11 @@ class Scope:
         def walk(prefix: str, kind: Type, depth: int) -> None:
             for fname, ftype in kind.required().fields:
                 found.setdefault(fname, f"{prefix}.{fname}")
-                if ftype.kind == "record" and depth < 3:
+                if ftype.kind == Kind.RECORD and depth < 3:
                     walk(f"{prefix}.{fname}", ftype, depth + 1)
 
         for name, kind in self.inputs.items():
-            if kind.kind == "record":
+            if kind.kind == Kind.RECORD:
                 walk(name, kind, 1)
         return {k: v for k, v in found.items() if k not in self.inputs}
 
@@ -97,6 +97,8 @@ class Scope:
 
 
 _ARITH = {"+", "-", "*", "/"}
+_LITERAL_TYPES = {Kind.INTEGER: t.INTEGER, Kind.DECIMAL: t.DECIMAL, Kind.PERCENT: t.PERCENT, Kind.TEXT: t.TEXT,
+                  Kind.BOOLEAN: t.BOOLEAN, Kind.NULL: t.NULL}
 _ORDER = {"<", "<=", ">", ">="}
 
 
@@ -132,7 +134,7 @@ def _null_tests(cond: n.Expr) -> tuple[list[str], list[str]]:
 
 
 def _is_null(node: n.Expr) -> bool:
-    return isinstance(node, n.Literal) and node.kind == "null"
+    return isinstance(node, n.Literal) and node.kind == Kind.NULL
 
 
 class Checker:
@@ -149,7 +151,7 @@ class Checker:
         result = self._check(node, expected, env or {})
         self.notes.types[id(node)] = result
         self.notes.keep.append(node)
-        if expected is not None and result.kind == "integer" and expected.kind in ("decimal", "percent", "money", "number"):
+        if expected is not None and result.kind == Kind.INTEGER and expected.kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY, Kind.NUMBER):
             self.notes.coerce.add(id(node))
         return result
 
@@ -168,10 +170,9 @@ class Checker:
         return method(node, expected, env)  # type: ignore[no-any-return]
 
     def _literal(self, node: n.Literal, expected: Type | None, env: dict[str, Type]) -> Type:
-        if node.kind == "text" and expected is not None and expected.kind == "enum":
+        if node.kind == Kind.TEXT and expected is not None and expected.kind == Kind.ENUM:
             return self._enum_value(node.value, expected, node)
-        return {"integer": t.INTEGER, "decimal": t.DECIMAL, "percent": t.PERCENT, "text": t.TEXT,
-                "boolean": t.BOOLEAN, "null": t.NULL}[node.kind]
+        return _LITERAL_TYPES[node.kind]
 
     def _enum_value(self, value: str, enum: Type, node: n.Expr) -> Type:
         if value not in enum.values:
@@ -186,7 +187,7 @@ class Checker:
         if name in env:
             self.notes.names[id(node)] = ("var", name)
             return env[name]
-        if expected is not None and expected.kind == "enum" and name in expected.values:
+        if expected is not None and expected.kind == Kind.ENUM and name in expected.values:
             return self._enum_value(name, expected, node)
         narrowed = env.get("\0" + name)
         scope = self.scope
@@ -217,11 +218,11 @@ class Checker:
         if name in scope.tables or name in scope.functions:
             raise TypeProblem(f"{name!r} is a {'table' if name in scope.tables else 'function'}; call it "
                               f"with {name}(…)", node.pos, "E104")
-        candidates = scope.all_names() + list(env) + (list(expected.values) if expected and expected.kind == "enum" else [])
+        candidates = scope.all_names() + list(env) + (list(expected.values) if expected and expected.kind == Kind.ENUM else [])
         nested = scope.nested_fields()  # `kelas` is found as `jabatan.kelas`
         suggestion = did_you_mean(name, [c for c in candidates if c[:1] != chr(0)] + list(nested), nested)
         hint = ""
-        if expected is not None and expected.kind == "text" or expected is None and name[:1].isupper():
+        if expected is not None and expected.kind == Kind.TEXT or expected is None and name[:1].isupper():
             hint = f'if you meant the text {name}, write it in quotes: "{name}"'
         elif expected is None:
             hint = "a bare word is an enumeration value only where the type expects one"
@@ -236,13 +237,13 @@ class Checker:
         if obj.optional:
             raise TypeProblem(f"{p or 'this value'} may be null, so it has no field {node.name!r} for sure",
                               node.pos, "E106", "test `!= null` first, or use `??`")
-        if obj.kind == "record":
+        if obj.kind == Kind.RECORD:
             ftype = obj.field(node.name)
             if ftype is None:
                 raise TypeProblem(f"{obj.name or 'the record'} has no field {node.name!r}"
                                   f"{did_you_mean(node.name, [f for f, _ in obj.fields])}", node.pos, "E107")
             return ftype
-        if obj.kind == "list" and obj.item is not None and obj.item.kind == "record":
+        if obj.kind == Kind.LIST and obj.item is not None and obj.item.kind == Kind.RECORD:
             ftype = obj.item.field(node.name)
             if ftype is None:
                 raise TypeProblem(f"items of this list have no field {node.name!r}"
@@ -259,7 +260,7 @@ class Checker:
             self.expect(node.index, keyed.key, env, f"the key of {node.obj.name!r}")
             return keyed.value
         obj = self.check(node.obj, None, env)
-        if obj.kind == "list" and not obj.optional and obj.item is not None:
+        if obj.kind == Kind.LIST and not obj.optional and obj.item is not None:
             self.expect(node.index, t.INTEGER, env, "a list index")
             return obj.item
         raise TypeProblem(f"a {obj} cannot be indexed", node.pos, "E108")
@@ -271,7 +272,7 @@ class Checker:
             return self._parent(node)
         if name in AGGREGATES and len(node.args) == 1:
             source = self.check(node.args[0], None, env)
-            if source.kind != "list" or source.optional:
+            if source.kind != Kind.LIST or source.optional:
                 raise TypeProblem(f"{name}(…) of one argument needs a list, not {source}", node.args[0].pos, "E109")
             assert source.item is not None
             return self._aggregate_type(name, source.item, node)
@@ -319,14 +320,14 @@ class Checker:
                 raise TypeProblem(f"{node.args[0].value!r} is not a date (YYYY-MM-DD)", node.args[0].pos, "E111") from None
         if spec.returns == "number":
             assert number is not None
-            if name in ("floor", "ceil") and number.kind != "money":
+            if name in ("floor", "ceil") and number.kind != Kind.MONEY:
                 return t.INTEGER
-            if name == "round" and number.kind == "integer":
+            if name == "round" and number.kind == Kind.INTEGER:
                 return t.DECIMAL
             if name in ("round", "floor", "ceil"):
                 number = t.exact(number)
             for arg, got in zip(node.args, arg_types):
-                if got.kind == "integer" and number.kind != "integer":
+                if got.kind == Kind.INTEGER and number.kind != Kind.INTEGER:
                     self.notes.coerce.add(id(arg))
             return number
         return _param_type(spec.returns)
@@ -360,13 +361,13 @@ class Checker:
         if func == "list":
             return t.list_of(item)
         if func in ("any", "all"):
-            if item.kind != "boolean" or item.optional:
+            if item.kind != Kind.BOOLEAN or item.optional:
                 raise TypeProblem(f"{func}() needs booleans, not {item}", node.pos, "E109")
             return t.BOOLEAN
         if not item.numeric or item.optional:
             raise TypeProblem(f"{func}() needs numbers, not {item}", node.pos, "E109")
         if func == "mean":
-            return t.repeating(t.MONEY if item.kind == "money" else t.DECIMAL)
+            return t.repeating(t.MONEY if item.kind == Kind.MONEY else t.DECIMAL)
         return item
 
     def _aggregate(self, node: n.Aggregate, expected: Type | None, env: dict[str, Type]) -> Type:
@@ -374,7 +375,7 @@ class Checker:
             raise TypeProblem(f"{node.func!r} is not an aggregate; use one of "
                               f"{', '.join(sorted(AGGREGATES - {'list'}))}", node.pos, "E110")
         source = self.check(node.source, None, env)
-        if source.kind != "list" or source.optional or source.item is None:
+        if source.kind != Kind.LIST or source.optional or source.item is None:
             raise TypeProblem(f"`for {node.var} in …` needs a list, not {source}", node.source.pos, "E109",
                               "an optional list needs a fallback: `(xs ?? [])`" if source.optional else "")
         if node.var in self.scope.inputs or self.scope.definition(node.var) is not None:
@@ -386,7 +387,7 @@ class Checker:
         return self._aggregate_type(node.func, elem, node.elem)
 
     def _listexpr(self, node: n.ListExpr, expected: Type | None, env: dict[str, Type]) -> Type:
-        item_expected = expected.item if expected is not None and expected.kind == "list" else None
+        item_expected = expected.item if expected is not None and expected.kind == Kind.LIST else None
         item: Type | None = item_expected
         for it in node.items:
             got = self.check(it, item, env)
@@ -408,15 +409,15 @@ class Checker:
         """Check two operands so that an enum value on either side takes the other's type."""
         if self._bare(left, env) and not self._bare(right, env):
             rt = self.check(right, None, env)
-            return self.check(left, rt.required() if rt.kind != "null" else None, env), rt
+            return self.check(left, rt.required() if rt.kind != Kind.NULL else None, env), rt
         lt = self.check(left, None, env)
-        hint = lt.required() if lt.kind != "null" else None
-        if lt.kind == "list" and lt.item is not None and isinstance(right, n.ListExpr):
+        hint = lt.required() if lt.kind != Kind.NULL else None
+        if lt.kind == Kind.LIST and lt.item is not None and isinstance(right, n.ListExpr):
             hint = lt
         return lt, self.check(right, hint, env)
 
     def _bare(self, node: n.Expr, env: dict[str, Type]) -> bool:
-        if isinstance(node, n.Literal) and node.kind == "text":
+        if isinstance(node, n.Literal) and node.kind == Kind.TEXT:
             return True
         return (isinstance(node, n.Name) and node.name not in env and node.name not in self.scope.all_names())
 
@@ -433,11 +434,11 @@ class Checker:
             return t.BOOLEAN
         if op == "??":
             lt = self.check(node.left, expected, env)
-            rt = self.check(node.right, lt.required() if lt.kind != "null" else expected, env)
+            rt = self.check(node.right, lt.required() if lt.kind != Kind.NULL else expected, env)
             merged = _unify(lt.required(), rt)
             if merged is None:
                 raise TypeProblem(f"`??` needs two values of one type, not {lt} and {rt}", node.pos, "E114")
-            if rt.kind == "integer" and merged.kind != "integer":
+            if rt.kind == Kind.INTEGER and merged.kind != Kind.INTEGER:
                 self.notes.coerce.add(id(node.right))
             return merged
         if op in ("in", "notin"):
@@ -446,15 +447,15 @@ class Checker:
                 rt = self.check(node.right, t.list_of(lt.required()), env)
             else:
                 rt = self.check(node.right, None, env)
-                lt = self.check(node.left, rt.item if rt.kind == "list" else None, env)
-            if rt.kind != "list" or rt.optional or rt.item is None:
+                lt = self.check(node.left, rt.item if rt.kind == Kind.LIST else None, env)
+            if rt.kind != Kind.LIST or rt.optional or rt.item is None:
                 raise TypeProblem(f"`in` needs a list on its right, not {rt}", node.right.pos, "E115")
-            if rt.item.kind != "any" and _unify(lt.required(), rt.item) is None:
+            if rt.item.kind != Kind.ANY and _unify(lt.required(), rt.item) is None:
                 raise TypeProblem(f"cannot look for a {lt} in a list of {rt.item}", node.pos, "E115")
             return t.BOOLEAN
         lt, rt = self._pair(node.left, node.right, env)
         if op in ("=", "!="):
-            if lt.kind == "null" or rt.kind == "null":
+            if lt.kind == Kind.NULL or rt.kind == Kind.NULL:
                 return t.BOOLEAN
             if _unify(lt.required(), rt.required()) is None:
                 raise TypeProblem(f"cannot compare a {lt} with a {rt}", node.pos, "E116")
@@ -464,23 +465,23 @@ class Checker:
                 raise TypeProblem(f"this {st} may be null", side.pos, "E102",
                                   "give a fallback with `??` or test `!= null` first")
         if op in _ORDER:
-            if (lt.numeric and rt.numeric) or (lt.kind == rt.kind and lt.kind in ("date", "text")):
+            if (lt.numeric and rt.numeric) or (lt.kind == rt.kind and lt.kind in (Kind.DATE, Kind.TEXT)):
                 return t.BOOLEAN
             raise TypeProblem(f"cannot order a {lt} against a {rt}", node.pos, "E116")
         assert op in _ARITH
-        if op == "+" and lt.kind == rt.kind == "text":
+        if op == "+" and lt.kind == rt.kind == Kind.TEXT:
             return t.TEXT
         if not (lt.numeric and rt.numeric):
             raise TypeProblem(f"`{op}` needs numbers, not {lt} and {rt}", node.pos, "E117")
         kinds = (lt.kind, rt.kind)
-        if op == "*" and kinds == ("money", "money"):
+        if op == "*" and kinds == (Kind.MONEY, Kind.MONEY):
             raise TypeProblem("money times money has no meaning; multiply money by a number", node.pos, "E117")
         if op == "/":
             flag = lt.repeating or rt.repeating or not _terminating_literal(node.right)
             if "money" in kinds:
-                return t.repeating(t.DECIMAL if kinds == ("money", "money") else t.MONEY, flag)
+                return t.repeating(t.DECIMAL if kinds == (Kind.MONEY, Kind.MONEY) else t.MONEY, flag)
             return t.repeating(t.DECIMAL, flag)
-        if op == "*" and kinds == ("percent", "percent"):
+        if op == "*" and kinds == (Kind.PERCENT, Kind.PERCENT):
             return t.repeating(t.DECIMAL, lt.repeating or rt.repeating)
         result = t.widest(lt, rt)
         assert result is not None
@@ -490,7 +491,7 @@ class Checker:
         vt = self.check(node.value, None, env)
         for bound in (node.low, node.high):
             bt = self.check(bound, None, env)
-            ok = (vt.numeric and bt.numeric) or (vt.kind == bt.kind == "date")
+            ok = (vt.numeric and bt.numeric) or (vt.kind == bt.kind == Kind.DATE)
             if not ok or vt.optional or bt.optional:
                 raise TypeProblem(f"`between` compares numbers or dates, not {vt} and {bt}", bound.pos, "E116")
         return t.BOOLEAN
@@ -508,7 +509,7 @@ class Checker:
         head, *rest = p.split(".")
         current: Type | None = env.get(head) or self.scope.inputs.get(head) or self.scope.definition(head)
         for part in rest:
-            if current is None or current.kind != "record":
+            if current is None or current.kind != Kind.RECORD:
                 return None
             current = current.required().field(part)
         return current
@@ -516,7 +517,7 @@ class Checker:
     def _if(self, node: n.If, expected: Type | None, env: dict[str, Type]) -> Type:
         self.expect(node.cond, t.BOOLEAN, env, "an `if` condition")
         a = self.check(node.then, expected, {**env, **self._narrow(node.cond, env, True)})
-        b = self.check(node.orelse, expected if expected is not None else (a if a.kind != "null" else None),
+        b = self.check(node.orelse, expected if expected is not None else (a if a.kind != Kind.NULL else None),
                        {**env, **self._narrow(node.cond, env, False)})
         return self._join([(node.then, a), (node.orelse, b)], node)
 
@@ -529,7 +530,7 @@ class Checker:
             result = merged
         assert result is not None
         for expr, bt in branches:
-            if bt.kind == "integer" and result.kind in ("decimal", "money", "percent"):
+            if bt.kind == Kind.INTEGER and result.kind in (Kind.DECIMAL, Kind.MONEY, Kind.PERCENT):
                 self.notes.coerce.add(id(expr))
         return result
 
@@ -541,7 +542,7 @@ class Checker:
             vt = self.check(value, expected, {**current, **self._narrow(cond, current, True)})
             branches.append((value, vt))
             current = {**current, **self._narrow(cond, current, False)}
-            if expected is None and vt.kind != "null":
+            if expected is None and vt.kind != Kind.NULL:
                 expected = vt
         if node.orelse is not None:
             branches.append((node.orelse, self.check(node.orelse, expected, current)))
@@ -562,9 +563,9 @@ class Checker:
             if p is None or st is None or (subject is not None and p != subject):
                 return False
             subject = p
-            if st.kind == "enum" and not st.optional:
+            if st.kind == Kind.ENUM and not st.optional:
                 domain = st.values
-            elif st.kind == "boolean" and not st.optional:
+            elif st.kind == Kind.BOOLEAN and not st.optional:
                 domain = (True, False)
             else:
                 return False
@@ -573,9 +574,9 @@ class Checker:
                 res = self.notes.names.get(id(v))
                 if res is not None and res[0] == "enum":
                     covered.add(res[1])
-                elif isinstance(v, n.Literal) and v.kind == "boolean":
+                elif isinstance(v, n.Literal) and v.kind == Kind.BOOLEAN:
                     covered.add(v.value)
-                elif isinstance(v, n.Literal) and v.kind == "text":
+                elif isinstance(v, n.Literal) and v.kind == Kind.TEXT:
                     covered.add(v.value)
                 else:
                     return False
@@ -586,7 +587,7 @@ def _terminating_literal(node: n.Expr) -> bool:
     """Whether dividing by this expression always gives a finite decimal (`x / 100`, `x / 4`)."""
     from kinerja_rules.numbers import terminating
 
-    return (isinstance(node, n.Literal) and node.kind in ("integer", "decimal", "percent")
+    return (isinstance(node, n.Literal) and node.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.PERCENT)
             and terminating(node.value))
 
 
@@ -600,19 +601,19 @@ def _param_type(text: str) -> Type:
 
 def _unify(a: Type, b: Type) -> Type | None:
     """The one type both fit, for branches and list items, or None."""
-    if a.kind == "null":
+    if a.kind == Kind.NULL:
         return b.maybe()
-    if b.kind == "null":
+    if b.kind == Kind.NULL:
         return a.maybe()
     optional = a.optional or b.optional
-    if a.kind == "any":
+    if a.kind == Kind.ANY:
         return b.maybe() if optional else b
-    if b.kind == "any":
+    if b.kind == Kind.ANY:
         return a.maybe() if optional else a
     if a.numeric and b.numeric:
         w = t.widest(a, b)
         return w.maybe() if (w is not None and optional) else w
-    if a.kind == "list" and b.kind == "list":
+    if a.kind == Kind.LIST and b.kind == Kind.LIST:
         assert a.item is not None and b.item is not None
         item = _unify(a.item, b.item)
         return None if item is None else (t.list_of(item).maybe() if optional else t.list_of(item))

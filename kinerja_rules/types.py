@@ -7,14 +7,36 @@ Written forms: `integer`, `decimal`, `percent`, `money`, `boolean`, `text`, `dat
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import msgspec
 
-NUMERIC = frozenset({"integer", "decimal", "percent", "money"})
-SCALARS = frozenset({"integer", "decimal", "percent", "money", "boolean", "text", "date"})
+class Kind(StrEnum):
+    """What a type is. The scalars are written by their names; the rest are built from parts."""
+
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    PERCENT = "percent"
+    MONEY = "money"
+    BOOLEAN = "boolean"
+    TEXT = "text"
+    DATE = "date"
+    ENUM = "enum"  # a fixed set of values (a named enumeration, or `enum {a, b}`)
+    LIST = "list"
+    RECORD = "record"
+    NULL = "null"  # the type of the literal null
+    ANY = "any"  # unknown: after an error, or an empty list
+    NUMBER = "number"  # any numeric kind (function parameters)
+
+
+NUMERIC = frozenset({Kind.INTEGER, Kind.DECIMAL, Kind.PERCENT, Kind.MONEY})
+SCALARS = frozenset({Kind.INTEGER, Kind.DECIMAL, Kind.PERCENT, Kind.MONEY, Kind.BOOLEAN, Kind.TEXT, Kind.DATE})
 
 
 class Type(msgspec.Struct, frozen=True, kw_only=True):
-    kind: str  # a scalar kind, or enum | list | record | null | any | number
+    """The one representation of a type, for inputs, parameters, definitions, tables, outputs and plugins."""
+
+    kind: Kind
     name: str = ""
     values: tuple[str, ...] = ()
     item: Type | None = None
@@ -23,11 +45,13 @@ class Type(msgspec.Struct, frozen=True, kw_only=True):
     repeating: bool = False  # a number that may be a repeating decimal (it divides or takes a mean)
 
     def __str__(self) -> str:
-        if self.kind == "null":
+        if self.kind == Kind.NULL:
             return "null"
-        if self.kind == "list":
+        if self.kind == Kind.LIST:
             base = f"list of {self.item}"
-        elif self.kind in ("enum", "record"):
+        elif self.kind == Kind.ENUM and not self.name:
+            base = f"enum {{{', '.join(self.values)}}}"
+        elif self.kind in (Kind.ENUM, Kind.RECORD):
             base = self.name or self.kind
         else:
             base = self.kind
@@ -35,7 +59,7 @@ class Type(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def numeric(self) -> bool:
-        return self.kind in NUMERIC or self.kind == "number"
+        return self.kind in NUMERIC or self.kind == Kind.NUMBER
 
     def field(self, name: str) -> Type | None:
         for fname, ftype in self.fields:
@@ -47,13 +71,13 @@ class Type(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, optional=False) if self.optional else self
 
     def maybe(self) -> Type:
-        if self.kind == "null" or self.optional:
+        if self.kind == Kind.NULL or self.optional:
             return self
         return msgspec.structs.replace(self, optional=True)
 
 
 def scalar(kind: str, optional: bool = False) -> Type:
-    return Type(kind=kind, optional=optional)
+    return Type(kind=Kind(kind), optional=optional)
 
 
 INTEGER = scalar("integer")
@@ -63,39 +87,39 @@ MONEY = scalar("money")
 BOOLEAN = scalar("boolean")
 TEXT = scalar("text")
 DATE = scalar("date")
-NULL = Type(kind="null", optional=True)
-ANY = Type(kind="any")
-NUMBER = Type(kind="number")
-ROUNDING = Type(kind="enum", name="rounding",
+NULL = Type(kind=Kind.NULL, optional=True)
+ANY = Type(kind=Kind.ANY)
+NUMBER = Type(kind=Kind.NUMBER)
+ROUNDING = Type(kind=Kind.ENUM, name="rounding",
                 values=("half_up", "half_even", "half_down", "down", "up", "floor", "ceiling"))
 
 
 def list_of(item: Type) -> Type:
-    return Type(kind="list", item=item)
+    return Type(kind=Kind.LIST, item=item)
 
 
 def exact(a: Type) -> Type:
     """The type without the `repeating` mark, here and in a list's items."""
-    if a.kind == "list" and a.item is not None and a.item.repeating:
+    if a.kind == Kind.LIST and a.item is not None and a.item.repeating:
         return msgspec.structs.replace(a, item=exact(a.item), repeating=False)
     return msgspec.structs.replace(a, repeating=False) if a.repeating else a
 
 
 def repeats(a: Type) -> bool:
     """Whether a value of this type (or an item of this list) may be a repeating decimal."""
-    return a.repeating or (a.kind == "list" and a.item is not None and repeats(a.item))
+    return a.repeating or (a.kind == Kind.LIST and a.item is not None and repeats(a.item))
 
 
 def repeating(a: Type, flag: bool = True) -> Type:
     """The type marked as possibly repeating (numbers only)."""
-    if not flag or a.repeating or a.kind not in ("decimal", "percent", "money", "number"):
+    if not flag or a.repeating or a.kind not in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY, Kind.NUMBER):
         return a
     return msgspec.structs.replace(a, repeating=True)
 
 
 def carry(target: Type, source: Type) -> Type:
     """`target`, marked repeating wherever `source` is (a declared type takes its expression's mark)."""
-    if target.kind == "list" and source.kind == "list" and target.item is not None and source.item is not None:
+    if target.kind == Kind.LIST and source.kind == Kind.LIST and target.item is not None and source.item is not None:
         item = carry(target.item, source.item)
         return target if item is target.item else msgspec.structs.replace(target, item=item)
     return repeating(target, source.repeating)
@@ -112,37 +136,37 @@ def widest(a: Type, b: Type) -> Type | None:
         return None
     kinds = {a.kind, b.kind}
     flag = a.repeating or b.repeating
-    if "money" in kinds:
+    if Kind.MONEY in kinds:
         return repeating(MONEY, flag)
-    if kinds == {"integer"}:
+    if kinds == {Kind.INTEGER}:
         return INTEGER
-    if kinds == {"percent"}:
+    if kinds == {Kind.PERCENT}:
         return repeating(PERCENT, flag)
     return repeating(DECIMAL, flag)
 
 
 def assignable(source: Type, target: Type) -> bool:
     """Whether a value of `source` may flow where `target` is expected."""
-    if target.kind == "any" or source.kind == "any":
+    if target.kind == Kind.ANY or source.kind == Kind.ANY:
         return True
-    if source.kind == "null":
+    if source.kind == Kind.NULL:
         return target.optional
     if source.optional and not target.optional:
         return False
     if source.numeric and target.numeric:
-        if target.kind in ("number", "decimal", "percent"):
-            return source.kind != "money" or target.kind == "number"
-        if target.kind == "money":
-            return source.kind in ("money", "integer")
-        return source.kind == "integer"  # target integer
+        if target.kind in (Kind.NUMBER, Kind.DECIMAL, Kind.PERCENT):
+            return source.kind != Kind.MONEY or target.kind == Kind.NUMBER
+        if target.kind == Kind.MONEY:
+            return source.kind in (Kind.MONEY, Kind.INTEGER)
+        return source.kind == Kind.INTEGER  # target integer
     if source.kind != target.kind:
         return False
-    if source.kind == "list":
+    if source.kind == Kind.LIST:
         assert source.item is not None and target.item is not None
-        return source.item.kind == "any" or assignable(source.item, target.item)
-    if source.kind == "enum":
+        return source.item.kind == Kind.ANY or assignable(source.item, target.item)
+    if source.kind == Kind.ENUM:
         return source.name == target.name and source.values == target.values
-    if source.kind == "record":  # structural: every field the target needs, of a fitting type
+    if source.kind == Kind.RECORD:  # structural: every field the target needs, of a fitting type
         have = dict(source.fields)
         return all(name in have and assignable(have[name], ftype) for name, ftype in target.fields)
     return True
@@ -167,41 +191,57 @@ def _split_fields(body: str) -> list[str]:
     return parts
 
 
+_BRACED = {Kind.RECORD: "record", Kind.ENUM: "enum"}
+
+
 def parse_type(text: str, named: dict[str, Type]) -> Type:
-    """Turn a written type (`optional list of decimal`, `record {a: integer}`) into a Type."""
+    """Read a written type; the one reader of types, wherever a policy or a plugin writes one.
+
+    `integer` … `date`, a name declared under `types:`, `list of T`, `optional T`,
+    `record {name: T, …}` and `enum {a, b, …}`.
+    """
     stripped = text.strip()
-    head = stripped.removeprefix("optional").strip()
-    if head.startswith("record") and head.endswith("}") and "{" in head:
-        body = head[head.index("{") + 1:-1]
-        fields = []
-        for part in _split_fields(body):
-            name, sep, ftype = part.partition(":")
-            if not sep or not name.strip().isidentifier():
-                raise TypeSyntaxError(f"cannot read record field {part.strip()!r}; write 'name: type'")
-            fields.append((name.strip(), parse_type(ftype, named)))
-        record = Type(kind="record", name="record", fields=tuple(fields))
-        return record.maybe() if stripped.startswith("optional") else record
-    words = text.split()
-    if not words:
+    if not stripped:
         raise TypeSyntaxError("empty type")
-    optional = False
-    if words[0] == "optional":
-        optional = True
-        words = words[1:]
-    if len(words) >= 2 and words[0] == "list" and words[1] == "of":
-        item = parse_type(" ".join(words[2:]), named)
-        t = list_of(item)
-    elif len(words) == 1:
+    if stripped.startswith("optional ") or stripped == "optional":
+        return parse_type(stripped[len("optional"):], named).maybe()
+    words = stripped.split()
+    if words[0] == "list" and len(words) >= 2 and words[1] == "of":
+        return list_of(parse_type(stripped[len("list"):].strip()[len("of"):], named))
+    for kind, word in _BRACED.items():
+        if stripped.startswith(word) and stripped[len(word):].lstrip().startswith("{"):
+            if not stripped.endswith("}"):
+                raise TypeSyntaxError(f"cannot read type {text.strip()!r}; close the braces: {word} {{ … }}")
+            body = stripped[stripped.index("{") + 1:-1]
+            return _record(body, named) if kind is Kind.RECORD else _enum(body)
+    if len(words) == 1:
         word = words[0]
         if word in SCALARS:
-            t = scalar(word)
-        elif word in named:
-            t = named[word]
-        else:
-            from kinerja_rules._suggest import did_you_mean
+            return scalar(word)
+        if word in named:
+            return named[word]
+        if word in ("enum", "record", "list"):
+            example = {"enum": "enum {a, b}", "record": "record {name: text}", "list": "list of integer"}[word]
+            raise TypeSyntaxError(f"{word!r} needs its parts: write e.g. {example!r}")
+        from kinerja_rules._suggest import did_you_mean
 
-            known = sorted(SCALARS | set(named) | {"list of …", "optional …"})
-            raise TypeSyntaxError(f"unknown type {word!r}{did_you_mean(word, known)}")
-    else:
-        raise TypeSyntaxError(f"cannot read type {text!r}; write e.g. 'decimal', 'list of text', 'optional integer'")
-    return t.maybe() if optional else t
+        known = sorted(SCALARS | set(named) | {"list of …", "optional …", "record {…}", "enum {…}"})
+        raise TypeSyntaxError(f"unknown type {word!r}{did_you_mean(word, known)}")
+    raise TypeSyntaxError(f"cannot read type {text.strip()!r}; write e.g. 'decimal', 'list of text', 'optional integer'")
+
+
+def _record(body: str, named: dict[str, Type]) -> Type:
+    fields = []
+    for part in _split_fields(body):
+        name, sep, ftype = part.partition(":")
+        if not sep or not name.strip().isidentifier():
+            raise TypeSyntaxError(f"cannot read record field {part.strip()!r}; write 'name: type'")
+        fields.append((name.strip(), parse_type(ftype, named)))
+    return Type(kind=Kind.RECORD, name="record", fields=tuple(fields))
+
+
+def _enum(body: str) -> Type:
+    values = tuple(v.strip() for v in body.split(","))
+    if not values or any(not v.isidentifier() for v in values) or len(set(values)) != len(values):
+        raise TypeSyntaxError(f"cannot read enumeration {{{body.strip()}}}; write distinct names: enum {{a, b}}")
+    return Type(kind=Kind.ENUM, values=values)
