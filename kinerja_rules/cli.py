@@ -175,12 +175,11 @@ def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[E
     if as_path.suffix in (".yaml", ".yml") or as_path.is_file() or as_path.is_dir():
         if not as_path.exists():
             raise PolicyError([_diag(f"no such policy file: {as_path}")])
-        engine = Engine.from_paths([as_path], registry, policies)
         own = _ids_in(as_path)
         if len(own) != 1:
             raise PolicyError([_diag(f"{as_path} must hold exactly one policy ('policy:' key), not "
                                      f"{', '.join(sorted(own)) or 'none'}")])
-        return engine, own.pop()
+        return Engine.from_paths([as_path], registry, policies), own.pop()
     return Engine.from_paths([policies], registry), policy_arg
 
 

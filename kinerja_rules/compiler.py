@@ -206,7 +206,7 @@ class _Gen:
                 if payload in scope:
                     return _name(scope[payload])
             raise AssertionError(payload)
-        if kind == Kind.ENUM:
+        if kind == "enum":
             return _const(payload)
         if kind == "as_of":
             return _name("as_of")

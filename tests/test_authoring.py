@@ -230,3 +230,14 @@ parameters:
 def test_a_value_the_enumeration_already_has_is_an_error() -> None:
     problems = diagnose("policy: region\nextends: nasional\ntypes:\n  predikat: {extend: true, values: [baik]}\n")
     assert len(problems) == 1 and problems[0].startswith("E025") and "already has baik" in problems[0]
+
+
+# ---- hostile numbers in a policy ----------------------------------------------------------------
+
+@pytest.mark.parametrize("value, code", [("1e999999", "E002"), ("1e-999999", "E002"), ('"1e99999%"', "E052"),
+                                         ("0.000000000000000000000000001", "E002")])
+def test_a_number_out_of_range_in_a_policy_is_named_before_it_is_used(value: str, code: str) -> None:
+    report = validate_text(f"policy: region\nextends: nasional\nparameters:\n  batas: {{type: decimal, values: "
+                           f"{{2024-01-01: {value}}}}}\n", "region.yaml", [POLICIES])
+    assert [d.code for d in report.errors] == [code]
+    assert "must be 0 or between 1e-24 and 1e+25 in magnitude" in report.errors[0].message

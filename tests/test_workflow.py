@@ -237,3 +237,13 @@ def test_validate_refuses_a_bad_set_of_files_clearly(client: TestClient[Litestar
 def test_a_json_policy_document_is_still_a_single_document(client: TestClient[Litestar]) -> None:
     answer = _validate(client, {"policy": "coba", "extends": "nasional"})
     assert answer["status"] == 200 and answer["valid"] is True and answer["policies"] == ["coba"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("check", "--lang", "fr"), "invalid choice: 'fr'"),
+    (("eval", "examples", "-i", "examples/pegawai.json"), "must hold exactly one policy ('policy:' key), not none"),
+    (("eval", "policies", "-i", "examples/pegawai.json"), "must hold exactly one policy ('policy:' key), not kotalama"),
+])
+def test_bad_arguments_get_a_clear_error(args: tuple[str, ...], message: str) -> None:
+    result = kinerja(*args)
+    assert result.returncode in (1, 2) and message in result.stderr, result.stderr
