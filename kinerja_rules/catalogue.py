@@ -199,12 +199,13 @@ def markdown() -> str:
             for name, text in entry.example_files.items():
                 out += [f"`{name}`:", "", "```yaml", text.rstrip(), "```", ""]
         elif entry.example:
-            lead = "A region (`policy: contoh`, `extends: nasional`) with:" if not entry.example.startswith("policy:") \
-                else "A policy:"
+            lead = "A policy" if entry.example.startswith("policy:") else \
+                "A region (`policy: contoh`, `extends: nasional`) with this"
             if entry.example_size:
-                lead = f"{lead[:-1]}, padded to {entry.example_size:,} bytes:"
+                lead += f", padded with comment lines to {entry.example_size:,} bytes"
             if entry.example_plugins:
-                lead = f"{lead[:-1]}, with `--plugins {entry.example_plugins}`:"
+                lead += f", checked with `--plugins {entry.example_plugins}`"
+            lead += ":"
             out += [lead, "", "```yaml", entry.example.rstrip(), "```", ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -18,7 +18,7 @@ from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
-from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, Rational, approximate
+from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, Rational, approximate, rational_decimal
 from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
@@ -329,7 +329,7 @@ class CompiledPolicy:
         checked = self.checked
         static_defs, static_params, static_outputs = self._static
         def_entries = {name: {**static_defs[name], "value": value} if type(value) is not Rational else
-                       {**static_defs[name], "value": approximate(value), "exact": str(value)}
+                       {**static_defs[name], **_rational_entry(value)}
                        for name, value in zip(checked.definitions, defs)}
         param_pos = self._param_pos
         table_rows: dict[str, list[dict[str, Any]]] = {}
@@ -404,6 +404,12 @@ class CompiledPolicy:
                            for name, p in checked.params.items()},
             "references": refs,
         }
+
+
+def _rational_entry(value: Any) -> dict[str, Any]:
+    """A rational in a trace: as a decimal, with the exact fraction beside it when the decimal is cut."""
+    shown = approximate(value)
+    return {"value": shown} if rational_decimal(shown) == value else {"value": shown, "exact": str(value)}
 
 
 def _get(outputs: dict[str, Any], dotted: str) -> Any:

@@ -90,7 +90,8 @@ def explain_text(decision: Decision, only: list[str] | None = None) -> str:
             out.append(f"  cites: {entry['cite']}")
         for d in entry["definitions"]:
             cite = f"   [{d['cite']}]" if d.get("cite") else ""
-            out.append(f"  · {d['name']} = {_json(d['value'])}   ← {_one_line(d['expr'])}{cite}")
+            exact = f" (exactly {d['exact']})" if "exact" in d else ""
+            out.append(f"  · {d['name']} = {_json(d['value'])}{exact}   ← {_one_line(d['expr'])}{cite}")
         for row in entry["tables"]:
             args = ", ".join(f"{k}={_json(v)}" for k, v in row["inputs"].items())
             cite = f"   [{row['cite']}]" if row.get("cite") else ""

@@ -119,9 +119,7 @@ def test_a_bad_indent_gives_one_error_not_follow_ons_from_the_tests_file(tmp_pat
     policy.write_text(policy.read_text().replace("  bobot_aktivitas:", "   bobot_aktivitas:", 1))
     report = check_paths([folder])
     assert [d.code for d in report.problems] == ["E002"] and report.problems[0].span.file.endswith("policy.yaml")
-    assert set(report.policies) == {"nasional", "sawahlunto", "plaju", "kotalama"} - set() | (
-        set(report.policies) & {"nasional", "sawahlunto", "plaju", "kotalama"})
-    assert "makassar" not in report.policies and "nasional" in report.policies
+    assert "makassar" not in report.policies and {"nasional", "sawahlunto"} <= set(report.policies)
 
 
 def test_a_bad_value_does_not_make_its_parameter_unknown() -> None:

@@ -92,6 +92,9 @@ def test_a_repeating_definition_is_traced_with_its_exact_fraction(faulty: Engine
     entry = next(d for d in decision.trace["outputs"]["rasio"]["definitions"] if d["name"] == "rasio")
     assert entry["exact"] == "1/3" and entry["value"] == Decimal("0." + "3" * 28)
     assert b'"exact":"1/3"' in to_json(decision)
+    from kinerja_rules.testing import explain_text
+
+    assert "· rasio = 0.3333333333333333333333333333 (exactly 1/3)" in explain_text(decision)
 
 
 def test_explain_names_rows_parameters_and_citations(engine: Engine, record: dict[str, Any]) -> None:

@@ -242,7 +242,7 @@ def test_a_json_policy_document_is_still_a_single_document(client: TestClient[Li
 @pytest.mark.parametrize("args, message", [
     (("check", "--lang", "fr"), "invalid choice: 'fr'"),
     (("eval", "examples", "-i", "examples/pegawai.json"), "must hold exactly one policy ('policy:' key), not none"),
-    (("eval", "policies", "-i", "examples/pegawai.json"), "must hold exactly one policy ('policy:' key), not kotalama"),
+    (("eval", "policies", "-i", "examples/pegawai.json"), "must hold exactly one policy ('policy:' key), not "),
 ])
 def test_bad_arguments_get_a_clear_error(args: tuple[str, ...], message: str) -> None:
     result = kinerja(*args)
