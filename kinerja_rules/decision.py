@@ -54,7 +54,7 @@ class ErrorResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 def _encode_other(value: Any) -> Any:
     if type(value) is Rational:  # only a trace holds one; outputs are exact decimals by check
         return approximate(value)
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_encode_other)
