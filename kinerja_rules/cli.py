@@ -127,46 +127,61 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+_UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, line: int, what: str) -> Any:
+    """One JSON value, or the ErrorInfo saying why it cannot be read (never an exception)."""
+    try:
+        return decoder.decode(raw)
+    except _UNREADABLE as exc:
+        reason = "nests too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
+        return ErrorInfo(kind="input", message=f"invalid JSON{what}: {reason}", line=line)
+
+
 def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """Yield (line, record or error) from one JSON document, an array, or JSON Lines."""
+    """Yield (line, record or error) from one JSON document, an array, or JSON Lines.
+
+    Every JSON Lines line gets its own result, whatever it holds; a first line that does not
+    read is JSON Lines too when the next line reads on its own (else it starts one document
+    written over several lines).
+    """
     decoder = _decoder()
-    first = b""
-    for raw in stream:
+    numbered = enumerate(stream, start=1)
+    first, first_line = b"", 0
+    for number, raw in numbered:
         if raw.strip():
-            first = raw
+            first, first_line = raw, number
             break
     if not first:
         return
-    head = first.lstrip()
-    if head.startswith(b"["):
-        body = first + stream.read()
-        try:
-            data = decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            yield 1, ErrorInfo(kind="input", message=f"invalid JSON: {exc}", line=1)
+    if first.lstrip().startswith(b"["):
+        data = _decode(decoder, first + stream.read(), first_line, "")
+        if isinstance(data, ErrorInfo):
+            yield first_line, data
             return
         for i, item in enumerate(data if isinstance(data, list) else [data], start=1):
             yield i, item
         return
-    try:
-        yield 1, decoder.decode(first)
-        single = False
-    except msgspec.DecodeError:
-        single = True
-    if single:  # a pretty-printed single record spans several lines
-        body = first + stream.read()
-        try:
-            yield 1, decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            yield 1, ErrorInfo(kind="input", message=f"invalid JSON: {exc}", line=1)
-        return
-    for number, raw in enumerate(stream, start=2):
-        if not raw.strip():
-            continue
-        try:
-            yield number, decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            yield number, ErrorInfo(kind="input", message=f"invalid JSON on line {number}: {exc}", line=number)
+    head = _decode(decoder, first, first_line, f" on line {first_line}")
+    if isinstance(head, ErrorInfo):
+        second, second_line = b"", 0
+        for number, raw in numbered:
+            if raw.strip():
+                second, second_line = raw, number
+                break
+        if second and isinstance(_decode(decoder, second, second_line, ""), ErrorInfo):
+            body = first + second + stream.read()  # one record written over several lines
+            yield first_line, _decode(decoder, body, first_line, "")
+            return
+        yield first_line, head
+        if second:
+            yield second_line, _decode(decoder, second, second_line, f" on line {second_line}")
+    else:
+        yield first_line, head
+    for number, raw in numbered:
+        if raw.strip():
+            yield number, _decode(decoder, raw, number, f" on line {number}")
 
 
 def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[Engine, str]:
@@ -223,7 +238,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if isinstance(item, ErrorInfo):
                 result: Any = ErrorResult(error=item, policy=policy.ref)
             else:
-                result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text)
+                try:
+                    result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text)
+                except Exception as exc:  # a record never ends the run: it gets its own error line
+                    result = ErrorResult(policy=policy.ref, error=ErrorInfo(
+                        kind="internal", message=f"{type(exc).__name__}: {str(exc)[:300]}"))
                 if isinstance(result, ErrorResult):
                     result = ErrorResult(policy=result.policy,
                                          error=msgspec.structs.replace(result.error, line=line))

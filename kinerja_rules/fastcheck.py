@@ -20,7 +20,7 @@ import msgspec
 
 from kinerja_rules.compiler import _function_def
 from kinerja_rules.numbers import MAX_EXPONENT
-from kinerja_rules.schema import MAX_LIST_ITEMS, Field
+from kinerja_rules.schema import LIMIT, MAX_LIST_ITEMS, Field
 from kinerja_rules.types import Kind
 
 
@@ -96,12 +96,14 @@ class _Build:
     def value(self, field: Field, out: str) -> list[ast.stmt]:
         spec, kind = field.spec, field.type.kind
         if kind == Kind.INTEGER:
-            body = _stmts("if type(OUT) is not int:\n    raise GiveUp", OUT=out)
+            body = _stmts("if type(OUT) is not int or not -LIMIT < OUT < LIMIT:\n    raise GiveUp", OUT=out,
+                          LIMIT=ast.Constant(LIMIT))
             return body + self.bounds(field, out)
         if kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY):
-            body = _stmts("if type(OUT) is int:\n    OUT = D(OUT)\n"
+            body = _stmts("if type(OUT) is int and -LIMIT < OUT < LIMIT:\n    OUT = D(OUT)\n"
                           "elif type(OUT) is not D or not OUT.is_finite() or OUT and not LOW <= OUT.adjusted() <= HIGH:"
-                          "\n    raise GiveUp", OUT=out, LOW=ast.Constant(-MAX_EXPONENT), HIGH=ast.Constant(MAX_EXPONENT))
+                          "\n    raise GiveUp", OUT=out, LOW=ast.Constant(-MAX_EXPONENT), HIGH=ast.Constant(MAX_EXPONENT),
+                          LIMIT=ast.Constant(LIMIT))
             return body + self.bounds(field, out)
         if kind == Kind.BOOLEAN:
             return _stmts("if type(OUT) is not bool:\n    raise GiveUp", OUT=out)

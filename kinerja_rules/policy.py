@@ -159,7 +159,10 @@ class CompiledPolicy:
         match = _PERIOD_RE.match(value)
         if match is None or not 1 <= int(match.group(2)) <= 12:
             raise RecordError([FieldError(path=period, message=f"must be a period YYYY-MM, not {value!r}")])
-        start = period_start(value)
+        try:
+            start = period_start(value)
+        except ValueError:  # "0000-01": no such year
+            raise RecordError([FieldError(path=period, message=f"must be a period YYYY-MM, not {value!r}")]) from None
         if len(self._period_cache) < 4096:
             self._period_cache[value] = start
         return start

@@ -19,10 +19,11 @@ from kinerja_rules import types as t
 from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.documents import FieldSpec
 from kinerja_rules.errors import FieldError
-from kinerja_rules.numbers import RANGE_MESSAGE, in_range
+from kinerja_rules.numbers import MAX_EXPONENT, RANGE_MESSAGE, in_range
 from kinerja_rules.types import Kind, Type
 
 MAX_LIST_ITEMS = 10_000
+LIMIT = 10 ** (MAX_EXPONENT + 1)  # a whole number in a record is smaller than this in magnitude
 Validator = Callable[[Any, str, list[FieldError]], Any]
 _MISSING = object()
 
@@ -120,11 +121,16 @@ def _check_constraints(field: Field) -> None:
 def _number(kind: str) -> Callable[[Any], Any]:
     def integer(v: Any) -> Any:
         if type(v) is int:
+            if not -LIMIT < v < LIMIT:
+                raise ValueError(RANGE_MESSAGE)
             return v
-        if isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value():
-            return int(v)
+        if isinstance(v, Decimal) and v.is_finite():
+            if not in_range(v):  # before int(), which takes time quadratic in the digits
+                raise ValueError(RANGE_MESSAGE)
+            if v == v.to_integral_value():
+                return int(v)
         if isinstance(v, float) and v.is_integer():
-            return int(v)
+            return integer(int(v))
         raise ValueError("must be a whole number")
 
     def decimal(v: Any) -> Any:
@@ -135,6 +141,8 @@ def _number(kind: str) -> Callable[[Any], Any]:
                 raise ValueError(RANGE_MESSAGE)
             return v
         if type(v) is int:
+            if not -LIMIT < v < LIMIT:
+                raise ValueError(RANGE_MESSAGE)
             return Decimal(v)
         if isinstance(v, float):
             if v != v or v in (float("inf"), float("-inf")):
@@ -265,6 +273,8 @@ def _inner(field: Field) -> Validator:
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, int) and not isinstance(value, bool) and not -LIMIT < value < LIMIT:
+        return "a number out of range"
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, (list, tuple)):

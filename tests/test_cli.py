@@ -105,3 +105,25 @@ tests:
 def test_help_everywhere(command: list[str]) -> None:
     result = kinerja(*command, "--help")
     assert result.returncode == 0 and "examples:" in result.stdout
+
+
+def test_every_json_lines_line_gets_its_own_answer_whatever_it_holds(tmp_path: Path) -> None:
+    good = json.dumps(BASE_RECORD)
+    lines = [b"{not json", good.encode(), json.dumps({**BASE_RECORD, "periode": "0000-01"}).encode(),
+             good.replace('"kelas": 7', '"kelas": 1e30000').encode(), b"[" * 100_000 + b"]" * 100_000,
+             b'{"nip": "\xff"}', good.encode()]
+    data = tmp_path / "rusak.jsonl"
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    result = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "eval", "nasional", "-i", str(data)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert ["outputs" in o for o in out] == [False, True, False, False, False, False, True]
+    assert [o["error"]["line"] for o in out if "error" in o] == [1, 3, 4, 5, 6]
+    assert out[2]["error"]["fields"][0]["path"] == "periode" and out[3]["error"]["fields"][0]["path"] == "jabatan.kelas"
+    assert "nests too deeply" in out[4]["error"]["message"]
+
+
+def test_a_record_over_several_lines_is_still_one_record() -> None:
+    result = kinerja("eval", "nasional", stdin=json.dumps(BASE_RECORD, indent=2))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 1

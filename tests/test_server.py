@@ -530,6 +530,11 @@ HOSTILE = {  # name: (record, what the evaluate endpoint answers)
     "NaN": (_RECORD_JSON.replace('"atasan": 80', '"atasan": NaN'), 400),
     "megabyte string": (_RECORD_JSON.replace('"Dinas Kesehatan"', '"' + "x" * 1_000_000 + '"'), 200),
     "null": ("null", 422),
+    "integer with a huge exponent": (_RECORD_JSON.replace('"kelas": 7', '"kelas": 1e1000000'), 422),
+    "integer just past the range": (_RECORD_JSON.replace('"kelas": 7', '"kelas": 1e30000'), 422),
+    "many huge exponents": (_RECORD_JSON.replace('"hari_kerja": 21', '"hari_kerja": 21, "terlambat_menit": ['
+                                                 + ", ".join(["1e100000"] * 20) + "]"), 422),
+    "year zero": (_RECORD_JSON.replace('"periode": "2025-03"', '"periode": "0000-01"'), 422),
 }
 
 
@@ -582,3 +587,20 @@ def test_a_dead_batch_process_leaves_batches_to_the_service(folder: Path) -> Non
         assert response.status_code == 200 and len(response.json()["results"]) == 300
         assert client.get("/ready").json()["batch_processes"] == 0
         assert 'kinerja_batch_records_total{decided_in="service"} 300' in client.get("/metrics").text
+
+
+def test_a_body_that_is_not_utf8_is_a_400_and_a_batch_record_fails_alone(client: TestClient[Litestar]) -> None:
+    problem = assert_problem(evaluate(client, b'{"record": {"nip": "\xff\xfe"}}'), 400, "malformed-json")
+    assert problem["detail"].startswith("the body is not UTF-8")
+    batch = client.post("/v1/policies/nasional/evaluate/batch", headers={"content-type": "application/json"},
+                        content=b'{"records": [{"nip": "\xff"}, ' + _RECORD_JSON.encode() + b"]}")
+    results = batch.json()["results"]
+    assert batch.status_code == 200 and results[0]["error"]["message"].startswith("records[0]: not UTF-8")
+    assert "outputs" in results[1]
+
+
+def test_huge_numbers_are_refused_without_converting_them(client: TestClient[Litestar]) -> None:
+    record = _RECORD_JSON.replace('"kelas": 7', '"kelas": 1e1000000')
+    problem = assert_problem(evaluate(client, ('{"record": ' + record + "}").encode()), 422, "invalid-record")
+    assert problem["errors"] == [{"path": "jabatan.kelas",
+                                  "message": "must be 0 or between 1e-24 and 1e+25 in magnitude, not 1E+1000000"}]

@@ -137,6 +137,8 @@ def decode(body: bytes, kind: type[Any], limits: Limits) -> Any:
         raise ApiProblem("missing-body", "send a JSON object")
     try:
         return _decoder(kind).decode(body)
+    except UnicodeDecodeError as exc:
+        raise ApiProblem("malformed-json", f"the body is not UTF-8 (byte {exc.start})") from None
     except msgspec.ValidationError as exc:
         path, text = field_path(str(exc))
         raise ApiProblem("invalid-body", f"{path}: {text}" if path else text,
@@ -154,6 +156,8 @@ def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
     """Decode one record of a batch; raises ApiProblem naming `path` when it breaks a limit."""
     try:
         record = _RECORD.decode(raw)
+    except UnicodeDecodeError as exc:
+        raise ApiProblem("malformed-json", f"{path}: not UTF-8 (byte {exc.start})") from None
     except RecursionError:
         raise ApiProblem("too-deep", f"{path}: nests deeper than {limits.max_depth} levels") from None
     except msgspec.DecodeError as exc:  # valid JSON that Python cannot hold, such as a 5,000-digit integer
