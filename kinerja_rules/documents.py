@@ -186,9 +186,9 @@ SECTIONS: dict[str, type[_Spec] | None] = {
 HEADER = ("policy", "title", "version", "extends", "effective", "period", "doc")
 TOP_KEYS = HEADER + tuple(SECTIONS)
 
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-DOTTED_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: `$` would let a trailing newline in
+DOTTED_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\Z")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
 
 ENGINE_VERSION = "0.1.0"
-_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_ID = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
+_ID = re.compile(r"^[a-z][a-z0-9_-]{1,39}\Z")
 
 POLICY = '''\
 # {title}: what this region's Perkada changes in the national baseline.

@@ -239,3 +239,10 @@ def test_a_number_out_of_range_in_a_policy_is_named_before_it_is_used(value: str
                            f"{{2024-01-01: {value}}}}}\n", "region.yaml", [POLICIES])
     assert [d.code for d in report.errors] == [code]
     assert "must be 0 or between 1e-24 and 1e+25 in magnitude" in report.errors[0].message
+
+
+def test_a_name_with_a_trailing_newline_and_full_width_digits_are_refused() -> None:
+    problems = diagnose('policy: region\nextends: nasional\ndefinitions:\n  "zz\\n": {expr: "1"}\n'
+                        '  lebar: {expr: "１２ + 1"}\n')
+    assert sorted(p.split(" ")[0] for p in problems) == ["E013", "E100"], problems
+    assert any("invalid name 'zz\\n'" in p for p in problems) and any("unexpected character" in p for p in problems)

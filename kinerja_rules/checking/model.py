@@ -21,7 +21,7 @@ from kinerja_rules.typecheck import Annotations, TypeProblem
 from kinerja_rules.types import Type
 
 
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from kinerja_rules.server.problems import ApiProblem
 
 ENV_KEYS = "KINERJA_API_KEYS"
 ENV_KEYS_FILE = "KINERJA_API_KEYS_FILE"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class KeyFileError(ValueError):
