@@ -378,9 +378,10 @@ def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagno
             diags.append(Diagnostic(code="E010", message=f"{key!r} must be text", span=source.value_span((key,))))
     if "version" in header:
         header["version"] = str(header["version"])
-    if "effective" in header and not isinstance(header["effective"], dt.date):
+    if "effective" in header and type(header["effective"]) is not dt.date:  # a timestamp is not a date
         diags.append(Diagnostic(code="E010", message="'effective' must be a date (YYYY-MM-DD)",
                                 span=source.value_span(("effective",))))
+        del header["effective"]
     items: dict[str, list[Item]] = {}
     for section, spec in SECTIONS.items():
         body = data.get(section)

@@ -246,3 +246,10 @@ def test_a_name_with_a_trailing_newline_and_full_width_digits_are_refused() -> N
                         '  lebar: {expr: "１２ + 1"}\n')
     assert sorted(p.split(" ")[0] for p in problems) == ["E013", "E100"], problems
     assert any("invalid name 'zz\\n'" in p for p in problems) and any("unexpected character" in p for p in problems)
+
+
+@pytest.mark.parametrize("header", ["policy: region\neffective: 2024-01-01T10:00:00+07:00\n",
+                                    "policy: region\nextends: nasional\neffective: 2024-01-01T10:00:00+07:00\n"])
+def test_a_timestamp_is_not_an_effective_date(header: str) -> None:
+    report = validate_text(header, "region.yaml", [POLICIES])
+    assert [(d.code, d.message) for d in report.errors] == [("E010", "'effective' must be a date (YYYY-MM-DD)")]

@@ -25,7 +25,8 @@ from kinerja_rules.types import Kind, Type
 
 def check_header(ctx: Context, policy: Assembled, inputs: dict[str, Type]) -> None:
     src = policy.header_source
-    if policy.effective is None:
+    written = isinstance(src.data, dict) and src.data.get("effective") is not None  # but not a date: reported
+    if policy.effective is None and not written:
         ctx.error("E030", f"policy {policy.id!r} needs 'effective: YYYY-MM-DD' (the date its rules start)",
                   src.key_span(("policy",)))
     if policy.period is not None:
