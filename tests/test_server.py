@@ -452,6 +452,7 @@ def test_admin_scope_for_reload(secured: TestClient[Litestar]) -> None:
     ("keys: [{name: a, sha256: '" + "0" * 64 + "', policies: []}]", "give 'policies'"),
     ("keys: [{name: a, sha256: '" + "0" * 64 + "', policies: ['*'], scope: x}]", "unknown field `scope`"),
     ("keys: [{name: a, sha256: " + "1" * 64 + ", policies: ['*']}]", "in quotes"),
+    ("keys: []", "holds no keys"),
 ])
 def test_bad_key_files_name_the_problem(text: str, message: str) -> None:
     from kinerja_rules.server import KeyFileError
@@ -469,12 +470,25 @@ def test_keys_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert found is not None and found.name == "a" and ring.find("k2") is None
     path = tmp_path / "keys.yaml"
     path.write_text("keys:\n  - {name: b, sha256: " + hash_key("k2") + ", policies: ['*'], admin: true}\n")
+    path.chmod(0o600)  # whatever the umask: a key file others may write is refused
     monkeypatch.setenv("KINERJA_API_KEYS_FILE", str(path))
     found = KeyRing.load().find("k2")
     assert found is not None and found.admin
     monkeypatch.delenv("KINERJA_API_KEYS_FILE")
     monkeypatch.delenv("KINERJA_API_KEYS")
     assert not KeyRing.load()
+
+
+def test_a_key_file_anyone_may_write_is_refused(tmp_path: Path) -> None:
+    from kinerja_rules.server import KeyFileError
+
+    path = tmp_path / "keys.yaml"
+    path.write_text("keys:\n  - {name: b, sha256: " + hash_key("k2") + ", policies: ['*'], admin: true}\n")
+    path.chmod(0o666)
+    with pytest.raises(KeyFileError, match="every user of this machine may write the key file"):
+        KeyRing.load(path)
+    path.chmod(0o600)
+    assert KeyRing.load(path).find("k2") is not None
 
 
 # ---- batch processes --------------------------------------------------------------

@@ -37,6 +37,7 @@ def workspace(tmp_path: Path) -> Path:
     """A copy of the bundled policies and examples, where commands may write."""
     shutil.copytree(POLICIES, tmp_path / "policies")
     shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "examples" / "keys.yaml").chmod(0o600)  # whatever the umask: a key file others may write is refused
     return tmp_path
 
 

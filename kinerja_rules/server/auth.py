@@ -22,6 +22,7 @@ import hmac
 import os
 import re
 import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ class KeyRing:
                                 "(the SHA-256 of the key, as `kinerja key` prints it)")
             if not key.policies and not key.admin:
                 raise KeyFileError(f"{where}: keys[{i}] ({key.name}): give 'policies' (ids or \"*\") or 'admin: true'")
+        if not keys:  # asked for keys and given none: serving without authentication is never what was meant
+            raise KeyFileError(f"{where}: holds no keys; add one with `kinerja key`, or give no key file to serve "
+                               "without authentication (loopback only)")
         return cls(keys)
 
     @classmethod
@@ -105,6 +109,9 @@ class KeyRing:
         path = path or (Path(os.environ[ENV_KEYS_FILE]) if os.environ.get(ENV_KEYS_FILE) else None)
         if path is not None:
             try:
+                if path.stat().st_mode & stat.S_IWOTH:
+                    raise KeyFileError(f"{path}: every user of this machine may write the key file, and so add an "
+                                       f"admin key; make it private first: chmod o-w {path}")
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise KeyFileError(f"{path}: cannot read the key file: {exc.strerror}") from None
