@@ -238,11 +238,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if isinstance(item, ErrorInfo):
                 result: Any = ErrorResult(error=item, policy=policy.ref)
             else:
-                try:
-                    result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text)
-                except Exception as exc:  # a record never ends the run: it gets its own error line
-                    result = ErrorResult(policy=policy.ref, error=ErrorInfo(
-                        kind="internal", message=f"{type(exc).__name__}: {str(exc)[:300]}"))
+                result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text)
                 if isinstance(result, ErrorResult):
                     result = ErrorResult(policy=result.policy,
                                          error=msgspec.structs.replace(result.error, line=line))

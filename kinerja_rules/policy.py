@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import logging
 import re
 import types as pytypes
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,8 @@ from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, Ratio
 from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
+
+_log = logging.getLogger("kinerja_rules")
 
 ENGINE_VERSION = "0.1.0"
 _PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
@@ -225,6 +228,10 @@ class CompiledPolicy:
         except EvaluationError as exc:
             return ErrorResult(policy=self.ref, error=ErrorInfo(kind="evaluation", message=exc.detail,
                                                                  where=exc.where, paths=list(exc.paths)))
+        except Exception as exc:  # a fault of ours never takes the other records down with this one
+            _log.exception("internal error deciding a record of %s", self.id)
+            return ErrorResult(policy=self.ref, error=ErrorInfo(
+                kind="internal", message=f"internal error ({type(exc).__name__}); the other records are unaffected"))
 
     def _indicator_values(self, clean: dict[str, Any]) -> tuple[Any, ...]:
         if not self._indicators:

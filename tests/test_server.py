@@ -603,6 +603,43 @@ def test_a_dead_batch_process_leaves_batches_to_the_service(folder: Path) -> Non
         assert 'kinerja_batch_records_total{decided_in="service"} 300' in client.get("/metrics").text
 
 
+def test_a_bad_record_in_a_pool_batch_fails_alone_and_the_pool_stays(folder: Path) -> None:
+    service = PolicyService(Engine.from_paths([folder]), [folder], batch_processes=1)
+    records = [BASE_RECORD] * 300
+    records[150] = {**BASE_RECORD, "periode": "0000-01"}
+    with TestClient(create_app(service, policies=[folder])) as client:
+        _wait_for_pool(client, 1)
+        assert service.pool is not None
+        response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records})
+        assert response.status_code == 200 and service.pool.slices == 1
+        results = response.json()["results"]
+        assert results[150]["error"]["fields"][0]["path"] == "periode"
+        assert all("outputs" in r for i, r in enumerate(results) if i != 150)
+        # a batch the processes raise on (a policy they do not hold) is decided here; they stay in service
+        answer = asyncio.run(service.pool.decide("tidak_ada", "0" * 64, [msgspec.Raw(b"{}")], None, False, Limits()))
+        assert answer is None and service.pool.ready == 1
+        response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records})
+        assert service.pool.slices == 2 and client.get("/ready").json()["batch_processes"] == 1
+
+
+def test_a_fault_of_ours_on_one_record_is_that_records_internal_error(engine: Engine,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = engine.policy("nasional")
+    evaluate_one = policy.evaluate
+
+    def faulty(record: Any, *args: Any) -> Any:
+        if record.get("nip") == "boom":
+            raise KeyError("a bug")
+        return evaluate_one(record, *args)
+
+    monkeypatch.setattr(policy, "evaluate", faulty)
+    with TestClient(create_app(engine)) as client:
+        results = client.post("/v1/policies/nasional/evaluate/batch",
+                              json={"records": [{**BASE_RECORD, "nip": "boom"}, BASE_RECORD]}).json()["results"]
+    assert results[0]["error"]["kind"] == "internal" and "KeyError" in results[0]["error"]["message"]
+    assert "outputs" in results[1]
+
+
 def test_a_body_that_is_not_utf8_is_a_400_and_a_batch_record_fails_alone(client: TestClient[Litestar]) -> None:
     problem = assert_problem(evaluate(client, b'{"record": {"nip": "\xff\xfe"}}'), 400, "malformed-json")
     assert problem["detail"].startswith("the body is not UTF-8")

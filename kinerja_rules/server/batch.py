@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,13 @@ class BatchPool:
             answers = await asyncio.gather(*(
                 loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
                                      limits, start) for start, payload in slices))
-        except Exception as exc:  # a process died (killed, out of memory): decide here from now on
-            _log.warning("batch processes failed (%s: %s); batches are decided in-process until a reload",
-                         type(exc).__name__, exc)
+        except BrokenProcessPool as exc:  # a process died (killed, out of memory): decide here from now on
+            _log.warning("a batch process died (%s); batches are decided in-process until a reload", exc)
             self.digests, self.ready = {}, 0
+            return None
+        except Exception as exc:  # this batch only: the processes are alive, and the service decides it
+            _log.warning("batch processes could not decide a batch (%s: %s); it is decided in-process",
+                         type(exc).__name__, exc)
             return None
         if any(found != digest for found, _, _ in answers):
             self.digests.pop(policy_id, None)
