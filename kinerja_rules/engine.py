@@ -99,7 +99,10 @@ class _Reading:
     library_ids: set[str] = field(default_factory=set)  # every policy the library folder holds, for suggestions
     defined: set[str] = field(default_factory=set)  # policies with a file that is more than test cases
 
-    def add(self, load: Any, text: str | None) -> None:
+    owners: dict[str, str] = field(default_factory=dict)  # file name -> the policy it declares
+    parents: dict[str, str] = field(default_factory=dict)  # policy -> the policy it extends
+
+    def add(self, load: Any, text: str | None, name: str = "") -> None:
         try:
             source = load()
         except PolicyError as exc:
@@ -108,21 +111,30 @@ class _Reading:
             declared = _declared_id(text) if text is not None and not tests else None
             if declared is not None:
                 self.broken.add(declared)
+                self.owners[name] = declared
+                if parent := _EXTENDS_RE.search(text or ""):
+                    self.parents[declared] = parent.group(1)
             return
         pf, problems = read_policy_file(source)
         tests = _tests_only(source.text)
         (self.test_diags if tests else self.diags).extend(problems)
-        if pf is not None:
-            self.files.append(pf)
-            if not tests:
-                self.defined.add(pf.policy_id)
+        if pf is None:
+            if (declared := _declared_id(source.text)) is not None:
+                self.owners[source.name] = declared
+            return
+        self.files.append(pf)
+        self.owners[source.name] = pf.policy_id
+        if pf.header.get("extends"):
+            self.parents[pf.policy_id] = str(pf.header["extends"])
+        if not tests:
+            self.defined.add(pf.policy_id)
 
     def add_path(self, file: Path) -> None:
         resolved = file.resolve()
         if resolved in self.seen:  # a folder and a file in it, or a region and its library: once
             return
         self.seen.add(resolved)
-        self.add(lambda: load_file(file), _peek(file))
+        self.add(lambda: load_file(file), _peek(file), str(file))
 
 
 def _peek(file: Path) -> str | None:
@@ -147,7 +159,7 @@ def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (), loaded: 
         for file in iter_policy_files(path):
             reading.add_path(file)
     for name, text in texts:
-        reading.add(lambda name=name, text=text: load_text(text, name), text)
+        reading.add(lambda name=name, text=text: load_text(text, name), text, name)
     if library is not None and library.is_dir():
         _add_parents(reading, library)
     return reading
@@ -228,6 +240,78 @@ def check_paths(paths: Sequence[Path], registry: Registry | None = None, library
                        warnings=report.warnings, test_errors=tuple(reading.test_diags) + report.test_errors)
 
 
+@dataclass(frozen=True)
+class Reload:
+    """A folder re-read policy by policy: what goes into service, and why anything stays behind."""
+
+    policies: Mapping[str, CompiledPolicy]  # the new set: every policy that compiled, the last good of the rest
+    reloaded: tuple[str, ...]  # compiled from the folder, now in service
+    failed: Mapping[str, tuple[Diagnostic, ...]]  # kept at its last good version, or left out if new
+    removed: tuple[str, ...]  # no longer in the folder
+    refused: tuple[Diagnostic, ...]  # mistakes no policy can be named for (an unreadable folder): nothing changes
+    warnings: tuple[Diagnostic, ...]
+
+
+def reload_paths(paths: Sequence[Path], registry: Registry, previous: Mapping[str, CompiledPolicy]) -> Reload:
+    """Re-read the policies under `paths`; each policy that compiles replaces its previous version.
+
+    A policy that fails keeps its previous version (or stays out if it is new), and so do the
+    policies that extend it: one region's mistake never takes another down. Its diagnostics are
+    those in its own files and its parents'. A mistake no policy can be named for refuses the
+    whole reload.
+    """
+    reading = _read(paths)
+    report = build(reading.files, registry, broken=reading.broken, known=reading.library_ids)
+    errors = tuple(reading.diags) + report.errors
+    found = reading.defined | reading.broken
+    failed_ids = sorted(found - set(report.policies))
+
+    def chain(pid: str) -> set[str]:
+        seen = {pid}
+        while (pid := reading.parents.get(pid, "")) and pid not in seen:
+            seen.add(pid)
+        return seen
+
+    failed: dict[str, tuple[Diagnostic, ...]] = {}
+    named: set[int] = set()
+    for pid in failed_ids:
+        mine = chain(pid)
+        failed[pid] = tuple(d for d in errors if d.span is not None and reading.owners.get(d.span.file) in mine)
+        named |= {id(d) for d in failed[pid]}
+    refused = tuple(d for d in errors if id(d) not in named)
+    policies = {**{pid: previous[pid] for pid in failed_ids if pid in previous}, **report.policies}
+    return Reload(policies=policies, reloaded=tuple(sorted(report.policies)), failed=failed,
+                  removed=tuple(sorted(set(previous) - found)), refused=refused,
+                  warnings=report.warnings + tuple(reading.test_diags) + report.test_errors)
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """Policy files that compile together, and the policies to take from them."""
+
+    files: Mapping[str, str]  # name -> text
+    ids: tuple[str, ...]
+
+
+def source_groups(policies: Iterable[CompiledPolicy]) -> list[SourceGroup]:
+    """The files behind `policies`, grouped so that no group holds two versions of a file.
+
+    A set where a region kept its last good version beside a newer parent needs two groups;
+    `Engine.from_groups` compiles them back into the same policies, digests and all.
+    """
+    groups: list[tuple[dict[str, str], list[str]]] = []
+    for policy in sorted(policies, key=lambda p: p.id):
+        files = {s.name: s.text for s in policy.checked.assembled.sources}
+        for known, ids in groups:
+            if all(known.get(name, text) == text for name, text in files.items()):
+                known.update(files)
+                ids.append(policy.id)
+                break
+        else:
+            groups.append((files, [policy.id]))
+    return [SourceGroup(files=files, ids=tuple(ids)) for files, ids in groups]
+
+
 def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None,
                   base_sources: Sequence[SourceFile] = ()) -> CheckReport:
     """Check one policy document given as text, against the policies under `base` for its parents.
@@ -282,6 +366,21 @@ class Engine:
         if report.errors:
             raise PolicyError(report.errors)
         return cls(report.policies, registry, report.warnings + report.test_errors)
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[SourceGroup], registry: Registry | None = None) -> Engine:
+        """Compile the policies `source_groups` gave, from their files' texts (another process's set)."""
+        registry = registry or default_registry()
+        policies: dict[str, CompiledPolicy] = {}
+        for group in groups:
+            reading = _read([], list(group.files.items()))
+            report = build(reading.files, registry, only=set(group.ids), broken=reading.broken)
+            missing = set(group.ids) - set(report.policies)
+            if reading.diags or report.errors or missing:
+                raise PolicyError(tuple(reading.diags) + report.errors or (
+                    Diagnostic(code="E000", message=f"policies did not compile from their files: {sorted(missing)}"),))
+            policies.update(report.policies)
+        return cls(policies, registry)
 
     @property
     def ids(self) -> list[str]:

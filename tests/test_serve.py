@@ -146,27 +146,40 @@ def test_serve_end_to_end(engine: Engine) -> None:
         ("/v1/policies/nasional/evaluate", 200), ("/v1/policies/nasional/evaluate", 400)]
 
 
-def test_serve_with_workers_reloads_them_all(tmp_path: Path) -> None:
+def test_serve_with_workers_answers_a_reload_once_every_worker_serves_it(tmp_path: Path) -> None:
     import shutil
+    import threading
 
     folder = tmp_path / "policies"
     shutil.copytree(ROOT / "policies", folder)
     process, base = _start("--workers", "2", "--policies", str(folder), "--no-access-log")
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:  # reloads land under load
+        while not stop.is_set():
+            statuses.append(_get(base + "/v1/policies/nasional")[0])
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
     try:
-        path = folder / "makassar" / "policy.yaml"
-        path.write_text(path.read_text().replace('version: "2025.1"', 'version: "2099.1"', 1))
-        status, body = _get(base + "/v1/admin/reload", b"")
-        assert status == 200, body
-        deadline = time.monotonic() + 60
-        versions: set[str] = set()
-        while time.monotonic() < deadline:  # the supervisor replaces each worker in turn
-            versions = {json.loads(_get(base + "/v1/policies/makassar")[1])["version"] for _ in range(8)}
-            if versions == {"2099.1"}:
-                break
-            time.sleep(0.2)
-        assert versions == {"2099.1"}
+        for generation in (1, 2, 3):
+            (folder / f"baru{generation}.yaml").write_text(
+                f'policy: baru{generation}\nversion: "1"\nextends: nasional\neffective: 2025-01-01\n')
+            status, body = _get(base + "/v1/admin/reload", b"")
+            assert status == 200, body
+            answer = json.loads(body)
+            assert answer["generation"] == generation and f"baru{generation}" in answer["reloaded"]
+            # answered: every worker serves the new set, at once (no request lands on an old worker)
+            assert {_get(base + f"/v1/policies/baru{generation}")[0] for _ in range(24)} == {200}
+            assert {json.loads(_get(base + "/ready")[1])["generation"] for _ in range(12)} == {generation}
     finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
         _stop(process)
+    assert set(statuses) == {200}
 
 
 def test_serve_with_a_plugin_folder_and_batch_processes(tmp_path: Path) -> None:

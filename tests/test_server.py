@@ -7,6 +7,7 @@ import copy
 import io
 import datetime as dt
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from litestar.testing import TestClient
 
 from kinerja_rules import Engine, to_json
 from kinerja_rules.server import KeyRing, Limits, PolicyService, create_app, hash_key
+from kinerja_rules.server.service import Shared
 from tests.conftest import BASE_RECORD, POLICIES
 from tests.test_evaluate import FAULTY
 
@@ -276,33 +278,105 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
+def _bump(path: Path, version: str) -> None:
+    text = path.read_text()
+    old = re.search(r'^version: "?([0-9.]+)"?$', text, re.M)
+    assert old is not None
+    path.write_text(text.replace(old.group(0), f'version: "{version}"', 1))
+
+
+def _break(path: Path) -> None:
+    path.write_text(path.read_text().replace("outputs:", "outputs:\n  rusak: {type: integer, expr: \"tidak_ada\"}", 1))
+
+
 def test_reload_that_compiles_replaces_the_set(folder: Path) -> None:
     app = create_app(Engine.from_paths([folder]), policies=[folder])
     with TestClient(app) as client:
-        before = client.get("/v1/policies/makassar").json()["version"]
-        path = folder / "makassar" / "policy.yaml"
-        path.write_text(path.read_text().replace(f'version: "{before}"', 'version: "2099.1"')
-                        .replace(f"version: {before}", "version: 2099.1"))
+        assert client.get("/ready").json()["generation"] == 0
+        _bump(folder / "makassar" / "policy.yaml", "2099.1")
         response = client.post("/v1/admin/reload")
         assert response.status_code == 200, response.text
-        assert response.json()["reloaded"] is True
+        answer = response.json()
+        assert answer["generation"] == 1 and answer["failed"] == [] and answer["removed"] == []
+        assert answer["reloaded"] == ["kotalama", "makassar", "nasional", "plaju", "sawahlunto"]
         assert client.get("/v1/policies/makassar").json()["version"] == "2099.1"
+        assert client.get("/ready").json()["generation"] == 1
         assert 'kinerja_reloads_total{outcome="ok"} 1' in client.get("/metrics").text
 
 
-def test_reload_that_fails_keeps_the_old_set(folder: Path) -> None:
+def test_one_regions_mistake_never_takes_another_down(folder: Path) -> None:
+    app = create_app(Engine.from_paths([folder]), policies=[folder])
+    with TestClient(app) as client:
+        makassar = client.get("/v1/policies/makassar").json()
+        _break(folder / "makassar" / "policy.yaml")
+        _bump(folder / "sawahlunto" / "policy.yaml", "2099.2")
+        answer = client.post("/v1/admin/reload").json()
+        assert answer["generation"] == 1 and "makassar" not in answer["reloaded"] and "sawahlunto" in answer["reloaded"]
+        [failed] = answer["failed"]
+        assert failed["policy"] == "makassar"
+        assert [(d["code"], Path(d["file"]).name) for d in failed["diagnostics"]] == [("E105", "policy.yaml")]
+        assert client.get("/v1/policies/sawahlunto").json()["version"] == "2099.2"
+        assert client.get("/v1/policies/makassar").json()["digest"] == makassar["digest"]  # its last good version
+        assert evaluate(client, {"record": BASE_RECORD}, "makassar").status_code == 200
+        ready = client.get("/ready").json()
+        assert ready["generation"] == 1 and [f["policy"] for f in ready["failed"]] == ["makassar"]
+        assert 'kinerja_reloads_total{outcome="partial"} 1' in client.get("/metrics").text
+
+
+def test_a_failing_parent_keeps_its_children_at_their_last_good_version(folder: Path) -> None:
+    app = create_app(Engine.from_paths([folder]), policies=[folder])
+    with TestClient(app) as client:
+        digests = {p["id"]: p["digest"] for p in client.get("/v1/policies").json()["policies"]}
+        _break(folder / "nasional.yaml")
+        _bump(folder / "makassar" / "policy.yaml", "2099.1")
+        answer = client.post("/v1/admin/reload").json()
+        assert answer["reloaded"] == [] and [f["policy"] for f in answer["failed"]] == sorted(digests)
+        for failed in answer["failed"]:  # each names the parent's mistake that holds it back
+            assert [Path(d["file"]).name for d in failed["diagnostics"]] == ["nasional.yaml"]
+        assert {p["id"]: p["digest"] for p in client.get("/v1/policies").json()["policies"]} == digests
+
+
+def test_a_new_policy_that_fails_stays_out_with_its_children(folder: Path) -> None:
+    app = create_app(Engine.from_paths([folder]), policies=[folder])
+    with TestClient(app) as client:
+        (folder / "baru.yaml").write_text('policy: baru\nversion: "1"\nextends: nasional\neffective: 2025-01-01\n'
+                                          'outputs:\n  rusak: {type: integer, expr: "tidak_ada"}\n')
+        (folder / "anak.yaml").write_text('policy: anak\nversion: "1"\nextends: baru\neffective: 2025-01-01\n')
+        (folder / "lain.yaml").write_text('policy: lain\nversion: "1"\nextends: nasional\neffective: 2025-01-01\n')
+        answer = client.post("/v1/admin/reload").json()
+        assert "lain" in answer["reloaded"] and {f["policy"] for f in answer["failed"]} == {"anak", "baru"}
+        ids = [p["id"] for p in client.get("/v1/policies").json()["policies"]]
+        assert "lain" in ids and "baru" not in ids and "anak" not in ids
+        (folder / "lain.yaml").unlink()  # a policy taken out of the folder leaves service
+        assert client.post("/v1/admin/reload").json()["removed"] == ["lain"]
+
+
+def test_a_folder_that_cannot_be_read_as_a_whole_changes_nothing(folder: Path) -> None:
     app = create_app(Engine.from_paths([folder]), policies=[folder])
     with TestClient(app) as client:
         digest = client.get("/v1/policies/nasional").json()["digest"]
-        path = folder / "nasional.yaml"
-        path.write_text(path.read_text().replace("outputs:", "outputs:\n  rusak: {type: integer, expr: \"tidak_ada\"}",
-                                                 1))
+        (folder / "tanpa-id.yaml").write_text("outputs: [\n")  # no policy can be named for it
         problem = assert_problem(client.post("/v1/admin/reload"), 422, "reload-failed")
         where = problem["diagnostics"][0]
-        assert where["file"].endswith("nasional.yaml") and where["line"] > 0 and where["code"]
+        assert where["file"].endswith("tanpa-id.yaml") and where["line"] > 0 and where["code"]
         assert client.get("/v1/policies/nasional").json()["digest"] == digest
-        assert evaluate(client, {"record": BASE_RECORD}).status_code == 200
+        assert client.get("/ready").json()["generation"] == 0
         assert 'kinerja_reloads_total{outcome="failed"} 1' in client.get("/metrics").text
+
+
+def test_another_worker_takes_up_the_generation_from_its_files(folder: Path, tmp_path: Path) -> None:
+    shared = Shared(tmp_path / "shared", workers=2)
+    first = PolicyService(Engine.from_paths([folder]), [folder], shared=shared)
+    second = PolicyService(Engine.from_paths([folder]), [folder], shared=shared)
+    _break(folder / "makassar" / "policy.yaml")
+    _bump(folder / "nasional.yaml", "2099.3")
+    assert not first.reload().refused and first.generation == 1
+    (folder / "nasional.yaml").write_text("policy: nasional\n")  # the folder changes again: the others never read it
+    assert second._catch_up() and second.generation == 1
+    assert [f.policy for f in second.failed] == ["makassar"]
+    assert {p.id: p.digest for p in second.engine.policies()} == {p.id: p.digest for p in first.engine.policies()}
+    assert second.engine.policy("nasional").version == "2099.3"
+    assert second.engine.policy("makassar").version == first.engine.policy("makassar").version
 
 
 def test_reload_without_a_folder_is_409(client: TestClient[Litestar]) -> None:
@@ -314,7 +388,7 @@ def test_a_request_keeps_the_engine_it_started_with(folder: Path) -> None:
     started = service.current()
     (folder / "makassar" / "policy.yaml").unlink()
     (folder / "makassar" / "tests.yaml").unlink()
-    assert not service.reload().errors
+    assert service.reload().removed == ("makassar",)
     assert "makassar" in started.ids and "makassar" not in service.current().ids
     assert started.evaluate("makassar", BASE_RECORD).policy.id == "makassar"
 

@@ -56,6 +56,7 @@ from kinerja_rules.server.service import PolicyService
 
 JSON = "application/json"
 _ENCODER = ENCODER
+RELOAD_CONVERGE_SECONDS = 60  # a reload answers once every worker serves the new generation, or after this
 _THREAD_AT = 64  # batches this long are decided off the event loop, so probes stay responsive
 _log = logging.getLogger("kinerja_rules.server")
 
@@ -233,22 +234,34 @@ class ServiceController(Controller):
 
     @post("/v1/admin/reload", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
           responses={200: ResponseSpec(ReloadResult, generate_examples=False, description="The new set"),
-                     **_problems(401, 403, 409, 422)})
+                     **_problems(401, 403, 409, 422, 503)})
     async def reload(self, request: Request[Any, Any, Any], service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.policies:
             raise ApiProblem("reload-unavailable")
-        report = await to_thread.run_sync(service.reload)
+        outcome = await to_thread.run_sync(service.reload)
         metrics = _metrics(request)
-        if report.errors:
+        if outcome.refused:
             metrics.reloads["failed"] += 1
-            _log.warning("reload failed with %d error(s); the policies in service are kept", len(report.errors))
-            raise ApiProblem("reload-failed", f"{len(report.errors)} error(s); the policies in service are kept",
-                             diagnostics=[DiagnosticOut.of(d) for d in report.errors])
-        metrics.reloads["ok"] += 1
+            _log.warning("reload refused with %d error(s); the policies in service are kept", len(outcome.refused))
+            raise ApiProblem("reload-failed", f"{len(outcome.refused)} error(s); the policies in service are kept",
+                             diagnostics=[DiagnosticOut.of(d) for d in outcome.refused])
+        metrics.reloads["partial" if outcome.failed else "ok"] += 1
+        generation = service.generation
+        behind = await service.converged(generation, RELOAD_CONVERGE_SECONDS)
+        if behind:
+            raise ApiProblem("reload-pending", f"generation {generation} is published but {behind} worker(s) do not "
+                             f"serve it after {RELOAD_CONVERGE_SECONDS} s; they take it up when they can",
+                             generation=generation)
         await service.renew_pool()
-        _log.info("reloaded %d policies", len(report.policies))
-        return _json(ReloadResult(reloaded=True, policies=[PolicySummary(**p.describe()) for p in service.engine.policies()],
-                                  warnings=[DiagnosticOut.of(d) for d in report.warnings + report.test_errors]))
+        for failed in service.failed:
+            _log.warning("reload: %s did not compile and keeps its last good version (%d diagnostic(s))",
+                         failed.policy, len(failed.diagnostics))
+        _log.info("reloaded: generation %d, %d policies compiled, %d failed", generation, len(outcome.reloaded),
+                  len(outcome.failed))
+        return _json(ReloadResult(generation=generation, reloaded=list(outcome.reloaded), failed=service.failed,
+                                  removed=list(outcome.removed),
+                                  policies=[PolicySummary(**p.describe()) for p in service.engine.policies()],
+                                  warnings=[DiagnosticOut.of(d) for d in outcome.warnings]))
 
 
 class ProbeController(Controller):
@@ -266,8 +279,8 @@ class ProbeController(Controller):
         if not service.ready:
             raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")
         pool = service.pool
-        return _json({"status": "ready", "policies": service.engine.ids,
-                      "batch_processes": pool.ready if pool is not None else 0})
+        return _json(ReadyResult(status="ready", generation=service.generation, policies=service.engine.ids,
+                                 failed=service.failed, batch_processes=pool.ready if pool is not None else 0))
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
     async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> str:
@@ -293,13 +306,12 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
 
     async def serving() -> None:
         service.draining = False
-        await service.start_pool()
+        await service.start()
 
     log = AccessLog(access_log) if access_log is not None else None
 
-    def draining() -> None:
-        service.draining = True
-        service.stop_pool(wait=True)
+    async def draining() -> None:
+        await service.stop()
         if log is not None:
             log.flush()
 

@@ -2,7 +2,7 @@
 
 Evaluation is CPU-bound Python, so one process decides on one core. A `BatchPool` lets a
 single service process use the machine's other cores for large batches: each pool process
-compiles the same policies folder itself, decides a slice of the records and sends back
+compiles the policies in service from their files' texts, decides a slice of the records and sends back
 encoded results. A pool process whose policy digest differs from the one in service (a
 reload landed in between) is not trusted: the batch is decided in the service process.
 """
@@ -23,6 +23,7 @@ import msgspec
 
 from kinerja_rules import Engine, ErrorInfo, ErrorResult, discover
 from kinerja_rules.decision import ENCODER
+from kinerja_rules.engine import SourceGroup
 from kinerja_rules.server.bodies import Limits, decode_record
 from kinerja_rules.server.problems import ApiProblem
 
@@ -51,9 +52,9 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
     return b",".join(out), failed
 
 
-def _start(policies: list[str], plugins: list[str]) -> None:
+def _start(groups: list[SourceGroup], plugins: list[str]) -> None:
     global _engine
-    _engine = Engine.from_paths([Path(p) for p in policies], discover([Path(p) for p in plugins]))
+    _engine = Engine.from_groups(groups, discover([Path(p) for p in plugins]))
 
 
 def _ready() -> dict[str, str]:
@@ -72,15 +73,16 @@ def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | 
 
 
 class BatchPool:
-    """Worker processes that compile the policies under `policies` and decide slices of batches."""
+    """Worker processes that compile the policies in service (from their files' texts) and decide
+    slices of batches."""
 
-    def __init__(self, processes: int, policies: Sequence[Path], plugins: Sequence[Path] = (),
+    def __init__(self, processes: int, groups: Sequence[SourceGroup], plugins: Sequence[Path] = (),
                  threshold: int = 256) -> None:
         self.processes = processes
         self.threshold = threshold  # smaller batches cost more to ship than to decide here
         self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start,
-                                             initargs=([str(p) for p in policies], [str(p) for p in plugins]))
+                                             initargs=(list(groups), [str(p) for p in plugins]))
         self.digests: dict[str, str] = {}
         self.ready = 0  # processes up, with the policies compiled
         self.slices = 0  # slices decided, for tests and curiosity

@@ -75,16 +75,28 @@ class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     references: dict[str, dict[str, str]]
 
 
+class FailedPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """A policy whose files did not compile: it keeps its last good version, or stays out if new."""
+
+    policy: str
+    diagnostics: list[DiagnosticOut]
+
+
 class ReadyResult(msgspec.Struct, frozen=True, kw_only=True):
     status: str
+    generation: int  # the same in every worker once a reload has answered
     policies: list[str]
+    failed: list[FailedPolicy]  # policies whose folder files did not compile at the last reload
     batch_processes: int
 
 
 class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
-    """A reload that put a new set of policies in service."""
+    """A reload: every policy that compiled is in service; one that failed kept its last good version."""
 
-    reloaded: bool
+    generation: int
+    reloaded: list[str]
+    failed: list[FailedPolicy]
+    removed: list[str]
     policies: list[PolicySummary]
     warnings: list[DiagnosticOut] = []
 

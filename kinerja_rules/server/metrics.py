@@ -118,7 +118,7 @@ class Metrics:
         for (policy_id, outcome), n in sorted(self.decisions.items()):
             out.append(f"kinerja_decisions_total{_labels(policy=policy_id, outcome=outcome)} {n}")
         out += ["# HELP kinerja_reloads_total Policy reloads, by outcome.", "# TYPE kinerja_reloads_total counter"]
-        for outcome in ("ok", "failed"):
+        for outcome in ("ok", "partial", "failed"):
             out.append(f"kinerja_reloads_total{_labels(outcome=outcome)} {self.reloads[outcome]}")
         out += ["# HELP kinerja_batch_records_total Batch records, by the process that decided them.",
                 "# TYPE kinerja_batch_records_total counter"]

@@ -40,8 +40,11 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "method-not-allowed": (405, "Method not allowed", "The endpoint does not answer this HTTP method."),
     "unauthorized": (401, "Unauthorized", "The service needs `Authorization: Bearer <key>` with a valid API key."),
     "forbidden": (403, "Forbidden", "The API key is valid but not for this policy or this operation."),
-    "reload-failed": (422, "Reload failed", "At least one policy did not compile, so the policies in service "
-                                            "were kept; `diagnostics` lists every problem."),
+    "reload-failed": (422, "Reload failed", "The policies folder could not be read as a whole (a mistake no "
+                                            "policy can be named for), so the policies in service were kept; "
+                                            "`diagnostics` lists every problem."),
+    "reload-pending": (503, "Reload pending", "The new generation is published, but not every worker serves it "
+                                              "yet; `generation` names it, and `/ready` shows each worker's."),
     "reload-unavailable": (409, "Reload unavailable", "The service was started without a policies folder."),
     "not-ready": (503, "Not ready", "The service has no policies in service, or is shutting down."),
     "bad-request": (400, "Bad request", "The request could not be read."),
@@ -84,6 +87,7 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     where: str = ""
     paths: list[str] = []
     policy: str = ""
+    generation: int | None = None
 
 
 class ApiProblem(Exception):

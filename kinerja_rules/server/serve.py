@@ -1,8 +1,8 @@
 """`kinerja serve`: run the service with uvicorn, one process or several workers.
 
-Workers are separate processes, each compiling the policies itself; a reload in one of
-them restarts them all through uvicorn's supervisor, which brings each new worker into
-service before retiring the old one (and keeps the old one if the new one cannot start).
+Workers are separate processes, each compiling the policies itself. They share the
+generation in service through a private folder (see `service.Shared`): a reload in one of
+them is taken up by every other, and a worker the supervisor restarts reads it on start.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import logging.config
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from kinerja_rules import Engine, PolicyError, discover
 from kinerja_rules.server.app import create_app
 from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
 from kinerja_rules.server.bodies import Limits
-from kinerja_rules.server.service import PolicyService
+from kinerja_rules.server.service import PolicyService, Shared, generation_of
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
 _log = logging.getLogger("kinerja_rules.server")
@@ -42,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limits: Limits = Limits()
     graceful_timeout: int = 30
     batch_processes: int | None = None  # None: one per CPU with one worker, none with several
+    state_dir: str | None = None  # with several workers: the folder where they share the generation in service
 
 
 def cpu_count() -> int:
@@ -74,17 +76,27 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def build_app(settings: Settings, *, supervised: bool = False,
-              keys: KeyRing | None = None) -> tuple[Any, PolicyService]:
-    """Compile the policies and build the application; raises PolicyError or KeyFileError."""
+def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, PolicyService]:
+    """Compile the policies and build the application; raises PolicyError or KeyFileError.
+
+    A worker of several serves the newest generation the others share, if there is one yet.
+    """
     if keys is None:
         keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
-    engine = Engine.from_paths([Path(p) for p in settings.policies], discover([Path(p) for p in settings.plugins]))
+    registry = discover([Path(p) for p in settings.plugins])
+    shared = Shared(Path(settings.state_dir), settings.workers) if settings.state_dir else None
+    current = shared.read() if shared is not None else None
+    if current is not None:
+        engine = Engine.from_groups(current.source_groups(), registry)
+    else:
+        engine = Engine.from_paths([Path(p) for p in settings.policies], registry)
     processes = settings.batch_processes
     if processes is None:
         processes = cpu_count() if settings.workers == 1 and cpu_count() > 1 else 0
     service = PolicyService(engine, [Path(p) for p in settings.policies], plugins=[Path(p) for p in settings.plugins],
-                            batch_processes=processes, restart_workers=supervised)
+                            batch_processes=processes, shared=shared,
+                            generation=current.generation if current else 0,
+                            failed=current.failed if current else ())
     access_log = sys.stdout.buffer if settings.access_log else None
     app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log)
     gc.collect()
@@ -95,7 +107,7 @@ def build_app(settings: Settings, *, supervised: bool = False,
 def worker_app() -> Any:
     """The application of one worker process (uvicorn calls this in each worker)."""
     settings = msgspec.json.decode(os.environ[_ENV_SETTINGS], type=Settings)
-    return build_app(settings, supervised=True)[0]
+    return build_app(settings)[0]
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -140,8 +152,11 @@ def serve(settings: Settings) -> int:
                      "can call every endpoint, reload included", settings.host)
     common = uvicorn_options(settings)
     if settings.workers > 1:
-        os.environ[_ENV_SETTINGS] = msgspec.json.encode(settings).decode()
-        uvicorn.run("kinerja_rules.server.serve:worker_app", factory=True, workers=settings.workers, **common)
+        with tempfile.TemporaryDirectory(prefix="kinerja-workers-") as state:  # the generation the workers share
+            Shared(Path(state), settings.workers).publish(generation_of(0, engine))
+            shared = msgspec.structs.replace(settings, state_dir=state)
+            os.environ[_ENV_SETTINGS] = msgspec.json.encode(shared).decode()
+            uvicorn.run("kinerja_rules.server.serve:worker_app", factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(app, **common)
     _log.info("stopped")
