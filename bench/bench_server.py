@@ -14,7 +14,8 @@ time at the given connections:
 - batch: POST /v1/policies/nasional/evaluate/batch, 1,000 records per request.
 
 Prints requests per second, p50/p99 latency, records per second for the batch, and the
-evaluate/trivial ratios. wrk comes from `make bench-tools` (Debian's package).
+evaluate/trivial ratios, and what the connection guard costs: the service with uvicorn's
+own httptools protocol against the guarded one, in turns. wrk comes from `make bench-tools` (Debian's package).
 
     python bench/bench_server.py [--seconds 10] [--connections 32] [--batch-processes N]
 """
@@ -110,7 +111,7 @@ def run_wrk(base: str, method: str, path: str, bodies: list[bytes], seconds: int
     return {"rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "requests": requests}
 
 
-def serve_for_bench(port: int, batch_processes: int | None) -> None:
+def serve_for_bench(port: int, batch_processes: int | None, plain: bool = False) -> None:
     """Run the service exactly as `kinerja serve` does, with one more route: the trivial POST."""
     import uvicorn
 
@@ -130,7 +131,10 @@ def serve_for_bench(port: int, batch_processes: int | None) -> None:
     app, _ = build_app(settings)
     app.register(trivial)
     app.register(trivial_data)
-    uvicorn.run(app, **uvicorn_options(settings))
+    options = uvicorn_options(settings)
+    if plain:  # the baseline: uvicorn's own httptools protocol, without the connection guard
+        options["http"] = "httptools"
+    uvicorn.run(app, **options)
 
 
 def main() -> None:
@@ -140,9 +144,10 @@ def main() -> None:
     parser.add_argument("--batch-processes", type=int, metavar="N",
                         help="as `kinerja serve --batch-processes` (default: its default)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve_for_bench(args.serve, args.batch_processes)
+        serve_for_bench(args.serve, args.batch_processes, args.plain)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run `make bench-tools` (installs Debian's wrk package)")
@@ -150,13 +155,14 @@ def main() -> None:
     records = generate(1000)
     singles = [_ENCODER.encode({"record": r}) for r in records[:200]]
     batch = [_ENCODER.encode({"records": records})]
+    extra = ["--batch-processes", str(args.batch_processes)] if args.batch_processes is not None else []
+    expected = args.batch_processes if args.batch_processes is not None else DEFAULT_PROCESSES
+    guard = guard_cost(singles, args.seconds, args.connections, extra, expected)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    extra = ["--batch-processes", str(args.batch_processes)] if args.batch_processes is not None else []
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), *extra], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        expected = args.batch_processes if args.batch_processes is not None else DEFAULT_PROCESSES
         processes = wait_ready(base, server, expected)
         check = urllib.request.Request(base + "/v1/policies/nasional/evaluate/batch", data=batch[0],
                                        headers={"Content-Type": "application/json"})
@@ -191,6 +197,36 @@ def main() -> None:
     print(f"  evaluate / trivial data POST {single['rps'] / trivial_data['rps']:9.1%}")
     print(f"  evaluate p99                 {single['p99_ms']:9.2f} ms (target <= 10 ms)")
     print(f"  batch                        {many['rps'] * 1000:9.0f} records/s (target >= 50,000)")
+    for name, (plain, guarded) in guard.items():
+        print(f"  connection guard, {name:<10} {guarded / plain:9.1%} of uvicorn's own httptools protocol "
+              f"({guarded:.0f} vs {plain:.0f} req/s, interleaved)")
+
+
+def guard_cost(singles: list[bytes], seconds: int, connections: int, extra: list[str],
+               expected: int) -> dict[str, tuple[float, float]]:
+    """Requests per second without and with the connection guard, measured in turns (3 rounds each)."""
+    servers = {}
+    for plain in (True, False):
+        port = free_port()
+        process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), *extra, *(["--plain"] * plain)],
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        servers[plain] = (f"http://127.0.0.1:{port}", process)
+    try:
+        for base, process in servers.values():
+            wait_ready(base, process, expected)
+        rates: dict[str, dict[bool, list[float]]] = {"GET /health": {True: [], False: []},
+                                                     "evaluate": {True: [], False: []}}
+        for _ in range(3):
+            for plain, (base, _) in servers.items():
+                rates["GET /health"][plain].append(run_wrk(base, "GET", "/health", [], max(seconds // 3, 1),
+                                                           connections)["rps"])
+                rates["evaluate"][plain].append(run_wrk(base, "POST", "/v1/policies/nasional/evaluate", singles,
+                                                        max(seconds // 3, 1), connections)["rps"])
+    finally:
+        for _, process in servers.values():
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    return {name: (sorted(r[True])[1], sorted(r[False])[1]) for name, r in rates.items()}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -287,14 +288,18 @@ def _translated(result: ErrorResult, lang: str) -> ErrorResult:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from kinerja_rules.server.bodies import Limits
+    from kinerja_rules.server.guard import ConnectionLimits
     from kinerja_rules.server.serve import Settings, serve
 
     limits = Limits(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_depth=args.max_depth,
                     max_list_items=args.max_list_items)
+    connections = ConnectionLimits(max_header_bytes=args.max_header_bytes, max_headers=args.max_headers,
+                                   header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                                   max_connections=args.max_connections)
     return serve(Settings(policies=[args.policies], plugins=list(args.plugins or ()), host=args.host, port=args.port,
                           workers=args.workers, keys_file=args.keys, allow_unauthenticated=args.allow_unauthenticated,
-                          access_log=not args.no_access_log, limits=limits, graceful_timeout=args.graceful_timeout,
-                          batch_processes=args.batch_processes))
+                          access_log=not args.no_access_log, limits=limits, connections=connections,
+                          graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -327,6 +332,16 @@ def _whole(low: int, high: int | None = None) -> Any:
 
 
 _positive = _whole(1)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text) if len(text) <= 12 else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number of seconds from 0.1 to 3600")
+    return value
 
 
 def _date(text: str) -> dt.date:
@@ -413,6 +428,16 @@ def parser() -> argparse.ArgumentParser:
                    help="deepest nesting inside a record (default: 32)")
     p.add_argument("--max-list-items", type=_positive, default=10_000, metavar="N",
                    help="longest list inside a record (default: 10000)")
+    p.add_argument("--max-header-bytes", type=_whole(1024, 1024 * 1024), default=32 * 1024, metavar="N",
+                   help="largest request line and headers (default: 32 KiB); larger gets 431")
+    p.add_argument("--max-headers", type=_whole(8, 1000), default=100, metavar="N",
+                   help="most headers in one request (default: 100); more gets 431")
+    p.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="time for the request line and headers to arrive (default: 10); later gets 408")
+    p.add_argument("--body-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="longest pause while a request body arrives (default: 30); longer gets 408")
+    p.add_argument("--max-connections", type=_whole(1, 1_000_000), default=1000, metavar="N",
+                   help="open connections per worker process (default: 1000); more get 503 at once")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("key", help="make an API key and its key-file entry", formatter_class=fmt,

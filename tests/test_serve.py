@@ -211,3 +211,65 @@ def test_serve_with_a_plugin_folder_and_batch_processes(tmp_path: Path) -> None:
         assert 'kinerja_batch_records_total{decided_in="batch_processes"} 300' in metrics
     finally:
         _stop(process)
+
+
+# ---- the connection guard: limits before any request reaches the service -------------------
+
+def _raw(base: str, request: bytes, *, wait: float = 10) -> bytes:
+    """Send `request` on a fresh connection and read until the server closes it."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        try:
+            sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused while still sending: the answer is already there
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+        return out
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+def test_the_connection_guard_refuses_what_would_hold_the_service() -> None:
+    process, base = _start("--no-access-log", "--batch-processes", "0", "--header-timeout", "0.5",
+                           "--body-timeout", "0.5", "--max-connections", "6", "--max-header-bytes", "4096",
+                           "--max-headers", "20")
+    try:
+        # an Authorization header of 4 MB is refused after the first few kilobytes, never read in full
+        huge = b"GET /v1/policies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * (4 << 20) + b"\r\n\r\n"
+        answer = _raw(base, huge)
+        assert _status(answer) == 431 and b'"/problems/headers-too-large"' in answer
+        many = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(30)) + b"\r\n"
+        assert _status(_raw(base, many)) == 431
+        within = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + b"X-A: b\r\n" * 10 + b"\r\n"
+        assert _status(_raw(base, within)) == 200
+        started = time.monotonic()  # headers that never finish: 408 after the header timeout
+        answer = _raw(base, b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert _status(answer) == 408 and b"headers took too long" in answer and time.monotonic() - started < 5
+        answer = _raw(base, b"POST /v1/policies/nasional/evaluate HTTP/1.1\r\nHost: x\r\ncontent-type: "
+                            b"application/json\r\ncontent-length: 100\r\n\r\n{\"rec")
+        assert _status(answer) == 408 and b"body stopped arriving" in answer
+        host, port = base.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(6)]
+        try:
+            time.sleep(0.1)
+            answer = _raw(base, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _status(answer) == 503 and b"too-many-connections" in answer
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 5  # the slow connections time out and the service answers everyone again
+        while _get(base + "/health")[0] != 200:
+            assert time.monotonic() < deadline
+        metrics = _get(base + "/metrics")[1].decode()
+        assert 'kinerja_connections_refused_total{reason="header-too-large"} 2' in metrics
+        assert 'kinerja_connections_refused_total{reason="too-many-connections"} 1' in metrics
+    finally:
+        out, err = _stop(process)
+    assert "Traceback" not in err, err

@@ -18,6 +18,8 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from kinerja_rules.server.guard import COUNTERS
+
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _JSON = msgspec.json.Encoder()
@@ -120,6 +122,10 @@ class Metrics:
         out += ["# HELP kinerja_reloads_total Policy reloads, by outcome.", "# TYPE kinerja_reloads_total counter"]
         for outcome in ("ok", "partial", "failed"):
             out.append(f"kinerja_reloads_total{_labels(outcome=outcome)} {self.reloads[outcome]}")
+        out += ["# HELP kinerja_connections_refused_total Connections refused before any request reached the "
+                "service, by reason.", "# TYPE kinerja_connections_refused_total counter"]
+        for reason, n in COUNTERS.refused.items():
+            out.append(f"kinerja_connections_refused_total{_labels(reason=reason)} {n}")
         out += ["# HELP kinerja_batch_records_total Batch records, by the process that decided them.",
                 "# TYPE kinerja_batch_records_total counter"]
         for where in ("service", "batch_processes"):

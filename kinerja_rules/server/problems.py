@@ -47,6 +47,13 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                               "yet; `generation` names it, and `/ready` shows each worker's."),
     "reload-unavailable": (409, "Reload unavailable", "The service was started without a policies folder."),
     "not-ready": (503, "Not ready", "The service has no policies in service, or is shutting down."),
+    "headers-too-large": (431, "Request header fields too large", "The request line and headers are larger, or "
+                                                                  "more, than the service reads (`--max-header-bytes`, "
+                                                                  "`--max-headers`); the connection is closed."),
+    "request-timeout": (408, "Request timeout", "The headers did not arrive within `--header-timeout` seconds, or the "
+                                                "body paused longer than `--body-timeout`; the connection is closed."),
+    "too-many-connections": (503, "Too many connections", "The worker holds `--max-connections` open connections; "
+                                                          "the new one is closed at once. Retry later."),
     "bad-request": (400, "Bad request", "The request could not be read."),
     "internal-error": (500, "Internal error", "An unexpected fault; it has been logged. Please report it."),
 }

@@ -23,6 +23,7 @@ from kinerja_rules import Engine, PolicyError, discover
 from kinerja_rules.server.app import create_app
 from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
 from kinerja_rules.server.bodies import Limits
+from kinerja_rules.server.guard import ConnectionLimits, GuardedHttpTools, file_descriptors_for
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
@@ -41,6 +42,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allow_unauthenticated: bool = False
     access_log: bool = True
     limits: Limits = Limits()
+    connections: ConnectionLimits = ConnectionLimits()
     graceful_timeout: int = 30
     batch_processes: int | None = None  # None: one per CPU with one worker, none with several
     state_dir: str | None = None  # with several workers: the folder where they share the generation in service
@@ -104,15 +106,29 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
     return app, service
 
 
+def guard_connections(settings: Settings) -> ConnectionLimits:
+    """Install this process's connection limits (the open-file limit raised to hold them)."""
+    limits = settings.connections
+    held = file_descriptors_for(limits.max_connections)
+    if held < limits.max_connections:
+        _log.warning("the open-file limit holds only %d connections, not %d: serving at most %d",
+                     held, limits.max_connections, held)
+        limits = msgspec.structs.replace(limits, max_connections=held)
+    GuardedHttpTools.limits = limits
+    return limits
+
+
 def worker_app() -> Any:
     """The application of one worker process (uvicorn calls this in each worker)."""
     settings = msgspec.json.decode(os.environ[_ENV_SETTINGS], type=Settings)
+    guard_connections(settings)
     return build_app(settings)[0]
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn runs the service (our middleware writes the access log, not uvicorn)."""
     return {"host": settings.host, "port": settings.port, "log_config": logging_config(), "access_log": False,
+            "http": GuardedHttpTools,
             "timeout_graceful_shutdown": settings.graceful_timeout, "server_header": False, "proxy_headers": False}
 
 
@@ -150,6 +166,10 @@ def serve(settings: Settings) -> int:
     else:
         _log.warning("no API keys configured and --allow-unauthenticated given: anyone who reaches %s "
                      "can call every endpoint, reload included", settings.host)
+    connections = guard_connections(settings)
+    _log.info("connections: at most %d per worker, headers %d bytes in %d fields within %g s, body pauses up to %g s",
+              connections.max_connections, connections.max_header_bytes, connections.max_headers,
+              connections.header_timeout, connections.body_timeout)
     common = uvicorn_options(settings)
     if settings.workers > 1:
         with tempfile.TemporaryDirectory(prefix="kinerja-workers-") as state:  # the generation the workers share
