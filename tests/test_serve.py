@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -273,3 +274,40 @@ def test_the_connection_guard_refuses_what_would_hold_the_service() -> None:
     finally:
         out, err = _stop(process)
     assert "Traceback" not in err, err
+
+
+def test_a_stalled_log_reader_never_freezes_the_service_nor_stops_sigterm() -> None:
+    import http.client
+
+    port = _free_port()  # standard output and error are pipes that nobody reads until the end
+    process = subprocess.Popen([sys.executable, "-m", "kinerja_rules.cli", "serve", "--port", str(port),
+                                "--batch-processes", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline and process.poll() is None
+            try:
+                if _get(f"http://127.0.0.1:{port}/ready")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        long_path = "/nowhere/" + "x" * 2000  # each access-log line is over 2 kB: the 64 kB pipe fills quickly
+        for _ in range(1500):
+            connection.request("GET", long_path)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 404
+        connection.request("GET", "/metrics")
+        metrics = connection.getresponse().read().decode()
+        dropped = re.search(r'kinerja_log_lines_dropped_total\{stream="stdout"\} (\d+)', metrics)
+        assert dropped is not None  # counted, whether or not the buffer has filled yet
+        connection.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)  # still nobody reads the pipes
+    finally:
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate(timeout=30)
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert out.count(b'"path":"/nowhere/') > 0

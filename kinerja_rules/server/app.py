@@ -43,6 +43,7 @@ from kinerja_rules.server.bodies import (
     decode,
     within_limits,
 )
+from kinerja_rules.server.logs import LineWriter, to_stream
 from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
 from kinerja_rules.server.problems import (
     EXCEPTION_HANDLERS,
@@ -295,10 +296,11 @@ class ProbeController(Controller):
 
 
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
-               limits: Limits | None = None, access_log: BinaryIO | None = None) -> Litestar:
+               limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None) -> Litestar:
     """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
 
-    `access_log` is a binary stream for one JSON line per request (`kinerja serve` gives stdout).
+    `access_log` takes one JSON line per request: a binary stream, or a `LineWriter` (`kinerja serve`
+    gives standard output's). Lines are written from a thread of their own, never from a request.
     """
     service = engine if isinstance(engine, PolicyService) else PolicyService(engine, policies)
     limits = limits or Limits()
@@ -308,12 +310,14 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         service.draining = False
         await service.start()
 
+    if access_log is not None and not isinstance(access_log, LineWriter):
+        access_log = LineWriter(to_stream(access_log), "access")
     log = AccessLog(access_log) if access_log is not None else None
 
     async def draining() -> None:
         await service.stop()
         if log is not None:
-            log.flush()
+            log.close()
 
     app = Litestar(
         # The key check costs nothing when no keys are configured: it is not installed.

@@ -7,18 +7,18 @@ within a tenth of a second: going through `logging` cost a third of a trivial re
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 import time
 from collections import defaultdict
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from kinerja_rules.server.guard import COUNTERS
+from kinerja_rules.server.logs import LineWriter, dropped
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -27,12 +27,10 @@ _log = logging.getLogger("kinerja_rules.server")
 
 
 class AccessLog:
-    """Write access-log lines to a binary stream, batched; a failing stream never fails a request."""
+    """Access-log lines, handed to a `LineWriter`: a stalled or broken stream never holds up a request."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self._pending: list[bytes] = []
-        self._scheduled = False
+    def __init__(self, lines: LineWriter) -> None:
+        self.lines = lines
         self._second = 0
         self._stamp = ""
 
@@ -50,27 +48,10 @@ class AccessLog:
             entry["policy"] = policy_id
         if key is not None:
             entry["key"] = key.name
-        self._pending.append(_JSON.encode(entry) + b"\n")
-        if len(self._pending) >= 256:
-            self.flush()
-        elif not self._scheduled:
-            try:
-                asyncio.get_running_loop().call_later(0.1, self.flush)
-                self._scheduled = True
-            except RuntimeError:  # no event loop: write at once
-                self.flush()
+        self.lines.write(_JSON.encode(entry) + b"\n")
 
-    def flush(self) -> None:
-        self._scheduled = False
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        try:
-            self.stream.write(data)
-            self.stream.flush()
-        except (OSError, ValueError) as exc:  # a closed or broken stream loses log lines, not requests
-            _log.warning("access log not written: %s", exc)
+    def close(self) -> None:
+        self.lines.close()
 
 
 class Metrics:
@@ -126,6 +107,10 @@ class Metrics:
                 "service, by reason.", "# TYPE kinerja_connections_refused_total counter"]
         for reason, n in COUNTERS.refused.items():
             out.append(f"kinerja_connections_refused_total{_labels(reason=reason)} {n}")
+        out += ["# HELP kinerja_log_lines_dropped_total Log lines dropped because their reader did not keep up.",
+                "# TYPE kinerja_log_lines_dropped_total counter"]
+        for stream, n in sorted(dropped().items()):
+            out.append(f"kinerja_log_lines_dropped_total{_labels(stream=stream)} {n}")
         out += ["# HELP kinerja_batch_records_total Batch records, by the process that decided them.",
                 "# TYPE kinerja_batch_records_total counter"]
         for where in ("service", "batch_processes"):

@@ -24,6 +24,7 @@ from kinerja_rules.server.app import create_app
 from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
 from kinerja_rules.server.bodies import Limits
 from kinerja_rules.server.guard import ConnectionLimits, GuardedHttpTools, file_descriptors_for
+from kinerja_rules.server.logs import writer
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
@@ -71,7 +72,8 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        # through a bounded buffer and a thread of its own: a stalled reader never holds up a request
+        "handlers": {"stderr": {"()": "kinerja_rules.server.logs.StderrHandler", "formatter": "plain"}},
         "loggers": {"kinerja_rules": {"handlers": ["stderr"], "level": level, "propagate": False},
                     "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
                     "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False}},
@@ -99,7 +101,7 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
                             batch_processes=processes, shared=shared,
                             generation=current.generation if current else 0,
                             failed=current.failed if current else ())
-    access_log = sys.stdout.buffer if settings.access_log else None
+    access_log = writer(1, "stdout") if settings.access_log else None
     app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log)
     gc.collect()
     gc.freeze()  # the compiled policies live as long as the process: keep them out of every GC pass
@@ -180,4 +182,5 @@ def serve(settings: Settings) -> int:
     else:
         uvicorn.run(app, **common)
     _log.info("stopped")
+    writer(2, "stderr").close(timeout=2)  # the last lines, unless nobody reads them
     return 0
