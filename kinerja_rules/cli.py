@@ -292,7 +292,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kinerja_rules.server.serve import Settings, serve
 
     limits = Limits(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_depth=args.max_depth,
-                    max_list_items=args.max_list_items)
+                    max_list_items=args.max_list_items, max_response_bytes=args.max_response_bytes,
+                    max_explain_batch=args.max_explain_batch)
     connections = ConnectionLimits(max_header_bytes=args.max_header_bytes, max_headers=args.max_headers,
                                    header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                                    max_connections=args.max_connections)
@@ -428,6 +429,10 @@ def parser() -> argparse.ArgumentParser:
                    help="deepest nesting inside a record (default: 32)")
     p.add_argument("--max-list-items", type=_positive, default=10_000, metavar="N",
                    help="longest list inside a record (default: 10000)")
+    p.add_argument("--max-response-bytes", type=_whole(1024 * 1024), default=64 * 1024 * 1024, metavar="N",
+                   help="largest answer (default: 64 MiB); larger gets 422 response-too-large, and the work stops")
+    p.add_argument("--max-explain-batch", type=_positive, default=1_000, metavar="N",
+                   help="most records in one batch with explain: true (default: 1000)")
     p.add_argument("--max-header-bytes", type=_whole(1024, 1024 * 1024), default=32 * 1024, metavar="N",
                    help="largest request line and headers (default: 32 KiB); larger gets 431")
     p.add_argument("--max-headers", type=_whole(8, 1000), default=100, metavar="N",

@@ -27,6 +27,7 @@ from kinerja_rules.types import Kind
 _log = logging.getLogger("kinerja_rules")
 
 ENGINE_VERSION = "0.1.0"
+TRACE_ITEMS = 100  # table rows (per table) and keyed values (per parameter) shown in one record's trace
 _PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 
 
@@ -344,16 +345,22 @@ class CompiledPolicy:
         param_pos = self._param_pos
         table_rows: dict[str, list[dict[str, Any]]] = {}
         keyed: dict[str, list[tuple[Any, Any]]] = {}
+        omitted: dict[str, int] = {}  # table rows and keyed values past TRACE_ITEMS, by table or parameter
         fired: set[str] = set()
         for hit in hits:
             if hit[0] == "table":
-                table = checked.tables[hit[1]]
-                row_entry = {"table": hit[1], "row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
-                             "output": hit[4], **self._table_static[(hit[1], hit[2])]}
-                table_rows.setdefault(table.name, []).append(row_entry)
+                rows = table_rows.setdefault(hit[1], [])
+                if len(rows) >= TRACE_ITEMS:  # a lookup per item of a long list: the trace names how many
+                    omitted[hit[1]] = omitted.get(hit[1], 0) + 1
+                    continue
+                rows.append({"table": hit[1], "row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
+                             "output": hit[4], **self._table_static[(hit[1], hit[2])]})
             elif hit[0] == "param":
                 pairs = keyed.setdefault(hit[1], [])
                 if (hit[2], hit[3]) not in pairs:
+                    if len(pairs) >= TRACE_ITEMS:
+                        omitted[hit[1]] = omitted.get(hit[1], 0) + 1
+                        continue
                     pairs.append((hit[2], hit[3]))
             else:
                 fired.add(hit[1])
@@ -380,6 +387,10 @@ class CompiledPolicy:
             if has_rules:
                 entry["rules"] = [{**r, "fired": r["rule"] in fired} for r in static["rules"]]
             entry["inputs"] = closure.inputs
+            if omitted:
+                cut = {n: omitted[n] for n in (*closure.tables, *closure.params) if n in omitted}
+                if cut:
+                    entry["omitted"] = cut  # how many more table rows or keyed values were used than shown
             result[name] = entry
         return {"as_of": as_of, "outputs": result}
 

@@ -100,6 +100,8 @@ def explain_text(decision: Decision, only: list[str] | None = None) -> str:
             key = f"[{p['key']}]" if "key" in p else ""
             cite = f"   [{p['cite']}]" if p.get("cite") else ""
             out.append(f"  · parameter {p['name']}{key} = {_json(p['value'])} (in force since {p['effective']}){cite}")
+        for used, more in entry.get("omitted", {}).items():
+            out.append(f"  · … and {more} more lookups of {used}, not shown")
         for r in entry.get("rules", []):
             mark = "fired" if r["fired"] else "not fired"
             cite = f"   [{r['cite']}]" if r.get("cite") else ""

@@ -714,6 +714,60 @@ def test_a_fault_of_ours_on_one_record_is_that_records_internal_error(engine: En
     assert "outputs" in results[1]
 
 
+def _long_lists(record: dict[str, Any], n: int = 3000) -> dict[str, Any]:
+    return {**record, "presensi": {"hari_kerja": 21, "terlambat_menit": [45] * n},
+            "skp": {"indikator": [{"nama": "x", "target": 10, "realisasi": 9}] * n}}
+
+
+def test_a_trace_shows_at_most_a_hundred_lookups_of_a_table_and_counts_the_rest(engine: Engine) -> None:
+    from kinerja_rules.policy import TRACE_ITEMS
+    from kinerja_rules.testing import explain_text
+
+    decision = engine.evaluate("makassar", _long_lists(BASE_RECORD), explain=True)
+    assert decision.trace is not None
+    shown = {row["table"]: 0 for entry in decision.trace["outputs"].values() for row in entry["tables"]}
+    for entry in decision.trace["outputs"].values():
+        counts = dict.fromkeys(shown, 0)
+        for row in entry["tables"]:
+            counts[row["table"]] += 1
+        for table, n in counts.items():
+            assert n <= TRACE_ITEMS
+            if n == TRACE_ITEMS:
+                assert entry["omitted"][table] == 3000 - TRACE_ITEMS
+    assert len(to_json(decision)) < 400_000  # it was 1.6 MB: every output repeated every row
+    assert f"and {3000 - TRACE_ITEMS} more lookups of" in explain_text(decision)
+
+
+def test_answers_are_bounded_before_the_work_where_it_can_be_known(engine: Engine) -> None:
+    limits = Limits(max_response_bytes=300_000, max_explain_batch=50)
+    with TestClient(create_app(engine, limits=limits)) as client:
+        problem = assert_problem(client.post("/v1/policies/makassar/evaluate/batch",
+                                             json={"records": [BASE_RECORD] * 51, "explain": True}), 422,
+                                 "batch-too-long")
+        assert "explain" in problem["detail"] and problem["errors"][0]["path"] == "records"
+        too_large = client.post("/v1/policies/makassar/evaluate/batch",
+                                json={"records": [_long_lists(BASE_RECORD)] * 10, "explain": True})
+        assert "300000 bytes" in assert_problem(too_large, 422, "response-too-large")["detail"]
+        assert client.post("/v1/policies/makassar/evaluate/batch",
+                           json={"records": [_long_lists(BASE_RECORD)] * 2, "explain": True}).status_code == 200
+    with TestClient(create_app(engine, limits=Limits(max_response_bytes=50_000))) as client:
+        assert_problem(evaluate(client, {"record": _long_lists(BASE_RECORD), "explain": True}, "makassar"), 422,
+                       "response-too-large")
+        assert evaluate(client, {"record": _long_lists(BASE_RECORD)}, "makassar").status_code == 200
+
+
+def test_the_batch_processes_keep_the_response_limit(folder: Path) -> None:
+    service = PolicyService(Engine.from_paths([folder]), [folder], batch_processes=1)
+    limits = Limits(max_response_bytes=2_000_000, max_explain_batch=1_000)
+    with TestClient(create_app(service, policies=[folder], limits=limits)) as client:
+        _wait_for_pool(client, 1)
+        assert service.pool is not None
+        response = client.post("/v1/policies/makassar/evaluate/batch",
+                               json={"records": [_long_lists(BASE_RECORD, 300)] * 300, "explain": True})
+        assert_problem(response, 422, "response-too-large")
+        assert service.pool.slices == 1 and service.pool.ready == 1
+
+
 def test_a_body_that_is_not_utf8_is_a_400_and_a_batch_record_fails_alone(client: TestClient[Litestar]) -> None:
     problem = assert_problem(evaluate(client, b'{"record": {"nip": "\xff\xfe"}}'), 400, "malformed-json")
     assert problem["detail"].startswith("the body is not UTF-8")

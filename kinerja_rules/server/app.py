@@ -27,7 +27,7 @@ from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
-from kinerja_rules.server.batch import decide
+from kinerja_rules.server.batch import TOO_LARGE, decide
 from kinerja_rules.server.bodies import (
     BatchRequest,
     BatchResult,
@@ -152,7 +152,10 @@ class PolicyController(Controller):
             metrics.observe_decisions(policy.id, "error")
             raise
         metrics.observe_decisions(policy.id, "decided")
-        return _answer(_ENCODER.encode(decision))
+        encoded = _ENCODER.encode(decision)
+        if len(encoded) > limits.max_response_bytes:
+            raise _too_large(limits)
+        return _answer(encoded)
 
     @post("/{policy_id:str}/evaluate/batch", status_code=200, summary="Decide many records, each on its own",
           operation_class=_with_body(BatchRequest), responses={
@@ -168,6 +171,11 @@ class PolicyController(Controller):
         if len(records) > limits.max_batch:
             raise ApiProblem("batch-too-long", f"{len(records)} records; at most {limits.max_batch} per request",
                              errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
+        if body.explain and len(records) > limits.max_explain_batch:
+            raise ApiProblem("batch-too-long", f"{len(records)} records with explain: true; at most "
+                             f"{limits.max_explain_batch} per request (a trace is many times its record)",
+                             errors=[FieldError(path="records", message=f"at most {limits.max_explain_batch} "
+                                                                        "records with explain: true")])
         answer = None
         metrics = _metrics(request)
         pool = service.pool
@@ -177,11 +185,18 @@ class PolicyController(Controller):
         if answer is None:
             run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits)
             answer = await to_thread.run_sync(run) if len(records) >= _THREAD_AT else run()
+        if answer is None or answer is TOO_LARGE:
+            raise _too_large(limits)
         joined, failed = answer
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
         return _answer(b'{"results":[' + joined + b"]}")
+
+
+def _too_large(limits: Limits) -> ApiProblem:
+    return ApiProblem("response-too-large", f"the answer would pass {limits.max_response_bytes} bytes; ask without "
+                                            "explain, or send fewer records per request")
 
 
 @cache

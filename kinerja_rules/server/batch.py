@@ -10,6 +10,7 @@ reload landed in between) is not trusted: the batch is decided in the service pr
 from __future__ import annotations
 
 import asyncio
+import enum
 import datetime as dt
 import logging
 import multiprocessing
@@ -32,12 +33,20 @@ _log = logging.getLogger("kinerja_rules.server")
 _engine: Engine | None = None  # the pool process's own engine
 
 
+class TooLarge(enum.Enum):
+    TOO_LARGE = "too large"
+
+
+TOO_LARGE = TooLarge.TOO_LARGE  # the results of a batch passed the response limit
+
+
 def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes], as_of: dt.date | None,
-           explain: bool, limits: Limits, offset: int = 0) -> tuple[bytes, int]:
-    """The encoded results of `records`, comma-separated in order, and how many failed."""
+           explain: bool, limits: Limits, offset: int = 0) -> tuple[bytes, int] | None:
+    """The encoded results of `records`, comma-separated in order, and how many failed;
+    None as soon as they pass `limits.max_response_bytes` (the rest is not decided)."""
     policy = engine.policy(policy_id)
     out: list[bytes] = []
-    failed = 0
+    failed = size = 0
     for i, raw in enumerate(records, start=offset):
         try:
             record = decode_record(raw, limits, f"records[{i}]")
@@ -48,7 +57,11 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             result = engine.evaluate_safely(policy_id, record, as_of, explain)
         if type(result) is ErrorResult:
             failed += 1
-        out.append(_ENCODER.encode(result))
+        encoded = _ENCODER.encode(result)
+        size += len(encoded) + 1
+        if size > limits.max_response_bytes:
+            return None
+        out.append(encoded)
     return b",".join(out), failed
 
 
@@ -64,12 +77,14 @@ def _ready() -> dict[str, str]:
 
 def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | None, explain: bool,
                   limits: Limits, offset: int) -> tuple[str, bytes, int]:
+    """A slice's digest, results and failures; failures -1 when the results passed the response limit."""
     assert _engine is not None
     policy = _engine.policy(policy_id)
     if policy.digest != digest:
         return policy.digest, b"", 0
     records = msgspec.json.decode(payload, type=list[msgspec.Raw])
-    return (policy.digest, *decide(_engine, policy_id, records, as_of, explain, limits, offset))
+    answer = decide(_engine, policy_id, records, as_of, explain, limits, offset)
+    return (policy.digest, b"", -1) if answer is None else (policy.digest, *answer)
 
 
 class BatchPool:
@@ -105,8 +120,9 @@ class BatchPool:
         return size >= self.threshold and self.digests.get(policy_id) == digest
 
     async def decide(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw], as_of: dt.date | None,
-                     explain: bool, limits: Limits) -> tuple[bytes, int] | None:
-        """Decide `records` across the processes; None when a process holds another version."""
+                     explain: bool, limits: Limits) -> tuple[bytes, int] | None | TooLarge:
+        """Decide `records` across the processes; None when a process holds another version (or
+        cannot decide them), TOO_LARGE when the results pass the response limit."""
         loop = asyncio.get_running_loop()
         step = -(-len(records) // self.processes)
         slices = [(start, b"[" + b",".join(records[start:start + step]) + b"]")
@@ -127,6 +143,9 @@ class BatchPool:
             self.digests.pop(policy_id, None)
             return None
         self.slices += len(answers)
+        if any(failed < 0 for _, _, failed in answers) or \
+                sum(len(part) + 1 for _, part, _ in answers) > limits.max_response_bytes:
+            return TOO_LARGE
         return b",".join(part for _, part, _ in answers if part), sum(failed for _, _, failed in answers)
 
     def close(self, wait: bool = False) -> None:

@@ -24,6 +24,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_batch: int = 10_000
     max_depth: int = 32
     max_list_items: int = 10_000
+    max_response_bytes: int = 64 * 1024 * 1024  # what one answer may hold (explain traces are what grows)
+    max_explain_batch: int = 1_000  # records in one batch with explain: true
 
 
 class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -30,6 +30,9 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "missing-body": (400, "Missing request body", "The endpoint needs a request body and none was sent."),
     "body-too-large": (413, "Request body too large", "The request body is larger than the service accepts."),
     "batch-too-long": (422, "Batch too long", "The batch has more records than the service accepts in one request."),
+    "response-too-large": (422, "Response too large", "The answer would be larger than the service sends "
+                                                       "(`--max-response-bytes`); the work stopped there. Ask "
+                                                       "without `explain`, or send fewer records per request."),
     "too-deep": (422, "Nested too deeply", "A record nests objects or lists deeper than the service accepts."),
     "list-too-long": (422, "List too long", "A list in a record is longer than the service accepts."),
     "unsupported-media-type": (415, "Unsupported media type", "The request body has a content type this "
