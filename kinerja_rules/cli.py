@@ -300,7 +300,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(Settings(policies=[args.policies], plugins=list(args.plugins or ()), host=args.host, port=args.port,
                           workers=args.workers, keys_file=args.keys, allow_unauthenticated=args.allow_unauthenticated,
                           access_log=not args.no_access_log, limits=limits, connections=connections,
-                          graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes))
+                          graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes,
+                          validate_processes=args.validate_processes, validate_seconds=args.validate_seconds))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -433,6 +434,10 @@ def parser() -> argparse.ArgumentParser:
                    help="largest answer (default: 64 MiB); larger gets 422 response-too-large, and the work stops")
     p.add_argument("--max-explain-batch", type=_positive, default=1_000, metavar="N",
                    help="most records in one batch with explain: true (default: 1000)")
+    p.add_argument("--validate-processes", type=_whole(0, 64), default=1, metavar="N",
+                   help="processes that check documents sent to /v1/validate (default: 1; 0: a thread)")
+    p.add_argument("--validate-seconds", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="time budget of one /v1/validate check (default: 30); half of it for table analysis")
     p.add_argument("--max-header-bytes", type=_whole(1024, 1024 * 1024), default=32 * 1024, metavar="N",
                    help="largest request line and headers (default: 32 KiB); larger gets 431")
     p.add_argument("--max-headers", type=_whole(8, 1000), default=100, metavar="N",

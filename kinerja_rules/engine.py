@@ -389,10 +389,11 @@ class Engine:
     def policies(self) -> list[CompiledPolicy]:
         return [self._policies[i] for i in self.ids]
 
-    def sources(self) -> list[SourceFile]:
-        """Every policy file behind the loaded policies, as loaded."""
+    def sources(self, ids: Iterable[str] | None = None) -> list[SourceFile]:
+        """Every policy file behind the loaded policies (or those in `ids`, with their parents), as loaded."""
         seen: dict[str, SourceFile] = {}
-        for policy in self._policies.values():
+        wanted = set(self._policies) if ids is None else set(ids) & set(self._policies)
+        for policy in (self._policies[pid] for pid in sorted(wanted)):
             for source in policy.checked.assembled.sources:
                 seen.setdefault(source.name, source)
         return [seen[name] for name in sorted(seen)]

@@ -9,8 +9,12 @@ tables, and rows of `first` tables that can never be reached.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
+import math
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,6 +25,7 @@ from kinerja_rules.types import Kind, Type
 HIT_POLICIES = ("unique", "first", "priority", "collect")
 AGGREGATIONS = ("sum", "min", "max", "count")
 MAX_COMBINATIONS = 200_000
+ANALYSIS_DEADLINE: ContextVar[float | None] = ContextVar("analysis_deadline", default=None)  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -154,44 +159,149 @@ def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]])
     return out
 
 
-def analyse(table: Table, names: dict[int, tuple[str, Any]]) -> list[tuple[str, str, Row | None]]:
-    """Find gaps, overlaps and unreachable rows; returns (code, message, row) triples."""
+def _row_masks(kind: Type, tests: list[n.Test], values: list[Any], names: dict[int, tuple[str, Any]]) -> list[int]:
+    """For each sample of one input, the rows (as bits) whose test in that column matches it."""
+    swept = _sweep(kind, tests, values, names)
+    if swept is not None:
+        return swept
+    masks = [0] * len(values)  # tests the sweep does not read (comparing texts): each row on each sample
+    for r, test in enumerate(tests):
+        for s, value in enumerate(values):
+            if matches(test, value, names):
+                masks[s] |= 1 << r
+    return masks
+
+
+def _sweep(kind: Type, tests: list[n.Test], values: list[Any], names: dict[int, tuple[str, Any]]) -> list[int] | None:
+    """`_row_masks` in O(rows + samples) steps: each row's test is a few runs of the sorted samples,
+    and one sweep over them gives every sample its rows. None when a test is not of that shape."""
+    ordered = sorted((i for i, v in enumerate(values) if v is not None and not isinstance(v, _Other)),
+                     key=values.__getitem__)
+    keys = [values[i] for i in ordered]
+    position = {v: p for p, v in enumerate(keys)}
+    if len(position) != len(keys):
+        return None
+    places = list(ordered)  # the sample index at each position: sorted values, then other text, then null
+    comparable = len(places)
+    places += [i for i, v in enumerate(values) if isinstance(v, _Other)] + [i for i, v in enumerate(values) if v is None]
+    null = places.index(values.index(None)) if None in values else None
+    total = len(places)
+    ordering = kind.kind not in (Kind.TEXT, Kind.ENUM, Kind.BOOLEAN)
+
+    def complement(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        out, at = [], 0
+        for lo, hi in runs:
+            if lo > at:
+                out.append((at, lo))
+            at = max(at, hi)
+        return out + ([(at, total)] if at < total else [])
+
+    def single(test: n.CompareTest | n.RangeTest) -> list[tuple[int, int]] | None:
+        if isinstance(test, n.RangeTest):
+            if not ordering:
+                return None
+            low, high = constant(test.low, names), constant(test.high, names)
+            lo = bisect.bisect_left(keys, low) if test.low_closed else bisect.bisect_right(keys, low)
+            hi = bisect.bisect_right(keys, high) if test.high_closed else bisect.bisect_left(keys, high)
+            return [(lo, hi)] if lo < hi else []
+        target = constant(test.value, names)
+        if test.op in ("=", "!="):
+            at = null if target is None else position.get(target)
+            equal = [(at, at + 1)] if at is not None else []
+            return equal if test.op == "=" else complement(equal)
+        if target is None:
+            return []
+        if not ordering:
+            return None
+        cut = {"<": bisect.bisect_left, "<=": bisect.bisect_right, ">": bisect.bisect_right,
+               ">=": bisect.bisect_left}[test.op](keys, target)
+        return [(0, cut)] if test.op[0] == "<" else [(cut, comparable)]
+
+    events = [0] * (total + 1)
+    for r, test in enumerate(tests):
+        if isinstance(test, n.AnyTest):
+            runs = [(0, total)]
+        else:
+            parts: list[tuple[int, int]] = []
+            for one in test.tests:
+                found = single(one)
+                if found is None:
+                    return None
+                parts += found
+            runs = []
+            for lo, hi in sorted(p for p in parts if p[0] < p[1]):  # merged, so each toggle is an entry or an exit
+                if runs and lo <= runs[-1][1]:
+                    runs[-1] = (runs[-1][0], max(runs[-1][1], hi))
+                else:
+                    runs.append((lo, hi))
+            if test.negated:
+                runs = complement(runs)
+        bit = 1 << r
+        for lo, hi in runs:
+            events[lo] ^= bit
+            events[hi] ^= bit
+    masks = [0] * len(values)
+    active = 0
+    for p in range(total):
+        active ^= events[p]
+        masks[places[p]] = active
+    return masks
+
+
+def analyse(table: Table, names: dict[int, tuple[str, Any]],
+            deadline: float | None = None) -> list[tuple[str, str, Row | None]]:
+    """Find gaps, overlaps and unreachable rows; returns (code, message, row) triples.
+
+    Each input's samples get the rows that match them as a bit set, so a combination of
+    samples costs an AND per input, whatever the number of rows. At `deadline` (a
+    `time.monotonic()` value; by default the one `ANALYSIS_DEADLINE` holds) the analysis
+    stops and says how far it got.
+    """
     if table.hit == "collect" or not table.rows:
         return []
+    if deadline is None:
+        deadline = ANALYSIS_DEADLINE.get()
     try:
         columns = [samples(kind, [row.tests[i] for row in table.rows], names)
                    for i, (_, kind) in enumerate(table.inputs)]
+        total = math.prod(max(len(col), 1) for col in columns)
+        if total > MAX_COMBINATIONS:
+            return [("W201", f"table {table.name!r} has too many input combinations ({total}) to check", None)]
+        masks = [_row_masks(kind, [row.tests[i] for row in table.rows], columns[i], names)
+                 for i, (_, kind) in enumerate(table.inputs)]
     except (_NotConstant, TypeError):
         return [("W201", f"table {table.name!r} has cells that are not constants, so its rows were not "
                  "checked for gaps and overlaps", None)]
-    total = 1
-    for col in columns:
-        total *= max(len(col), 1)
-    if total > MAX_COMBINATIONS:
-        return [("W201", f"table {table.name!r} has too many input combinations ({total}) to check", None)]
+    rows = table.rows
+    everything = (1 << len(rows)) - 1
     problems: list[tuple[str, str, Row | None]] = []
-    reached: set[int] = set()
+    reached = 0
     seen_gap = seen_overlap = False
-    overlapping: set[tuple[int, int]] = set()
-    for combo in itertools.product(*columns):
-        hits = [row for row in table.rows
-                if all(matches(row.tests[i], combo[i], names) for i in range(len(combo)))]
-        if hits:
-            reached.add(hits[0].index)
-        where = ", ".join(f"{name} = {_show(v)}" for (name, _), v in zip(table.inputs, combo))
-        if not hits and table.default is None and not seen_gap:
-            seen_gap = True
-            problems.append(("E201", f"table {table.name!r} has a gap: no row matches {where}", None))
-        if table.hit == "unique" and len(hits) > 1:
-            pair = (hits[0].index, hits[1].index)
-            if pair not in overlapping and not seen_overlap:
+    for done, combo in enumerate(itertools.product(*(range(len(col)) for col in columns))):
+        if deadline is not None and not done % 4096 and time.monotonic() > deadline:
+            problems.append(("W201", f"table {table.name!r} was not analysed within the time limit "
+                             f"({done} of {total} input combinations)", None))
+            return problems
+        hit = everything
+        for masks_of, s in zip(masks, combo):
+            hit &= masks_of[s]
+        first = hit & -hit
+        reached |= first
+        if (not hit and table.default is None and not seen_gap) or \
+                (table.hit == "unique" and hit != first and not seen_overlap):
+            where = ", ".join(f"{name} = {_show(col[s])}" for (name, _), col, s in zip(table.inputs, columns, combo))
+            if not hit:
+                seen_gap = True
+                problems.append(("E201", f"table {table.name!r} has a gap: no row matches {where}", None))
+            else:
                 seen_overlap = True
-                overlapping.add(pair)
-                problems.append(("E202", f"rows {hits[0].name!r} and {hits[1].name!r} of unique table "
-                                 f"{table.name!r} overlap: both match {where}", hits[1]))
+                rest = hit ^ first
+                one, two = rows[first.bit_length() - 1], rows[(rest & -rest).bit_length() - 1]
+                problems.append(("E202", f"rows {one.name!r} and {two.name!r} of unique table "
+                                 f"{table.name!r} overlap: both match {where}", two))
     if table.hit == "first":
-        for row in table.rows:
-            if row.index not in reached:
+        for i, row in enumerate(rows):
+            if not reached >> i & 1:
                 problems.append(("E203", f"row {row.name!r} of table {table.name!r} is never reached: "
                                  "rows above it match everything it matches", row))
     return problems

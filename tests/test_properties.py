@@ -134,3 +134,60 @@ def test_fast_validator_never_accepts_what_the_full_one_rejects(changes: list[tu
         return  # giving up is always allowed
     assert not errors, errors
     assert fast == full
+
+
+# ---- table analysis: the sweep agrees with running every row on every sample ----------------
+
+def _cell(value: Any) -> Any:
+    from kinerja_rules import nodes as n
+    from kinerja_rules.types import Kind
+
+    kind = Kind.NULL if value is None else Kind.TEXT if isinstance(value, str) else Kind.INTEGER
+    return n.Literal(pos=(1, 1, 1, 1), value=value, kind=kind)
+
+
+_numbers = st.integers(-5, 5)
+_single_numeric = st.one_of(
+    st.builds(lambda op, v: ("cmp", op, v), st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
+              st.one_of(_numbers, st.none())),
+    st.builds(lambda a, b, lc, hc: ("range", min(a, b), max(a, b), lc, hc), _numbers, _numbers, st.booleans(),
+              st.booleans()))
+_single_text = st.builds(lambda op, v: ("cmp", op, v), st.sampled_from(["=", "!="]),
+                         st.one_of(st.sampled_from(["a", "b", "c"]), st.none()))
+
+
+def _test(spec: Any) -> Any:
+    from kinerja_rules import nodes as n
+
+    if spec is None:
+        return n.AnyTest(pos=(1, 1, 1, 1))
+    negated, singles = spec
+    tests = []
+    for one in singles:
+        if one[0] == "cmp":
+            tests.append(n.CompareTest(pos=(1, 1, 1, 1), op=one[1], value=_cell(one[2])))
+        else:
+            tests.append(n.RangeTest(pos=(1, 1, 1, 1), low=_cell(one[1]), high=_cell(one[2]), low_closed=one[3],
+                                     high_closed=one[4]))
+    return n.TestList(pos=(1, 1, 1, 1), tests=tuple(tests), negated=negated)
+
+
+def _column(single: Any) -> Any:
+    return st.lists(st.one_of(st.none(), st.tuples(st.booleans(), st.lists(single, min_size=1, max_size=3))),
+                    min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(st.just("integer"), _column(_single_numeric)),
+                 st.tuples(st.just("text"), _column(_single_text))), st.booleans())
+def test_the_table_sweep_matches_every_row_on_every_sample(column: Any, optional: bool) -> None:
+    from kinerja_rules.tables import _sweep, matches, samples
+    from kinerja_rules.types import scalar
+
+    kind = scalar(column[0], optional)
+    tests = [_test(spec) for spec in column[1]]
+    values = samples(kind, tests, {})
+    swept = _sweep(kind, tests, values, {})
+    assert swept is not None
+    brute = [sum(1 << r for r, test in enumerate(tests) if matches(test, value, {})) for value in values]
+    assert swept == brute

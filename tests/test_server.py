@@ -269,6 +269,51 @@ def test_validate_yaml_errors_have_positions(client: TestClient[Litestar]) -> No
     assert body["valid"] is False and body["diagnostics"][0]["line"] >= 1
 
 
+def _big_table(rows: int, extends: str = "nasional") -> str:
+    cells = "\n".join(f'      r{i}: ["[{i}..{i + 1})", "{i}"]' for i in range(rows))
+    return (f'policy: besar\nversion: "1"\nextends: {extends}\neffective: 2025-01-01\ntables:\n  besar:\n'
+            f'    inputs: {{x: decimal}}\n    output: integer\n    hit: unique\n    default: "0"\n    rows:\n{cells}\n')
+
+
+def test_table_analysis_scales_and_says_what_its_budget_left_out(engine: Engine) -> None:
+    from kinerja_rules.server.validation import analysis_budget
+
+    overlapping = _big_table(3000).replace('r2999: ["[2999..3000)"', 'r2999: ["[2998..3000)"')
+    report = engine.validate_text(overlapping, "besar.yaml")  # minutes when every row ran on every sample
+    assert [(d.code, d.message) for d in report.errors] == [
+        ("E202", "rows 'r2998' and 'r2999' of unique table 'besar' overlap: both match x = 2998")]
+    with analysis_budget(0):  # a budget already spent: the answer says which table was not analysed
+        report = engine.validate_text(overlapping, "besar.yaml")
+    assert not report.errors
+    assert [d.message for d in report.warnings if d.code == "W201" and "'besar'" in d.message] == [
+        "table 'besar' was not analysed within the time limit (0 of 6003 input combinations)"]
+
+
+def test_validation_runs_in_its_own_process_within_a_hard_time_limit(engine: Engine) -> None:
+    from kinerja_rules.server.validation import Validator
+
+    validator = Validator(processes=1, seconds=0.4)
+    with TestClient(create_app(engine, validator=validator)) as client:
+        slow = client.post("/v1/validate", content=_big_table(4000), headers={"content-type": "text/yaml"})
+        assert "0.4 s" in assert_problem(slow, 422, "validation-timeout")["detail"]
+        validator.seconds = 60  # a fresh process checks the next document
+        body = client.post("/v1/validate", content=_big_table(20), headers={"content-type": "text/yaml"}).json()
+        assert body["valid"] is True and body["policies"] == ["besar"]
+        wrong = client.post("/v1/validate", content="policy: coba\nextends: nasionall\n",
+                            headers={"content-type": "text/yaml"}).json()
+        assert "did you mean 'nasional'" in wrong["diagnostics"][0]["message"]
+
+
+def test_validation_waits_in_a_bounded_queue(engine: Engine) -> None:
+    from kinerja_rules.server.validation import Validator
+
+    validator = Validator(processes=0)
+    validator.waiting = 4  # as many as may wait
+    with TestClient(create_app(engine, validator=validator)) as client:
+        busy = client.post("/v1/validate", content=_big_table(5), headers={"content-type": "text/yaml"})
+        assert_problem(busy, 503, "validation-busy")
+
+
 # ---- reload ---------------------------------------------------------------------
 
 @pytest.fixture
@@ -498,6 +543,22 @@ def test_keys_required_on_v1(secured: TestClient[Litestar]) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert_problem(secured.get("/v1/policies", headers={"authorization": "Basic abc"}), 401, "unauthorized")
     assert secured.get("/health").status_code == 200 and secured.get("/ready").status_code == 200
+
+
+def test_validate_resolves_only_the_policies_a_key_may_use(secured: TestClient[Litestar]) -> None:
+    def diagnostics(text: str, key: str) -> list[str]:
+        body = secured.post("/v1/validate", content=text, headers={"content-type": "text/yaml", **bearer(key)}).json()
+        return [d["message"] for d in body["diagnostics"]]
+
+    typo = ('policy: coba\nversion: "1"\nextends: makassar\neffective: 2025-01-01\n'
+            'definitions:\n  x: {expr: "skor_aktivitass + 1"}\n')
+    assert any("did you mean 'skor_aktivitas'" in m for m in diagnostics(typo, "ops"))
+    hidden = diagnostics(typo, "payroll")  # makassar is not the payroll key's: it does not exist for it
+    assert hidden and not any("skor_aktivitas" in m for m in hidden)
+    unknown = diagnostics(typo.replace("makassar", "tidakada"), "payroll")[0]
+    assert diagnostics(typo, "payroll")[0] == unknown.replace("tidakada", "makassar")  # no hint that it exists
+    allowed = typo.replace("makassar", "sawahlunto").replace("skor_aktivitass", "1")
+    assert diagnostics(allowed, "payroll") == []
 
 
 def test_key_scopes(secured: TestClient[Litestar]) -> None:

@@ -54,6 +54,7 @@ from kinerja_rules.server.problems import (
     Problem,
 )
 from kinerja_rules.server.service import PolicyService
+from kinerja_rules.server.validation import Validator
 
 JSON = "application/json"
 _ENCODER = ENCODER
@@ -223,7 +224,7 @@ class ServiceController(Controller):
     @post("/v1/validate", status_code=200, summary="Check a policy document; nothing is put in service",
           operation_class=_with_body(str, "application/yaml"),
           responses={200: ResponseSpec(ValidateResult, generate_examples=False, description="The diagnostics"),
-                     **_problems(400, 401, 413, 415)})
+                     **_problems(400, 401, 413, 415, 422, 503)})
     async def validate(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
                        name: FromQuery[str] = "policy.yaml") -> Response[bytes]:
         kind = _content_type(request)
@@ -238,7 +239,10 @@ class ServiceController(Controller):
                 texts = {name: raw.decode("utf-8")}
             except UnicodeDecodeError as exc:
                 raise ApiProblem("bad-request", f"the body is not UTF-8 text (byte {exc.start})") from None
-        report = await to_thread.run_sync(engine.validate_files, texts)
+        key = key_scope(request)  # a key sees only the policies it may use, as parents and in suggestions
+        allowed = None if key is None or "*" in key.policies else [pid for pid in engine.ids if key.allows(pid)]
+        validator: Validator = request.app.state.validator
+        report = await validator.check(engine, texts, allowed)
         lang = language(request.headers.get("accept-language") or DEFAULT_LANGUAGE)
         return _json(ValidateResult(valid=report.ok, policies=sorted(report.policies),
                                     diagnostics=[DiagnosticOut.of(translate(d, lang)) for d in report.problems],
@@ -311,26 +315,32 @@ class ProbeController(Controller):
 
 
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
-               limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None) -> Litestar:
+               limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None,
+               validator: Validator | None = None) -> Litestar:
     """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
 
+    `validator` checks documents sent to `/v1/validate` (default: on a thread, within a time budget).
     `access_log` takes one JSON line per request: a binary stream, or a `LineWriter` (`kinerja serve`
     gives standard output's). Lines are written from a thread of their own, never from a request.
     """
     service = engine if isinstance(engine, PolicyService) else PolicyService(engine, policies)
+    checker = validator or Validator(service.plugins)
     limits = limits or Limits()
     metrics = Metrics()
 
     async def serving() -> None:
         service.draining = False
         await service.start()
+        checker.start()
 
     if access_log is not None and not isinstance(access_log, LineWriter):
         access_log = LineWriter(to_stream(access_log), "access")
     log = AccessLog(access_log) if access_log is not None else None
 
+
     async def draining() -> None:
         await service.stop()
+        checker.stop()
         if log is not None:
             log.close()
 
@@ -341,7 +351,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         dependencies={"engine": Provide(service.current, sync_to_thread=False),
                       "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
         exception_handlers=EXCEPTION_HANDLERS,
-        state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics}),
+        state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker}),
         request_max_body_size=limits.max_body_bytes,
         on_startup=[serving],
         on_shutdown=[draining],

@@ -57,6 +57,11 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                                 "body paused longer than `--body-timeout`; the connection is closed."),
     "too-many-connections": (503, "Too many connections", "The worker holds `--max-connections` open connections; "
                                                           "the new one is closed at once. Retry later."),
+    "validation-timeout": (422, "Validation timed out", "The document was not checked within "
+                                                        "`--validate-seconds`; its check was stopped. Split it, or "
+                                                        "check it with `kinerja check`."),
+    "validation-busy": (503, "Validation busy", "As many documents as the service checks at once are waiting; "
+                                                "retry shortly."),
     "bad-request": (400, "Bad request", "The request could not be read."),
     "internal-error": (500, "Internal error", "An unexpected fault; it has been logged. Please report it."),
 }

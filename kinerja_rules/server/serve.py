@@ -26,6 +26,7 @@ from kinerja_rules.server.bodies import Limits
 from kinerja_rules.server.guard import ConnectionLimits, GuardedHttpTools, file_descriptors_for
 from kinerja_rules.server.logs import writer
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
+from kinerja_rules.server.validation import Validator
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
 _log = logging.getLogger("kinerja_rules.server")
@@ -44,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool = True
     limits: Limits = Limits()
     connections: ConnectionLimits = ConnectionLimits()
+    validate_processes: int = 1
+    validate_seconds: float = 30.0
     graceful_timeout: int = 30
     batch_processes: int | None = None  # None: one per CPU with one worker, none with several
     state_dir: str | None = None  # with several workers: the folder where they share the generation in service
@@ -102,7 +105,8 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
                             generation=current.generation if current else 0,
                             failed=current.failed if current else ())
     access_log = writer(1, "stdout") if settings.access_log else None
-    app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log)
+    validator = Validator(service.plugins, settings.validate_processes, settings.validate_seconds)
+    app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log, validator=validator)
     gc.collect()
     gc.freeze()  # the compiled policies live as long as the process: keep them out of every GC pass
     return app, service
