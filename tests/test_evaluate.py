@@ -171,3 +171,21 @@ def test_unknown_policy(engine: Engine, record: dict[str, Any]) -> None:
 
     with pytest.raises(UnknownPolicyError, match="did you mean 'nasional'"):
         engine.evaluate("nasionl", record)
+
+
+def test_input_patterns_match_in_linear_time_and_refuse_what_re2_cannot_do() -> None:
+    from kinerja_rules.engine import validate_text as check_text
+
+    policy = 'policy: pola\neffective: 2024-01-01\ninputs:\n  kode: {type: text, pattern: "(a+)+$"}\n' \
+             'outputs:\n  panjang: {type: integer, expr: "1"}\n'
+    report = check_text(policy, "pola.yaml")
+    assert not report.errors
+    pola = report.policies["pola"]
+    hostile = [{"kode": "a" * n + "!"} for n in range(20, 40)]  # 2^n steps each for a backtracking engine
+    results = [pola.evaluate_safely(record, dt.date(2024, 6, 1)) for record in hostile]
+    assert all(r.error.fields[0].message.endswith("does not match (a+)+$") for r in results)  # type: ignore[union-attr]
+    assert pola.evaluate({"kode": "aaa"}, dt.date(2024, 6, 1)).outputs["panjang"] == 1
+    for bad, reason in (("(a)\\\\1", "invalid escape sequence"), ("(?=a)b", "invalid perl operator"),
+                        ("a" * 1001, "longer than 1000 characters")):
+        report = check_text(policy.replace("(a+)+$", bad), "pola.yaml")
+        assert [d.code for d in report.errors] and reason in report.errors[0].message, report.errors
