@@ -301,7 +301,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           workers=args.workers, keys_file=args.keys, allow_unauthenticated=args.allow_unauthenticated,
                           access_log=not args.no_access_log, limits=limits, connections=connections,
                           graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes,
-                          validate_processes=args.validate_processes, validate_seconds=args.validate_seconds))
+                          validate_processes=args.validate_processes, validate_seconds=args.validate_seconds,
+                          public_metrics=args.public_metrics))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -416,6 +417,8 @@ def parser() -> argparse.ArgumentParser:
                                                    "$KINERJA_API_KEYS; none: no authentication, loopback only)")
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="serve on a non-loopback address without API keys")
+    p.add_argument("--public-metrics", action="store_true",
+                   help="with keys, serve /metrics without an admin key (it names every policy and digest)")
     p.add_argument("--batch-processes", type=_whole(0), default=None, metavar="N",
                    help="processes that decide large batches on the other cores (default: one per CPU with "
                         "one worker, none with several; 0: off)")

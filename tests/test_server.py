@@ -561,6 +561,15 @@ def test_validate_resolves_only_the_policies_a_key_may_use(secured: TestClient[L
     assert diagnostics(allowed, "payroll") == []
 
 
+def test_metrics_need_an_admin_key_unless_public(secured: TestClient[Litestar], engine: Engine) -> None:
+    assert_problem(secured.get("/metrics"), 401, "unauthorized")
+    assert_problem(secured.get("/metrics", headers=bearer("payroll")), 403, "forbidden")
+    assert "kinerja_policy_info" in secured.get("/metrics", headers=bearer("ops")).text
+    ring = KeyRing.parse(json.dumps({"keys": [{"name": "ops", "sha256": hash_key(KEYS["ops"]), "policies": [], "admin": True}]}), "k")
+    with TestClient(create_app(engine, keys=ring, public_metrics=True)) as client:
+        assert client.get("/metrics").status_code == 200
+
+
 def test_key_scopes(secured: TestClient[Litestar]) -> None:
     assert evaluate(secured, {"record": BASE_RECORD}, headers=bearer("payroll")).status_code == 200
     problem = assert_problem(evaluate(secured, {"record": BASE_RECORD}, "makassar", headers=bearer("payroll")),

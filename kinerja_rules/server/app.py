@@ -26,7 +26,7 @@ from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordE
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
-from kinerja_rules.server.auth import AuthMiddleware, KeyRing, key_scope
+from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide
 from kinerja_rules.server.bodies import (
     BatchRequest,
@@ -302,8 +302,13 @@ class ProbeController(Controller):
         return _json(ReadyResult(status="ready", generation=service.generation, policies=service.engine.ids,
                                  failed=service.failed, batch_processes=pool.ready if pool is not None else 0))
 
-    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+    @get("/metrics", summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
+         media_type="text/plain; version=0.0.4; charset=utf-8", opt={"admin": True},
+         responses=_problems(401, 403))
     async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> str:
+        ring: KeyRing = request.app.state.api_keys
+        if ring and not request.app.state.public_metrics:  # the metrics name every policy and its digest
+            check_key(ring, request.scope)
         return _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()])
 
     @get("/problems/{name:str}", summary="What a problem type means", responses=_problems(404))
@@ -316,9 +321,10 @@ class ProbeController(Controller):
 
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
                limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None,
-               validator: Validator | None = None) -> Litestar:
+               validator: Validator | None = None, public_metrics: bool = False) -> Litestar:
     """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
 
+    With keys, `/metrics` needs an admin key unless `public_metrics`.
     `validator` checks documents sent to `/v1/validate` (default: on a thread, within a time budget).
     `access_log` takes one JSON line per request: a binary stream, or a `LineWriter` (`kinerja serve`
     gives standard output's). Lines are written from a thread of their own, never from a request.
@@ -351,7 +357,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         dependencies={"engine": Provide(service.current, sync_to_thread=False),
                       "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
         exception_handlers=EXCEPTION_HANDLERS,
-        state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker}),
+        state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker,
+                     "public_metrics": public_metrics}),
         request_max_body_size=limits.max_body_bytes,
         on_startup=[serving],
         on_shutdown=[draining],
