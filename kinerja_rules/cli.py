@@ -23,7 +23,8 @@ from kinerja_rules.catalogue import (
 )
 from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, Registry, check_paths, discover
-from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
+from kinerja_rules.errors import FieldError, KinerjaError, PluginError, PolicyError
+from kinerja_rules.jsontext import duplicate_key, duplicates
 from kinerja_rules.testing import explain_text, run_all
 
 DEFAULT_POLICIES = Path("policies")
@@ -134,10 +135,19 @@ _UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueErr
 def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, line: int, what: str) -> Any:
     """One JSON value, or the ErrorInfo saying why it cannot be read (never an exception)."""
     try:
-        return decoder.decode(raw)
+        value = decoder.decode(raw)
     except _UNREADABLE as exc:
         reason = "nests too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
         return ErrorInfo(kind="input", message=f"invalid JSON{what}: {reason}", line=line)
+    found = duplicate_key(raw, value)
+    return value if found is None else _twice(found, line, what)
+
+
+def _twice(found: tuple[str, str], line: int, what: str) -> ErrorInfo:
+    where, key = found
+    path, message = where.lstrip(".") or "$", f"gives the key {key!r} more than once"
+    return ErrorInfo(kind="input", message=f"invalid JSON{what}: {path} {message}", line=line,
+                     fields=[FieldError(path=path, message=message)])
 
 
 def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
@@ -157,12 +167,20 @@ def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     if not first:
         return
     if first.lstrip().startswith(b"["):
-        data = _decode(decoder, first + stream.read(), first_line, "")
-        if isinstance(data, ErrorInfo):
-            yield first_line, data
+        document = first + stream.read()
+        try:
+            data = decoder.decode(document)
+        except _UNREADABLE:
+            yield first_line, _decode(decoder, document, first_line, "")
             return
+        twice: dict[int, ErrorInfo] = {}  # a record that gives a key twice is that record's error, numbered as the others
+        if duplicate_key(document, data) is not None:
+            for where, key in duplicates(document):
+                index, _, inner = where.partition("]")
+                twice.setdefault(int(index.lstrip("[")), _twice((inner, key), 0, f" in record {index.lstrip('[')}"))
         for i, item in enumerate(data if isinstance(data, list) else [data], start=1):
-            yield i, item
+            problem = twice.get(i - 1)
+            yield i, item if problem is None else msgspec.structs.replace(problem, line=i)
         return
     head = _decode(decoder, first, first_line, f" on line {first_line}")
     if isinstance(head, ErrorInfo):

@@ -127,3 +127,21 @@ def test_every_json_lines_line_gets_its_own_answer_whatever_it_holds(tmp_path: P
 def test_a_record_over_several_lines_is_still_one_record() -> None:
     result = kinerja("eval", "nasional", stdin=json.dumps(BASE_RECORD, indent=2))
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+
+
+def test_a_key_given_twice_is_that_records_error(tmp_path: Path) -> None:
+    good = json.dumps(BASE_RECORD)
+    twice = good.replace('"kelas": 7', '"kelas": 7, "kelas": 12')
+    escaped = good.replace('"kelas": 7', '"kelas": 7, "\\u006belas": 12')  # the same key, spelled with an escape
+    data = tmp_path / "dua.jsonl"
+    data.write_text("\n".join([good, twice, escaped, good]) + "\n")
+    result = kinerja("eval", "nasional", "-i", str(data))
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and ["outputs" in o for o in out] == [True, False, False, True]
+    for o in out[1:3]:
+        assert o["error"]["fields"] == [{"path": "jabatan", "message": "gives the key 'kelas' more than once"}]
+    array = tmp_path / "dua.json"
+    array.write_text("[" + ",".join([good, twice, good]) + "]")
+    out = [json.loads(line) for line in kinerja("eval", "nasional", "-i", str(array)).stdout.splitlines()]
+    assert ["outputs" in o for o in out] == [True, False, True] and out[1]["error"]["line"] == 2
+    assert out[1]["error"]["fields"][0]["path"] == "jabatan"

@@ -71,7 +71,8 @@ def test_evaluate_gives_the_decision_kinerja_eval_prints(client: TestClient[Lite
 
 
 def test_evaluate_keeps_decimals_exact(client: TestClient[Litestar]) -> None:
-    body = json.dumps({"record": BASE_RECORD})[:-2] + ', "perilaku": {"atasan": 89.995}}}'
+    body = json.dumps({"record": BASE_RECORD}).replace('"perilaku": {"atasan": 80}', '"perilaku": {"atasan": 89.995}')
+    assert "89.995" in body
     response = evaluate(client, body.encode())
     assert response.status_code == 200, response.text
     assert '"skor_perilaku":90.00' in response.text
@@ -724,6 +725,26 @@ def test_an_integer_python_cannot_hold_fails_one_batch_record(client: TestClient
     results = client.post("/v1/policies/nasional/evaluate/batch", content=body.encode(),
                           headers={"content-type": "application/json"}).json()["results"]
     assert results[0]["error"]["fields"][0]["path"] == "records[0]" and "outputs" in results[1]
+
+
+def test_a_key_given_twice_is_refused_with_its_place(client: TestClient[Litestar]) -> None:
+    twice = _RECORD_JSON.replace('"kelas": 7', '"kelas": 7, "kelas": 12')
+    problem = assert_problem(evaluate(client, ('{"record": ' + twice + "}").encode()), 422, "duplicate-key")
+    assert problem["errors"] == [{"path": "record.jabatan", "message": "gives the key 'kelas' more than once"}]
+    escaped = _RECORD_JSON.replace('"kelas": 7', '"kelas": 7, "\\u006belas": 12')
+    assert_problem(evaluate(client, ('{"record": ' + escaped + "}").encode()), 422, "duplicate-key")
+    body = ('{"record": ' + _RECORD_JSON + ', "record": ' + _RECORD_JSON + "}").encode()
+    assert assert_problem(evaluate(client, body), 422, "duplicate-key")["detail"].startswith("the body:")
+    assert evaluate(client, ('{"record": ' + _RECORD_JSON.replace('"Dinas Kesehatan"', '"a:b:c"') + "}")
+                    .encode()).status_code == 200  # colons inside texts are not keys
+    results = client.post("/v1/policies/nasional/evaluate/batch", headers={"content-type": "application/json"},
+                          content=('{"records": [' + twice + ", " + _RECORD_JSON + "]}").encode()).json()["results"]
+    assert results[0]["error"]["fields"] == [{"path": "records[0].jabatan",
+                                              "message": "gives the key 'kelas' more than once"}]
+    assert "outputs" in results[1]
+    files = b'{"files": {"policy.yaml": "policy: a", "policy.yaml": "policy: b"}}'
+    response = client.post("/v1/validate", content=files, headers={"content-type": "application/json"})
+    assert assert_problem(response, 422, "duplicate-key")["errors"][0]["path"] == "files"
 
 
 def test_a_text_record_full_of_commas_is_refused_as_a_record(engine: Engine) -> None:

@@ -41,6 +41,7 @@ from kinerja_rules.server.bodies import (
     ValidateFiles,
     ValidateResult,
     decode,
+    unique_members,
     within_limits,
 )
 from kinerja_rules.server.logs import LineWriter, to_stream
@@ -146,6 +147,7 @@ class PolicyController(Controller):
         raw = await request.body()
         body: EvaluateRequest = decode(raw, EvaluateRequest, limits)
         within_limits(body.record, raw, limits)
+        unique_members(raw, {"record": body.record})
         metrics = _metrics(request)
         try:
             decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain)
@@ -167,7 +169,9 @@ class PolicyController(Controller):
         policy = engine.policy(policy_id)
         _check_json(request)
         limits = _limits(request)
-        body: BatchRequest = decode(await request.body(), BatchRequest, limits)
+        raw = await request.body()
+        body: BatchRequest = decode(raw, BatchRequest, limits)
+        unique_members(raw, {})  # each record is checked on its own, as it is decoded
         records = body.records
         if len(records) > limits.max_batch:
             raise ApiProblem("batch-too-long", f"{len(records)} records; at most {limits.max_batch} per request",
@@ -213,7 +217,9 @@ def _region_files(raw: bytes, limits: Limits) -> dict[str, str] | None:
         return None  # not JSON after all: read as YAML, which reports where it breaks
     if not isinstance(probe, dict) or "files" not in probe:
         return None
-    return dict(decode(raw, ValidateFiles, limits).files)
+    files = dict(decode(raw, ValidateFiles, limits).files)
+    unique_members(raw, {"files": files})
+    return files
 
 
 class ServiceController(Controller):

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import msgspec
 
 from kinerja_rules import FieldError
+from kinerja_rules.jsontext import duplicate_key
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
 
 
@@ -164,6 +165,30 @@ def decode(body: bytes, kind: type[Any], limits: Limits) -> Any:
 
 
 _RECORD = msgspec.json.Decoder(float_hook=Decimal)
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+def unique_keys(raw: bytes, decoded: Any, path: str = "") -> None:
+    """Refuse JSON whose objects give a key twice (decoders keep the last one, silently)."""
+    found = duplicate_key(raw, decoded)
+    if found is not None:
+        where, key = found
+        place = f"{path}{where}".lstrip(".")
+        message = f"gives the key {key!r} more than once"
+        raise ApiProblem("duplicate-key", f"{place or 'the body'}: {message}",
+                         errors=[FieldError(path=place, message=message)])
+
+
+def unique_members(raw: bytes, fields: dict[str, Any]) -> None:
+    """`unique_keys` for a request body: its own members, then each of `fields` (name: decoded value)."""
+    try:
+        members = _MEMBERS.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return  # the body itself was refused already, or is not an object
+    inner = sum(bytes(value).count(b":") + key.count(":") for key, value in members.items())
+    if raw.count(b":") - inner != len(members):
+        unique_keys(raw, None)
+    for name, value in fields.items():
+        if name in members:
+            unique_keys(bytes(members[name]), value, name)
 
 
 def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
@@ -179,6 +204,7 @@ def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
         where = path + where.removeprefix("[...]").replace("[...]", "")
         raise ApiProblem("invalid-body", f"{where}: {text}", errors=[FieldError(path=where, message=text)]) from None
     within_limits(record, bytes(raw), limits, path)
+    unique_keys(bytes(raw), record, path)
     return record
 
 

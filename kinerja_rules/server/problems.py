@@ -33,6 +33,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "response-too-large": (422, "Response too large", "The answer would be larger than the service sends "
                                                        "(`--max-response-bytes`); the work stopped there. Ask "
                                                        "without `explain`, or send fewer records per request."),
+    "duplicate-key": (422, "Duplicate key", "A JSON object gives the same key twice; `errors` names the object "
+                                            "and the key. (Decoders would keep one of them silently.)"),
     "too-deep": (422, "Nested too deeply", "A record nests objects or lists deeper than the service accepts."),
     "list-too-long": (422, "List too long", "A list in a record is longer than the service accepts."),
     "unsupported-media-type": (415, "Unsupported media type", "The request body has a content type this "
