@@ -237,6 +237,8 @@ class Checker:
         if obj.optional:
             raise TypeProblem(f"{p or 'this value'} may be null, so it has no field {node.name!r} for sure",
                               node.pos, "E106", "test `!= null` first, or use `??`")
+        if obj.kind == Kind.ANY or obj.kind == Kind.LIST and obj.item is not None and obj.item.kind == Kind.ANY:
+            return obj  # a value whose declaration was wrong (already an error): no follow-on error
         if obj.kind == Kind.RECORD:
             ftype = obj.field(node.name)
             if ftype is None:
@@ -454,6 +456,8 @@ class Checker:
                 raise TypeProblem(f"cannot look for a {lt} in a list of {rt.item}", node.pos, "E115")
             return t.BOOLEAN
         lt, rt = self._pair(node.left, node.right, env)
+        if Kind.ANY in (lt.kind, rt.kind):  # a value whose declaration was wrong (already an error)
+            return t.BOOLEAN if op in ("=", "!=") or op in _ORDER else t.ANY
         if op in ("=", "!="):
             if lt.kind == Kind.NULL or rt.kind == Kind.NULL:
                 return t.BOOLEAN

@@ -79,3 +79,51 @@ def test_comma_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> None:
     diag = check_paths([tmp_path]).errors[0]
     assert diag.code == "E010" and diag.span.line == 6
     assert "quote a value (an expression, a text) that has commas" in diag.render()
+
+
+# ---- every YAML scalar is checked against what its place expects --------------------------
+
+_SAWAHLUNTO = Path(__file__).parent.parent / "policies"
+_SCALARS = {  # a place in sawahlunto's policy: (text there, what a careless author writes, code)
+    "parameter date as a timestamp": ("      2024-01-01: {sangat_baik: 5", "      2024-01-01T10:00:00: {sangat_baik: 5",
+                                      "E051"),
+    "parameter value as a timestamp": ("values: {2024-01-01: 50%}, cite: perwako-sawahlunto-tpp}\n  bobot_disiplin",
+                                       "values: {2024-01-01: 2024-01-01T10:00:00}, cite: perwako-sawahlunto-tpp}\n"
+                                       "  bobot_disiplin", "E052"),
+    "parameter value as binary": ("values: {2024-01-01: 50%}, cite: perwako-sawahlunto-tpp}\n  bobot_disiplin",
+                                  "values: {2024-01-01: !!binary aGVsbG8=}, cite: perwako-sawahlunto-tpp}\n"
+                                  "  bobot_disiplin", "E052"),
+    "keyed value as a date": ("{1: 2_100_000,", "{1: 2024-01-01,", "E052"),
+    "key as a timestamp": ("{1: 2_100_000,", "{2024-01-01T10:00:00: 2_100_000,", "E052"),
+    "default as a timestamp": ("default: false, doc: The employee", "default: 2024-01-01T10:00:00, doc: The employee",
+                               "E043"),
+    "min as a timestamp": ("level: {type: integer, min: 1, max: 5}",
+                           "level: {type: integer, min: 2024-01-01T10:00:00, max: 5}", "E041"),
+    "min as a set": ("level: {type: integer, min: 1, max: 5}", "level: {type: integer, min: !!set {a: null}, max: 5}",
+                     "E041"),
+    "version as a timestamp": ('version: "2025.1"', "version: 2025-01-01T10:00:00", "E010"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SCALARS))
+def test_a_scalar_of_the_wrong_kind_is_one_error_at_its_place_and_never_in_service(tmp_path: Path,
+                                                                                   case: str) -> None:
+    import shutil
+
+    from kinerja_rules import Engine, PolicyError
+
+    old, new, code = _SCALARS[case]
+    folder = tmp_path / "policies"
+    shutil.copytree(_SAWAHLUNTO, folder)
+    path = folder / "sawahlunto" / "policy.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    report = check_paths([folder])
+    assert [d.code for d in report.errors] == [code], [d.render() for d in report.errors]
+    [error] = report.errors
+    assert error.span is not None and error.span.file.endswith("policy.yaml")
+    first = text[:text.index(old)].count("\n") + 1  # the error stands on a line of the changed text
+    assert first <= error.span.line <= first + new.count("\n")
+    with pytest.raises(PolicyError):  # what check refuses never goes into service
+        Engine.from_paths([folder])

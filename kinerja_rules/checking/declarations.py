@@ -93,9 +93,9 @@ def _type_decl(ctx: Context, name: str, item: Item, named: dict[str, Field]) -> 
     else:
         spec = FieldSpec(type="record", fields=decl.fields, doc=decl.doc)
     try:
-        resolved = resolve_field(spec, named)
-    except SchemaProblem as exc:
-        ctx.error("E041", str(exc), ctx.at(item))
+        resolved = _resolve_located(spec, named)
+    except _Located as exc:
+        ctx.error("E041", exc.message, item.source.key_span((*item.path, *exc.path)))
         return None
     return msgspec.structs.replace(resolved, type=msgspec.structs.replace(resolved.type, name=name))
 
