@@ -489,6 +489,20 @@ def test_openapi_documents_the_bodies(client: TestClient[Litestar]) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_the_api_reference_works_offline(client: TestClient[Litestar]) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    hosts = re.findall(r"""(?:src|href)=["']((?:https?:)?//[^"']+)""", page.text)
+    assert hosts == [], hosts  # every script, style and icon comes from this service
+    assets = re.findall(r"""(?:src|href)=["'](/assets/[^"']+)""", page.text)
+    assert len(assets) == 4
+    for path in assets:
+        asset = client.get(path)
+        assert asset.status_code == 200 and len(asset.content) > 500, path
+        assert "max-age" in asset.headers["cache-control"]
+    assert "openapi" in page.text and '"/v1/policies/{policy_id}/evaluate"' in page.text
+
+
 def test_problem_types_are_documented(client: TestClient[Litestar]) -> None:
     about = client.get("/problems/invalid-record").json()
     assert about["status"] == 422 and about["description"]

@@ -12,15 +12,16 @@ from typing import Any, BinaryIO
 import msgspec
 from anyio import to_thread
 from litestar import Controller, Litestar, Request, Response, Router, get, post
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
 from litestar.openapi.spec import OpenAPIMediaType as MediaTypeSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response.base import ASGIResponse
+from litestar.static_files import create_static_files_router
 
 from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordError, __version__
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
@@ -60,6 +61,9 @@ from kinerja_rules.server.validation import Validator
 JSON = "application/json"
 _ENCODER = ENCODER
 RELOAD_CONVERGE_SECONDS = 60  # a reload answers once every worker serves the new generation, or after this
+SWAGGER_UI_VERSION = "5.35.0"  # the files in server/static/swagger-ui (see its README)
+ASSETS = "/assets/swagger-ui"
+_STATIC = Path(__file__).parent / "static" / "swagger-ui"
 _THREAD_AT = 64  # batches this long are decided off the event loop, so probes stay responsive
 _log = logging.getLogger("kinerja_rules.server")
 
@@ -359,7 +363,9 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     app = Litestar(
         # The key check costs nothing when no keys are configured: it is not installed.
         route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController],
-                               middleware=[AuthMiddleware] if keys else []), ProbeController],
+                               middleware=[AuthMiddleware] if keys else []), ProbeController,
+                        create_static_files_router(path=ASSETS, directories=[_STATIC], include_in_schema=False,
+                                                   cache_control=CacheControlHeader(max_age=86400))],
         dependencies={"engine": Provide(service.current, sync_to_thread=False),
                       "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -372,7 +378,10 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         openapi_config=OpenAPIConfig(
             title="kinerja-rules", version=__version__, path="/docs",
             description="Decisions on ASN performance, TPP and placement from policies written as code.",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[SwaggerRenderPlugin(  # served from the package: /docs works without internet
+                path="/", js_url=f"{ASSETS}/swagger-ui-bundle.js", css_url=f"{ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{ASSETS}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' type='image/png' href='{ASSETS}/favicon-32x32.png'>")],
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
             security=[{"bearer": []}] if keys else None),
     )
