@@ -33,3 +33,14 @@ def engine() -> Engine:
 @pytest.fixture
 def record() -> dict[str, Any]:
     return copy.deepcopy(BASE_RECORD)
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample `name` with exactly `labels` in Prometheus text, or None."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None

@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 from kinerja_rules import Engine, to_json
 from kinerja_rules.server import KeyRing, Limits, PolicyService, create_app, hash_key
 from kinerja_rules.server.service import Shared
-from tests.conftest import BASE_RECORD, POLICIES
+from tests.conftest import BASE_RECORD, POLICIES, metric
 from tests.test_evaluate import FAULTY
 
 PROBLEM = "application/problem+json"
@@ -347,7 +347,7 @@ def test_reload_that_compiles_replaces_the_set(folder: Path) -> None:
         assert answer["reloaded"] == ["kotalama", "makassar", "nasional", "plaju", "sawahlunto"]
         assert client.get("/v1/policies/makassar").json()["version"] == "2099.1"
         assert client.get("/ready").json()["generation"] == 1
-        assert 'kinerja_reloads_total{outcome="ok"} 1' in client.get("/metrics").text
+        assert metric(client.get("/metrics").text, "kinerja_reloads_total", outcome="ok") == 1
 
 
 def test_one_regions_mistake_never_takes_another_down(folder: Path) -> None:
@@ -366,7 +366,7 @@ def test_one_regions_mistake_never_takes_another_down(folder: Path) -> None:
         assert evaluate(client, {"record": BASE_RECORD}, "makassar").status_code == 200
         ready = client.get("/ready").json()
         assert ready["generation"] == 1 and [f["policy"] for f in ready["failed"]] == ["makassar"]
-        assert 'kinerja_reloads_total{outcome="partial"} 1' in client.get("/metrics").text
+        assert metric(client.get("/metrics").text, "kinerja_reloads_total", outcome="partial") == 1
 
 
 def test_a_failing_parent_keeps_its_children_at_their_last_good_version(folder: Path) -> None:
@@ -407,7 +407,7 @@ def test_a_folder_that_cannot_be_read_as_a_whole_changes_nothing(folder: Path) -
         assert where["file"].endswith("tanpa-id.yaml") and where["line"] > 0 and where["code"]
         assert client.get("/v1/policies/nasional").json()["digest"] == digest
         assert client.get("/ready").json()["generation"] == 0
-        assert 'kinerja_reloads_total{outcome="failed"} 1' in client.get("/metrics").text
+        assert metric(client.get("/metrics").text, "kinerja_reloads_total", outcome="failed") == 1
 
 
 def test_another_worker_takes_up_the_generation_from_its_files(folder: Path, tmp_path: Path) -> None:
@@ -459,19 +459,23 @@ def test_metrics_count_requests_decisions_and_policies(engine: Engine) -> None:
         evaluate(client, {"record": {}})
         client.post("/v1/policies/nasional/evaluate/batch", json={"records": [BASE_RECORD, {}]})
         client.get("/nowhere")
-        text = client.get("/metrics").text
-    assert 'kinerja_http_requests_total{endpoint="/v1/policies/{policy_id}/evaluate",method="POST",status="200"} 1' \
-           in text
-    assert 'kinerja_http_requests_total{endpoint="/v1/policies/{policy_id}/evaluate",method="POST",status="422"} 1' \
-           in text
-    assert 'kinerja_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1' in text
-    assert 'kinerja_decisions_total{policy="nasional",outcome="decided"} 2' in text
-    assert 'kinerja_decisions_total{policy="nasional",outcome="error"} 2' in text
-    assert 'kinerja_http_request_duration_seconds_count{endpoint="/v1/policies/{policy_id}/evaluate",method="POST",' \
-           'status="422"} 1' in text
-    assert 'kinerja_batch_records_total{decided_in="service"} 2' in text
-    assert 'le="+Inf"' in text
-    assert 'kinerja_policy_info{policy="nasional",version="2024.1",digest="' in text
+        response = client.get("/metrics")
+        text = response.text
+    assert response.headers["content-type"].count("charset") == 1
+    route = "/v1/policies/{policy_id}/evaluate"
+    assert metric(text, "kinerja_http_requests_total", endpoint=route, method="POST", status="200") == 1
+    assert metric(text, "kinerja_http_requests_total", endpoint=route, method="POST", status="422") == 1
+    assert metric(text, "kinerja_http_requests_total", endpoint="unmatched", method="GET", status="404") == 1
+    assert metric(text, "kinerja_decisions_total", policy="nasional", outcome="decided") == 2
+    assert metric(text, "kinerja_decisions_total", policy="nasional", outcome="error") == 2
+    assert metric(text, "kinerja_http_request_duration_seconds_count", endpoint=route, method="POST",
+                  status="422") == 1
+    assert metric(text, "kinerja_http_request_duration_seconds_bucket", endpoint=route, method="POST",
+                  status="422", le="+Inf") == 1
+    assert metric(text, "kinerja_batch_records_total", decided_in="service") == 2
+    digest = engine.policy("nasional").digest
+    assert metric(text, "kinerja_policy_info", policy="nasional", version="2024.1", digest=digest) == 1
+    assert metric(text, "kinerja_policy_generation") == 0
 
 
 def test_openapi_documents_the_bodies(client: TestClient[Litestar]) -> None:
@@ -779,7 +783,7 @@ def test_a_dead_batch_process_leaves_batches_to_the_service(folder: Path) -> Non
         response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": [BASE_RECORD] * 300})
         assert response.status_code == 200 and len(response.json()["results"]) == 300
         assert client.get("/ready").json()["batch_processes"] == 0
-        assert 'kinerja_batch_records_total{decided_in="service"} 300' in client.get("/metrics").text
+        assert metric(client.get("/metrics").text, "kinerja_batch_records_total", decided_in="service") == 300
 
 
 def test_a_bad_record_in_a_pool_batch_fails_alone_and_the_pool_stays(folder: Path) -> None:

@@ -22,6 +22,7 @@ from litestar.openapi.spec import OpenAPIMediaType as MediaTypeSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordError, __version__
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
@@ -190,7 +191,7 @@ class PolicyController(Controller):
         pool = service.pool
         if pool is not None and pool.usable(policy.id, policy.digest, len(records)):
             answer = await pool.decide(policy.id, policy.digest, records, body.as_of, body.explain, limits)
-        metrics.batch_records["service" if answer is None else "batch_processes"] += len(records)
+        metrics.batch_records.labels("service" if answer is None else "batch_processes").inc(len(records))
         if answer is None:
             run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits)
             answer = await to_thread.run_sync(run) if len(records) >= _THREAD_AT else run()
@@ -271,11 +272,11 @@ class ServiceController(Controller):
         outcome = await to_thread.run_sync(service.reload)
         metrics = _metrics(request)
         if outcome.refused:
-            metrics.reloads["failed"] += 1
+            metrics.reloads.labels("failed").inc()
             _log.warning("reload refused with %d error(s); the policies in service are kept", len(outcome.refused))
             raise ApiProblem("reload-failed", f"{len(outcome.refused)} error(s); the policies in service are kept",
                              diagnostics=[DiagnosticOut.of(d) for d in outcome.refused])
-        metrics.reloads["partial" if outcome.failed else "ok"] += 1
+        metrics.reloads.labels("partial" if outcome.failed else "ok").inc()
         generation = service.generation
         behind = await service.converged(generation, RELOAD_CONVERGE_SECONDS)
         if behind:
@@ -313,13 +314,14 @@ class ProbeController(Controller):
                                  failed=service.failed, batch_processes=pool.ready if pool is not None else 0))
 
     @get("/metrics", summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
-         media_type="text/plain; version=0.0.4; charset=utf-8", opt={"admin": True},
-         responses=_problems(401, 403))
-    async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> str:
+         media_type=CONTENT_TYPE_LATEST, opt={"admin": True}, responses=_problems(401, 403))
+    async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
+                      service: NamedDependency[PolicyService]) -> ASGIResponse:
         ring: KeyRing = request.app.state.api_keys
         if ring and not request.app.state.public_metrics:  # the metrics name every policy and its digest
             check_key(ring, request.scope)
-        return _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()])
+        text = _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()], service.generation)
+        return ASGIResponse(body=text, headers={"content-type": CONTENT_TYPE_LATEST})  # as it is: one charset
 
     @get("/problems/{name:str}", summary="What a problem type means", responses=_problems(404))
     async def problem_type(self, name: FromPath[str]) -> dict[str, Any]:

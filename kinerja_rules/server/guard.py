@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from dataclasses import dataclass
 from typing import Any
 
 import httptools
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kinerja_rules.server.counters import REFUSED
 
 _log = logging.getLogger("kinerja_rules.server")
 
@@ -41,14 +42,6 @@ class ConnectionLimits(msgspec.Struct, frozen=True, kw_only=True):
     body_timeout: float = 30.0
     max_connections: int = 1000
 
-
-@dataclass
-class _Counters:
-    refused: dict[str, int]
-
-
-COUNTERS = _Counters(refused={"header-too-large": 0, "header-timeout": 0, "body-timeout": 0,
-                              "too-many-connections": 0})
 
 _PROBLEMS = {431: "headers-too-large", 408: "request-timeout", 503: "too-many-connections"}
 _REASONS = {431: b"Request Header Fields Too Large", 408: b"Request Timeout", 503: b"Service Unavailable"}
@@ -110,7 +103,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     def _refuse(self, status: int, reason: str, detail: str) -> None:
         self._refusal = reason
         self._deadline = 0.0
-        COUNTERS.refused[reason] += 1
+        REFUSED.labels(reason).inc()
         self.transport.write(_answer(status, _PROBLEMS[status], detail))
         self.transport.close()
 

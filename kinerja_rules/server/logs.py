@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO
 
+from kinerja_rules.server.counters import DROPPED
+
 MAX_PENDING_BYTES = 4 * 1024 * 1024  # per stream: about 25,000 access-log lines
 
 
@@ -51,6 +53,7 @@ class LineWriter:
         self.name = name
         self.max_pending = max_pending
         self.dropped = 0
+        DROPPED.labels(name)  # shown from the start, at 0
         self._pending: deque[bytes] = deque()
         self._size = 0
         self._closing = False
@@ -71,15 +74,19 @@ class LineWriter:
                 try:
                     os.write(fd, line)  # at most PIPE_BUF bytes to a stream that has room: does not block
                 except OSError:
-                    self.dropped += 1
+                    self._drop()
                 return
             if self._closing or self._size + len(line) > self.max_pending:
-                self.dropped += 1
+                self._drop()
                 return
             self._pending.append(line)
             self._size += len(line)
             self._idle.clear()
             self._ready.notify()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        DROPPED.labels(self.name).inc()
 
     def _run(self) -> None:
         while True:
@@ -95,7 +102,7 @@ class LineWriter:
                 self.sink(data)
             except (OSError, ValueError):  # a closed or broken stream loses log lines, never requests
                 with self._ready:
-                    self.dropped += 1
+                    self._drop()
             with self._ready:
                 if not self._pending:
                     self._idle.set()
@@ -124,10 +131,6 @@ def writer(fd: int, name: str) -> LineWriter:
         return _WRITERS[fd]
 
 
-def dropped() -> dict[str, int]:
-    """Lines the standard streams dropped so far, by stream name."""
-    return {w.name: w.dropped for w in _WRITERS.values()}
-
 
 class StderrHandler(logging.Handler):
     """A logging handler that writes to standard error through a `LineWriter`."""
@@ -140,4 +143,4 @@ class StderrHandler(logging.Handler):
         try:
             self.lines.write(self.format(record).encode("utf-8", "replace") + b"\n", fd=2)
         except Exception:  # a log line that cannot be formatted is dropped, never raised into a request
-            self.lines.dropped += 1
+            self.lines._drop()

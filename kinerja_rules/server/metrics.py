@@ -1,24 +1,25 @@
 """Request metrics in the Prometheus text format, and one structured access-log line per request.
 
-Counters live in the worker process; with several workers each answers for itself.
-The access log is JSON Lines written straight to a stream in small batches, flushed
-within a tenth of a second: going through `logging` cost a third of a trivial request.
+With several workers the counts of all of them are added up (prometheus-client's
+multiprocess mode). The access log is JSON Lines handed to a writer thread: going through
+`logging` cost a third of a trivial request, and a stalled reader must never stall one.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
+import os
 import time
-from collections import defaultdict
 from typing import Any
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from kinerja_rules.server.guard import COUNTERS
-from kinerja_rules.server.logs import LineWriter, dropped
+from kinerja_rules.server.counters import PROCESS
+from kinerja_rules.server.logs import LineWriter
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -55,70 +56,57 @@ class AccessLog:
 
 
 class Metrics:
-    """Request counts and latencies by endpoint and status, decisions by policy, reloads."""
+    """Request counts and latencies by endpoint and status, decisions by policy, reloads.
+
+    prometheus-client counters. With several workers `kinerja serve` sets
+    `PROMETHEUS_MULTIPROC_DIR` before they start: each worker writes its counts there, and
+    whichever worker answers `/metrics` adds up every worker's.
+    """
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str, int], list[int]] = {}
-        self.latency_sum: dict[tuple[str, str, int], float] = defaultdict(float)
-        self.decisions: dict[tuple[str, str], int] = defaultdict(int)
-        self.reloads: dict[str, int] = defaultdict(int)
-        self.batch_records: dict[str, int] = defaultdict(int)  # by where they were decided
+        r = self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter("kinerja_http_requests", "HTTP requests answered, by endpoint, method and status.",
+                                ["endpoint", "method", "status"], registry=r)
+        self.latency = Histogram("kinerja_http_request_duration_seconds",
+                                 "Time to answer, by endpoint, method and status.", ["endpoint", "method", "status"],
+                                 buckets=BUCKETS, registry=r)
+        self.decisions = Counter("kinerja_decisions", "Records evaluated, by policy and outcome.",
+                                 ["policy", "outcome"], registry=r)
+        self.reloads = Counter("kinerja_reloads", "Policy reloads, by outcome.", ["outcome"], registry=r)
+        self.batch_records = Counter("kinerja_batch_records", "Batch records, by the process that decided them.",
+                                     ["decided_in"], registry=r)
+        for outcome in ("ok", "partial", "failed"):
+            self.reloads.labels(outcome)
+        for where in ("service", "batch_processes"):
+            self.batch_records.labels(where)
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
-        self.requests[key] += 1
-        counts = self.latency.get(key)
-        if counts is None:
-            counts = self.latency[key] = [0] * (len(BUCKETS) + 1)
-        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.latency_sum[key] += seconds
+        series = self._series.get(key)
+        if series is None:
+            labels = (endpoint, method, str(status))
+            series = self._series[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_decisions(self, policy_id: str, outcome: str, count: int = 1) -> None:
-        self.decisions[(policy_id, outcome)] += count
+        if count:
+            self.decisions.labels(policy_id, outcome).inc(count)
 
-    def render(self, policies: list[tuple[str, str, str]]) -> str:
-        """The Prometheus text exposition (format 0.0.4)."""
-        out = ["# HELP kinerja_http_requests_total HTTP requests answered, by endpoint, method and status.",
-               "# TYPE kinerja_http_requests_total counter"]
-        for (endpoint, method, status), n in sorted(self.requests.items()):
-            out.append(f"kinerja_http_requests_total{_labels(endpoint=endpoint, method=method, status=status)} {n}")
-        out += ["# HELP kinerja_http_request_duration_seconds Time to answer, by endpoint, method and status.",
-                "# TYPE kinerja_http_request_duration_seconds histogram"]
-        for (endpoint, method, status), counts in sorted(self.latency.items()):
-            running = 0
-            for bound, n in zip((*BUCKETS, "+Inf"), counts):
-                running += n
-                le = bound if isinstance(bound, str) else repr(bound)
-                out.append("kinerja_http_request_duration_seconds_bucket"
-                           f"{_labels(endpoint=endpoint, method=method, status=status, le=le)} {running}")
-            labels = _labels(endpoint=endpoint, method=method, status=status)
-            total = self.latency_sum[(endpoint, method, status)]
-            out.append(f"kinerja_http_request_duration_seconds_sum{labels} {total:.6f}")
-            out.append(f"kinerja_http_request_duration_seconds_count{labels} {running}")
-        out += ["# HELP kinerja_decisions_total Records evaluated, by policy and outcome.",
-                "# TYPE kinerja_decisions_total counter"]
-        for (policy_id, outcome), n in sorted(self.decisions.items()):
-            out.append(f"kinerja_decisions_total{_labels(policy=policy_id, outcome=outcome)} {n}")
-        out += ["# HELP kinerja_reloads_total Policy reloads, by outcome.", "# TYPE kinerja_reloads_total counter"]
-        for outcome in ("ok", "partial", "failed"):
-            out.append(f"kinerja_reloads_total{_labels(outcome=outcome)} {self.reloads[outcome]}")
-        out += ["# HELP kinerja_connections_refused_total Connections refused before any request reached the "
-                "service, by reason.", "# TYPE kinerja_connections_refused_total counter"]
-        for reason, n in COUNTERS.refused.items():
-            out.append(f"kinerja_connections_refused_total{_labels(reason=reason)} {n}")
-        out += ["# HELP kinerja_log_lines_dropped_total Log lines dropped because their reader did not keep up.",
-                "# TYPE kinerja_log_lines_dropped_total counter"]
-        for stream, n in sorted(dropped().items()):
-            out.append(f"kinerja_log_lines_dropped_total{_labels(stream=stream)} {n}")
-        out += ["# HELP kinerja_batch_records_total Batch records, by the process that decided them.",
-                "# TYPE kinerja_batch_records_total counter"]
-        for where in ("service", "batch_processes"):
-            out.append(f"kinerja_batch_records_total{_labels(decided_in=where)} {self.batch_records[where]}")
-        out += ["# HELP kinerja_policy_info The policies in service.", "# TYPE kinerja_policy_info gauge"]
-        for policy_id, version, digest in policies:
-            out.append(f"kinerja_policy_info{_labels(policy=policy_id, version=version, digest=digest)} 1")
-        return "\n".join(out) + "\n"
+    def render(self, policies: list[tuple[str, str, str]], generation: int = 0) -> bytes:
+        """The Prometheus text exposition, every worker's counts added up."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry(auto_describe=False)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            text = generate_latest(registry)
+        else:
+            text = generate_latest(self.registry) + generate_latest(PROCESS)
+        info = ["# HELP kinerja_policy_info The policies in service.", "# TYPE kinerja_policy_info gauge"]
+        info += [f"kinerja_policy_info{_labels(policy=p, version=v, digest=d)} 1" for p, v, d in policies]
+        info += ["# HELP kinerja_policy_generation The generation of policies in service.",
+                 "# TYPE kinerja_policy_generation gauge", f"kinerja_policy_generation {generation}"]
+        return text + ("\n".join(info) + "\n").encode()
 
 
 def _labels(**labels: object) -> str:

@@ -182,6 +182,8 @@ def serve(settings: Settings) -> int:
     if settings.workers > 1:
         with tempfile.TemporaryDirectory(prefix="kinerja-workers-") as state:  # the generation the workers share
             Shared(Path(state), settings.workers).publish(generation_of(0, engine))
+            (Path(state) / "metrics").mkdir()  # every worker's counts, added up at each scrape
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(state) / "metrics")
             shared = msgspec.structs.replace(settings, state_dir=state)
             os.environ[_ENV_SETTINGS] = msgspec.json.encode(shared).decode()
             uvicorn.run("kinerja_rules.server.serve:worker_app", factory=True, workers=settings.workers, **common)
