@@ -319,3 +319,23 @@ def test_a_stalled_log_reader_never_freezes_the_service_nor_stops_sigterm() -> N
         out, err = process.communicate(timeout=30)
     assert process.returncode in (0, -signal.SIGTERM)
     assert out.count(b'"path":"/nowhere/') > 0
+
+
+def test_the_container_image_runs_the_service_as_documented() -> None:
+    """No container engine runs in CI: check what the Dockerfile asks of the project instead."""
+    from kinerja_rules.cli import parser
+
+    text = (ROOT / "Dockerfile").read_text()
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert entry[0] == "kinerja"
+    args = parser().parse_args(entry[1:])  # the options it passes exist, with these values
+    assert (args.host, args.port, args.policies) == ("0.0.0.0", 8000, "/policies")
+    user = re.findall(r"^USER (\S+)$", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*http://127\.0\.0\.1:8000/ready", text, re.M | re.S)
+    assert '"/policies"' in re.search(r"^VOLUME (.*)$", text, re.M).group(1)  # type: ignore[union-attr]
+    for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for path in copied.split():
+            assert (ROOT / path).exists(), path
+    keys = re.search(r"KINERJA_API_KEYS_FILE=(\S+)", text)
+    assert keys is not None  # a public address needs keys: the image says where they are read from
