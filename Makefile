@@ -24,11 +24,12 @@ serve: install
 check: install
 	$(BIN)/kinerja check policies
 
+# mypy strict, then every test on every core (pytest-xdist; the slow ones too)
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 typecheck: install
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/mypy
 
 bench: install

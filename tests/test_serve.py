@@ -25,6 +25,8 @@ from kinerja_rules.cli import main
 from kinerja_rules.server import KeyRing, create_app
 from tests.conftest import BASE_RECORD, ROOT, metric
 
+pytestmark = pytest.mark.slow  # real servers and subprocesses
+
 _JSON = msgspec.json.Encoder(decimal_format="number")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -11,6 +12,8 @@ from schemathesis.checks import not_a_server_error
 from kinerja_rules import Engine
 from kinerja_rules.server import create_app
 from tests.conftest import POLICIES
+
+pytestmark = pytest.mark.slow  # many generated requests
 
 app = create_app(Engine.from_paths([POLICIES]), policies=[Path(POLICIES)])
 schema = schemathesis.openapi.from_asgi("/docs/openapi.json", app)

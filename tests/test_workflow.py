@@ -26,6 +26,8 @@ from kinerja_rules.cli import parser
 from kinerja_rules.server import create_app
 from tests.conftest import POLICIES, ROOT
 
+pytestmark = pytest.mark.slow  # real servers and subprocesses
+
 
 def kinerja(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kinerja_rules.cli", *args], text=True, capture_output=True,
