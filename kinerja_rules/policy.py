@@ -171,13 +171,14 @@ class CompiledPolicy:
             self._period_cache[value] = start
         return start
 
-    def params_for(self, as_of: dt.date) -> tuple[tuple[Any, ...], tuple[dt.date, ...]]:
-        """The value of every parameter in force on `as_of`, with the date each took effect."""
+    def params_for(self, as_of: dt.date, source: str = "as_of") -> tuple[tuple[Any, ...], tuple[dt.date, ...]]:
+        """The value of every parameter in force on `as_of`, with the date each took effect;
+        `source` names the field `as_of` came from, for the error when the policy is not yet in force."""
         cached = self._param_cache.get(as_of)
         if cached is not None:
             return cached
         if as_of < self.effective:
-            raise RecordError([FieldError(path="as_of", message=f"policy {self.id!r} is not in force on {as_of}; "
+            raise RecordError([FieldError(path=source, message=f"policy {self.id!r} is not in force on {as_of}; "
                                           f"it takes effect {self.effective}")])
         values, dates = [], []
         for param in self.checked.params.values():
@@ -197,7 +198,7 @@ class CompiledPolicy:
         """Evaluate one record; raises RecordError (bad input) or EvaluationError (a fault)."""
         clean = self.validate(record)
         when = as_of or self.as_of_for(clean)
-        params, dates = self.params_for(when)
+        params, dates = self.params_for(when, "as_of" if as_of else self.period or "as_of")
         indicators = self._indicator_values(clean)
         saved = decimal.getcontext()
         decimal.setcontext(EVAL_CONTEXT)  # never the caller's context; plugins get their own

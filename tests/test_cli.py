@@ -145,3 +145,13 @@ def test_a_key_given_twice_is_that_records_error(tmp_path: Path) -> None:
     out = [json.loads(line) for line in kinerja("eval", "nasional", "-i", str(array)).stdout.splitlines()]
     assert ["outputs" in o for o in out] == [True, False, True] and out[1]["error"]["line"] == 2
     assert out[1]["error"]["fields"][0]["path"] == "jabatan"
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--header-timeout", "abc"), ("--header-timeout", "1e999"), ("--body-timeout", "0"), ("--body-timeout", "nan"),
+    ("--max-connections", "0"), ("--max-header-bytes", "9" * 5000), ("--max-headers", "-1"),
+    ("--validate-seconds", "99999"), ("--validate-processes", "65"), ("--max-response-bytes", "10"),
+])
+def test_serve_refuses_a_bad_limit_by_name(flag: str, value: str) -> None:
+    result = kinerja("serve", flag, value)
+    assert result.returncode == 2 and flag in result.stderr and "Traceback" not in result.stderr
