@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,21 @@ BASE_RECORD: dict[str, Any] = {
 }
 
 
+@functools.cache
+def bundled() -> Engine:
+    """The bundled policies, compiled once per test process (every module and fixture shares them):
+    the compile the pytest plugin made to collect the policies' own test cases."""
+    from kinerja_rules.engine import default_registry
+    from kinerja_rules.pytest_plugin import _report
+
+    report = _report(POLICIES)
+    assert not report.errors, [d.render() for d in report.errors]
+    return Engine(report.policies, default_registry(), report.warnings + report.test_errors)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
-    return Engine.from_paths([POLICIES])
+    return bundled()
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from kinerja_rules import Engine, EvaluationError, check_paths
-from kinerja_rules.engine import validate_text
-from tests.conftest import BASE_RECORD, POLICIES
+from tests.conftest import BASE_RECORD, POLICIES, bundled
 
 
 def diagnose(text: str) -> list[str]:
     """Check a region (extending nasional) given as text; `code line:col message` per diagnostic."""
-    report = validate_text(text, "region.yaml", [POLICIES])
+    report = bundled().validate_text(text, "region.yaml")  # against the parents as loaded once
     return [f"{d.code} {d.span.line}:{d.span.column} {d.message}" if d.span else f"{d.code} {d.message}"
             for d in (*report.problems, *report.warnings)]
 
@@ -30,8 +29,8 @@ def region(tmp_path: Path, text: str) -> Engine:
 # ---- a bare number where a percent is meant ----------------------------------------------
 
 def test_a_bare_number_above_one_for_a_percent_is_an_error_with_a_hint() -> None:
-    report = validate_text("policy: region\nextends: nasional\nparameters:\n  bobot_kinerja: {override: true, "
-                           "type: percent, values: {2024-01-01: 10}}\n", "region.yaml", [POLICIES])
+    report = bundled().validate_text("policy: region\nextends: nasional\nparameters:\n  bobot_kinerja: {override: "
+                                     "true, type: percent, values: {2024-01-01: 10}}\n", "region.yaml")
     [d] = report.errors
     assert d.code == "E057" and "a bare 10 here means 1000%" in d.message and d.hint.startswith("write 10%")
 
@@ -159,8 +158,8 @@ def test_an_unknown_name_suggests_a_nested_field_or_quotes() -> None:
     problems = diagnose("policy: region\nextends: nasional\ndefinitions:\n  x: {expr: kelass + 1}\n"
                         "  y: {expr: unit_kerja = Dinas}\n")
     assert problems[0].endswith("unknown name 'kelass'; did you mean 'jabatan.kelas'?")
-    report = validate_text("policy: region\nextends: nasional\ndefinitions:\n  y: {expr: unit_kerja = Dinas}\n",
-                           "region.yaml", [POLICIES])
+    report = bundled().validate_text(
+        "policy: region\nextends: nasional\ndefinitions:\n  y: {expr: unit_kerja = Dinas}\n", "region.yaml")
     assert report.errors[0].hint == 'if you meant the text Dinas, write it in quotes: "Dinas"'
 
 
@@ -235,8 +234,8 @@ def test_a_value_the_enumeration_already_has_is_an_error() -> None:
 @pytest.mark.parametrize("value, code", [("1e999999", "E002"), ("1e-999999", "E002"), ('"1e99999%"', "E052"),
                                          ("0.000000000000000000000000001", "E002")])
 def test_a_number_out_of_range_in_a_policy_is_named_before_it_is_used(value: str, code: str) -> None:
-    report = validate_text(f"policy: region\nextends: nasional\nparameters:\n  batas: {{type: decimal, values: "
-                           f"{{2024-01-01: {value}}}}}\n", "region.yaml", [POLICIES])
+    report = bundled().validate_text(f"policy: region\nextends: nasional\nparameters:\n  batas: {{type: decimal, "
+                                     f"values: {{2024-01-01: {value}}}}}\n", "region.yaml")
     assert [d.code for d in report.errors] == [code]
     assert "must be 0 or between 1e-24 and 1e+25 in magnitude" in report.errors[0].message
 
@@ -251,5 +250,5 @@ def test_a_name_with_a_trailing_newline_and_full_width_digits_are_refused() -> N
 @pytest.mark.parametrize("header", ["policy: region\neffective: 2024-01-01T10:00:00+07:00\n",
                                     "policy: region\nextends: nasional\neffective: 2024-01-01T10:00:00+07:00\n"])
 def test_a_timestamp_is_not_an_effective_date(header: str) -> None:
-    report = validate_text(header, "region.yaml", [POLICIES])
+    report = bundled().validate_text(header, "region.yaml")
     assert [(d.code, d.message) for d in report.errors] == [("E010", "'effective' must be a date (YYYY-MM-DD)")]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -17,7 +19,7 @@ from kinerja_rules.cli import main
 from kinerja_rules.engine import discover, validate_files
 from kinerja_rules.errors import Diagnostic
 from kinerja_rules.server import create_app
-from tests.conftest import POLICIES, ROOT
+from tests.conftest import POLICIES, ROOT, bundled
 
 PACKAGE = ROOT / "kinerja_rules"
 REGION = "policy: contoh\nextends: nasional\n"
@@ -32,6 +34,11 @@ def _emitted_codes() -> set[str]:
 
 def test_every_code_the_checker_can_emit_is_catalogued_and_no_other() -> None:
     assert _emitted_codes() == set(entries())
+
+
+@functools.cache
+def _parents() -> tuple[Any, ...]:
+    return tuple(bundled().sources())
 
 
 def _trigger(code: str, capsys: pytest.CaptureFixture[str]) -> list[Diagnostic]:
@@ -50,7 +57,7 @@ def _trigger(code: str, capsys: pytest.CaptureFixture[str]) -> list[Diagnostic]:
             text += line * (entry.example_size // len(line) + 1)
         texts = {"contoh.yaml": text}
     registry = discover([ROOT / entry.example_plugins]) if entry.example_plugins else None
-    report = validate_files(texts, [POLICIES], registry)
+    report = validate_files(texts, (), registry, base_sources=_parents())  # the folder as parsed once
     return [*report.problems, *report.warnings]
 
 

@@ -23,9 +23,9 @@ from litestar.testing import TestClient
 
 from kinerja_rules import Engine
 from kinerja_rules.server import create_app
-from tests.conftest import BASE_RECORD, POLICIES, ROOT
+from tests.conftest import BASE_RECORD, POLICIES, ROOT, bundled
 
-ENGINE = Engine.from_paths([POLICIES])
+ENGINE = bundled()
 MARK = "__hostile__"
 PROBLEM = "application/problem+json"
 NAMING = {"invalid-record", "duplicate-key", "too-deep", "list-too-long", "invalid-body"}
@@ -212,7 +212,7 @@ def test_a_hostile_value_in_any_field_gets_a_decision_or_a_problem_naming_it(
 
 
 @pytest.mark.slow
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.sampled_from([p for p in PLACES if p[0] == "nasional"]), GENERATED),
                 min_size=40, max_size=60))
 def test_kinerja_eval_answers_every_hostile_line_in_order(lines: list[tuple[tuple[str, Any], str]]) -> None:

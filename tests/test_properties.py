@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from kinerja_rules import Engine, EvaluationError, PolicyError, RecordError, check_paths
 from kinerja_rules.engine import validate_text
 from kinerja_rules.parser import ExpressionSyntaxError, parse
-from tests.conftest import BASE_RECORD, POLICIES
+from tests.conftest import BASE_RECORD, POLICIES, bundled
 
-ENGINE = Engine.from_paths([POLICIES])
+ENGINE = bundled()
 TOKENS = ["capaian_skp", "pagu", "jabatan.kelas", "skp.indikator", "1", "0", "2.5", "60%", "null", "true",
           "baik", "+", "-", "*", "/", "=", "<", ">=", "and", "or", "not", "(", ")", "[", "]", ",", "if", "then",
           "else", "when", "??", "in", "between", "sum(", "count(", "for", "x", "where", "round(", "half_up",
@@ -177,7 +177,7 @@ def _column(single: Any) -> Any:
                     min_size=1, max_size=12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.one_of(st.tuples(st.just("integer"), _column(_single_numeric)),
                  st.tuples(st.just("text"), _column(_single_text))), st.booleans())
 def test_the_table_sweep_matches_every_row_on_every_sample(column: Any, optional: bool) -> None:

@@ -11,11 +11,11 @@ from schemathesis.checks import not_a_server_error
 
 from kinerja_rules import Engine
 from kinerja_rules.server import create_app
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, bundled
 
 pytestmark = pytest.mark.slow  # many generated requests
 
-app = create_app(Engine.from_paths([POLICIES]), policies=[Path(POLICIES)])
+app = create_app(bundled(), policies=[Path(POLICIES)])
 schema = schemathesis.openapi.from_asgi("/docs/openapi.json", app)
 
 

@@ -9,9 +9,8 @@ import pytest
 
 from kinerja_rules import Engine, RecordError
 from kinerja_rules import checker
-from kinerja_rules.engine import validate_text
 from kinerja_rules.types import Kind, Type, parse_type
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, bundled
 
 WHEN = dt.date(2024, 3, 1)
 
@@ -61,8 +60,8 @@ outputs:
     ("decimel", "unknown type 'decimel'; did you mean 'decimal'?"),
 ])
 def test_a_written_type_that_cannot_be_read_is_named(text: str, message: str) -> None:
-    report = validate_text(f"policy: c\nextends: nasional\ndefinitions:\n  x: {{type: '{text}', expr: '1'}}\n",
-                           "c.yaml", [POLICIES])
+    report = bundled().validate_text(
+        f"policy: c\nextends: nasional\ndefinitions:\n  x: {{type: '{text}', expr: '1'}}\n", "c.yaml")
     assert [d.code for d in report.errors] == ["E050"] and message in report.errors[0].message
 
 
@@ -100,7 +99,7 @@ def test_check_runs_every_stage_once_in_order(monkeypatch: pytest.MonkeyPatch) -
     stages = tuple((name, (lambda fn, name: lambda w: (calls.append(name), fn(w))[1])(fn, name))
                    for name, fn in checker.STAGES)
     monkeypatch.setattr(checker, "STAGES", stages)
-    report = validate_text("policy: c\nextends: nasional\n", "c.yaml", [POLICIES])
+    report = bundled().validate_text("policy: c\nextends: nasional\n", "c.yaml")
     assert report.ok and calls == [name for name, _ in stages]
     assert calls.index("table signatures") < calls.index("definitions") < calls.index("tables") \
         < calls.index("outputs and rules") < calls.index("exactness")
