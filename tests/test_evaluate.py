@@ -189,3 +189,19 @@ def test_input_patterns_match_in_linear_time_and_refuse_what_re2_cannot_do() -> 
                         ("a" * 1001, "longer than 1000 characters")):
         report = check_text(policy.replace("(a+)+$", bad), "pola.yaml")
         assert [d.code for d in report.errors] and reason in report.errors[0].message, report.errors
+
+
+def test_a_pattern_matches_as_re2_would_whichever_engine_runs_it() -> None:
+    import re2
+
+    from kinerja_rules.schema import compile_pattern
+
+    cases = {"[0-9]{18}": ["198507122010011003", "19850712201001100", "１９８５０７１２２０１００１１００３"],
+             "\\d{2}": ["12", "\u0661\u0662", "\uff11\uff12"], "\\w{3}": ["abc", "\u00e4bc"], "\\s": [" ", "\u00a0"],
+             "[0-9]{4}-(0[1-9]|1[0-2])": ["2025-03", "2025-13", "2025-03\n"], "x?y{0,3}": ["", "xyyy", "yyyy"]}
+    for pattern, texts in cases.items():
+        ours, theirs = compile_pattern(pattern), re2.compile(pattern)
+        for text in texts:
+            assert bool(ours.fullmatch(text)) == bool(theirs.fullmatch(text)), (pattern, text)
+    for risky in ("(a+)+$", "a*", "(a|ab){3}", "(x{2}){3}", "[a-z]{1,500}"):  # only RE2 runs these
+        assert type(compile_pattern(risky)).__module__.startswith("re2"), risky
