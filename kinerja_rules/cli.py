@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -320,7 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           access_log=not args.no_access_log, limits=limits, connections=connections,
                           graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes,
                           validate_processes=args.validate_processes, validate_seconds=args.validate_seconds,
-                          public_metrics=args.public_metrics))
+                          public_metrics=args.public_metrics, cors_origins=args.cors_origin))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -353,6 +354,16 @@ def _whole(low: int, high: int | None = None) -> Any:
 
 
 _positive = _whole(1)
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
+
+
+def _origin(text: str) -> str:
+    if not _ORIGIN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not an origin: scheme and host, such as "
+                                         "https://portal.example.go.id (no path, no trailing /)")
+    return text
 
 
 def _seconds(text: str) -> float:
@@ -435,6 +446,9 @@ def parser() -> argparse.ArgumentParser:
                                                    "$KINERJA_API_KEYS; none: no authentication, loopback only)")
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="serve on a non-loopback address without API keys")
+    p.add_argument("--cors-origin", action="append", type=_origin, default=[], metavar="URL",
+                   help="a browser origin allowed to call the service, such as https://portal.example.go.id "
+                        "(repeatable; default: none)")
     p.add_argument("--public-metrics", action="store_true",
                    help="with keys, serve /metrics without an admin key (it names every policy and digest)")
     p.add_argument("--batch-processes", type=_whole(0), default=None, metavar="N",

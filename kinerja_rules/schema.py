@@ -366,8 +366,8 @@ def json_schema(field: Field) -> dict[str, Any]:
         out = {"type": "boolean"}
     elif kind == Kind.TEXT:
         out = {"type": "string"}
-        if spec.pattern:
-            out["pattern"] = spec.pattern
+        if spec.pattern:  # the server matches the whole text: JSON Schema's pattern is unanchored
+            out["pattern"] = f"^(?:{spec.pattern})$"
     elif kind == Kind.DATE:
         out = {"type": "string", "format": "date"}
     elif kind == Kind.ENUM:

@@ -151,6 +151,7 @@ def test_a_key_given_twice_is_that_records_error(tmp_path: Path) -> None:
     ("--header-timeout", "abc"), ("--header-timeout", "1e999"), ("--body-timeout", "0"), ("--body-timeout", "nan"),
     ("--max-connections", "0"), ("--max-header-bytes", "9" * 5000), ("--max-headers", "-1"),
     ("--validate-seconds", "99999"), ("--validate-processes", "65"), ("--max-response-bytes", "10"),
+    ("--cors-origin", "https://portal.example.go.id/path"), ("--cors-origin", "*"),
 ])
 def test_serve_refuses_a_bad_limit_by_name(flag: str, value: str) -> None:
     result = kinerja("serve", flag, value)

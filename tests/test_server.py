@@ -108,6 +108,64 @@ def test_evaluation_fault_is_422_naming_where(tmp_path: Path) -> None:
                                  422, "evaluation-failed")
     assert problem["detail"] == "division by zero"
     assert problem["where"] == "definition 'rasio'" and problem["paths"] == ["a", "b"]
+    assert set(problem["policy"]) == {"id", "version", "digest"} and problem["policy"]["id"] == "rapuh"
+
+
+def test_a_client_pins_the_policy_it_was_promised(client: TestClient[Litestar], engine: Engine) -> None:
+    digest = engine.policy("nasional").digest
+    answer = evaluate(client, {"record": BASE_RECORD}, headers={"if-match": f'"{digest}"'})
+    assert answer.status_code == 200 and answer.headers["etag"] == f'"{digest}"'
+    other = "0" * 64
+    problem = assert_problem(evaluate(client, {"record": BASE_RECORD}, headers={"if-match": f'"{other}"'}), 412,
+                             "policy-changed")
+    assert other in problem["detail"] and digest in problem["detail"]
+    batch = client.post("/v1/policies/nasional/evaluate/batch", json={"records": [BASE_RECORD]},
+                        headers={"if-match": f'"{other}", "{digest}"'})
+    assert batch.status_code == 200 and batch.headers["etag"] == f'"{digest}"'
+    assert evaluate(client, {"record": BASE_RECORD}, headers={"if-match": "*"}).status_code == 200
+    assert_problem(evaluate(client, {"record": BASE_RECORD}, headers={"if-match": "nasional"}), 400, "bad-request")
+    assert client.get("/v1/policies/nasional").headers["etag"] == f'"{digest}"'
+
+
+def test_a_request_id_is_kept_or_made_and_logged(engine: Engine) -> None:
+    stream = io.BytesIO()
+    with TestClient(create_app(engine, access_log=stream)) as client:
+        given = client.get("/health", headers={"x-request-id": "ekinerja-42"})
+        made = client.get("/health", headers={"x-request-id": "a b\u0000" * 50})
+    assert given.headers["x-request-id"] == "ekinerja-42"
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])  # an id that is not plain is replaced
+    logged = [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()]
+    assert logged == ["ekinerja-42", made.headers["x-request-id"]]
+
+
+def test_cors_is_off_unless_an_origin_is_named(engine: Engine) -> None:
+    portal = "https://portal.example.go.id"
+    preflight = {"origin": portal, "access-control-request-method": "POST",
+                 "access-control-request-headers": "authorization, content-type, if-match"}
+    with TestClient(create_app(engine)) as client:
+        answer = client.options("/v1/policies/nasional/evaluate", headers=preflight)
+        assert "access-control-allow-origin" not in answer.headers
+    with TestClient(create_app(engine, cors_origins=[portal])) as client:
+        answer = client.options("/v1/policies/nasional/evaluate", headers=preflight)
+        assert answer.status_code in (200, 204) and answer.headers["access-control-allow-origin"] == portal
+        assert "if-match" in answer.headers["access-control-allow-headers"].lower()
+        stranger = client.options("/v1/policies/nasional/evaluate",
+                                  headers={**preflight, "origin": "https://elsewhere.example"})
+        assert stranger.headers.get("access-control-allow-origin") != "https://elsewhere.example"
+        real = evaluate(client, {"record": BASE_RECORD}, headers={"origin": portal})
+        assert real.headers["access-control-allow-origin"] == portal
+        assert "etag" in real.headers["access-control-expose-headers"].lower()
+
+
+def test_the_published_schema_anchors_patterns_as_the_server_matches_them(client: TestClient[Litestar]) -> None:
+    import jsonschema
+
+    schema = client.get("/v1/policies/nasional").json()["input_schema"]
+    for nip, accepted in (("198507122010011003", True), ("1985071220100110031", False), ("x198507122010011003", False)):
+        record = {**BASE_RECORD, "nip": nip}
+        by_schema = jsonschema.Draft202012Validator(schema).is_valid(record)
+        by_server = evaluate(client, {"record": record}).status_code == 200
+        assert by_schema == by_server == accepted, nip
 
 
 def test_unknown_policy_is_404_with_a_suggestion(client: TestClient[Litestar]) -> None:

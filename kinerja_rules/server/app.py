@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -12,6 +13,7 @@ from typing import Any, BinaryIO
 import msgspec
 from anyio import to_thread
 from litestar import Controller, Litestar, Request, Response, Router, get, post
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
@@ -107,9 +109,29 @@ def _check_json(request: Request[Any, Any, Any]) -> None:
         raise ApiProblem("unsupported-media-type", f"send {JSON}, not {kind}")
 
 
-def _answer(body: bytes) -> ASGIResponse:
-    """A 200 JSON answer, built directly: the decision is already encoded."""
-    return ASGIResponse(body=body, media_type=JSON)
+def _answer(body: bytes, digest: str) -> ASGIResponse:
+    """A 200 JSON answer, built directly (the decision is already encoded), tagged with the policy digest."""
+    return ASGIResponse(body=body, media_type=JSON, headers={"etag": f'"{digest}"'})
+
+
+_ETAG = re.compile(r'\s*(?:W/)?"([0-9a-f]{64})"\s*')
+
+
+def _pinned(request: Request[Any, Any, Any], digest: str) -> None:
+    """Refuse the request when its `If-Match` names policy digests and not the one in service."""
+    raw = next((v for k, v in request.scope["headers"] if k == b"if-match"), None)
+    if raw is None:
+        return
+    text = raw.decode("latin-1")
+    if text.strip() == "*":
+        return
+    tags = text.split(",")
+    if len(tags) > 16 or not all(_ETAG.fullmatch(t) for t in tags):
+        raise ApiProblem("bad-request", 'If-Match must be "*" or up to 16 quoted policy digests (64 hex digits)')
+    expected = [m.group(1) for t in tags if (m := _ETAG.fullmatch(t))]
+    if digest not in expected:
+        raise ApiProblem("policy-changed", f"the request expects policy digest {', '.join(expected)}; the policy in "
+                                           f"service has digest {digest}")
 
 
 def _limits(request: Request[Any, Any, Any]) -> Limits:
@@ -136,17 +158,21 @@ class PolicyController(Controller):
 
     @get("/{policy_id:str}", summary="Describe a policy: input schema, outputs, parameters, references",
          responses={200: ResponseSpec(PolicyDetail, generate_examples=False, description="The policy"),
-                    **_problems(401, 403, 404)})
-    async def describe(self, policy_id: FromPath[str], engine: NamedDependency[Engine]) -> Response[bytes]:
-        return _json(engine.policy(policy_id).metadata())
+                    **_problems(401, 403, 404, 412)})
+    async def describe(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
+                       engine: NamedDependency[Engine]) -> Response[bytes]:
+        policy = engine.policy(policy_id)
+        _pinned(request, policy.digest)
+        return Response(_ENCODER.encode(policy.metadata()), media_type=JSON, headers={"etag": f'"{policy.digest}"'})
 
     @post("/{policy_id:str}/evaluate", status_code=200, summary="Decide one record",
           operation_class=_with_body(EvaluateRequest), responses={
               200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
-              **_problems(400, 401, 403, 404, 413, 415, 422)})
+              **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
                        engine: NamedDependency[Engine]) -> ASGIResponse:
         policy = engine.policy(policy_id)
+        _pinned(request, policy.digest)
         _check_json(request)
         limits = _limits(request)
         raw = await request.body()
@@ -156,22 +182,27 @@ class PolicyController(Controller):
         metrics = _metrics(request)
         try:
             decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain)
-        except (RecordError, EvaluationError):
+        except RecordError:
             metrics.observe_decisions(policy.id, "error")
             raise
+        except EvaluationError as exc:
+            metrics.observe_decisions(policy.id, "error")
+            raise ApiProblem("evaluation-failed", exc.detail, where=exc.where, paths=list(exc.paths),
+                             policy=policy.ref) from None
         metrics.observe_decisions(policy.id, "decided")
         encoded = _ENCODER.encode(decision)
         if len(encoded) > limits.max_response_bytes:
             raise _too_large(limits)
-        return _answer(encoded)
+        return _answer(encoded, policy.digest)
 
     @post("/{policy_id:str}/evaluate/batch", status_code=200, summary="Decide many records, each on its own",
           operation_class=_with_body(BatchRequest), responses={
               200: ResponseSpec(BatchResult, generate_examples=False, description="One result per record, in order"),
-              **_problems(400, 401, 403, 404, 413, 415, 422)})
+              **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
                              engine: NamedDependency[Engine], service: NamedDependency[PolicyService]) -> ASGIResponse:
         policy = engine.policy(policy_id)
+        _pinned(request, policy.digest)
         _check_json(request)
         limits = _limits(request)
         raw = await request.body()
@@ -201,7 +232,7 @@ class PolicyController(Controller):
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
-        return _answer(b'{"results":[' + joined + b"]}")
+        return _answer(b'{"results":[' + joined + b"]}", policy.digest)
 
 
 def _too_large(limits: Limits) -> ApiProblem:
@@ -333,10 +364,12 @@ class ProbeController(Controller):
 
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
                limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None,
-               validator: Validator | None = None, public_metrics: bool = False) -> Litestar:
+               validator: Validator | None = None, public_metrics: bool = False,
+               cors_origins: Sequence[str] = ()) -> Litestar:
     """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
 
-    With keys, `/metrics` needs an admin key unless `public_metrics`.
+    With keys, `/metrics` needs an admin key unless `public_metrics`. `cors_origins` are the browser
+    origins (`https://portal.example.go.id`) allowed to call the service; none by default.
     `validator` checks documents sent to `/v1/validate` (default: on a thread, within a time budget).
     `access_log` takes one JSON line per request: a binary stream, or a `LineWriter` (`kinerja serve`
     gives standard output's). Lines are written from a thread of their own, never from a request.
@@ -374,6 +407,10 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker,
                      "public_metrics": public_metrics}),
         request_max_body_size=limits.max_body_bytes,
+        cors_config=CORSConfig(allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                               allow_headers=["authorization", "content-type", "if-match", "x-request-id",
+                                              "accept-language"],
+                               expose_headers=["etag", "x-request-id"], max_age=600) if cors_origins else None,
         on_startup=[serving],
         on_shutdown=[draining],
         logging_config=None,  # the host process configures logging (`kinerja serve` does)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -24,6 +26,7 @@ from kinerja_rules.server.logs import LineWriter
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _JSON = msgspec.json.Encoder()
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # a caller's id is kept only if it is this plain
 _log = logging.getLogger("kinerja_rules.server")
 
 
@@ -49,6 +52,7 @@ class AccessLog:
             entry["policy"] = policy_id
         if key is not None:
             entry["key"] = key.name
+        entry["request_id"] = scope.get("state", {}).get("request_id")
         self.lines.write(_JSON.encode(entry) + b"\n")
 
     def close(self) -> None:
@@ -130,11 +134,15 @@ class ObserveMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
         try:

@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from kinerja_rules import Diagnostic, EvaluationError, FieldError, RecordError, UnknownPolicyError
+from kinerja_rules.decision import PolicyRef
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -64,6 +65,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                                         "check it with `kinerja check`."),
     "validation-busy": (503, "Validation busy", "As many documents as the service checks at once are waiting; "
                                                 "retry shortly."),
+    "policy-changed": (412, "Policy changed", "The request's `If-Match` names a policy digest other than the one "
+                                              "in service; `detail` names both. Nothing was decided."),
     "bad-request": (400, "Bad request", "The request could not be read."),
     "internal-error": (500, "Internal error", "An unexpected fault; it has been logged. Please report it."),
 }
@@ -103,7 +106,7 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     diagnostics: list[DiagnosticOut] = []
     where: str = ""
     paths: list[str] = []
-    policy: str = ""
+    policy: PolicyRef | str = ""  # the policy that decided (id, version, digest), or the id a key may not use
     generation: int | None = None
 
 

@@ -48,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     validate_processes: int = 1
     validate_seconds: float = 30.0
     public_metrics: bool = False  # with keys: /metrics without an admin key
+    cors_origins: list[str] = []  # browser origins allowed to call the service
     graceful_timeout: int = 30
     batch_processes: int | None = None  # None: one per CPU with one worker, none with several
     state_dir: str | None = None  # with several workers: the folder where they share the generation in service
@@ -108,7 +109,7 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
     access_log = writer(1, "stdout") if settings.access_log else None
     validator = Validator(service.plugins, settings.validate_processes, settings.validate_seconds)
     app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log, validator=validator,
-                     public_metrics=settings.public_metrics)
+                     public_metrics=settings.public_metrics, cors_origins=settings.cors_origins)
     gc.collect()
     gc.freeze()  # the compiled policies live as long as the process: keep them out of every GC pass
     return app, service
