@@ -247,7 +247,7 @@ class CompiledPolicy:
                 with decimal.localcontext(PLUGIN_CONTEXT):
                     out.append(spec.impl(value))
             except Exception as exc:
-                raise EvaluationError(f"{type(exc).__name__}: {exc}",
+                raise EvaluationError(_plugin_describe(exc),
                                       where=f"indicator {spec.name!r} of plugin {spec.plugin!r}",
                                       paths=[spec.source]) from None
         return tuple(out)
@@ -263,7 +263,7 @@ class CompiledPolicy:
             elif site is not None and plugin is None:
                 plugin = self._plugin_code.get(id(code))
             tb = tb.tb_next
-        message = _describe(exc)
+        message = _plugin_describe(exc) if plugin is not None else _describe(exc)
         where = f"{site.kind} {site.name!r}" if site is not None else "evaluation"
         if plugin is not None:
             where += f" (function {plugin.name!r} of plugin {plugin.plugin!r})"
@@ -459,6 +459,17 @@ def _describe(exc: Exception) -> str:
         return str(exc.args[0]) if exc.args else "missing key"
     if isinstance(exc, RecursionError):
         return "evaluation nested too deeply"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+
+
+def _plugin_describe(exc: Exception) -> str:
+    """A plugin's fault as a sentence: its own message, or what a bare exception means."""
+    if isinstance(exc, KeyError):
+        key = exc.args[0] if exc.args else None
+        return f"the plugin looked up {key!r}, which is not there (KeyError)"
+    if isinstance(exc, (IndexError, AttributeError, TypeError)) and not str(exc):
+        return f"the plugin failed ({type(exc).__name__})"
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 

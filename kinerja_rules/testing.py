@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from kinerja_rules.checker import Case
 from kinerja_rules.decision import Decision, to_json
 from kinerja_rules.errors import EvaluationError, RecordError
@@ -111,6 +113,9 @@ def explain_text(decision: Decision, only: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
+_TEXT_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -122,8 +127,8 @@ def _json(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_json(v) for v in value) + "]"
+    if isinstance(value, (list, dict)):  # as the decision's JSON writes it, never Python's repr
+        return _TEXT_ENCODER.encode(value).decode()
     return str(value)
 
 

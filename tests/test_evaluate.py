@@ -205,3 +205,20 @@ def test_a_pattern_matches_as_re2_would_whichever_engine_runs_it() -> None:
             assert bool(ours.fullmatch(text)) == bool(theirs.fullmatch(text)), (pattern, text)
     for risky in ("(a+)+$", "a*", "(a|ab){3}", "(x{2}){3}", "[a-z]{1,500}"):  # only RE2 runs these
         assert type(compile_pattern(risky)).__module__.startswith("re2"), risky
+
+
+def test_explain_text_writes_values_as_the_decision_json_does() -> None:
+    from decimal import Decimal
+
+    from kinerja_rules.decision import Decision, PolicyRef
+    from kinerja_rules.testing import explain_text
+
+    value = {"skor": Decimal("0.3333"), "riwayat": [Decimal("1.50"), None]}
+    entry = {"value": value, "expr": "ringkasan", "definitions": [{"name": "ringkasan", "value": value,
+                                                                    "expr": "..."}],
+             "tables": [], "parameters": [], "inputs": []}
+    decision = Decision(policy=PolicyRef(id="p", version="1", digest="0" * 64), as_of=dt.date(2025, 1, 1),
+                        outputs={"ringkasan": value}, trace={"as_of": dt.date(2025, 1, 1),
+                                                             "outputs": {"ringkasan": entry}})
+    text = explain_text(decision)
+    assert "Decimal(" not in text and '{"skor":0.3333,"riwayat":[1.50,null]}' in text

@@ -35,6 +35,8 @@ SEEN = []
 def _gandakan(x):
     if x < 0:
         raise ValueError("negative input")
+    if x == 7:
+        return {}["missing"]
     return x * 2
 
 @hookimpl
@@ -110,6 +112,9 @@ def test_plugin_fault_names_plugin_and_function(contoh: tuple[Engine, Any]) -> N
         engine.evaluate("pakai", {"x": -1}, as_of=WHEN)
     assert "function 'gandakan' of plugin 'contoh_plugin'" in err.value.where
     assert "negative input" in str(err.value)
+    with pytest.raises(EvaluationError) as err:
+        engine.evaluate("pakai", {"x": 7}, as_of=WHEN)
+    assert err.value.detail == "the plugin looked up 'missing', which is not there (KeyError)"
 
 
 def test_digest_includes_plugin_versions(contoh: tuple[Engine, Any], tmp_path: Path) -> None:

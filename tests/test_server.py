@@ -950,3 +950,17 @@ def test_huge_numbers_are_refused_without_converting_them(client: TestClient[Lit
     problem = assert_problem(evaluate(client, ('{"record": ' + record + "}").encode()), 422, "invalid-record")
     assert problem["errors"] == [{"path": "jabatan.kelas",
                                   "message": "must be 0 or between 1e-24 and 1e+25 in magnitude, not 1E+1000000"}]
+
+
+def test_the_service_lists_the_plugins_it_loaded(client: TestClient[Litestar], engine: Engine) -> None:
+    listed = {p["name"]: p for p in client.get("/v1/plugins").json()["plugins"]}
+    assert set(engine.registry.plugins) <= set(listed)
+    functions = {f["name"]: (name, f) for name, p in listed.items() for f in p["functions"]}
+    assert set(functions) == set(engine.registry.functions)
+    for name, spec in engine.registry.functions.items():
+        plugin, entry = functions[name]
+        assert plugin == spec.plugin and entry["returns"] == spec.returns
+    indicators = {i["name"] for p in listed.values() for i in p["indicators"]}
+    assert indicators == set(engine.registry.indicators)
+    for name, version in engine.registry.plugins.items():  # the bundled plugins, with their versions
+        assert listed[name]["version"] == version

@@ -240,6 +240,26 @@ def _too_large(limits: Limits) -> ApiProblem:
                                             "explain, or send fewer records per request")
 
 
+def plugins_listing(engine: Engine) -> dict[str, Any]:
+    """What the service loaded: each plugin with its version, functions and indicators."""
+    registry = engine.registry
+    out: dict[str, dict[str, Any]] = {name: {"name": name, "version": version, "functions": [], "indicators": []}
+                                      for name, version in sorted(registry.plugins.items())}
+    for spec in sorted(registry.functions.values(), key=lambda f: f.name):
+        entry = out.setdefault(spec.plugin, {"name": spec.plugin, "version": spec.version, "functions": [],
+                                             "indicators": []})
+        entry["functions"].append({"name": spec.name, "params": [{"name": n, "type": t} for n, t in spec.params],
+                                   "returns": spec.returns, "description": spec.description,
+                                   **({"cite": spec.cite} if spec.cite else {})})
+    for ind in sorted(registry.indicators.values(), key=lambda i: i.name):
+        entry = out.setdefault(ind.plugin, {"name": ind.plugin, "version": ind.version, "functions": [],
+                                            "indicators": []})
+        entry["indicators"].append({"name": ind.name, "source": ind.source, "source_type": ind.source_type,
+                                    "returns": ind.returns, "description": ind.description,
+                                    **({"cite": ind.cite} if ind.cite else {})})
+    return {"plugins": list(out.values())}
+
+
 @cache
 def _policy_schema_json() -> bytes:
     return msgspec.json.encode(policy_schema())
@@ -289,6 +309,10 @@ class ServiceController(Controller):
         return _json(ValidateResult(valid=report.ok, policies=sorted(report.policies),
                                     diagnostics=[DiagnosticOut.of(translate(d, lang)) for d in report.problems],
                                     warnings=[DiagnosticOut.of(translate(d, lang)) for d in report.warnings]))
+
+    @get("/v1/plugins", summary="The plugins the service loaded: versions, functions and indicators")
+    async def plugins(self, engine: NamedDependency[Engine]) -> Response[bytes]:
+        return _json(plugins_listing(engine))
 
     @get("/v1/schema/policy", summary="The JSON Schema of a policy file (for editors with a YAML language server)")
     async def policy_schema(self) -> Response[bytes]:
