@@ -35,7 +35,7 @@ SEEN = []
 def _gandakan(x):
     if x < 0:
         raise ValueError("negative input")
-    if x == 7:
+    if x == 1234.5:  # a bug in a plugin, for the fault test
         return {}["missing"]
     return x * 2
 
@@ -113,7 +113,7 @@ def test_plugin_fault_names_plugin_and_function(contoh: tuple[Engine, Any]) -> N
     assert "function 'gandakan' of plugin 'contoh_plugin'" in err.value.where
     assert "negative input" in str(err.value)
     with pytest.raises(EvaluationError) as err:
-        engine.evaluate("pakai", {"x": 7}, as_of=WHEN)
+        engine.evaluate("pakai", {"x": 1234.5}, as_of=WHEN)
     assert err.value.detail == "the plugin looked up 'missing', which is not there (KeyError)"
 
 
