@@ -19,6 +19,7 @@ from typing import Any
 from kinerja_rules import nodes as n
 from kinerja_rules.checker import CheckedPolicy
 from kinerja_rules import numbers
+from kinerja_rules.boundary import checked_call, declared
 from kinerja_rules.functions import BUILTINS, FunctionSpec
 from kinerja_rules.numbers import ROUNDING_MODES
 from kinerja_rules.tables import Table
@@ -154,7 +155,9 @@ class _Gen:
         if name is None:
             name = f"f{len(self.func_names)}"
             self.func_names[key] = name
-            self.ns[name] = spec.impl if spec.plugin == "builtins" else numbers.isolated(spec.impl)
+            self.ns[name] = spec.impl if spec.plugin == "builtins" else checked_call(
+                spec.impl, declared(spec.returns),
+                f"function {spec.name!r} of plugin {spec.plugin!r}" + (f" {spec.version}" if spec.version else ""))
         return _name(name)
 
     # ---- expressions ----

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinerja_rules import nodes as n
+from kinerja_rules.boundary import PluginReturnError, checked_call, declared
 from kinerja_rules.checker import CheckedPolicy, cite_text
 from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
-from kinerja_rules.numbers import EVAL_CONTEXT, PLUGIN_CONTEXT, PRECISION, Rational, approximate, rational_decimal
+from kinerja_rules.numbers import EVAL_CONTEXT, PRECISION, Rational, approximate, rational_decimal
 from kinerja_rules.schema import build_validator, json_schema
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
@@ -125,6 +126,9 @@ class CompiledPolicy:
                                                    if table.cite else {}), **({"note": row.note} if row.note else {})}
                               for name, table in checked.tables.items() for row in table.rows}
         self._site_paths = self._build_site_paths()
+        self._indicator_calls = [checked_call(spec.impl, declared(spec.returns), f"indicator {spec.name!r} of plugin "
+                                              f"{spec.plugin!r}" + (f" {spec.version}" if spec.version else ""))
+                                 for spec in self._indicators]
         self._plugin_code = {id(spec.impl.__code__): spec for spec in checked.functions.values()
                              if isinstance(spec.impl, pytypes.FunctionType) and spec.plugin != "builtins"}
         self._plugin_code.update({id(spec.impl.__code__): spec for spec in checked.indicators.values()  # type: ignore[misc]
@@ -239,13 +243,12 @@ class CompiledPolicy:
         if not self._indicators:
             return ()
         out = []
-        for spec in self._indicators:
+        for spec, call in zip(self._indicators, self._indicator_calls):
             value: Any = clean
             for part in spec.source.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             try:
-                with decimal.localcontext(PLUGIN_CONTEXT):
-                    out.append(spec.impl(value))
+                out.append(call(value))
             except Exception as exc:
                 raise EvaluationError(_plugin_describe(exc),
                                       where=f"indicator {spec.name!r} of plugin {spec.plugin!r}",
@@ -453,7 +456,7 @@ def _describe(exc: Exception) -> str:
                 "round it, or check the record for absurdly long numbers")
     if isinstance(exc, decimal.DecimalException):
         return f"arithmetic failed ({type(exc).__name__})"
-    if isinstance(exc, TableMiss):
+    if isinstance(exc, (TableMiss, PluginReturnError)):
         return str(exc)
     if isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else "missing key"
@@ -465,6 +468,8 @@ def _describe(exc: Exception) -> str:
 
 def _plugin_describe(exc: Exception) -> str:
     """A plugin's fault as a sentence: its own message, or what a bare exception means."""
+    if isinstance(exc, PluginReturnError):
+        return str(exc)
     if isinstance(exc, KeyError):
         key = exc.args[0] if exc.args else None
         return f"the plugin looked up {key!r}, which is not there (KeyError)"

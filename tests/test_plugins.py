@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import sys
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,55 @@ def kinerja_observe_decision(policy_id, decision):
                             input=json.dumps({"x": 4}), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "observed pakai 8" in result.stderr
+
+
+LIAR = '''
+from decimal import Decimal
+from kinerja_rules import FunctionSpec, IndicatorSpec
+from kinerja_rules.hookspecs import hookimpl
+
+__version__ = "0.9.1"
+
+def _jumlah(x):
+    return {1: "12.5", 2: 3, 3: None, 4: True, 5: 7}[int(x)]
+
+@hookimpl
+def kinerja_register_functions():
+    return [FunctionSpec(name="jumlah_bulat", params=(("x", "decimal"),), returns="integer", impl=_jumlah,
+                         description="Says integer."),
+            FunctionSpec(name="rasio_tepat", params=(("x", "decimal"),), returns="decimal",
+                         impl=lambda x: {1: Decimal("0.5"), 2: 0.1}[int(x)], description="Says decimal.")]
+
+@hookimpl
+def kinerja_register_indicators():
+    return [IndicatorSpec(name="indeks", source="survei", source_type="list of integer", returns="decimal",
+                          impl=lambda answers: 0.25 if answers else Decimal("0.5"), description="Says decimal.")]
+'''
+LIAR_POLICY = """
+policy: jujur
+effective: 2024-01-01
+inputs:
+  x: decimal
+  survei: {type: list of integer, default: []}
+outputs:
+  bulat: {type: integer, expr: "if x < 6 then jumlah_bulat(x) else 0"}
+  tepat: {type: decimal, expr: "if x < 3 then rasio_tepat(x) else 0"}
+  nilai: {type: decimal, expr: indeks}
+"""
+
+
+def test_what_a_plugin_returns_is_checked_against_its_declaration(tmp_path: Path) -> None:
+    plugins = _plugin_dir(tmp_path, "liar_plugin", LIAR)
+    (tmp_path / "jujur.yaml").write_text(LIAR_POLICY)
+    engine = Engine.from_paths([tmp_path / "jujur.yaml"], discover([plugins], entry_points=False))
+    answers = {x: engine.evaluate_safely("jujur", {"x": x}, WHEN) for x in (1, 2, 3, 4, 5)}
+    messages = {x: getattr(a, "error", None) and a.error.message for x, a in answers.items()}
+    assert messages[1] == ("function 'jumlah_bulat' of plugin 'liar_plugin' 0.9.1 returned str '12.5', "
+                           "but declares integer")
+    assert "function 'rasio_tepat' of plugin 'liar_plugin' 0.9.1 returned a binary float (0.1)" in messages[2]
+    assert "returned null, but declares integer" in messages[3]
+    assert "returned bool True" in messages[4]
+    assert answers[5].outputs == {"bulat": 7, "tepat": 0, "nilai": Decimal("0.5")}  # type: ignore[union-attr]
+    surveyed: Any = engine.evaluate_safely("jujur", {"x": 9, "survei": [1]}, WHEN)
+    assert surveyed.error.message == ("indicator 'indeks' of plugin 'liar_plugin' 0.9.1 returned a binary float "
+                                      "(0.25), but declares decimal")
