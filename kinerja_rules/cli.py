@@ -85,9 +85,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             params = ", ".join(f"{p}: {t}" for p, t in spec.params) + (", …" if spec.variadic else "")
             print(f"  function  {spec.name}({params}) -> {spec.returns}")
             print(f"            {spec.description}")
+            if spec.cite:
+                print(f"            cites: {spec.cite}")
         for ind in sorted((i for i in registry.indicators.values() if i.plugin == name), key=lambda i: i.name):
             print(f"  indicator {ind.name}: {ind.returns}  (from {ind.source}: {ind.source_type})")
             print(f"            {ind.description}")
+            if ind.cite:
+                print(f"            cites: {ind.cite}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import hashlib
 import logging
 import re
@@ -480,14 +481,37 @@ def _plugin_describe(exc: Exception) -> str:
 
 
 def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
+    """What decides: the policy files (not files of test cases only), the engine version, and
+    each plugin used, by version and by the code of its functions (a changed plugin changes
+    the digest even when its version string does not)."""
+    from kinerja_rules.engine import _tests_only
+
     h = hashlib.sha256()
     h.update(f"kinerja-rules {ENGINE_VERSION}\n".encode())
     for source in sorted(checked.assembled.sources, key=lambda s: s.text):
+        if _tests_only(source.text):
+            continue  # test cases never change a decision
         h.update(b"\0file\0")
         h.update(source.text.encode("utf-8"))
-    used = sorted({(spec.plugin, spec.version) for spec in checked.functions.values() if spec.plugin != "builtins"}
-                  | {(spec.plugin, spec.version) for spec in checked.indicators.values()})
-    for plugin, version in used:
+    specs: list[Any] = [*(f for f in checked.functions.values() if f.plugin != "builtins"),
+                        *checked.indicators.values()]
+    for plugin, version in sorted({(spec.plugin, spec.version) for spec in specs}):
         h.update(f"\0plugin\0{plugin}=={plugin_versions.get(plugin, version)}".encode())
+    for path in sorted({_code_file(spec.impl) for spec in specs} - {""}):
+        h.update(b"\0code\0" + _file_digest(path).encode())
     return h.hexdigest()
+
+
+def _code_file(fn: Any) -> str:
+    code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+    return code.co_filename if code is not None else ""
+
+
+@functools.cache
+def _file_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return path  # code without a file (made at run time): its place stands in
 

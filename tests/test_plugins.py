@@ -174,6 +174,7 @@ def test_cli_lists_plugins(tmp_path: Path) -> None:
     assert "daftar_plugin 1.2.3" in result.stdout
     assert "function  gandakan(x: decimal) -> decimal" in result.stdout
     assert "indicator jumlah_jawaban: integer  (from survei: list of integer)" in result.stdout
+    assert "cites: PermenPANRB 14/2017" in result.stdout  # the bundled survey plugin's citation
     broken = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "plugins", "--plugins", str(tmp_path / "nope")],
                             capture_output=True, text=True, timeout=60)
     assert broken.returncode == 1 and "plugin error" in broken.stderr and "Traceback" not in broken.stderr
@@ -258,3 +259,27 @@ def test_what_a_plugin_returns_is_checked_against_its_declaration(tmp_path: Path
     surveyed: Any = engine.evaluate_safely("jujur", {"x": 9, "survei": [1]}, WHEN)
     assert surveyed.error.message == ("indicator 'indeks' of plugin 'liar_plugin' 0.9.1 returned a binary float "
                                       "(0.25), but declares decimal")
+
+
+def test_the_digest_follows_plugin_code_not_test_cases(tmp_path: Path) -> None:
+    (tmp_path / "pakai.yaml").write_text(POLICY)
+    digests = []
+    for i, body in enumerate((PLUGIN, PLUGIN.replace("return x * 2", "return x * 2 + 0"))):
+        folder = tmp_path / f"v{i}"
+        folder.mkdir()
+        (folder / "sama_plugin.py").write_text(textwrap.dedent(body))  # one name, one version, other code
+        sys.modules.pop("sama_plugin", None)
+        registry = discover([folder], entry_points=False)
+        digests.append(Engine.from_paths([tmp_path / "pakai.yaml"], registry).policy("pakai").digest)
+    assert digests[0] != digests[1]
+    national = tmp_path / "nasional"
+    national.mkdir()
+    root = Path(__file__).resolve().parent.parent / "policies"
+    (national / "nasional.yaml").write_text((root / "nasional.yaml").read_text())
+    tests = (root / "nasional-tests.yaml").read_text()
+    (national / "nasional-tests.yaml").write_text(tests)
+    before = Engine.from_paths([national]).policy("nasional").digest
+    changed = tests.replace("doc: The plain case every other case varies.", "doc: Kasus dasar.", 1)
+    assert changed != tests
+    (national / "nasional-tests.yaml").write_text(changed)
+    assert Engine.from_paths([national]).policy("nasional").digest == before  # test cases never decide

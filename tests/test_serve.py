@@ -144,6 +144,7 @@ def test_serve_end_to_end(engine: Engine) -> None:
     finally:
         out, err = _stop(process)
     assert "on loopback only" in err and f"serving {len(engine.ids)} policies" in err  # however many are bundled
+    assert all(f"{name} {version}".rstrip() in err for name, version in engine.registry.plugins.items())
     access = [json.loads(line) for line in out.splitlines()]
     assert [(a["path"], a["status"]) for a in access if a["path"] != "/ready"] == [
         ("/v1/policies/nasional/evaluate", 200), ("/v1/policies/nasional/evaluate", 400)]

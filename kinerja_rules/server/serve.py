@@ -168,6 +168,8 @@ def serve(settings: Settings) -> int:
     _log.info("serving %d policies (%s) on http://%s:%d with %d worker(s) and %d batch process(es); "
               "API docs at /docs", len(engine.ids), listing, settings.host, settings.port, settings.workers,
               service.batch_processes)
+    plugins = ", ".join(f"{name} {version}".rstrip() for name, version in sorted(engine.registry.plugins.items()))
+    _log.info("plugins: %s", plugins)
     if keys:
         _log.info("API keys: %d configured; every /v1/ call needs Authorization: Bearer <key>", len(keys.keys))
     elif is_loopback(settings.host):
