@@ -360,7 +360,9 @@ def json_schema(field: Field) -> dict[str, Any]:
     out: dict[str, Any]
     if kind == Kind.INTEGER:
         out = {"type": "integer"}
-    elif kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY):
+    elif kind == Kind.PERCENT:  # a fraction: 60 % is 0.6 (JSON Schema ignores a format it does not know)
+        out = {"type": "number", "format": "percent"}
+    elif kind in (Kind.DECIMAL, Kind.MONEY):
         out = {"type": "number"}
     elif kind == Kind.BOOLEAN:
         out = {"type": "boolean"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,9 +25,14 @@ class CaseResult:
     report: str = ""
 
 
+_PERCENT = re.compile(r"(-?[0-9]{1,20}(?:\.[0-9]{1,20})?)\s*%")
+
+
 def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
+    if isinstance(expected, str) and isinstance(actual, (int, Decimal)) and (match := _PERCENT.fullmatch(expected)):
+        return Decimal(match.group(1)) / 100 == Decimal(actual)  # `60%` expects the fraction 0.6
     if isinstance(expected, (int, Decimal)) and isinstance(actual, (int, Decimal)):
         return Decimal(expected) == Decimal(actual)
     if isinstance(expected, list) and isinstance(actual, list):

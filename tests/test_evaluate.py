@@ -222,3 +222,29 @@ def test_explain_text_writes_values_as_the_decision_json_does() -> None:
                                                              "outputs": {"ringkasan": entry}})
     text = explain_text(decision)
     assert "Decimal(" not in text and '{"skor":0.3333,"riwayat":[1.50,null]}' in text
+
+
+PERSEN = """
+policy: persen
+effective: 2024-01-01
+inputs:
+  x: percent
+outputs:
+  y: {type: percent, expr: "x + 10%"}
+tests:
+  sebagai_persen: {record: {x: 0.5}, as_of: 2024-06-01, expect: {y: 60%}}
+  sebagai_pecahan: {record: {x: 0.5}, as_of: 2024-06-01, expect: {y: 0.6}}
+  salah: {record: {x: 0.5}, as_of: 2024-06-01, expect: {y: 61%}}
+"""
+
+
+def test_a_percent_is_the_fraction_and_a_test_may_write_it_either_way(tmp_path: Path) -> None:
+    from kinerja_rules.decision import to_json
+    from kinerja_rules.testing import run_all
+
+    (tmp_path / "persen.yaml").write_text(PERSEN)
+    policy = Engine.from_paths([tmp_path / "persen.yaml"]).policy("persen")
+    assert {r.case: r.ok for r in run_all(policy)} == {"sebagai_persen": True, "sebagai_pecahan": True,
+                                                         "salah": False}
+    assert b'"outputs":{"y":0.6}' in to_json(policy.evaluate({"x": Decimal("0.5")}, dt.date(2024, 6, 1)))
+    assert policy.metadata()["input_schema"]["properties"]["x"] == {"type": "number", "format": "percent"}
