@@ -38,7 +38,7 @@ from gmpy2 import mpq as Rational
 from gmpy2 import mpz
 
 __all__ = ["EVAL_CONTEXT", "MAX_EXPONENT", "PLUGIN_CONTEXT", "PRECISION", "RANGE_MESSAGE", "ROUNDING_MODES", "Rational",
-           "approximate", "ceil", "floor", "in_range", "isolated", "mean", "rational", "rational_decimal", "round_to",
+           "approximate", "ceil", "floor", "in_range", "mean", "rational", "rational_decimal", "round_to",
            "terminating"]
 
 PRECISION = 200
@@ -167,17 +167,6 @@ def approximate(value: Any, digits: int = 28) -> Decimal:
     """A rational shown as a decimal of `digits` significant digits (for traces, never for outputs)."""
     return Context(prec=digits, rounding=ROUND_HALF_EVEN).divide(Decimal(int(value.numerator)),
                                                                  Decimal(int(value.denominator)))
-
-
-def isolated(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a plugin function so it runs in a fresh copy of `PLUGIN_CONTEXT`, whatever it changes there."""
-
-    def call(*args: Any) -> Any:
-        with decimal.localcontext(PLUGIN_CONTEXT):
-            return fn(*args)
-
-    call.__wrapped__ = fn  # type: ignore[attr-defined]
-    return call
 
 
 def terminating(value: Decimal | int) -> bool:

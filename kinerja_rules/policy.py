@@ -474,10 +474,7 @@ def _plugin_describe(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         key = exc.args[0] if exc.args else None
         return f"the plugin looked up {key!r}, which is not there (KeyError)"
-    if isinstance(exc, (IndexError, AttributeError, TypeError)) and not str(exc):
-        return f"the plugin failed ({type(exc).__name__})"
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+    return _describe(exc)
 
 
 def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
