@@ -45,3 +45,18 @@ def did_you_mean(name: str, candidates: Iterable[str], shown: dict[str, str] | N
     if best is None:
         return ""
     return f"; did you mean {(shown or {}).get(best, best)!r}?"
+
+
+def near_miss(name: str, declared: Iterable[str]) -> str | None:
+    """The declared name `name` is a slip of: within Damerau–Levenshtein distance 2, or 1 when
+    either name is shorter than 6 characters, ignoring case; None when none is that close."""
+    low = name.lower()
+    best, best_distance = None, 3
+    for candidate in declared:
+        allowed = 1 if min(len(name), len(candidate)) < 6 else 2
+        if abs(len(candidate) - len(name)) > allowed:
+            continue
+        found = distance(low, candidate.lower(), allowed + 1)
+        if found <= allowed and found < best_distance:
+            best, best_distance = candidate, found
+    return best

@@ -41,6 +41,7 @@ class Assembled(msgspec.Struct, kw_only=True):
     extends: str | None
     effective: dt.date | None
     period: str | None
+    unknown_fields: str | None
     chain: tuple[str, ...]
     sources: tuple[SourceFile, ...]
     items: dict[str, dict[str, Item]]
@@ -244,6 +245,7 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),
             extends=parent_id,
             effective=header.get("effective") or (parent.effective if parent else None),
             period=header.get("period") or (parent.period if parent else None),
+            unknown_fields=header.get("unknown_fields") or (parent.unknown_fields if parent else None),
             chain=(pid, *(parent.chain if parent else ())),
             sources=sources,
             items=out_items,

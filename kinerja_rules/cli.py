@@ -26,6 +26,7 @@ from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, Registry, check_paths, discover
 from kinerja_rules.errors import FieldError, KinerjaError, PluginError, PolicyError
 from kinerja_rules.jsontext import duplicate_key, duplicates
+from kinerja_rules.schema import UNKNOWN_FIELDS
 from kinerja_rules.testing import explain_text, run_all
 
 DEFAULT_POLICIES = Path("policies")
@@ -262,7 +263,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if isinstance(item, ErrorInfo):
                 result: Any = ErrorResult(error=item, policy=policy.ref)
             else:
-                result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text)
+                result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text,
+                                                args.unknown_fields)
                 if isinstance(result, ErrorResult):
                     result = ErrorResult(policy=result.policy,
                                          error=msgspec.structs.replace(result.error, line=line))
@@ -309,6 +311,13 @@ def _translated(result: ErrorResult, lang: str) -> ErrorResult:
         fields=[translate_field(f, lang) for f in error.fields]))
 
 
+def _unknown_fields_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unknown-fields", choices=UNKNOWN_FIELDS, metavar="RULE",
+                   help="what a record's field the policy does not declare is, for every policy: warn (listed in "
+                        "the decision's warnings), error or ignore (default: each policy's unknown_fields, else "
+                        "warn); a near miss of a declared name is an error unless ignore")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from kinerja_rules.server.bodies import Limits
     from kinerja_rules.server.guard import ConnectionLimits
@@ -316,7 +325,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_depth=args.max_depth,
                     max_list_items=args.max_list_items, max_response_bytes=args.max_response_bytes,
-                    max_explain_batch=args.max_explain_batch)
+                    max_explain_batch=args.max_explain_batch, unknown_fields=args.unknown_fields)
     connections = ConnectionLimits(max_header_bytes=args.max_header_bytes, max_headers=args.max_headers,
                                    header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                                    max_connections=args.max_connections)
@@ -412,6 +421,7 @@ def parser() -> argparse.ArgumentParser:
                    help="decide as of this date (default: the first day of the record's period)")
     p.add_argument("--explain", action="store_true", help="add a trace of how each output was reached")
     p.add_argument("--explain-text", action="store_true", help="print the trace as readable text instead of JSON")
+    _unknown_fields_option(p)
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
                    help="where policies are found (default: policies/)")
     p.set_defaults(run=cmd_eval)
@@ -473,6 +483,7 @@ def parser() -> argparse.ArgumentParser:
                    help="largest answer (default: 64 MiB); larger gets 422 response-too-large, and the work stops")
     p.add_argument("--max-explain-batch", type=_positive, default=1_000, metavar="N",
                    help="most records in one batch with explain: true (default: 1000)")
+    _unknown_fields_option(p)
     p.add_argument("--validate-processes", type=_whole(0, 64), default=1, metavar="N",
                    help="processes that check documents sent to /v1/validate (default: 1; 0: a thread)")
     p.add_argument("--validate-seconds", type=_seconds, default=30.0, metavar="SECONDS",

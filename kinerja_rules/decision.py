@@ -25,6 +25,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     policy: PolicyRef
     as_of: dt.date
     outputs: dict[str, Any]
+    warnings: list[FieldError] = []  # fields of the record the policy does not declare (`unknown_fields: warn`)
     trace: dict[str, Any] | None = None
 
     def get(self, dotted: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -151,6 +151,7 @@ class PolicyDocument(_Spec, frozen=True, kw_only=True):
     extends: PolicyId | None = None
     effective: dt.date | None = None
     period: str | None = None
+    unknown_fields: Literal["warn", "error", "ignore"] | None = None
     doc: str = ""
     references: dict[PolicyId, str | ReferenceSpec] = {}
     types: dict[Name, TypeDecl] = {}
@@ -183,7 +184,7 @@ SECTIONS: dict[str, type[_Spec] | None] = {
     "fixtures": None,
     "tests": CaseSpec,
 }
-HEADER = ("policy", "title", "version", "extends", "effective", "period", "doc")
+HEADER = ("policy", "title", "version", "extends", "effective", "period", "unknown_fields", "doc")
 TOP_KEYS = HEADER + tuple(SECTIONS)
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: `$` would let a trailing newline in
@@ -378,6 +379,11 @@ def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagno
             diags.append(Diagnostic(code="E010", message=f"{key!r} must be text", span=source.value_span((key,))))
     if "version" in header:
         header["version"] = str(header["version"])
+    if "unknown_fields" in header and header["unknown_fields"] not in ("warn", "error", "ignore"):
+        diags.append(Diagnostic(code="E010", message="'unknown_fields' must be warn, error or ignore"
+                                f"{did_you_mean(str(header['unknown_fields']), ('warn', 'error', 'ignore'))}",
+                                span=source.value_span(("unknown_fields",))))
+        del header["unknown_fields"]
     if "effective" in header and type(header["effective"]) is not dt.date:  # a timestamp is not a date
         diags.append(Diagnostic(code="E010", message="'effective' must be a date (YYYY-MM-DD)",
                                 span=source.value_span(("effective",))))

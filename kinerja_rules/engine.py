@@ -413,9 +413,9 @@ class Engine:
             raise UnknownPolicyError(policy_id, self.ids) from None
 
     def evaluate(self, policy_id: str, record: Any, as_of: dt.date | None = None,
-                 explain: bool = False) -> Decision:
+                 explain: bool = False, unknown_fields: str | None = None) -> Decision:
         """Evaluate one record; raises RecordError or EvaluationError for that record."""
-        decision = self.policy(policy_id).evaluate(record, as_of, explain)
+        decision = self.policy(policy_id).evaluate(record, as_of, explain, unknown_fields)
         if self.registry.observe is not None:
             self._observe(policy_id, decision)
         return decision
@@ -428,18 +428,18 @@ class Engine:
                                                         type(exc).__name__, exc)
 
     def evaluate_safely(self, policy_id: str, record: Any, as_of: dt.date | None = None,
-                        explain: bool = False) -> Decision | ErrorResult:
+                        explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
         """Evaluate one record; a bad record gives an ErrorResult instead of raising."""
-        result = self.policy(policy_id).evaluate_safely(record, as_of, explain)
+        result = self.policy(policy_id).evaluate_safely(record, as_of, explain, unknown_fields)
         if self.registry.observe is not None and isinstance(result, Decision):
             self._observe(policy_id, result)
         return result
 
     def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
-                      explain: bool = False) -> Iterator[Decision | ErrorResult]:
+                      explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:
         """Evaluate records in order; each bad record yields an ErrorResult, the others go on."""
         policy = self.policy(policy_id)
-        for result in policy.evaluate_many(records, as_of, explain):
+        for result in policy.evaluate_many(records, as_of, explain, unknown_fields):
             if self.registry.observe is not None and isinstance(result, Decision):
                 self._observe(policy_id, result)
             yield result

@@ -54,7 +54,8 @@ def _stmts(code: str, **names: Any) -> list[ast.stmt]:
 
 
 class _Build:
-    def __init__(self) -> None:
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
         self.ns: dict[str, Any] = {"GiveUp": GiveUp, "D": Decimal, "date_type": dt.date,
                                    "fromiso": dt.date.fromisoformat, "__builtins__": {"type": type, "len": len,
                                    "int": int, "str": str, "dict": dict, "list": list, "bool": bool}}
@@ -129,6 +130,9 @@ class _Build:
         assert kind == Kind.RECORD
         get = self.name("g")
         body = _stmts("if type(OUT) is not dict:\n    raise GiveUp\nGET = OUT.get", OUT=out, GET=get)
+        if self.strict:  # a key the policy does not declare is the full validator's to judge
+            body += _stmts("if not NAMES.issuperset(OUT):\n    raise GiveUp", OUT=out,
+                           NAMES=self.const(frozenset(name for name, _ in field.fields)))
         keys, values = [], []
         for name, sub in field.fields:
             local = self.name("v")
@@ -164,9 +168,10 @@ class _Build:
         return name
 
 
-def build_fast_validator(root: Field) -> Callable[[Any], dict[str, Any]]:
-    """A function record -> normalised record that raises GiveUp on anything but a clean record."""
-    builder = _Build()
+def build_fast_validator(root: Field, strict: bool = True) -> Callable[[Any], dict[str, Any]]:
+    """A function record -> normalised record that raises GiveUp on anything but a clean record;
+    `strict` counts a key no field declares as unclean (it is ignored otherwise)."""
+    builder = _Build(strict)
     body = builder.value(root, "r") + _stmts("return r")
     fn = _function_def(name="fast", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="r")], kwonlyargs=[],
                                                          kw_defaults=[], defaults=[]),

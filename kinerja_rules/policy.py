@@ -22,7 +22,7 @@ from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
 from kinerja_rules.functions import period_start
 from kinerja_rules.numbers import EVAL_CONTEXT, PRECISION, Rational, approximate, rational_decimal
-from kinerja_rules.schema import build_validator, json_schema
+from kinerja_rules.schema import build_validator, json_schema, judge_unknown
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
 
@@ -105,8 +105,10 @@ class CompiledPolicy:
         self.code: CompiledCode = compile_policy(checked)
         self.digest = _digest(checked, plugin_versions or {})
         self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
+        self.unknown_fields: str = assembled.unknown_fields or "warn"
         self._validate = build_validator(checked.input)
         self._fast_validate = build_fast_validator(checked.input)
+        self._fast_loose = build_fast_validator(checked.input, strict=False)
         self._period_cache: dict[str, dt.date] = {}
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
@@ -139,19 +141,30 @@ class CompiledPolicy:
         return f"<CompiledPolicy {self.id} {self.version} {self.digest[:12]}>"
 
     # ---- evaluation ----
-    def validate(self, record: Any) -> dict[str, Any]:
-        """Check a record against the input schema; returns it normalised or raises RecordError."""
+    def validate(self, record: Any, unknown_fields: str | None = None) -> dict[str, Any]:
+        """Check a record against the input schema; returns it normalised or raises RecordError.
+
+        `unknown_fields` (warn, error or ignore) overrides the policy's rule for keys it does not declare."""
+        return self.check_record(record, unknown_fields)[0]
+
+    def check_record(self, record: Any, unknown_fields: str | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+        """The record normalised, with a warning for each key the policy does not declare; raises
+        RecordError for a bad value or, by the `unknown_fields` rule, an unknown key."""
+        mode = unknown_fields or self.unknown_fields
         try:
-            return self._fast_validate(record)
+            return (self._fast_loose if mode == "ignore" else self._fast_validate)(record), []
         except Exception:  # not plainly valid: the full validator names every problem
             pass
         errors: list[FieldError] = []
         if not isinstance(record, dict):
             raise RecordError([FieldError(path="", message="a record must be a JSON object")])
         clean = self._validate(record, "", errors)
+        if not errors:
+            return clean, []
+        errors, warnings = judge_unknown(errors, mode)
         if errors:
             raise RecordError(errors)
-        return clean  # type: ignore[no-any-return]
+        return clean, warnings
 
     def as_of_for(self, clean: dict[str, Any]) -> dt.date:
         period = self.period
@@ -199,9 +212,11 @@ class CompiledPolicy:
         self._param_cache[as_of] = result
         return result
 
-    def evaluate(self, record: Any, as_of: dt.date | None = None, explain: bool = False) -> Decision:
-        """Evaluate one record; raises RecordError (bad input) or EvaluationError (a fault)."""
-        clean = self.validate(record)
+    def evaluate(self, record: Any, as_of: dt.date | None = None, explain: bool = False,
+                 unknown_fields: str | None = None) -> Decision:
+        """Evaluate one record; raises RecordError (bad input) or EvaluationError (a fault).
+        `unknown_fields` overrides the policy's rule for keys it does not declare."""
+        clean, warnings = self.check_record(record, unknown_fields)
         when = as_of or self.as_of_for(clean)
         params, dates = self.params_for(when, "as_of" if as_of else self.period or "as_of")
         indicators = self._indicator_values(clean)
@@ -209,26 +224,27 @@ class CompiledPolicy:
         decimal.setcontext(EVAL_CONTEXT)  # never the caller's context; plugins get their own
         try:
             if not explain:
-                return Decision(policy=self.ref, as_of=when, outputs=self.code.run(clean, params, indicators, when))
+                return Decision(policy=self.ref, as_of=when, outputs=self.code.run(clean, params, indicators, when),
+                                warnings=warnings)
             hits: list[Any] = []
             outputs, defs = self.code.run_traced(clean, params, indicators, when, hits)
         except Exception as exc:  # any fault of one record becomes an error for that record
             raise self._fault(exc) from None
         finally:
             decimal.setcontext(saved)
-        return Decision(policy=self.ref, as_of=when, outputs=outputs,
+        return Decision(policy=self.ref, as_of=when, outputs=outputs, warnings=warnings,
                         trace=self._trace(outputs, defs, hits, params, dates, when))
 
     def evaluate_many(self, records: Iterable[Any], as_of: dt.date | None = None,
-                      explain: bool = False) -> Iterator[Decision | ErrorResult]:
+                      explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:
         """Evaluate records in order; a bad record yields an ErrorResult and the rest go on."""
         for record in records:
-            yield self.evaluate_safely(record, as_of, explain)
+            yield self.evaluate_safely(record, as_of, explain, unknown_fields)
 
     def evaluate_safely(self, record: Any, as_of: dt.date | None = None,
-                        explain: bool = False) -> Decision | ErrorResult:
+                        explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
         try:
-            return self.evaluate(record, as_of, explain)
+            return self.evaluate(record, as_of, explain, unknown_fields)
         except RecordError as exc:
             return ErrorResult(policy=self.ref, error=ErrorInfo(kind="record", message="invalid record",
                                                                  fields=list(exc.errors)))
@@ -407,10 +423,12 @@ class CompiledPolicy:
                 "extends": self.extends, "effective": self.effective,
                 "effective_dates": [d for d in dates if d >= self.effective]}
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, unknown_fields: str | None = None) -> dict[str, Any]:
         """Everything a client needs to call this policy: the identity, the input record's
-        JSON Schema, the outputs, the parameters with their dated values, and the references."""
+        JSON Schema, the outputs, the parameters with their dated values, and the references.
+        `unknown_fields` is the rule in force when the server overrides the policy's own."""
         checked = self.checked
+        mode = unknown_fields or self.unknown_fields
         refs = checked.references
 
         def about(doc: str, cite: str) -> dict[str, str]:
@@ -419,8 +437,10 @@ class CompiledPolicy:
         return {
             **self.describe(),
             "doc": self.doc,
+            "unknown_fields": mode,
             "input_schema": {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                             "title": f"{self.id} record", **json_schema(checked.input)},
+                             "title": f"{self.id} record", "x-unknown-fields": mode,
+                             **json_schema(checked.input, closed=mode == "error")},
             "outputs": {name: {"type": str(o.type), **about(o.doc, o.cite),
                                **({"rules": list(o.rules)} if o.rules else {})}
                         for name, o in checked.outputs.items()},

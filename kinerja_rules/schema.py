@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import re._parser as _sre  # type: ignore[import-not-found]  # the parse tree of Python's own engine
+import warnings
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ import msgspec
 import re2
 
 from kinerja_rules import types as t
-from kinerja_rules._suggest import did_you_mean
+from kinerja_rules._suggest import did_you_mean, near_miss
 from kinerja_rules.documents import FieldSpec
 from kinerja_rules.errors import FieldError
 from kinerja_rules.numbers import MAX_EXPONENT, RANGE_MESSAGE, in_range
@@ -28,6 +29,47 @@ MAX_LIST_ITEMS = 10_000
 LIMIT = 10 ** (MAX_EXPONENT + 1)  # a whole number in a record is smaller than this in magnitude
 Validator = Callable[[Any, str, list[FieldError]], Any]
 _MISSING = object()
+
+
+MAX_UNKNOWN_FIELDS = 500  # unknown keys one object may hold: each is compared with every declared name
+
+
+class UnknownField(FieldError, frozen=True, kw_only=True):
+    """A key the policy does not declare, with the declared name it is a near miss of (if any).
+
+    Validators report these with the errors; the policy's `unknown_fields` rule then makes each an
+    error, a warning or nothing (`CompiledPolicy.validate`).
+    """
+
+    near: str | None = None  # the path of the declared field it is a near miss of
+
+
+UNKNOWN_FIELDS = ("warn", "error", "ignore")
+MAX_WARNINGS = 100  # a decision lists this many unknown fields, then how many more there were
+
+
+def judge_unknown(errors: list[FieldError], mode: str) -> tuple[list[FieldError], list[FieldError]]:
+    """Split a validator's findings into errors and warnings by the `unknown_fields` rule:
+    a near miss of a declared field is an error unless `ignore`; any other unknown field is a
+    warning under `warn`, an error under `error`, nothing under `ignore`."""
+    real: list[FieldError] = []
+    warnings: list[FieldError] = []
+    for found in errors:
+        if type(found) is not UnknownField:
+            real.append(found)
+        elif mode == "ignore":
+            continue
+        elif found.near is not None:
+            real.append(FieldError(path=found.path, message=f"is not a field of this record; did you mean "
+                                   f"{found.near!r}?"))
+        elif mode == "error":
+            real.append(FieldError(path=found.path, message="is not a field of this record (unknown_fields: error)"))
+        else:
+            warnings.append(FieldError(path=found.path, message="is not a field of this record; it was not read"))
+    if len(warnings) > MAX_WARNINGS:
+        more = len(warnings) - MAX_WARNINGS
+        warnings = warnings[:MAX_WARNINGS] + [FieldError(path="", message=f"and {more} more unknown fields")]
+    return real, warnings
 
 
 class SchemaProblem(ValueError):
@@ -101,7 +143,8 @@ def compile_pattern(text: str) -> Pattern:
     """Compile a policy's `pattern:` so that a match takes time linear in the text, whatever the
     pattern: Python's backtracking engine took 1.7 s per match of `(a+)+$` on 24 × a then !.
 
-    Every pattern must be RE2 syntax (no backreferences, no lookaround). One whose repeats are
+    Every pattern must be RE2 syntax (no backreferences, no lookaround) that ECMA-262, the dialect
+    of the published JSON Schema, reads alike (`_outside_common`). One whose repeats are
     all bounded and none inside another repeat or an alternative's repeat (`[0-9]{18}`,
     `[0-9]{4}-(0[1-9]|1[0-2])`) cannot backtrack far, and matches with Python's engine in
     ASCII mode (RE2's meaning of `\\d`, `\\w`, `\\s`) at a twentieth of the cost of a call into
@@ -116,14 +159,71 @@ def compile_pattern(text: str) -> Pattern:
         raise SchemaProblem(f"invalid pattern: {reason} (patterns are RE2 syntax: no backreferences or "
                             "lookaround)", "pattern") from None
     try:
-        tree = _sre.parse(text, re.ASCII)
-    except re.error:  # RE2 syntax that Python reads otherwise: RE2 it is
-        return compiled
+        with warnings.catch_warnings():  # "possible nested set": the check below names it
+            warnings.simplefilter("ignore")
+            tree = _sre.parse(text, re.ASCII)
+    except re.error:
+        tree = None
+    reason = "" if tree is None else _outside_common(tree, text)
+    if tree is None or reason:
+        raise SchemaProblem(f"pattern uses {reason or 'syntax'} that JSON Schema (ECMA-262) and the server's "
+                            "engine read differently; patterns are written in what both read alike: literals, "
+                            "[classes], \\d, \\w, \\b, ^, $, groups (?:…), | and repeats", "pattern")
     return re.compile(text, re.ASCII) if _bounded(tree, inside=False) else compiled
 
 
 _REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT)}
 _LEAVES = {_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN, _sre.ANY, _sre.AT, _sre.CATEGORY}
+
+
+_SAME_AT = {_sre.AT_BEGINNING, _sre.AT_END, _sre.AT_BOUNDARY, _sre.AT_NON_BOUNDARY}
+_SAME_CATEGORY = {_sre.CATEGORY_DIGIT, _sre.CATEGORY_NOT_DIGIT, _sre.CATEGORY_WORD, _sre.CATEGORY_NOT_WORD}
+_GLOBAL_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE
+
+
+def _outside_common(tree: Any, text: str) -> str:
+    """What in a parsed pattern ECMA-262 (a published schema's dialect) and RE2 read differently, or ''.
+
+    `.` (ECMA stops at \\r too), `\\s` (ECMA takes \\v and Unicode spaces), `\\A`/`\\Z`, inline
+    flags, named groups and `{,n}` (a repeat in one, literal text in the other) are refused with
+    what to write instead.
+    """
+    if tree.state.flags & _GLOBAL_FLAGS:
+        return "inline flags such as (?i)"
+    if tree.state.groupdict:
+        return "named groups (write (…) or (?:…))"
+    if re.search(r"(?<!\\)\{,", text):
+        return "'{,n}' (write {0,n})"
+    if "[:" in text:
+        return "'[:' (a POSIX class in one, literal text in the other; escape it as [\\:])"
+    return _outside_tree(tree)
+
+
+def _outside_tree(tree: Any) -> str:
+    for op, arg in tree:
+        if op is _sre.ANY:
+            return "'.' (write [^\\n] for any character but a newline)"
+        if op is _sre.AT and arg not in _SAME_AT:
+            return "\\A or \\Z (write ^ and $)"
+        if op is _sre.IN:
+            for inner_op, inner in arg:
+                if inner_op is _sre.CATEGORY and inner not in _SAME_CATEGORY:
+                    return "\\s (write [ \\t\\n\\r] or the spaces meant)"
+        if op is _sre.CATEGORY and arg not in _SAME_CATEGORY:
+            return "\\s (write [ \\t\\n\\r] or the spaces meant)"
+        if op is _sre.SUBPATTERN:
+            if arg[1] or arg[2]:
+                return "inline flags such as (?i:…)"
+            found = _outside_tree(arg[3])
+        elif op in _REPEATS:
+            found = _outside_tree(arg[2])
+        elif op is _sre.BRANCH:
+            found = next((f for f in (_outside_tree(b) for b in arg[1]) if f), "")
+        else:
+            found = ""
+        if found:
+            return found
+    return ""
 
 
 def _bounded(tree: Any, inside: bool) -> bool:
@@ -317,18 +417,34 @@ def _inner(field: Field) -> Validator:
         return listing
     if kind == Kind.RECORD:
         subs = [(name, build_validator(sub)) for name, sub in field.fields]
+        names = frozenset(name for name, _ in subs)
 
         def record(value: Any, path: str, errors: list[FieldError]) -> Any:
             if not isinstance(value, dict):
                 errors.append(FieldError(path=path, message=f"must be an object, not {_show(value)}"))
                 return {}
             prefix = f"{path}." if path else ""
+            if not names.issuperset(value):
+                _unknown(value, names, path, prefix, errors)
             get = value.get
             return {name: check(get(name, _MISSING), prefix + name, errors) for name, check in subs}
         return record
     if kind == Kind.ANY:  # a field whose declaration was wrong (already an error): its values are not judged again
         return _as_is
     raise AssertionError(kind)
+
+
+def _unknown(value: dict[Any, Any], names: frozenset[str], path: str, prefix: str, errors: list[FieldError]) -> None:
+    extra = [key for key in value if key not in names]
+    if len(extra) > MAX_UNKNOWN_FIELDS:
+        errors.append(FieldError(path=path, message=f"has {len(extra)} fields this policy does not declare; "
+                                 f"at most {MAX_UNKNOWN_FIELDS} are taken"))
+        return
+    for key in extra:
+        text = str(key)
+        shown = text if len(text) <= 64 else text[:61] + "..."
+        near = near_miss(text, names)
+        errors.append(UnknownField(path=prefix + shown, message="", near=None if near is None else prefix + near))
 
 
 def _as_is(value: Any, path: str, errors: list[FieldError]) -> Any:
@@ -354,8 +470,9 @@ MISSING = _MISSING
 
 # ---- JSON Schema --------------------------------------------------------------
 
-def json_schema(field: Field) -> dict[str, Any]:
-    """The JSON Schema (2020-12 vocabulary) of a field, for API clients."""
+def json_schema(field: Field, closed: bool = False) -> dict[str, Any]:
+    """The JSON Schema (2020-12 vocabulary) of a field, for API clients; `closed` objects take no
+    key they do not declare (`unknown_fields: error`)."""
     spec, kind = field.spec, field.type.kind
     out: dict[str, Any]
     if kind == Kind.INTEGER:
@@ -376,17 +493,19 @@ def json_schema(field: Field) -> dict[str, Any]:
         out = {"type": "string", "enum": list(field.type.values)}
     elif kind == Kind.LIST:
         assert field.items is not None
-        out = {"type": "array", "items": json_schema(field.items)}
+        out = {"type": "array", "items": json_schema(field.items, closed)}
         if spec.min_items is not None:
             out["minItems"] = spec.min_items
         out["maxItems"] = spec.max_items if spec.max_items is not None else MAX_LIST_ITEMS
     else:
-        props = {name: json_schema(sub) for name, sub in field.fields}
+        props = {name: json_schema(sub, closed) for name, sub in field.fields}
         required = [name for name, sub in field.fields
                     if not sub.type.optional and sub.spec.default is msgspec.UNSET]
         out = {"type": "object", "properties": props}
         if required:
             out["required"] = required
+        if closed:
+            out["additionalProperties"] = False
     for key, target in (("min", "minimum"), ("max", "maximum"), ("greater_than", "exclusiveMinimum"),
                         ("less_than", "exclusiveMaximum")):
         value = getattr(spec, key)

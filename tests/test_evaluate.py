@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ def test_a_pattern_matches_as_re2_would_whichever_engine_runs_it() -> None:
     from kinerja_rules.schema import compile_pattern
 
     cases = {"[0-9]{18}": ["198507122010011003", "19850712201001100", "１９８５０７１２２０１００１１００３"],
-             "\\d{2}": ["12", "\u0661\u0662", "\uff11\uff12"], "\\w{3}": ["abc", "\u00e4bc"], "\\s": [" ", "\u00a0"],
+             "\\d{2}": ["12", "\u0661\u0662", "\uff11\uff12"], "\\w{3}": ["abc", "\u00e4bc"], "\\b[a-z]+": ["kode", "kode "],
              "[0-9]{4}-(0[1-9]|1[0-2])": ["2025-03", "2025-13", "2025-03\n"], "x?y{0,3}": ["", "xyyy", "yyyy"]}
     for pattern, texts in cases.items():
         ours, theirs = compile_pattern(pattern), re2.compile(pattern)
@@ -205,6 +206,19 @@ def test_a_pattern_matches_as_re2_would_whichever_engine_runs_it() -> None:
             assert bool(ours.fullmatch(text)) == bool(theirs.fullmatch(text)), (pattern, text)
     for risky in ("(a+)+$", "a*", "(a|ab){3}", "(x{2}){3}", "[a-z]{1,500}"):  # only RE2 runs these
         assert type(compile_pattern(risky)).__module__.startswith("re2"), risky
+
+
+def test_a_pattern_is_refused_where_json_schema_and_the_server_would_read_it_differently() -> None:
+    from kinerja_rules.schema import SchemaProblem, compile_pattern
+
+    refused = {"a.b": "'.'", "\\s+": "\\s", "[\\s\\d]": "\\s", "(?i)ab": "inline flags", "(?i:a)b": "inline flags",
+               "(?P<x>a)": "named groups", "x{,3}": "{0,n}", "[[:alpha:]]": "POSIX class", "\\pL": "syntax",
+               "a\\z": "syntax"}
+    for pattern, named in refused.items():
+        with pytest.raises(SchemaProblem, match=re.escape(named)):
+            compile_pattern(pattern)
+    for kept in ("[0-9]{18}", "[0-9]{4}-(0[1-9]|1[0-2])", "\\bx\\b", "(?:a|b)+", "[^\\n]{1,5}", "\\w\\d"):
+        assert compile_pattern(kept).fullmatch is not None
 
 
 def test_explain_text_writes_values_as_the_decision_json_does() -> None:

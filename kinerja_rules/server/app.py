@@ -163,7 +163,8 @@ class PolicyController(Controller):
                        engine: NamedDependency[Engine]) -> Response[bytes]:
         policy = engine.policy(policy_id)
         _pinned(request, policy.digest)
-        return Response(_ENCODER.encode(policy.metadata()), media_type=JSON, headers={"etag": f'"{policy.digest}"'})
+        return Response(_ENCODER.encode(policy.metadata(_limits(request).unknown_fields)), media_type=JSON,
+                        headers={"etag": f'"{policy.digest}"'})
 
     @post("/{policy_id:str}/evaluate", status_code=200, summary="Decide one record",
           operation_class=_with_body(EvaluateRequest), responses={
@@ -181,7 +182,7 @@ class PolicyController(Controller):
         unique_members(raw, {"record": body.record})
         metrics = _metrics(request)
         try:
-            decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain)
+            decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain, limits.unknown_fields)
         except RecordError:
             metrics.observe_decisions(policy.id, "error")
             raise

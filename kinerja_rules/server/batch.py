@@ -54,7 +54,7 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             result: Any = ErrorResult(policy=policy.ref, error=ErrorInfo(
                 kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
         else:
-            result = engine.evaluate_safely(policy_id, record, as_of, explain)
+            result = engine.evaluate_safely(policy_id, record, as_of, explain, limits.unknown_fields)
         if type(result) is ErrorResult:
             failed += 1
         encoded = _ENCODER.encode(result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -27,6 +27,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_list_items: int = 10_000
     max_response_bytes: int = 64 * 1024 * 1024  # what one answer may hold (explain traces are what grows)
     max_explain_batch: int = 1_000  # records in one batch with explain: true
+    unknown_fields: str | None = None  # overrides every policy's rule for fields it does not declare
 
 
 class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -72,6 +73,7 @@ class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     """A policy with what a client needs to call it."""
 
     doc: str
+    unknown_fields: Literal["warn", "error", "ignore"]  # what a record's undeclared field is, in this server
     input_schema: dict[str, Any]  # JSON Schema 2020-12 of the record
     outputs: dict[str, dict[str, Any]]
     parameters: dict[str, dict[str, Any]]  # each with its dated `values`
