@@ -20,7 +20,7 @@ import msgspec
 
 from kinerja_rules.compiler import _function_def
 from kinerja_rules.numbers import MAX_EXPONENT
-from kinerja_rules.schema import LIMIT, MAX_LIST_ITEMS, Field
+from kinerja_rules.schema import DATE_TEXT, LIMIT, MAX_LIST_ITEMS, Field
 from kinerja_rules.types import Kind
 
 
@@ -117,8 +117,8 @@ class _Build:
             return _stmts("if type(OUT) is not str or OUT not in VALUES:\n    raise GiveUp", OUT=out,
                           VALUES=self.const(frozenset(field.type.values)))
         if kind == Kind.DATE:
-            return _stmts("if type(OUT) is str:\n    OUT = fromiso(OUT)\n"
-                          "elif type(OUT) is not date_type:\n    raise GiveUp", OUT=out)
+            return _stmts("if type(OUT) is str and len(OUT) == 10 and DATE(OUT):\n    OUT = fromiso(OUT)\n"
+                          "elif type(OUT) is not date_type:\n    raise GiveUp", OUT=out, DATE=self.const(DATE_TEXT.fullmatch))
         if kind == Kind.LIST:
             assert field.items is not None
             item_fn = self.function(field.items)

@@ -28,6 +28,7 @@ from kinerja_rules.types import Kind, Type
 MAX_LIST_ITEMS = 10_000
 LIMIT = 10 ** (MAX_EXPONENT + 1)  # a whole number in a record is smaller than this in magnitude
 Validator = Callable[[Any, str, list[FieldError]], Any]
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # JSON Schema's `format: date` (RFC 3339 full-date)
 _MISSING = object()
 
 
@@ -390,7 +391,7 @@ def _inner(field: Field) -> Validator:
         def date(value: Any, path: str, errors: list[FieldError]) -> Any:
             if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
                 return value
-            if isinstance(value, str):
+            if isinstance(value, str) and DATE_TEXT.fullmatch(value):  # not the other forms fromisoformat reads
                 try:
                     return dt.date.fromisoformat(value)
                 except ValueError:
@@ -485,8 +486,9 @@ def json_schema(field: Field, closed: bool = False) -> dict[str, Any]:
         out = {"type": "boolean"}
     elif kind == Kind.TEXT:
         out = {"type": "string"}
-        if spec.pattern:  # the server matches the whole text: JSON Schema's pattern is unanchored
-            out["pattern"] = f"^(?:{spec.pattern})$"
+        if spec.pattern:  # the server matches the whole text: JSON Schema's pattern is unanchored, and a
+            # Python validator's `$` also matches before a final newline, so the end is "nothing follows"
+            out["pattern"] = f"^(?:{spec.pattern})(?![\\s\\S])"
     elif kind == Kind.DATE:
         out = {"type": "string", "format": "date"}
     elif kind == Kind.ENUM:
@@ -511,10 +513,15 @@ def json_schema(field: Field, closed: bool = False) -> dict[str, Any]:
         value = getattr(spec, key)
         if value is not None:
             out[target] = value
+    if kind in t.NUMERIC:  # the range every number of a record keeps to, where the field sets no tighter bound
+        if spec.min is None and spec.greater_than is None:
+            out["exclusiveMinimum"] = -LIMIT
+        if spec.max is None and spec.less_than is None:
+            out["exclusiveMaximum"] = LIMIT
     if spec.doc:
         out["description"] = spec.doc
     if spec.default is not msgspec.UNSET:
         out["default"] = spec.default
-    if field.type.optional:
+    if field.type.optional or spec.default is not msgspec.UNSET:  # null stands for absent where a default fills in
         out = {"anyOf": [out, {"type": "null"}]}
     return out
