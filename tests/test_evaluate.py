@@ -261,4 +261,6 @@ def test_a_percent_is_the_fraction_and_a_test_may_write_it_either_way(tmp_path: 
     assert {r.case: r.ok for r in run_all(policy)} == {"sebagai_persen": True, "sebagai_pecahan": True,
                                                          "salah": False}
     assert b'"outputs":{"y":0.6}' in to_json(policy.evaluate({"x": Decimal("0.5")}, dt.date(2024, 6, 1)))
-    assert policy.metadata()["input_schema"]["properties"]["x"] == {"type": "number", "format": "percent"}
+    assert policy.metadata()["input_schema"]["properties"]["x"] == {"type": "number", "format": "percent",
+                                                                    "exclusiveMinimum": -10 ** 25,
+                                                                    "exclusiveMaximum": 10 ** 25}
