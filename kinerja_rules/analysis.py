@@ -150,6 +150,8 @@ class Facts:
             if node.func == "round" and len(args) == 3 and isinstance(node.args[1], n.Literal) \
                     and isinstance(node.args[1].value, int) and node.args[1].value >= 0:
                 return args[0].rounded(down=True, up=True)
+            if node.func in ("min", "max") and len(args) == 1:  # of a list: within the bounds of its items
+                return self.items_range(node.args[0])
             if node.func in ("min", "max") and len(args) >= 2:
                 out = args[0]
                 for r in args[1:]:
@@ -165,9 +167,23 @@ class Facts:
                 return out or UNBOUNDED
             if node.func == "count":
                 return Range(Form(Fraction(0)), Form(None))
+        if isinstance(node, n.Aggregate) and node.func in ("min", "max"):
+            return self.range(node.elem)
         if isinstance(node, n.Aggregate) and node.func in ("sum", "count"):
             elem = self.range(node.elem) if node.func == "sum" else Range.point(Fraction(1))
             return Range(Form(Fraction(0)) if elem.nonnegative() else Form(None), Form(None))
+        return UNBOUNDED
+
+
+    def items_range(self, node: n.Expr) -> Range:
+        """Bounds on every item of a list expression: a literal list or a list comprehension."""
+        if isinstance(node, n.ListExpr) and node.items:
+            out = self.range(node.items[0])
+            for item in node.items[1:]:
+                out = out.join(self.range(item))
+            return out
+        if isinstance(node, n.Aggregate) and node.func == "list":
+            return self.range(node.elem)
         return UNBOUNDED
 
 

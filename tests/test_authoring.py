@@ -98,7 +98,8 @@ def test_the_baseline_proves_its_money_outputs_stay_in_range() -> None:
 
 def test_an_override_that_can_turn_a_deduction_negative_gets_a_warning(tmp_path: Path) -> None:
     problems = diagnose("policy: region\nextends: nasional\n" + BONUS)
-    assert problems == ["W135 385:11 output 'tpp.potongan' of policy 'region' can reach -250000, below its 'min' 0"]
+    line = (POLICIES / "nasional.yaml").read_text().splitlines().index("    expr: pagu - tpp_diterima") + 1
+    assert problems == [f"W135 {line}:11 output 'tpp.potongan' of policy 'region' can reach -250000, below its 'min' 0"]
 
 
 def test_a_value_outside_the_declared_range_is_an_error_for_that_record(tmp_path: Path) -> None:
@@ -208,8 +209,11 @@ def test_extending_an_unkeyed_parameter_or_a_definition_is_an_error() -> None:
 def test_an_added_enumeration_value_is_checked_through_the_parents_items() -> None:
     problems = diagnose("policy: region\nextends: nasional\ntypes:\n  predikat: {extend: true, values: [istimewa]}\n")
     assert len(problems) == 2 and all(p.startswith("E054 4:3 ") for p in problems), problems
+    lines = (POLICIES / "nasional.yaml").read_text().splitlines()
+    at = lines.index("  faktor_kinerja:") + 6  # its dated values, five lines below the name
+    assert lines[at - 1].startswith("      2024-01-01:")
     assert any("'faktor_kinerja' on 2024-01-01 has no value for istimewa (in " in p
-               and "policies/nasional.yaml:129:7, inherited; 'region' extends 'predikat')" in p for p in problems)
+               and f"policies/nasional.yaml:{at}:7, inherited; 'region' extends 'predikat')" in p for p in problems)
 
 
 def test_an_added_enumeration_value_covered_everywhere_checks(tmp_path: Path) -> None:
