@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import signal
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -83,12 +84,46 @@ def declared(returns: str) -> Type | None:
         return None
 
 
+class PluginTimeout(BaseException):
+    """Raised inside a plugin call that passed its time budget; a BaseException, so that the
+    plugin's own `except Exception` cannot swallow it."""
+
+
+_budget: float | None = None  # seconds one plugin call may take in this process; None: no bound
+
+
+def set_call_budget(seconds: float | None) -> None:
+    """Bound every plugin call of this process to `seconds` of wall time, by an interval timer
+    (SIGALRM). Only for a process that evaluates in its main thread: the evaluation processes."""
+    global _budget
+    if seconds is not None:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    _budget = seconds
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise PluginTimeout
+
+
+def _timed(fn: Callable[..., Any], args: tuple[Any, ...], budget: float, what: str) -> Any:
+    try:
+        signal.setitimer(signal.ITIMER_REAL, budget)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except PluginTimeout:
+        raise PluginReturnError(f"{what} did not return within {budget:g} s, the time budget of one plugin "
+                                "call") from None
+
+
 def checked_call(fn: Callable[..., Any], kind: Type | None, what: str) -> Callable[..., Any]:
-    """`fn` run in a fresh copy of `PLUGIN_CONTEXT`, its result checked against `kind` (`what` names it)."""
+    """`fn` run in a fresh copy of `PLUGIN_CONTEXT` (and within this process's time budget), its
+    result checked against `kind` (`what` names it)."""
 
     def call(*args: Any) -> Any:
         with decimal.localcontext(PLUGIN_CONTEXT):
-            result = fn(*args)
+            result = fn(*args) if _budget is None else _timed(fn, args, _budget, what)
         if kind is not None:
             why = conforms(result, kind)
             if why:

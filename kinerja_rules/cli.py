@@ -334,7 +334,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           access_log=not args.no_access_log, limits=limits, connections=connections,
                           graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes,
                           validate_processes=args.validate_processes, validate_seconds=args.validate_seconds,
-                          public_metrics=args.public_metrics, cors_origins=args.cors_origin))
+                          public_metrics=args.public_metrics, cors_origins=args.cors_origin,
+                          plugin_call_seconds=args.plugin_call_seconds))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -466,8 +467,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--public-metrics", action="store_true",
                    help="with keys, serve /metrics without an admin key (it names every policy and digest)")
     p.add_argument("--batch-processes", type=_whole(0), default=None, metavar="N",
-                   help="processes that decide large batches on the other cores (default: one per CPU with "
-                        "one worker, none with several; 0: off)")
+                   help="processes that decide large batches on the other cores, and every record of a policy "
+                        "that runs plugin code (default: one per CPU with one worker; with several, one if a policy "
+                        "runs plugin code; 0: off, and plugin calls are not bounded in time)")
+    p.add_argument("--plugin-call-seconds", type=_seconds, default=2.0, metavar="SECONDS",
+                   help="time budget of one plugin call (default: 2); a call past it is that record's error")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
     p.add_argument("--graceful-timeout", type=_positive, default=30, metavar="SECONDS",
                    help="how long in-flight requests may take to finish at shutdown (default: 30)")

@@ -136,6 +136,9 @@ class CompiledPolicy:
                              if isinstance(spec.impl, pytypes.FunctionType) and spec.plugin != "builtins"}
         self._plugin_code.update({id(spec.impl.__code__): spec for spec in checked.indicators.values()  # type: ignore[misc]
                                   if isinstance(spec.impl, pytypes.FunctionType)})
+        self.calls_plugins = bool(self._indicators) or any(spec.plugin != "builtins"
+                                                            for spec in checked.functions.values())
+        """Whether deciding a record runs plugin code, whose time the server bounds in a process of its own."""
 
     def __repr__(self) -> str:
         return f"<CompiledPolicy {self.id} {self.version} {self.digest[:12]}>"

@@ -30,8 +30,9 @@ from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordE
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
+from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
-from kinerja_rules.server.batch import TOO_LARGE, decide
+from kinerja_rules.server.batch import TOO_LARGE, decide, unpack
 from kinerja_rules.server.bodies import (
     BatchRequest,
     BatchResult,
@@ -171,7 +172,7 @@ class PolicyController(Controller):
               200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
-                       engine: NamedDependency[Engine]) -> ASGIResponse:
+                       engine: NamedDependency[Engine], service: NamedDependency[PolicyService]) -> ASGIResponse:
         policy = engine.policy(policy_id)
         _pinned(request, policy.digest)
         _check_json(request)
@@ -182,7 +183,10 @@ class PolicyController(Controller):
         unique_members(raw, {"record": body.record})
         metrics = _metrics(request)
         try:
-            decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain, limits.unknown_fields)
+            if policy.calls_plugins:  # plugin code may be slow: never on the event loop, bounded in a pool process
+                decision = await _off_the_loop(service, engine, policy, body, limits)
+            else:
+                decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain, limits.unknown_fields)
         except RecordError:
             metrics.observe_decisions(policy.id, "error")
             raise
@@ -221,12 +225,13 @@ class PolicyController(Controller):
         answer = None
         metrics = _metrics(request)
         pool = service.pool
-        if pool is not None and pool.usable(policy.id, policy.digest, len(records)):
+        if pool is not None and pool.usable(policy.id, policy.digest, len(records), policy.calls_plugins):
             answer = await pool.decide(policy.id, policy.digest, records, body.as_of, body.explain, limits)
         metrics.batch_records.labels("service" if answer is None else "batch_processes").inc(len(records))
         if answer is None:
             run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits)
-            answer = await to_thread.run_sync(run) if len(records) >= _THREAD_AT else run()
+            off_loop = len(records) >= _THREAD_AT or policy.calls_plugins
+            answer = await to_thread.run_sync(run) if off_loop else run()
         if answer is None or answer is TOO_LARGE:
             raise _too_large(limits)
         joined, failed = answer
@@ -234,6 +239,20 @@ class PolicyController(Controller):
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
         return _answer(b'{"results":[' + joined + b"]}", policy.digest)
+
+
+async def _off_the_loop(service: PolicyService, engine: Engine, policy: CompiledPolicy, body: EvaluateRequest,
+                        limits: Limits) -> Decision:
+    """Decide a record of a policy that runs plugin code: in a pool process, where each plugin call
+    has its time budget, or (no process up) in a thread, so the event loop keeps serving."""
+    pool = service.pool
+    if pool is not None and pool.usable(policy.id, policy.digest, 1, calls_plugins=True):
+        outcome = await pool.evaluate(policy.id, policy.digest, body.record, body.as_of, body.explain,
+                                      limits.unknown_fields)
+        if outcome is not None:
+            return unpack(outcome)
+    return await to_thread.run_sync(partial(engine.evaluate, policy.id, body.record, body.as_of, body.explain,
+                                            limits.unknown_fields))
 
 
 def _too_large(limits: Limits) -> ApiProblem:

@@ -14,7 +14,7 @@ import enum
 import datetime as dt
 import logging
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -22,7 +22,8 @@ from typing import Any
 
 import msgspec
 
-from kinerja_rules import Engine, ErrorInfo, ErrorResult, discover
+from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, EvaluationError, RecordError, discover
+from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
 from kinerja_rules.server.bodies import Limits, decode_record
@@ -65,9 +66,39 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
     return b",".join(out), failed
 
 
-def _start(groups: list[SourceGroup], plugins: list[str]) -> None:
+def _start(groups: list[SourceGroup], plugins: list[str], call_seconds: float | None = None) -> None:
     global _engine
     _engine = Engine.from_groups(groups, discover([Path(p) for p in plugins]))
+    set_call_budget(call_seconds)  # tasks run in this process's main thread, where the timer's signal lands
+
+
+Outcome = tuple[Any, ...]
+"""A single record's result from a pool process: ("decision", Decision), ("record", [FieldError]),
+("evaluation", detail, where, paths), or ("stale", digest) when it holds another version."""
+
+
+def _evaluate_one(policy_id: str, digest: str, record: Any, as_of: dt.date | None, explain: bool,
+                  unknown_fields: str | None) -> Outcome:
+    assert _engine is not None
+    policy = _engine.policy(policy_id)
+    if policy.digest != digest:
+        return ("stale", policy.digest)
+    try:
+        return ("decision", _engine.evaluate(policy_id, record, as_of, explain, unknown_fields))
+    except RecordError as exc:
+        return ("record", list(exc.errors))
+    except EvaluationError as exc:
+        return ("evaluation", exc.detail, exc.where, list(exc.paths))
+
+
+def unpack(outcome: Outcome) -> Decision:
+    """The decision of an outcome, or the error it holds raised as the service process would raise it."""
+    if outcome[0] == "record":
+        raise RecordError(outcome[1])
+    if outcome[0] == "evaluation":
+        raise EvaluationError(outcome[1], where=outcome[2], paths=outcome[3])
+    decision: Decision = outcome[1]
+    return decision
 
 
 def _ready() -> dict[str, str]:
@@ -92,12 +123,17 @@ class BatchPool:
     slices of batches."""
 
     def __init__(self, processes: int, groups: Sequence[SourceGroup], plugins: Sequence[Path] = (),
-                 threshold: int = 256) -> None:
+                 threshold: int = 256, call_seconds: float | None = None,
+                 on_broken: Callable[[], None] | None = None) -> None:
         self.processes = processes
         self.threshold = threshold  # smaller batches cost more to ship than to decide here
+        self.call_seconds = call_seconds
+        # past this, a record is stuck where the timer cannot reach (C code): its process is killed
+        self.record_seconds = max(10.0, 10 * call_seconds) if call_seconds is not None else None
+        self.on_broken = on_broken  # the service replaces a pool whose process died
         self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start,
-                                             initargs=(list(groups), [str(p) for p in plugins]))
+                                             initargs=(list(groups), [str(p) for p in plugins], call_seconds))
         self.digests: dict[str, str] = {}
         self.ready = 0  # processes up, with the policies compiled
         self.slices = 0  # slices decided, for tests and curiosity
@@ -116,8 +152,46 @@ class BatchPool:
         self.ready = self.processes
         _log.info("%d batch processes ready", self.processes)
 
-    def usable(self, policy_id: str, digest: str, size: int) -> bool:
-        return size >= self.threshold and self.digests.get(policy_id) == digest
+    def usable(self, policy_id: str, digest: str, size: int, calls_plugins: bool = False) -> bool:
+        """Whether these processes decide `size` records of this policy version; always, for a policy
+        that runs plugin code (its calls are bounded in time only there)."""
+        return (calls_plugins or size >= self.threshold) and self.digests.get(policy_id) == digest
+
+    async def evaluate(self, policy_id: str, digest: str, record: Any, as_of: dt.date | None, explain: bool,
+                       unknown_fields: str | None) -> Outcome | None:
+        """One record decided in a process; None when none can decide it (the caller decides it)."""
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._executor, _evaluate_one, policy_id, digest, record, as_of, explain,
+                                          unknown_fields)
+            outcome = await asyncio.wait_for(future, self.record_seconds)
+        except TimeoutError:
+            _log.warning("a record of %s did not finish within %g s; its process is killed and the processes "
+                         "restart", policy_id, self.record_seconds)
+            self._broken(kill=True)
+            return ("evaluation", f"deciding the record did not finish within {self.record_seconds:g} s",
+                    "plugin code", [])
+        except BrokenProcessPool as exc:
+            _log.warning("a batch process died (%s); the processes restart", exc)
+            self._broken()
+            return None
+        except Exception as exc:  # this record only: the processes are alive, and the service decides it
+            _log.warning("batch processes could not decide a record (%s: %s); it is decided in-process",
+                         type(exc).__name__, exc)
+            return None
+        if outcome[0] == "stale":
+            self.digests.pop(policy_id, None)
+            return None
+        return outcome
+
+    def _broken(self, kill: bool = False) -> None:
+        """Stop using these processes (killing them, if asked) and let the service start new ones."""
+        self.digests, self.ready = {}, 0
+        if kill:
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.kill()
+        if self.on_broken is not None:
+            self.on_broken()
 
     async def decide(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw], as_of: dt.date | None,
                      explain: bool, limits: Limits) -> tuple[bytes, int] | None | TooLarge:
@@ -131,9 +205,10 @@ class BatchPool:
             answers = await asyncio.gather(*(
                 loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
                                      limits, start) for start, payload in slices))
-        except BrokenProcessPool as exc:  # a process died (killed, out of memory): decide here from now on
-            _log.warning("a batch process died (%s); batches are decided in-process until a reload", exc)
-            self.digests, self.ready = {}, 0
+        except BrokenProcessPool as exc:  # a process died (killed, out of memory): decide here until new ones are up
+            _log.warning("a batch process died (%s); batches are decided in-process until the processes restart",
+                         exc)
+            self._broken()
             return None
         except Exception as exc:  # this batch only: the processes are alive, and the service decides it
             _log.warning("batch processes could not decide a batch (%s: %s); it is decided in-process",

@@ -50,7 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_metrics: bool = False  # with keys: /metrics without an admin key
     cors_origins: list[str] = []  # browser origins allowed to call the service
     graceful_timeout: int = 30
-    batch_processes: int | None = None  # None: one per CPU with one worker, none with several
+    batch_processes: int | None = None  # None: one per CPU with one worker; with several, one if plugin code runs
+    plugin_call_seconds: float = 2.0  # the time budget of one plugin call
     state_dir: str | None = None  # with several workers: the folder where they share the generation in service
 
 
@@ -100,12 +101,16 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
     else:
         engine = Engine.from_paths([Path(p) for p in settings.policies], registry)
     processes = settings.batch_processes
-    if processes is None:
-        processes = cpu_count() if settings.workers == 1 and cpu_count() > 1 else 0
+    plugin_code = any(p.calls_plugins for p in engine.policies())
+    if processes is None:  # plugin code runs in these processes, where its calls are bounded in time: one at least
+        processes = cpu_count() if settings.workers == 1 and cpu_count() > 1 else int(plugin_code)
+    if processes == 0 and plugin_code:
+        _log.warning("no batch processes: plugin calls run in a thread of the service, without a time budget")
     service = PolicyService(engine, [Path(p) for p in settings.policies], plugins=[Path(p) for p in settings.plugins],
                             batch_processes=processes, shared=shared,
                             generation=current.generation if current else 0,
-                            failed=current.failed if current else ())
+                            failed=current.failed if current else (),
+                            plugin_call_seconds=settings.plugin_call_seconds)
     access_log = writer(1, "stdout") if settings.access_log else None
     validator = Validator(service.plugins, settings.validate_processes, settings.validate_seconds)
     app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log, validator=validator,

@@ -124,11 +124,12 @@ class PolicyService:
 
     def __init__(self, engine: Engine, policies: Sequence[Path] = (), *, plugins: Sequence[Path] = (),
                  batch_processes: int = 0, shared: Shared | None = None, generation: int = 0,
-                 failed: Sequence[FailedPolicy] = ()) -> None:
+                 failed: Sequence[FailedPolicy] = (), plugin_call_seconds: float | None = None) -> None:
         self._engine = engine
         self.policies = tuple(policies)
         self.plugins = tuple(plugins)
         self.batch_processes = batch_processes if self.policies else 0  # pool processes compile the set's files
+        self.plugin_call_seconds = plugin_call_seconds  # the time budget of one plugin call, in the pool processes
         self.shared = shared
         self.generation = generation
         self.failed: list[FailedPolicy] = list(failed)
@@ -161,8 +162,14 @@ class PolicyService:
         """Start the batch processes, if configured; batches are decided here until they are up."""
         if self.batch_processes > 0:
             groups = generation_of(self.generation, self._engine).source_groups()
-            pool = self.pool = BatchPool(self.batch_processes, groups, self.plugins)
+            pool = self.pool = BatchPool(self.batch_processes, groups, self.plugins,
+                                         call_seconds=self.plugin_call_seconds,
+                                         on_broken=lambda: self._spawn(self._replace_pool(pool)))
             self._spawn(pool.start())
+
+    async def _replace_pool(self, broken: BatchPool) -> None:
+        if self.pool is broken and not self.draining:  # not replaced by a reload meanwhile
+            await self.renew_pool()
 
     async def renew_pool(self) -> None:
         """Replace the batch processes after a reload, so they hold the new policies."""
