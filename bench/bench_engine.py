@@ -63,8 +63,14 @@ def generate(n: int, seed: int = 7) -> list[dict[str, Any]]:
             "riwayat_predikat": [rnd.choice(PREDIKAT) for _ in range(rnd.randint(0, 3))],
             "tahun_dalam_pangkat": Decimal(rnd.randint(0, 80)) / 10,
             "lhkpn_dilaporkan": rnd.random() > 0.05,
+            **({"cuti": [{"jenis": rnd.choice(CUTI), "hari": rnd.randint(1, 20), "bulan_ke": rnd.randint(1, 3)}
+                         for _ in range(rnd.randint(1, 2))]} if rnd.random() < 0.15 else {}),
+            **({"tugas_belajar": True} if rnd.random() < 0.02 else {}),
         })
     return out
+
+
+CUTI = ["tahunan", "sakit", "sakit", "besar", "di_luar_tanggungan_negara"]
 
 
 # ---- the hand-written implementation ---------------------------------------------
@@ -96,6 +102,8 @@ ACTIONS = {9: ["promosi", "kelompok_suksesi_instansi", "kelompok_suksesi_nasiona
            4: ["rotasi", "pengembangan_kompetensi"],
            3: ["bimbingan_kinerja", "konseling_kinerja", "pengembangan_kompetensi"],
            2: ["bimbingan_kinerja", "pengembangan_kompetensi", "penempatan_sesuai"], 1: ["penanganan_disiplin"]}
+FAKTOR_CUTI = {"tahunan": Decimal(1), "sakit": Decimal(1), "besar": None, "di_luar_tanggungan_negara": Decimal(0)}
+CUTI_BESAR = {1: Decimal("0.5"), 2: Decimal("0.25"), 3: Decimal("0.1")}
 Q2 = Decimal("0.01")
 Q0, Q12, Q07, Q03 = Rational(0), Rational(6, 5), Rational(7, 10), Rational(3, 10)
 
@@ -184,6 +192,15 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("lhkpn")
     if _dec(r["tahun_dalam_pangkat"]) < 0:
         raise ValueError("tahun")
+    cuti = []
+    for c in r.get("cuti") or []:
+        bulan_ke = _int(c.get("bulan_ke") or 1, 1, 3)
+        if c["jenis"] not in FAKTOR_CUTI:
+            raise ValueError("cuti")
+        cuti.append((c["jenis"], _int(c["hari"], 1, 31), bulan_ke))
+    tugas_belajar = r.get("tugas_belajar", False)
+    if type(tugas_belajar) is not bool:
+        raise ValueError("tugas_belajar")
 
     # exact: the ratios may repeat, so they are rationals until the explicit rounding
     total = Q0
@@ -205,8 +222,14 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
                    + Decimal("0.04") * tk_hari)
     kinerja = pagu * Decimal("0.6") * FAKTOR[predikat]
     disiplin = pagu * Decimal("0.4") * (1 - potongan)
+    sakit = sum(hari for jenis, hari, _ in cuti if jenis == "sakit")
+    faktor_cuti = min([Decimal(1) if sakit <= 2 else Decimal("0.75") if sakit <= 14 else Decimal("0.5"),
+                       Decimal(0) if tugas_belajar else Decimal(1),
+                       *(CUTI_BESAR[bulan_ke] if jenis == "besar" else FAKTOR_CUTI[jenis]
+                         for jenis, _, bulan_ke in cuti)])
     faktor = (Decimal("0.8") if r["status"] == "cpns" else 1) * \
-        (Decimal("0.75") if hukuman and hukuman["tingkat"] in ("sedang", "berat") else 1) * (1 if lhkpn else 0)
+        (Decimal("0.75") if hukuman and hukuman["tingkat"] in ("sedang", "berat") else 1) * (1 if lhkpn else 0) \
+        * faktor_cuti
     diterima = int((kinerja + disiplin) * faktor)
 
     level_k = "tinggi" if predikat == "sangat_baik" else "menengah" if predikat == "baik" else "rendah"

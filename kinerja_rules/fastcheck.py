@@ -91,8 +91,10 @@ class _Build:
         errors: list[Any] = []
         value = build_validator(msgspec.structs.replace(field, spec=msgspec.structs.replace(
             field.spec, default=msgspec.UNSET)))(field.spec.default, "", errors)
+        if value == [] and type(value) is list:
+            return self.const(list)
         mutable = isinstance(value, (list, dict))
-        return self.const((lambda v=value: __import__("copy").deepcopy(v)) if mutable else (lambda v=value: v))
+        return self.const((lambda v=value: _copied(v)) if mutable else (lambda v=value: v))
 
     def value(self, field: Field, out: str) -> list[ast.stmt]:
         spec, kind = field.spec, field.type.kind
@@ -166,6 +168,15 @@ class _Build:
             name=name, args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="x")], kwonlyargs=[], kw_defaults=[],
                                           defaults=[]), body=body, decorator_list=[], returns=None))
         return name
+
+
+def _copied(value: Any) -> Any:
+    """A fresh copy of a default made of lists, dicts and immutable values (what a record holds)."""
+    if type(value) is list:
+        return [_copied(v) for v in value]
+    if type(value) is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    return value
 
 
 def build_fast_validator(root: Field, strict: bool = True) -> Callable[[Any], dict[str, Any]]:
