@@ -74,12 +74,17 @@ def _print_diagnostics(report_errors: Sequence[Any], warnings: Sequence[Any], ou
         print(file=out)
 
 
-def _registry(args: argparse.Namespace) -> Registry:
-    return discover([Path(p) for p in args.plugins or ()])
+def _registry(args: argparse.Namespace, quiet: bool = False) -> Registry:
+    """The plugins in use; each left out as broken is a warning (only the policies using it fail)."""
+    registry = discover([Path(p) for p in args.plugins or ()])
+    if not quiet:
+        for broken in registry.broken:
+            print(f"warning: {broken}; it is left out", file=sys.stderr)
+    return registry
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    registry = _registry(args)
+    registry = _registry(args, quiet=True)
     for name, version in sorted(registry.plugins.items()):
         print(f"{name} {version}".rstrip())
         for spec in sorted((f for f in registry.functions.values() if f.plugin == name), key=lambda f: f.name):
@@ -93,7 +98,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"            {ind.description}")
             if ind.cite:
                 print(f"            cites: {ind.cite}")
-    return 0
+    for broken in registry.broken:
+        where = f"{broken.file}:{broken.line}" if broken.line else broken.file
+        print(f"{broken.plugin} {broken.version}".rstrip() + "  BROKEN, left out")
+        print(f"  {broken.reason}")
+        if where:
+            print(f"  at {where}")
+    return 1 if registry.broken else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

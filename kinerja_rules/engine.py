@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from kinerja_rules.assemble import assemble
 from kinerja_rules.checker import check
 from kinerja_rules.decision import Decision, ErrorResult
@@ -26,6 +28,21 @@ from kinerja_rules.policy import CompiledPolicy
 
 
 @dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin left out: why, and the file and line at fault (when known)."""
+
+    plugin: str
+    reason: str
+    version: str = ""
+    file: str = ""
+    line: int = 0
+
+    def __str__(self) -> str:
+        where = f" ({self.file}:{self.line})" if self.file and self.line else f" ({self.file})" if self.file else ""
+        return f"plugin {self.plugin!r}{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Registry:
     """The functions and indicators policies may use, and the plugins that gave them."""
 
@@ -33,6 +50,7 @@ class Registry:
     indicators: Mapping[str, IndicatorSpec] = field(default_factory=dict)
     plugins: Mapping[str, str] = field(default_factory=dict)  # plugin name -> version
     observe: Any = None  # the decision-observer hook caller, or None when no plugin observes
+    broken: tuple[BrokenPlugin, ...] = ()  # plugins left out: what they would give is unknown to policies
 
     @classmethod
     def builtins(cls) -> Registry:
@@ -214,8 +232,19 @@ def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = N
             test_diags += checked.test_errors
             if not policy.flawed:
                 compiled[pid] = CompiledPolicy(checked, dict(registry.plugins))
+    if registry.broken:
+        diags = [_maybe_broken(d, registry.broken) for d in diags]
     return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)),
                        test_errors=tuple(_unique(test_diags)))
+
+
+def _maybe_broken(diag: Diagnostic, broken: tuple[BrokenPlugin, ...]) -> Diagnostic:
+    """An unknown function or name, when a plugin was left out: say so, it may be the one that gives it."""
+    if diag.code not in ("E105", "E110"):
+        return diag
+    names = ", ".join(f"{b.plugin!r}" for b in broken)
+    return msgspec.structs.replace(diag, message=f"{diag.message} (plugin{'s' if len(broken) > 1 else ''} {names} "
+                                                 "could not be loaded and may provide it: see `kinerja plugins`)")
 
 
 def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import subprocess
 import sys
 import textwrap
 from decimal import Decimal
@@ -141,27 +142,33 @@ def test_entry_point_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert registry.functions["gandakan"].plugin == "ep_plugin"
 
 
-@pytest.mark.parametrize("body,message", [
+@pytest.mark.parametrize("body,message,line", [
     ("from kinerja_rules.hookspecs import hookimpl\n@hookimpl\ndef kinerja_register_functionz():\n    return []\n",
-     "unknown hook 'kinerja_register_functionz'"),
-    ("import not_a_module_anywhere\n", "failed to import"),
+     "unknown hook 'kinerja_register_functionz'; did you mean 'kinerja_register_functions'?", 2),
+    ("import not_a_module_anywhere\n", "failed to import ModuleNotFoundError", 2),
     ("from kinerja_rules import FunctionSpec\nfrom kinerja_rules.hookspecs import hookimpl\n@hookimpl\n"
      "def kinerja_register_functions():\n    return [FunctionSpec(name='f', params=(('x', 'desimal'),), "
-     "returns='decimal', impl=abs, description='')]\n", "parameter 'x' of function 'f' has an invalid type"),
+     "returns='decimal', impl=abs, description='')]\n", "parameter 'x' of function 'f' has an invalid type", 3),
     ("from kinerja_rules import FunctionSpec\nfrom kinerja_rules.hookspecs import hookimpl\n@hookimpl\n"
      "def kinerja_register_functions():\n    return [FunctionSpec(name='round', params=(('x', 'decimal'),), "
-     "returns='decimal', impl=abs, description='')]\n", "both register function 'round'"),
+     "returns='decimal', impl=abs, description='')]\n", "both register function 'round'", 3),
     ("from kinerja_rules.hookspecs import hookimpl\n@hookimpl\ndef kinerja_register_functions():\n"
-     "    return 'nope'\n", "must return a list of FunctionSpec"),
+     "    return 'nope'\n", "must return a list of FunctionSpec", 2),
+    ("from kinerja_rules.hookspecs import hookimpl\n@hookimpl\ndef kinerja_register_functions():\n"
+     "    raise RuntimeError('no config')\n", "kinerja_register_functions raised RuntimeError: no config", 2),
 ])
-def test_broken_plugins_are_clear_errors(tmp_path: Path, body: str, message: str) -> None:
+def test_a_broken_plugin_is_left_out_with_its_file_line_and_reason(tmp_path: Path, body: str, message: str,
+                                                                    line: int) -> None:
     name = f"rusak_{abs(hash(body)) % 10**8}"
     folder = _plugin_dir(tmp_path, name, "from kinerja_rules.hookspecs import hookimpl\n" + body
                          if "import not_a_module" in body else body)
-    with pytest.raises(PluginError) as err:
-        discover([folder], entry_points=False)
-    assert message in str(err.value)
-    assert name in str(err.value)
+    good = _plugin_dir(tmp_path, "utuh_plugin", PLUGIN)
+    registry = discover([folder, good], entry_points=False)
+    [broken] = registry.broken
+    assert broken.plugin == name and message in broken.reason, broken
+    assert broken.file == str(folder / f"{name}.py") and broken.line == line, broken
+    assert name not in registry.plugins and "utuh_plugin" in registry.plugins  # the others still load
+    assert "gandakan" in registry.functions and registry.functions["round"].plugin == "builtins"
 
 
 def test_cli_lists_plugins(tmp_path: Path) -> None:
@@ -283,3 +290,52 @@ def test_the_digest_follows_plugin_code_not_test_cases(tmp_path: Path) -> None:
     assert changed != tests
     (national / "nasional-tests.yaml").write_text(changed)
     assert Engine.from_paths([national]).policy("nasional").digest == before  # test cases never decide
+
+
+MISSPELT_HOOK = PLUGIN.replace("def kinerja_register_functions", "def kinerja_register_function")
+
+
+def test_a_broken_plugin_takes_out_only_the_policies_that_use_it(tmp_path: Path) -> None:
+    from litestar.testing import TestClient
+
+    from kinerja_rules.server.serve import Settings, build_app
+    from tests.conftest import BASE_RECORD, POLICIES
+
+    plugins = _plugin_dir(tmp_path, "salah_plugin", MISSPELT_HOOK)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "nasional.yaml").write_text((POLICIES / "nasional.yaml").read_text())
+    (policies / "pakai.yaml").write_text(POLICY)
+    app, service = build_app(Settings(policies=[str(policies)], plugins=[str(plugins)], batch_processes=0))
+    with TestClient(app) as client:
+        ready = client.get("/ready").json()
+        assert ready["policies"] == ["nasional"]
+        [failed] = ready["failed"]
+        assert failed["policy"] == "pakai"
+        assert "could not be loaded and may provide it" in failed["diagnostics"][0]["message"]
+        [broken] = ready["broken_plugins"]
+        line = MISSPELT_HOOK.splitlines().index("def kinerja_register_function():")  # the @hookimpl line above it
+        assert broken == {"plugin": "salah_plugin", "version": "1.2.3", "file": str(plugins / "salah_plugin.py"),
+                          "line": line,
+                          "reason": "unknown hook 'kinerja_register_function'; did you mean "
+                                    "'kinerja_register_functions'? (the hooks are kinerja_observe_decision, "
+                                    "kinerja_register_functions, kinerja_register_indicators)"}
+        assert client.get("/v1/plugins").json()["broken"] == [broken]
+        answer = client.post("/v1/policies/nasional/evaluate", json={"record": BASE_RECORD})
+        assert answer.status_code == 200
+    listed = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "plugins", "--plugins", str(plugins)],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 1
+    assert "salah_plugin 1.2.3  BROKEN, left out" in listed.stdout
+    assert "did you mean 'kinerja_register_functions'?" in listed.stdout
+    assert f"at {plugins / 'salah_plugin.py'}:{line}" in listed.stdout
+
+
+def test_serve_starts_when_only_some_policies_compile_and_not_when_none_do(tmp_path: Path) -> None:
+    from kinerja_rules import PolicyError
+    from kinerja_rules.server.serve import Settings, build_app
+
+    plugins = _plugin_dir(tmp_path, "salah2_plugin", MISSPELT_HOOK)
+    (tmp_path / "pakai.yaml").write_text(POLICY)
+    with pytest.raises(PolicyError, match="unknown function 'gandakan'"):
+        build_app(Settings(policies=[str(tmp_path / "pakai.yaml")], plugins=[str(plugins)], batch_processes=0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -342,3 +343,25 @@ def test_the_container_image_runs_the_service_as_documented() -> None:
             assert (ROOT / path).exists(), path
     keys = re.search(r"KINERJA_API_KEYS_FILE=(\S+)", text)
     assert keys is not None  # a public address needs keys: the image says where they are read from
+
+
+def test_serve_names_a_broken_plugin_and_the_policies_it_takes_out_at_start(tmp_path: Path) -> None:
+    from tests.test_plugins import MISSPELT_HOOK, POLICY
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "patah_plugin.py").write_text(MISSPELT_HOOK)
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    (policies / "pakai.yaml").write_text(POLICY)
+    process, base = _start("--policies", str(policies), "--plugins", str(plugins), "--batch-processes", "0",
+                           "--no-access-log")
+    try:
+        ready = json.loads(_get(base + "/ready")[1])
+        assert "pakai" not in ready["policies"] and "nasional" in ready["policies"]
+    finally:
+        _, err = _stop(process)
+    assert f"plugin 'patah_plugin' ({plugins / 'patah_plugin.py'}:" in err
+    assert "unknown hook 'kinerja_register_function'; did you mean 'kinerja_register_functions'?" in err
+    assert "it is left out, and so is every policy that uses it" in err
+    assert "policy 'pakai' is not in service" in err and "unknown function 'gandakan'" in err

@@ -30,11 +30,13 @@ from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordE
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
+from kinerja_rules.engine import BrokenPlugin
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide, unpack
 from kinerja_rules.server.bodies import (
     BatchRequest,
+    BrokenPluginOut,
     BatchResult,
     EvaluateRequest,
     Limits,
@@ -277,7 +279,12 @@ def plugins_listing(engine: Engine) -> dict[str, Any]:
         entry["indicators"].append({"name": ind.name, "source": ind.source, "source_type": ind.source_type,
                                     "returns": ind.returns, "description": ind.description,
                                     **({"cite": ind.cite} if ind.cite else {})})
-    return {"plugins": list(out.values())}
+    return {"plugins": list(out.values()), "broken": [broken_out(b) for b in registry.broken]}
+
+
+def broken_out(broken: BrokenPlugin) -> BrokenPluginOut:
+    return BrokenPluginOut(plugin=broken.plugin, version=broken.version, reason=broken.reason, file=broken.file,
+                           line=broken.line)
 
 
 @cache
@@ -386,7 +393,8 @@ class ProbeController(Controller):
             raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")
         pool = service.pool
         return _json(ReadyResult(status="ready", generation=service.generation, policies=service.engine.ids,
-                                 failed=service.failed, batch_processes=pool.ready if pool is not None else 0))
+                                 failed=service.failed, batch_processes=pool.ready if pool is not None else 0,
+                                 broken_plugins=[broken_out(b) for b in service.engine.registry.broken]))
 
     @get("/metrics", summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
          media_type=CONTENT_TYPE_LATEST, opt={"admin": True}, responses=_problems(401, 403))

@@ -87,12 +87,23 @@ class FailedPolicy(msgspec.Struct, frozen=True, kw_only=True):
     diagnostics: list[DiagnosticOut]
 
 
+class BrokenPluginOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A plugin left out at start: the policies that use what it gives are not in service."""
+
+    plugin: str
+    version: str
+    reason: str
+    file: str  # where the fault is, when known
+    line: int
+
+
 class ReadyResult(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     generation: int  # the same in every worker once a reload has answered
     policies: list[str]
-    failed: list[FailedPolicy]  # policies whose folder files did not compile at the last reload
+    failed: list[FailedPolicy]  # policies whose folder files did not compile (at start or the last reload)
     batch_processes: int
+    broken_plugins: list[BrokenPluginOut]  # plugins left out: each policy using them is in `failed`
 
 
 class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,17 +14,20 @@ import logging.config
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from kinerja_rules import Engine, PolicyError, discover
+from kinerja_rules.engine import reload_paths
 from kinerja_rules.server.app import create_app
 from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
-from kinerja_rules.server.bodies import Limits
+from kinerja_rules.server.bodies import FailedPolicy, Limits
 from kinerja_rules.server.guard import ConnectionLimits, GuardedHttpTools, file_descriptors_for
 from kinerja_rules.server.logs import writer
+from kinerja_rules.server.problems import DiagnosticOut
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
 from kinerja_rules.server.validation import Validator
 
@@ -96,10 +99,16 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
     registry = discover([Path(p) for p in settings.plugins])
     shared = Shared(Path(settings.state_dir), settings.workers) if settings.state_dir else None
     current = shared.read() if shared is not None else None
+    failed: Sequence[FailedPolicy] = current.failed if current else ()
     if current is not None:
         engine = Engine.from_groups(current.source_groups(), registry)
-    else:
-        engine = Engine.from_paths([Path(p) for p in settings.policies], registry)
+    else:  # as a reload does: each policy that compiles is served, and the others are reported
+        outcome = reload_paths([Path(p) for p in settings.policies], registry, {})
+        if outcome.refused or not outcome.policies:
+            raise PolicyError(outcome.refused or tuple(d for diags in outcome.failed.values() for d in diags))
+        engine = Engine(outcome.policies, registry, outcome.warnings)
+        failed = [FailedPolicy(policy=pid, diagnostics=[DiagnosticOut.of(d) for d in diags])
+                  for pid, diags in outcome.failed.items()]
     processes = settings.batch_processes
     plugin_code = any(p.calls_plugins for p in engine.policies())
     if processes is None:  # plugin code runs in these processes, where its calls are bounded in time: one at least
@@ -108,8 +117,7 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
         _log.warning("no batch processes: plugin calls run in a thread of the service, without a time budget")
     service = PolicyService(engine, [Path(p) for p in settings.policies], plugins=[Path(p) for p in settings.plugins],
                             batch_processes=processes, shared=shared,
-                            generation=current.generation if current else 0,
-                            failed=current.failed if current else (),
+                            generation=current.generation if current else 0, failed=failed,
                             plugin_call_seconds=settings.plugin_call_seconds)
     access_log = writer(1, "stdout") if settings.access_log else None
     validator = Validator(service.plugins, settings.validate_processes, settings.validate_seconds)
@@ -169,6 +177,11 @@ def serve(settings: Settings) -> int:
     engine = service.engine
     for w in engine.warnings:
         _log.warning("%s", w.render())
+    for broken in engine.registry.broken:
+        _log.error("%s; it is left out, and so is every policy that uses it", broken)
+    for failed in service.failed:
+        _log.error("policy %r is not in service:\n%s", failed.policy,
+                   "\n".join(d.rendered or d.message for d in failed.diagnostics))
     listing = ", ".join(f"{p.id} {p.version}" for p in engine.policies())
     _log.info("serving %d policies (%s) on http://%s:%d with %d worker(s) and %d batch process(es); "
               "API docs at /docs", len(engine.ids), listing, settings.host, settings.port, settings.workers,
@@ -189,7 +202,7 @@ def serve(settings: Settings) -> int:
     common = uvicorn_options(settings)
     if settings.workers > 1:
         with tempfile.TemporaryDirectory(prefix="kinerja-workers-") as state:  # the generation the workers share
-            Shared(Path(state), settings.workers).publish(generation_of(0, engine))
+            Shared(Path(state), settings.workers).publish(generation_of(0, engine, service.failed))
             (Path(state) / "metrics").mkdir()  # every worker's counts, added up at each scrape
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(state) / "metrics")
             shared = msgspec.structs.replace(settings, state_dir=state)
