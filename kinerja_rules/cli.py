@@ -284,7 +284,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 if args.lang != DEFAULT_LANGUAGE:  # records keep English messages; only their output is translated
                     result = _translated(result, args.lang)
             if args.explain_text and not isinstance(result, ErrorResult):
-                sys.stdout.write(explain_text(result) + "\n\n")
+                sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
                 sys.stdout.flush()
             else:
                 out.write(to_json(result) + b"\n")

@@ -33,16 +33,6 @@ TRACE_ITEMS = 100  # table rows (per table) and keyed values (per parameter) sho
 _PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 
 
-@dataclass(frozen=True)
-class _Closure:
-    """Everything one output (or site) depends on, transitively."""
-
-    definitions: tuple[str, ...]
-    params: tuple[str, ...]
-    tables: tuple[str, ...]
-    inputs: tuple[str, ...]
-
-
 def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = None) -> set[str]:
     """The record paths an expression reads (`skp.indikator[*].target`)."""
     scope: dict[str, str] = dict(loop or {})
@@ -112,22 +102,12 @@ class CompiledPolicy:
         self._period_cache: dict[str, dt.date] = {}
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
-        self._closures = self._build_closures()
-        self._static = self._static_trace()
+        self._trace_plan = _TracePlan(checked)
         self._keyed = tuple(p.key is not None for p in checked.params.values())
-        self._output_plan = tuple(
-            (name, tuple(name.split(".")), self._closures[name],
-             {**self._static[2][name],
-              "head": {k: v for k, v in (("expr", self._static[2][name]["expr"]),
-                                         ("cite", self._static[2][name].get("cite"))) if v}},
-             bool(output.rules),
-             not any(checked.params[p].key is not None for p in self._closures[name].params))
-            for name, output in checked.outputs.items())
         self._param_pos = {name: i for i, name in enumerate(checked.params)}
         self._table_inputs = {name: tuple(i for i, _ in table.inputs) for name, table in checked.tables.items()}
-        self._table_static = {(name, row.name): {**({"cite": cite_text(table.cite, checked.references)}
-                                                   if table.cite else {}), **({"note": row.note} if row.note else {})}
-                              for name, table in checked.tables.items() for row in table.rows}
+        self._row_notes = {(name, row.name): row.note for name, table in checked.tables.items()
+                           for row in table.rows if row.note}
         self._site_paths = self._build_site_paths()
         self._indicator_calls = [checked_call(spec.impl, declared(spec.returns), f"indicator {spec.name!r} of plugin "
                                               f"{spec.plugin!r}" + (f" {spec.version}" if spec.version else ""))
@@ -236,7 +216,7 @@ class CompiledPolicy:
         finally:
             decimal.setcontext(saved)
         return Decision(policy=self.ref, as_of=when, outputs=outputs, warnings=warnings,
-                        trace=self._trace(outputs, defs, hits, params, dates, when))
+                        trace=self._trace(outputs, defs, hits, params, dates, when, indicators))
 
     def evaluate_many(self, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:
@@ -294,41 +274,6 @@ class CompiledPolicy:
         return EvaluationError(message, where=where, paths=paths)
 
     # ---- explanation ----
-    def _build_closures(self) -> dict[str, _Closure]:
-        checked = self.checked
-        def_deps = {name: d.deps for name, d in checked.definitions.items()}
-        order = list(checked.definitions)
-        out = {}
-        for name, output in checked.outputs.items():
-            deps = set(output.deps)
-            for rule_name in output.rules:
-                deps |= checked.rules[rule_name].deps
-            seen: set[str] = set()
-            stack = [d for k, d in deps if k == "def"]
-            while stack:
-                d = stack.pop()
-                if d in seen:
-                    continue
-                seen.add(d)
-                deps |= def_deps.get(d, frozenset())
-                stack += [x for k, x in def_deps.get(d, ()) if k == "def"]
-            for k, tname in list(deps):
-                if k == "table":
-                    deps |= checked.tables[tname].deps
-            paths: set[str] = set()
-            if output.expr is not None:
-                paths |= input_paths(output.expr, checked.notes)
-            for d in seen:
-                paths |= input_paths(checked.definitions[d].expr, checked.notes)
-            for rule_name in output.rules:
-                paths |= input_paths(checked.rules[rule_name].when, checked.notes)
-            out[name] = _Closure(
-                definitions=tuple(d for d in order if d in seen),
-                params=tuple(p for p in checked.params if ("param", p) in deps),
-                tables=tuple(t for t in checked.tables if ("table", t) in deps),
-                inputs=tuple(sorted(paths)))
-        return out
-
     def _build_site_paths(self) -> dict[tuple[str, str], set[str]]:
         checked = self.checked
         out: dict[tuple[str, str], set[str]] = {}
@@ -341,82 +286,74 @@ class CompiledPolicy:
             out[("rule", name)] = input_paths(r.when, checked.notes)
         return out
 
-    def _static_trace(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """The parts of a trace that do not change between records, built once."""
-        checked = self.checked
-        refs = checked.references
-
-        def cited(cite: str) -> dict[str, str]:
-            return {"cite": cite_text(cite, refs)} if cite else {}
-
-        defs = {name: {"name": name, "expr": d.text, **cited(d.cite)} for name, d in checked.definitions.items()}
-        params = {name: {"name": name, **cited(p.cite)} for name, p in checked.params.items()}
-        outputs: dict[str, dict[str, Any]] = {}
-        for name, output in checked.outputs.items():
-            rules = [{"rule": r, "when": checked.rules[r].text,
-                      "adds": [code for out, code in checked.rules[r].then if out == name],
-                      "reason": checked.rules[r].reason, **cited(checked.rules[r].cite)} for r in output.rules]
-            outputs[name] = {"expr": output.text, **cited(output.cite), "rules": rules}
-        return defs, params, outputs
-
     def _trace(self, outputs: dict[str, Any], defs: tuple[Any, ...], hits: list[Any], params: tuple[Any, ...],
-               dates: tuple[dt.date, ...], as_of: dt.date) -> dict[str, Any]:
-        checked = self.checked
-        static_defs, static_params, static_outputs = self._static
-        def_entries = {name: {**static_defs[name], "value": value} if type(value) is not Rational else
-                       {**static_defs[name], **_rational_entry(value)}
-                       for name, value in zip(checked.definitions, defs)}
-        param_pos = self._param_pos
-        table_rows: dict[str, list[dict[str, Any]]] = {}
-        keyed: dict[str, list[tuple[Any, Any]]] = {}
-        omitted: dict[str, int] = {}  # table rows and keyed values past TRACE_ITEMS, by table or parameter
+               dates: tuple[dt.date, ...], as_of: dt.date, indicators: tuple[Any, ...]) -> dict[str, Any]:
+        """How each output was reached, each fact once: the definitions, parameters, table hits and
+        rules that outputs and definitions name in their `uses`."""
+        plan = self._trace_plan
+        definitions = {name: {**static, "value": value} if type(value) is not Rational else
+                       {**static, **_rational_entry(value)}
+                       for (name, static), value in zip(plan.definitions.items(), defs)}
+        tables: dict[str, dict[str, Any]] = {}
+        keyed: dict[str, list[dict[str, Any]]] = {}
+        omitted: dict[str, int] = {}  # table hits and keyed values past TRACE_ITEMS
         fired: set[str] = set()
         for hit in hits:
             if hit[0] == "table":
-                rows = table_rows.setdefault(hit[1], [])
-                if len(rows) >= TRACE_ITEMS:  # a lookup per item of a long list: the trace names how many
+                entry = tables.get(hit[1])
+                if entry is None:
+                    entry = tables[hit[1]] = {**plan.tables[hit[1]], "hits": []}
+                if len(entry["hits"]) >= TRACE_ITEMS:  # a lookup per item of a long list: the trace counts the rest
                     omitted[hit[1]] = omitted.get(hit[1], 0) + 1
                     continue
-                rows.append({"table": hit[1], "row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
-                             "output": hit[4], **self._table_static[(hit[1], hit[2])]})
+                note = self._row_notes.get((hit[1], hit[2]))
+                entry["hits"].append({"row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
+                                      "output": hit[4], **({"note": note} if note else {})})
             elif hit[0] == "param":
                 pairs = keyed.setdefault(hit[1], [])
-                if (hit[2], hit[3]) not in pairs:
+                if not any(p["key"] == hit[2] for p in pairs):
                     if len(pairs) >= TRACE_ITEMS:
                         omitted[hit[1]] = omitted.get(hit[1], 0) + 1
                         continue
-                    pairs.append((hit[2], hit[3]))
+                    pairs.append({"key": hit[2], "value": hit[3]})
             else:
                 fired.add(hit[1])
-        param_entries: dict[str, list[dict[str, Any]]] = {}
-        single: dict[str, dict[str, Any]] = {}  # the entry of each unkeyed parameter
-        for pname, i in param_pos.items():
-            if self._keyed[i]:
-                base = {**static_params[pname], "effective": dates[i]}
-                param_entries[pname] = [{**base, "key": key, "value": value} for key, value in keyed.get(pname, ())]
-            else:
-                entry = single[pname] = {**static_params[pname], "effective": dates[i], "value": params[i]}
-                param_entries[pname] = [entry]
-        definition = def_entries.__getitem__
-        result: dict[str, Any] = {}
-        for name, path, closure, static, has_rules, unkeyed in self._output_plan:
-            value: Any = outputs
-            for part in path:
-                value = value[part]
-            entry = {**static["head"], "value": value, "definitions": list(map(definition, closure.definitions)),
-                     "tables": [row for t in closure.tables if t in table_rows for row in table_rows[t]]
-                     if closure.tables and table_rows else [],
-                     "parameters": list(map(single.__getitem__, closure.params)) if unkeyed else
-                     [e for p in closure.params for e in param_entries[p]]}
-            if has_rules:
-                entry["rules"] = [{**r, "fired": r["rule"] in fired} for r in static["rules"]]
-            entry["inputs"] = closure.inputs
-            if omitted:
-                cut = {n: omitted[n] for n in (*closure.tables, *closure.params) if n in omitted}
-                if cut:
-                    entry["omitted"] = cut  # how many more table rows or keyed values were used than shown
-            result[name] = entry
-        return {"as_of": as_of, "outputs": result}
+        parameters: dict[str, dict[str, Any]] = {}  # by the date each took effect: name -> value
+        for name, i in self._param_pos.items():
+            if name not in plan.used_params:
+                continue
+            if not self._keyed[i]:
+                parameters.setdefault(dates[i].isoformat(), {})[name] = params[i]
+            elif name in keyed:
+                parameters.setdefault(dates[i].isoformat(), {})[name] = {
+                    "values": keyed[name], **({"omitted": omitted[name]} if name in omitted else {})}
+        for name, entry in tables.items():
+            if name in omitted:
+                entry["omitted"] = omitted[name]
+        result: dict[str, Any] = {"as_of": as_of}
+        result["outputs"] = {name: {**static, "value": _get(outputs, name)} for name, static in plan.outputs.items()}
+        result["definitions"] = definitions
+        result["parameters"] = dict(sorted(parameters.items()))
+        if tables:
+            result["tables"] = tables
+        if plan.rules:
+            result["rules"] = {name: {**static, "fired": name in fired} for name, static in plan.rules.items()}
+        if plan.indicators:
+            result["indicators"] = {name: {**static, "value": value}
+                                    for (name, static), value in zip(plan.indicators.items(), indicators)}
+        return result
+
+    def expressions(self) -> dict[str, dict[str, str]]:
+        """The policy text a trace leaves out: each definition's and output's expression and each
+        rule's condition, by name (a trace names them; the policy's digest pins their text)."""
+        checked = self.checked
+        return {"definitions": {name: d.text for name, d in checked.definitions.items()},
+                "outputs": {name: o.text for name, o in checked.outputs.items() if o.text},
+                "rules": {name: r.text for name, r in checked.rules.items()}}
+
+    def cite_text(self, cite: str) -> str:
+        """A citation as a reader sees it: the reference's title and any pinpoint."""
+        return cite_text(cite, self.checked.references)
 
     # ---- metadata ----
     def describe(self) -> dict[str, Any]:
@@ -453,6 +390,51 @@ class CompiledPolicy:
                            for name, p in checked.params.items()},
             "references": refs,
         }
+
+
+class _TracePlan:
+    """The parts of a trace that are the same for every record, built once per policy: what each
+    definition, output and rule uses (definitions, parameters, tables, indicators, by name), the
+    input paths it reads, its citation and the plugin functions behind its value. The expressions
+    themselves are the policy's, named by its digest (`CompiledPolicy.expressions`)."""
+
+    def __init__(self, checked: CheckedPolicy) -> None:
+        cited: set[str] = set()
+
+        def cite(text: str) -> dict[str, str]:
+            if text:
+                cited.add(text.partition(" ")[0])
+            return {"cite": text} if text else {}
+
+        def uses(deps: frozenset[tuple[str, str]]) -> list[str]:
+            return sorted(name for kind, name in deps if kind in ("def", "param", "table", "indicator"))
+
+        def plugins(deps: frozenset[tuple[str, str]]) -> dict[str, Any]:
+            found = [checked.functions[name] for kind, name in sorted(deps)
+                     if kind == "func" and name in checked.functions and checked.functions[name].plugin != "builtins"]
+            return {"plugins": [{"function": f.name, "plugin": f.plugin, "version": f.version,
+                                 **({"cite": f.cite} if f.cite else {})} for f in found]} if found else {}
+
+        def about(cited_as: str, deps: frozenset[tuple[str, str]], expr: n.Expr | None) -> dict[str, Any]:
+            found = input_paths(expr, checked.notes) if expr is not None else set()
+            reads = sorted(p for p in found if not any(q.startswith((f"{p}.", f"{p}[")) for q in found))
+            return {**cite(cited_as), **({"uses": uses(deps)} if uses(deps) else {}),
+                    **({"reads": reads} if reads else {}), **plugins(deps)}
+
+        self.definitions = {name: about(d.cite, d.deps, d.expr) for name, d in checked.definitions.items()}
+        self.outputs = {name: {**about(o.cite, o.deps, o.expr), **({"rules": list(o.rules)} if o.rules else {})}
+                        for name, o in checked.outputs.items()}
+        self.rules = {name: {**about(r.cite, r.deps, r.when), "reason": r.reason,
+                             "adds": {out: [code for o, code in r.then if o == out]
+                                      for out in dict.fromkeys(o for o, _ in r.then)}}
+                      for name, r in checked.rules.items()}
+        self.tables = {name: {**cite(t.cite), **({"uses": uses(t.deps)} if uses(t.deps) else {})}
+                       for name, t in checked.tables.items()}
+        self.indicators = {name: {"source": i.source, "plugin": i.plugin, "version": i.version, **cite(i.cite)}
+                           for name, i in checked.indicators.items()}
+        self.used_params = {name for deps in [d.deps for d in checked.definitions.values()]
+                            + [o.deps for o in checked.outputs.values()] + [r.deps for r in checked.rules.values()]
+                            + [t.deps for t in checked.tables.values()] for kind, name in deps if kind == "param"}
 
 
 def _rational_entry(value: Any) -> dict[str, Any]:

@@ -79,44 +79,118 @@ def run_case(policy: CompiledPolicy, case: Case) -> CaseResult:
     if not lines:
         return CaseResult(policy.id, case.name, True, where)
     return CaseResult(policy.id, case.name, False, where,
-                      "outputs differ:\n" + "\n".join(lines) + "\n\n" + explain_text(decision, failed_outputs))
+                      "outputs differ:\n" + "\n".join(lines) + "\n\n" + explain_text(decision, failed_outputs, policy))
 
 
-def explain_text(decision: Decision, only: list[str] | None = None) -> str:
-    """A decision trace as text a policy author can read."""
+def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:
+    """A decision trace as text a policy author can read: each output with everything it was
+    reached through (definitions, table hits, parameters, rules, plugin functions, inputs read).
+    With the `policy` that made it, the expressions and the cited references are written out too."""
     import msgspec
 
     trace = msgspec.json.Decoder(float_hook=Decimal).decode(to_json(decision))["trace"]
+    texts = policy.expressions() if policy is not None else {}
+    cite = policy.cite_text if policy is not None else str
+    defs, tables, rules = trace.get("definitions", {}), trace.get("tables", {}), trace.get("rules", {})
+    indicators = trace.get("indicators", {})
+    params: dict[str, tuple[str, Any]] = {name: (since, value) for since, group in trace.get("parameters", {}).items()
+                                         for name, value in group.items()}
+
+    def cited(entry: dict[str, Any]) -> str:
+        return f"   [{cite(entry['cite'])}]" if entry.get("cite") else ""
+
+    def plugins(entry: dict[str, Any], out: list[str]) -> None:
+        for f in entry.get("plugins", ()):
+            version = f" {f['version']}" if f.get("version") else ""
+            out.append(f"      by function {f['function']} of plugin {f['plugin']}{version}{cited(f)}")
+
     out = [f"as of {trace['as_of']}"]
     for name, entry in trace["outputs"].items():
         if only is not None and name not in only:
             continue
         out.append(f"\n{name} = {_json(entry['value'])}")
-        if entry.get("expr"):
-            out.append(f"  from: {_one_line(entry['expr'])}")
+        expr = texts.get("outputs", {}).get(name)
+        if expr:
+            out.append(f"  from: {_one_line(expr)}")
         if entry.get("cite"):
-            out.append(f"  cites: {entry['cite']}")
-        for d in entry["definitions"]:
-            cite = f"   [{d['cite']}]" if d.get("cite") else ""
-            exact = f" (exactly {d['exact']})" if "exact" in d else ""
-            out.append(f"  · {d['name']} = {_json(d['value'])}{exact}   ← {_one_line(d['expr'])}{cite}")
-        for row in entry["tables"]:
-            args = ", ".join(f"{k}={_json(v)}" for k, v in row["inputs"].items())
-            cite = f"   [{row['cite']}]" if row.get("cite") else ""
-            out.append(f"  · table {row['table']}({args}) → row {row['row']} → {_json(row['output'])}{cite}")
-        for p in entry["parameters"]:
-            key = f"[{p['key']}]" if "key" in p else ""
-            cite = f"   [{p['cite']}]" if p.get("cite") else ""
-            out.append(f"  · parameter {p['name']}{key} = {_json(p['value'])} (in force since {p['effective']}){cite}")
-        for used, more in entry.get("omitted", {}).items():
-            out.append(f"  · … and {more} more lookups of {used}, not shown")
-        for r in entry.get("rules", []):
+            out.append(f"  cites: {cite(entry['cite'])}")
+        plugins(entry, out)
+        reached = _reached(entry, defs, tables, rules, indicators, params)
+        reads = set(entry.get("reads", ()))
+        for kind, used in reached:
+            if kind == "definition":
+                d = defs[used]
+                exact = f" (exactly {d['exact']})" if "exact" in d else ""
+                expr = texts.get("definitions", {}).get(used)
+                out.append(f"  · {used} = {_json(d['value'])}{exact}" + (f"   ← {_one_line(expr)}" if expr else "")
+                           + cited(d))
+                plugins(d, out)
+                reads |= set(d.get("reads", ()))
+            elif kind == "table":
+                t = tables[used]
+                for hit in t["hits"]:
+                    args = ", ".join(f"{k}={_json(v)}" for k, v in hit["inputs"].items())
+                    note = f" ({hit['note']})" if hit.get("note") else ""
+                    out.append(f"  · table {used}({args}) → row {hit['row']} → {_json(hit['output'])}{note}{cited(t)}")
+                if t.get("omitted"):
+                    out.append(f"  · … and {t['omitted']} more lookups of {used}, not shown")
+            elif kind == "parameter":
+                since, value = params[used]
+                if isinstance(value, dict):
+                    for pair in value["values"]:
+                        out.append(f"  · parameter {used}[{_json(pair['key'])}] = {_json(pair['value'])} "
+                                   f"(in force since {since})")
+                    if value.get("omitted"):
+                        out.append(f"  · … and {value['omitted']} more lookups of {used}, not shown")
+                else:
+                    out.append(f"  · parameter {used} = {_json(value)} (in force since {since})")
+            elif kind == "indicator":
+                i = indicators[used]
+                version = f" {i['version']}" if i.get("version") else ""
+                out.append(f"  · indicator {used} = {_json(i['value'])} from {i['source']}, by plugin "
+                           f"{i['plugin']}{version}{cited(i)}")
+                reads.add(i["source"])
+        for rule_name in entry.get("rules", ()):
+            r = rules[rule_name]
+            when = texts.get("rules", {}).get(rule_name)
             mark = "fired" if r["fired"] else "not fired"
-            cite = f"   [{r['cite']}]" if r.get("cite") else ""
-            out.append(f"  · rule {r['rule']} ({mark}: {r['when']}) adds {r['adds']}: {r['reason']}{cite}")
-        if entry.get("inputs"):
-            out.append(f"  inputs read: {', '.join(entry['inputs'])}")
+            out.append(f"  · rule {rule_name} ({mark}" + (f": {_one_line(when)}" if when else "") +
+                       f") adds {_json(r['adds'].get(name, []))}: {r['reason']}{cited(r)}")
+            reads |= set(r.get("reads", ()))
+        if reads:
+            out.append(f"  inputs read: {', '.join(sorted(reads))}")
     return "\n".join(out)
+
+
+def _reached(entry: dict[str, Any], defs: dict[str, Any], tables: dict[str, Any], rules: dict[str, Any],
+             indicators: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Everything an output's value was reached through, each once, dependencies first (a table
+    this record did not hit, or a keyed parameter it did not look up, is not shown)."""
+    order: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    pending = [entry, *(rules[r] for r in entry.get("rules", ()))]
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        if name in defs:
+            for used in defs[name].get("uses", ()):
+                visit(used)
+            order.append(("definition", name))
+        elif name in tables:
+            for used in tables[name].get("uses", ()):
+                visit(used)
+            order.append(("table", name))
+        elif name in indicators:
+            order.append(("indicator", name))
+        elif name in params:
+            order.append(("parameter", name))
+
+    for item in pending:
+        for used in item.get("uses", ()):
+            visit(used)
+    return order
 
 
 _TEXT_ENCODER = msgspec.json.Encoder(decimal_format="number")

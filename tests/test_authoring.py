@@ -174,8 +174,9 @@ def test_parent_reads_the_parents_version_and_is_traced(tmp_path: Path) -> None:
     decision = engine.evaluate("region", record, explain=True)
     national = Engine.from_paths([POLICIES / "nasional.yaml"]).evaluate("nasional", record).outputs
     assert decision.outputs["tpp"]["diterima"] == min(national["tpp"]["diterima"] + 100_000, 4_500_000)
-    names = [d["name"] for d in decision.trace["outputs"]["tpp.diterima"]["definitions"]]
+    names = list(decision.trace["definitions"])  # in the order they were decided
     assert names.index("tpp_diterima@nasional") < names.index("tpp_diterima")
+    assert "tpp_diterima@nasional" in decision.trace["definitions"]["tpp_diterima"]["uses"]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -64,7 +64,7 @@ def test_eval_array_and_policy_file_and_as_of(tmp_path: Path) -> None:
 def test_eval_explain_json_and_text() -> None:
     result = kinerja("eval", "nasional", "--explain", stdin=json.dumps(BASE_RECORD))
     trace = json.loads(result.stdout)["trace"]
-    assert trace["outputs"]["evaluasi.predikat"]["tables"][0]["row"] == "sesuai_sesuai"
+    assert trace["tables"]["matriks_predikat"]["hits"][0]["row"] == "sesuai_sesuai"
     text = kinerja("eval", "nasional", "--explain-text", stdin=json.dumps(BASE_RECORD)).stdout
     assert "table matriks_predikat(hasil=sesuai_ekspektasi, perilaku=sesuai_ekspektasi) → row sesuai_sesuai" in text
     assert "parameter pagu_tpp[7] = 4500000 (in force since 2024-01-01)" in text

@@ -90,7 +90,7 @@ def test_fault_in_one_record_leaves_the_others(faulty: Engine) -> None:
 def test_a_repeating_definition_is_traced_with_its_exact_fraction(faulty: Engine) -> None:
     decision = faulty.evaluate("rapuh", {"a": 1, "b": 3}, as_of=dt.date(2024, 5, 1), explain=True)
     assert decision.outputs["rasio"] == Decimal("0.3333")
-    entry = next(d for d in decision.trace["outputs"]["rasio"]["definitions"] if d["name"] == "rasio")
+    entry = decision.trace["definitions"]["rasio"]
     assert entry["exact"] == "1/3" and entry["value"] == Decimal("0." + "3" * 28)
     assert b'"exact":"1/3"' in to_json(decision)
     from kinerja_rules.testing import explain_text
@@ -102,16 +102,25 @@ def test_explain_names_rows_parameters_and_citations(engine: Engine, record: dic
     record["presensi"]["terlambat_menit"] = [45]
     decision = engine.evaluate("nasional", record, explain=True)
     assert decision.outputs == engine.evaluate("nasional", record).outputs
-    entry = decision.trace["outputs"]["tpp.diterima"]
-    rows = {(r["table"], r["row"]) for r in entry["tables"]}
+    trace = decision.trace
+    assert trace is not None and trace["outputs"]["tpp.diterima"] == {"uses": ["tpp_diterima"], "value": 4_482_000}
+    rows = {(t, hit["row"]) for t, entry in trace["tables"].items() for hit in entry["hits"]}
     assert ("potongan_per_kejadian", "tl2") in rows and ("matriks_predikat", "sesuai_sesuai") in rows
-    pagu = next(p for p in entry["parameters"] if p["name"] == "pagu_tpp")
-    assert pagu["key"] == 7 and pagu["value"] == 4_500_000 and pagu["effective"] == dt.date(2024, 1, 1)
-    assert "PP Nomor 12 Tahun 2019" in pagu["cite"]
-    names = [d["name"] for d in entry["definitions"]]
+    assert trace["tables"]["matriks_predikat"]["cite"] == "permenpanrb-6-2022 lampiran"
+    assert trace["parameters"]["2024-01-01"]["pagu_tpp"] == {"values": [{"key": 7, "value": 4_500_000}]}
+    assert trace["definitions"]["pagu"] == {"uses": ["pagu_tpp"], "reads": ["jabatan.kelas"], "value": 4_500_000}
+    assert trace["definitions"]["predikat"]["cite"] == "permenpanrb-6-2022"
+    names = list(trace["definitions"])
     assert names.index("predikat") < names.index("tpp_diterima")
-    rules = decision.trace["outputs"]["tindak_lanjut.pembinaan"]["rules"]
-    assert {r["rule"]: r["fired"] for r in rules}["pembinaan_kinerja_di_bawah"] is False
+    assert trace["outputs"]["tindak_lanjut.pembinaan"]["rules"] == ["pembinaan_kinerja_di_bawah",
+                                                                    "pembinaan_perilaku_kurang"]
+    assert trace["rules"]["pembinaan_kinerja_di_bawah"]["fired"] is False
+    from kinerja_rules.testing import explain_text
+
+    text = explain_text(decision, policy=engine.policy("nasional"))
+    assert "· parameter pagu_tpp[7] = 4500000 (in force since 2024-01-01)" in text
+    assert "· pagu = 4500000   ← pagu_tpp[jabatan.kelas]" in text
+    assert "[PermenPANRB Nomor 6 Tahun 2022 tentang Pengelolaan Kinerja Pegawai ASN, lampiran]" in text
 
 
 def test_as_of_picks_the_parameter_value_in_force(tmp_path: Path, record: dict[str, Any]) -> None:
@@ -228,14 +237,14 @@ def test_explain_text_writes_values_as_the_decision_json_does() -> None:
     from kinerja_rules.testing import explain_text
 
     value = {"skor": Decimal("0.3333"), "riwayat": [Decimal("1.50"), None]}
-    entry = {"value": value, "expr": "ringkasan", "definitions": [{"name": "ringkasan", "value": value,
-                                                                    "expr": "..."}],
-             "tables": [], "parameters": [], "inputs": []}
+    trace = {"as_of": dt.date(2025, 1, 1), "outputs": {"ringkasan": {"uses": ["ringkasan"], "value": value}},
+             "definitions": {"ringkasan": {"value": value}}, "parameters": {"2025-01-01": {"batas": [Decimal("1.5")]}}}
     decision = Decision(policy=PolicyRef(id="p", version="1", digest="0" * 64), as_of=dt.date(2025, 1, 1),
-                        outputs={"ringkasan": value}, trace={"as_of": dt.date(2025, 1, 1),
-                                                             "outputs": {"ringkasan": entry}})
+                        outputs={"ringkasan": value}, trace=trace)
     text = explain_text(decision)
-    assert "Decimal(" not in text and '{"skor":0.3333,"riwayat":[1.50,null]}' in text
+    assert "Decimal(" not in text
+    assert 'ringkasan = {"skor":0.3333,"riwayat":[1.50,null]}' in text
+    assert '· ringkasan = {"skor":0.3333,"riwayat":[1.50,null]}' in text
 
 
 PERSEN = """
@@ -264,3 +273,30 @@ def test_a_percent_is_the_fraction_and_a_test_may_write_it_either_way(tmp_path: 
     assert policy.metadata()["input_schema"]["properties"]["x"] == {"type": "number", "format": "percent",
                                                                     "exclusiveMinimum": -10 ** 25,
                                                                     "exclusiveMaximum": 10 ** 25}
+
+
+def _trace_names(trace: dict[str, Any]) -> set[str]:
+    return {*trace["definitions"], *trace.get("tables", {}), *trace.get("indicators", {}),
+            *(name for group in trace["parameters"].values() for name in group)}
+
+
+@pytest.mark.parametrize("record_file", [None, "examples/pegawai.json"])
+def test_a_trace_holds_each_fact_once_and_stays_small(engine: Engine, record_file: str | None) -> None:
+    import json
+
+    from tests.conftest import BASE_RECORD, ROOT
+
+    record = json.loads((ROOT / record_file).read_text()) if record_file else BASE_RECORD
+    decision = engine.evaluate("nasional", record, explain=True)
+    assert len(to_json(decision)) <= 8 * 1024, len(to_json(decision))  # it was 51 KB: every output its whole chain
+    trace = decision.trace
+    assert trace is not None
+    policy = engine.policy("nasional")
+    assert list(trace["definitions"]) == list(policy.checked.definitions)  # each once, in the order decided
+    known = _trace_names(trace)
+    unused = set(policy.checked.tables) | {p for p, spec in policy.checked.params.items() if spec.key is not None}
+    for section in ("outputs", "definitions", "rules"):
+        for name, entry in trace.get(section, {}).items():
+            assert set(entry.get("uses", ())) <= known | unused, (section, name)  # what a record did not look up
+    assert trace["outputs"]["tpp.diterima"]["uses"] == ["tpp_diterima"]
+    assert sum(to_json(decision).count(f'"{name}":'.encode()) for name in ("pagu_tpp",)) == 1

@@ -116,8 +116,7 @@ def test_a_repeating_value_in_a_trace_is_shown_with_its_exact_fraction() -> None
     record["perilaku"] = {"atasan": 80, "rekan_kerja": [70, 80, 81]}
     decision = ENGINE.evaluate("nasional", record, explain=True)
     assert decision.outputs["evaluasi"]["skor_perilaku"] == Decimal("79.10")
-    traced = next(d for d in decision.trace["outputs"]["evaluasi.skor_perilaku"]["definitions"]
-                  if d["name"] == "skor_perilaku")
+    traced = decision.trace["definitions"]["skor_perilaku"]
     assert traced["value"] == Decimal("79.10") and "exact" not in traced
 
 

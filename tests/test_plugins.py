@@ -339,3 +339,20 @@ def test_serve_starts_when_only_some_policies_compile_and_not_when_none_do(tmp_p
     (tmp_path / "pakai.yaml").write_text(POLICY)
     with pytest.raises(PolicyError, match="unknown function 'gandakan'"):
         build_app(Settings(policies=[str(tmp_path / "pakai.yaml")], plugins=[str(plugins)], batch_processes=0))
+
+
+def test_the_trace_names_the_plugin_version_and_citation_behind_each_value(contoh: tuple[Engine, Any]) -> None:
+    from kinerja_rules.testing import explain_text
+
+    engine, _ = contoh
+    decision = engine.evaluate("pakai", {"x": 3, "survei": [1, 2]}, as_of=dt.date(2024, 6, 1), explain=True)
+    trace = decision.trace
+    assert trace is not None
+    assert trace["outputs"]["ganda"]["plugins"] == [{"function": "gandakan", "plugin": "contoh_plugin",
+                                                     "version": "1.2.3"}]
+    assert trace["indicators"]["jumlah_jawaban"] == {"source": "survei", "plugin": "contoh_plugin",
+                                                     "version": "1.2.3", "value": 2}
+    assert trace["outputs"]["jumlah"]["uses"] == ["jumlah_jawaban"]
+    text = explain_text(decision, policy=engine.policy("pakai"))
+    assert "by function gandakan of plugin contoh_plugin 1.2.3" in text
+    assert "· indicator jumlah_jawaban = 2 from survei, by plugin contoh_plugin 1.2.3" in text
