@@ -56,7 +56,8 @@ def test_http_decisions_equal_kinerja_eval(engine: Engine, tmp_path: Path,
             batch = client.post("/v1/policies/nasional/evaluate/batch", content=_JSON.encode(
                 {"records": [c.record for c in group], **({"as_of": as_of} if as_of else {})}),
                 headers={"content-type": "application/json"})
-            assert batch.content == b'{"results":[' + b",".join(printed) + b"]}"
+            tagged = [b'{"result":"decision",' + line[1:] for line in printed]  # batch items say what they are
+            assert batch.content == b'{"results":[' + b",".join(tagged) + b"]}"
 
 
 def test_key_command_makes_a_working_entry(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,10 +99,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 10) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -127,7 +129,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def _stop(process: subprocess.Popen[bytes]) -> tuple[str, str]:
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
+    out, err = process.communicate(timeout=60)
     assert process.returncode in (0, -signal.SIGTERM), err.decode()  # uvicorn re-raises the signal it handled
     assert b"Application shutdown complete" in err or b"Stopping parent process" in err
     return out.decode(), err.decode()
@@ -172,7 +174,7 @@ def test_serve_with_workers_answers_a_reload_once_every_worker_serves_it(tmp_pat
         for generation in (1, 2):
             (folder / f"baru{generation}.yaml").write_text(
                 f'policy: baru{generation}\nversion: "1"\nextends: nasional\neffective: 2025-01-01\n')
-            status, body = _get(base + "/v1/admin/reload", b"")
+            status, body = _get(base + "/v1/admin/reload", b"", timeout=75)  # it may wait 60 s for the workers
             assert status == 200, body
             answer = json.loads(body)
             assert answer["generation"] == generation and f"baru{generation}" in answer["reloaded"]

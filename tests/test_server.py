@@ -20,7 +20,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from kinerja_rules import Engine, to_json
+from kinerja_rules import Engine, ErrorResult, to_json
 from kinerja_rules.server import KeyRing, Limits, PolicyService, create_app, hash_key
 from kinerja_rules.server.service import Shared
 from tests.conftest import BASE_RECORD, POLICIES, metric
@@ -238,7 +238,9 @@ def test_batch_in_order_and_one_bad_record_fails_alone(client: TestClient[Litest
     assert response.status_code == 200
     results = exact(response.content)["results"]
     assert len(results) == 4
-    assert results[0] == exact(to_json(engine.evaluate("nasional", BASE_RECORD, as_of=dt.date(2025, 7, 1))))
+    assert results[0] == {"result": "decision",
+                          **exact(to_json(engine.evaluate("nasional", BASE_RECORD, as_of=dt.date(2025, 7, 1))))}
+    assert [r["result"] for r in results] == ["decision", "error", "error", "decision"]
     assert results[1]["error"]["fields"] == [{"path": "jabatan.kelas", "message": results[1]["error"]["fields"][0]
                                               ["message"]}]
     assert results[2]["error"]["fields"][0]["message"] == "a record must be a JSON object"
@@ -539,7 +541,8 @@ def test_metrics_count_requests_decisions_and_policies(engine: Engine) -> None:
 def test_openapi_documents_the_bodies(client: TestClient[Litestar]) -> None:
     spec = client.get("/docs/openapi.json").json()
     post = spec["paths"]["/v1/policies/{policy_id}/evaluate"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["record"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/EvaluateRequest"}
+    assert spec["components"]["schemas"]["EvaluateRequest"]["required"] == ["record"]
     assert "422" in post["responses"] and "404" in post["responses"]
     assert {"/v1/policies", "/v1/validate", "/v1/admin/reload", "/health", "/ready", "/metrics"} <= set(spec["paths"])
     listed = spec["paths"]["/v1/policies"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -730,7 +733,9 @@ def test_large_batches_are_decided_by_the_batch_processes(engine: Engine, folder
         response = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records})
         assert service.pool is not None and service.pool.slices == 2
         results = exact(response.content)["results"]
-        assert results == [exact(to_json(engine.evaluate_safely("nasional", r))) for r in records]
+        expected = [engine.evaluate_safely("nasional", r) for r in records]
+        assert results == [{"result": "error" if isinstance(r, ErrorResult) else "decision", **exact(to_json(r))}
+                           for r in expected]
         assert results[7]["error"]["kind"] == "record"
         path = folder / "makassar" / "policy.yaml"  # a reload gives the processes the new policies
         path.write_text(path.read_text().replace('version: "2025.1"', 'version: "2099.1"', 1))

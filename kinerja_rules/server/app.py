@@ -16,6 +16,7 @@ from litestar import Controller, Litestar, Request, Response, Router, get, post
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -53,6 +54,7 @@ from kinerja_rules.server.bodies import (
 )
 from kinerja_rules.server.logs import LineWriter, to_stream
 from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
+from kinerja_rules.server.openapi import finish_general, policy_document
 from kinerja_rules.server.problems import (
     EXCEPTION_HANDLERS,
     PROBLEM_MEDIA_TYPE,
@@ -78,17 +80,21 @@ def _json(value: Any) -> Response[bytes]:
     return Response(_ENCODER.encode(value), media_type=JSON)
 
 
-def _with_body(kind: type[Any], media_type: str = JSON) -> type[Operation]:
-    """An OpenAPI operation whose request body is `kind`, for handlers that decode bodies themselves."""
+def _with_body(kind: type[Any], media_type: str = JSON, also: dict[str, type[Any]] | None = None) -> type[Operation]:
+    """An OpenAPI operation whose request body is `kind` (and `also` these other media types), for
+    handlers that decode bodies themselves."""
+
+    def schema_of(body: type[Any]) -> dict[str, Any]:
+        if body is str:
+            return {"type": "string", "description": "A policy document (YAML)"}
+        return msgspec.json.schema(body)["$defs"][body.__name__]  # type: ignore[no-any-return]  # a flat Struct
 
     @dataclass
     class WithBody(Operation):
         def __post_init__(self) -> None:
-            schema: dict[str, Any] = {"type": "string", "description": "A policy document (YAML)"}
-            if kind is not str:  # a flat Struct: its one definition is the whole schema
-                schema = msgspec.json.schema(kind)["$defs"][kind.__name__]
-            self.request_body = RequestBody(content={media_type: MediaTypeSpec(schema=schema)},  # type: ignore[arg-type]
-                                            required=True)
+            content = {kind_type: MediaTypeSpec(schema=schema_of(body))  # type: ignore[arg-type]
+                       for kind_type, body in {media_type: kind, **(also or {})}.items()}
+            self.request_body = RequestBody(content=content, required=True)
 
     return WithBody
 
@@ -153,13 +159,13 @@ class PolicyController(Controller):
     path = "/v1/policies"
     tags = ["policies"]
 
-    @get("/", summary="List the policies in service", responses={
+    @get("/", operation_id="listPolicies", summary="List the policies in service", responses={
         200: ResponseSpec(PolicyList, generate_examples=False, description="The policies"), **_problems(401)})
     async def list_policies(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> Response[bytes]:
         key = key_scope(request)
         return _json({"policies": [p.describe() for p in engine.policies() if key is None or key.allows(p.id)]})
 
-    @get("/{policy_id:str}", summary="Describe a policy: input schema, outputs, parameters, references",
+    @get("/{policy_id:str}", operation_id="describePolicy", summary="Describe a policy: input schema, outputs, parameters, references",
          responses={200: ResponseSpec(PolicyDetail, generate_examples=False, description="The policy"),
                     **_problems(401, 403, 404, 412)})
     async def describe(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
@@ -169,7 +175,19 @@ class PolicyController(Controller):
         return Response(_ENCODER.encode(policy.metadata(_limits(request).unknown_fields)), media_type=JSON,
                         headers={"etag": f'"{policy.digest}"'})
 
-    @post("/{policy_id:str}/evaluate", status_code=200, summary="Decide one record",
+    @get("/{policy_id:str}/openapi.json", operation_id="policyOpenAPI",
+         summary="The OpenAPI document of one policy: its record, decision outputs and trace typed",
+         responses={200: ResponseSpec(dict[str, Any], generate_examples=False, description="OpenAPI 3.1"),
+                    **_problems(401, 403, 404, 412)})
+    async def policy_openapi(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
+                             engine: NamedDependency[Engine]) -> Response[bytes]:
+        policy = engine.policy(policy_id)
+        _pinned(request, policy.digest)
+        secured = bool(request.app.state.api_keys)
+        return Response(_ENCODER.encode(policy_document(policy, secured, _limits(request).unknown_fields)),
+                        media_type=JSON, headers={"etag": f'"{policy.digest}"'})
+
+    @post("/{policy_id:str}/evaluate", operation_id="evaluate", status_code=200, summary="Decide one record",
           operation_class=_with_body(EvaluateRequest), responses={
               200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
@@ -202,7 +220,7 @@ class PolicyController(Controller):
             raise _too_large(limits)
         return _answer(encoded, policy.digest)
 
-    @post("/{policy_id:str}/evaluate/batch", status_code=200, summary="Decide many records, each on its own",
+    @post("/{policy_id:str}/evaluate/batch", operation_id="evaluateBatch", status_code=200, summary="Decide many records, each on its own",
           operation_class=_with_body(BatchRequest), responses={
               200: ResponseSpec(BatchResult, generate_examples=False, description="One result per record, in order"),
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
@@ -310,8 +328,8 @@ class ServiceController(Controller):
 
     tags = ["service"]
 
-    @post("/v1/validate", status_code=200, summary="Check a policy document; nothing is put in service",
-          operation_class=_with_body(str, "application/yaml"),
+    @post("/v1/validate", operation_id="validatePolicy", status_code=200, summary="Check a policy document; nothing is put in service",
+          operation_class=_with_body(ValidateFiles, JSON, also={"application/yaml": str}),
           responses={200: ResponseSpec(ValidateResult, generate_examples=False, description="The diagnostics"),
                      **_problems(400, 401, 413, 415, 422, 503)})
     async def validate(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
@@ -337,15 +355,15 @@ class ServiceController(Controller):
                                     diagnostics=[DiagnosticOut.of(translate(d, lang)) for d in report.problems],
                                     warnings=[DiagnosticOut.of(translate(d, lang)) for d in report.warnings]))
 
-    @get("/v1/plugins", summary="The plugins the service loaded: versions, functions and indicators")
+    @get("/v1/plugins", operation_id="listPlugins", summary="The plugins the service loaded: versions, functions and indicators")
     async def plugins(self, engine: NamedDependency[Engine]) -> Response[bytes]:
         return _json(plugins_listing(engine))
 
-    @get("/v1/schema/policy", summary="The JSON Schema of a policy file (for editors with a YAML language server)")
+    @get("/v1/schema/policy", operation_id="policyFileSchema", summary="The JSON Schema of a policy file (for editors with a YAML language server)")
     async def policy_schema(self) -> Response[bytes]:
         return Response(content=_policy_schema_json(), media_type="application/schema+json")
 
-    @post("/v1/admin/reload", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
+    @post("/v1/admin/reload", operation_id="reloadPolicies", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
           responses={200: ResponseSpec(ReloadResult, generate_examples=False, description="The new set"),
                      **_problems(401, 403, 409, 422, 503)})
     async def reload(self, request: Request[Any, Any, Any], service: NamedDependency[PolicyService]) -> Response[bytes]:
@@ -382,11 +400,11 @@ class ProbeController(Controller):
 
     tags = ["operations"]
 
-    @get("/health", summary="Liveness: the process answers")
+    @get("/health", operation_id="health", summary="Liveness: the process answers")
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Readiness: policies are in service", responses={
+    @get("/ready", operation_id="ready", summary="Readiness: policies are in service", responses={
         200: ResponseSpec(ReadyResult, generate_examples=False, description="Ready"), **_problems(503)})
     async def ready(self, service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.ready:
@@ -396,7 +414,7 @@ class ProbeController(Controller):
                                  failed=service.failed, batch_processes=pool.ready if pool is not None else 0,
                                  broken_plugins=[broken_out(b) for b in service.engine.registry.broken]))
 
-    @get("/metrics", summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
+    @get("/metrics", operation_id="metrics", summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
          media_type=CONTENT_TYPE_LATEST, opt={"admin": True}, responses=_problems(401, 403))
     async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
                       service: NamedDependency[PolicyService]) -> ASGIResponse:
@@ -406,7 +424,7 @@ class ProbeController(Controller):
         text = _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()], service.generation)
         return ASGIResponse(body=text, headers={"content-type": CONTENT_TYPE_LATEST})  # as it is: one charset
 
-    @get("/problems/{name:str}", summary="What a problem type means", responses=_problems(404))
+    @get("/problems/{name:str}", operation_id="problemType", summary="What a problem type means", responses=_problems(404))
     async def problem_type(self, name: FromPath[str]) -> dict[str, Any]:
         if name not in PROBLEMS:
             raise ApiProblem("unknown-problem", f"no problem type {name!r}")
@@ -431,7 +449,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     limits = limits or Limits()
     metrics = Metrics()
 
-    async def serving() -> None:
+    async def serving(app: Litestar) -> None:
+        finish_general(app.plugins.get(OpenAPIPlugin).provide_openapi_schema(), secured=bool(keys))
         service.draining = False
         await service.start()
         checker.start()
@@ -473,8 +492,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
                 path="/", js_url=f"{ASSETS}/swagger-ui-bundle.js", css_url=f"{ASSETS}/swagger-ui.css",
                 standalone_preset_js_url=f"{ASSETS}/swagger-ui-standalone-preset.js",
                 favicon=f"<link rel='icon' type='image/png' href='{ASSETS}/favicon-32x32.png'>")],
-            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
-            security=[{"bearer": []}] if keys else None),
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")})),
     )
     # Outermost, so requests that match no route are counted and logged too.
     app.asgi_handler = ObserveMiddleware(app.asgi_handler, metrics, log)

@@ -58,7 +58,9 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             result = engine.evaluate_safely(policy_id, record, as_of, explain, limits.unknown_fields)
         if type(result) is ErrorResult:
             failed += 1
-        encoded = _ENCODER.encode(result)
+            encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]  # the discriminator of a batch item
+        else:
+            encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
         size += len(encoded) + 1
         if size > limits.max_response_bytes:
             return None

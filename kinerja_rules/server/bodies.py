@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from kinerja_rules import FieldError
+from kinerja_rules import Decision, ErrorResult, FieldError
 from kinerja_rules.jsontext import duplicate_key
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
 
@@ -46,11 +46,18 @@ class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     explain: bool = False
 
 
-class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
-    """One result per record, in the order sent: a decision (as the evaluate endpoint gives) or
-    `{"error": {...}, "policy": {...}}` for a record that could not be decided."""
+class BatchDecision(Decision, frozen=True, kw_only=True, tag_field="result", tag="decision"):
+    """A decided record of a batch: the decision the evaluate endpoint gives, marked `result: decision`."""
 
-    results: list[dict[str, Any]]
+
+class BatchError(ErrorResult, frozen=True, kw_only=True, tag_field="result", tag="error"):
+    """A record of a batch that could not be decided, marked `result: error`; the others are unaffected."""
+
+
+class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One result per record, in the order sent: a decision or an error, told apart by `result`."""
+
+    results: list[BatchDecision | BatchError]
 
 
 class PolicySummary(msgspec.Struct, frozen=True, kw_only=True):
