@@ -356,3 +356,22 @@ def test_the_trace_names_the_plugin_version_and_citation_behind_each_value(conto
     text = explain_text(decision, policy=engine.policy("pakai"))
     assert "by function gandakan of plugin contoh_plugin 1.2.3" in text
     assert "· indicator jumlah_jawaban = 2 from survei, by plugin contoh_plugin 1.2.3" in text
+
+
+def test_the_indicator_example_of_the_plugin_guide_works(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    section = guide[guide.index("### An indicator"):]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    policy = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    head = "from decimal import ROUND_HALF_UP, Decimal\n\nfrom kinerja_rules import hookimpl\n__version__ = '1.0'\n"
+    folder = _plugin_dir(tmp_path, "panduan_plugin", head + code)
+    (tmp_path / "p.yaml").write_text("policy: puskesmas\neffective: 2024-01-01\n" + policy)
+    engine = Engine.from_paths([tmp_path / "p.yaml"], discover([folder], entry_points=False))
+    visits = [{"tempat": "rumah"}, {"tempat": "puskesmas"}, {"tempat": "puskesmas"}]
+    decision = engine.evaluate("puskesmas", {"kunjungan": visits}, as_of=dt.date(2024, 2, 1), explain=True)
+    assert decision.outputs == {"cukup": True}
+    assert decision.trace is not None
+    assert decision.trace["indicators"]["porsi_kunjungan_rumah"]["value"] == Decimal("0.3333")
+    assert decision.trace["indicators"]["porsi_kunjungan_rumah"]["cite"] == "Permenkes 43/2019"
