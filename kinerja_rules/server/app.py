@@ -192,7 +192,7 @@ class PolicyController(Controller):
               200: ResponseSpec(Decision, generate_examples=False, description="The decision"),
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
-                       engine: NamedDependency[Engine], service: NamedDependency[PolicyService]) -> ASGIResponse:
+                       engine: NamedDependency[Engine]) -> ASGIResponse:
         policy = engine.policy(policy_id)
         _pinned(request, policy.digest)
         _check_json(request)
@@ -204,7 +204,8 @@ class PolicyController(Controller):
         metrics = _metrics(request)
         try:
             if policy.calls_plugins:  # plugin code may be slow: never on the event loop, bounded in a pool process
-                decision = await _off_the_loop(service, engine, policy, body, limits)
+                # (the service comes from the state: a second dependency would cost a task group per request)
+                decision = await _off_the_loop(request.app.state.service, engine, policy, body, limits)
             else:
                 decision = engine.evaluate(policy.id, body.record, body.as_of, body.explain, limits.unknown_fields)
         except RecordError:
@@ -476,6 +477,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
                       "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker,
+                     "service": service,
                      "public_metrics": public_metrics}),
         request_max_body_size=limits.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
