@@ -145,3 +145,110 @@ def _counts(current: dict[str, str], categories: Sequence[str]) -> dict[str, int
 def _percent(share: Decimal) -> str:
     text = format((share * 100).normalize(), "f")
     return f"{text} %"
+
+
+# ---- assignment: candidates to seats ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Assignment:
+    """Who got which seat, and each seat's shortlist (its best eligible candidates by score)."""
+
+    seat_of: dict[str, str]  # candidate key -> seat id
+    holder: dict[str, str | None]  # seat id -> candidate key, or None when nobody eligible was left
+    shortlists: dict[str, list[str]]  # seat id -> candidate keys, best first
+    total: Decimal  # the sum of the scores of the placements
+
+
+def assign(candidates: Sequence[str], seats: Sequence[str], scores: dict[tuple[str, str], Decimal],
+           method: Literal["priority", "optimal"], shortlist: int = 3) -> Assignment:
+    """Place candidates on seats, each candidate on at most one seat and each seat to at most one.
+
+    `scores` holds a score for every eligible (candidate, seat) pair and nothing for the others,
+    so an ineligible candidate is never placed. `priority` fills the seats in the order given,
+    each with the best eligible candidate still free (score, then key); `optimal` places them so
+    that the sum of the scores is the largest possible (the Hungarian method, exact), ties broken
+    the same way whatever order the input came in.
+    """
+    if len(set(candidates)) != len(candidates) or len(set(seats)) != len(seats):
+        raise ValueError("a candidate or a seat is named twice")
+    people = sorted(candidates)
+    ranked = {seat: _ranked(people, seat, scores) for seat in seats}
+    holder: dict[str, str | None] = dict.fromkeys(seats)
+    if method == "priority":
+        taken: set[str] = set()
+        for seat in seats:
+            best = next((c for c in ranked[seat] if c not in taken), None)
+            holder[seat] = best
+            if best is not None:
+                taken.add(best)
+    elif method == "optimal":
+        holder.update(_optimal(people, sorted(seats), scores))
+    else:
+        raise ValueError(f"method must be priority or optimal, not {method!r}")
+    seat_of = {c: s for s, c in holder.items() if c is not None}
+    total = sum((scores[(c, s)] for c, s in seat_of.items()), Decimal(0))
+    return Assignment(seat_of=seat_of, holder=holder, shortlists={s: ranked[s][:shortlist] for s in seats},
+                      total=total)
+
+
+def _ranked(people: list[str], seat: str, scores: dict[tuple[str, str], Decimal]) -> list[str]:
+    """The candidates eligible for `seat`, best score first, then by key."""
+    return sorted((c for c in people if (c, seat) in scores), key=lambda c: (-scores[(c, seat)], c))
+
+
+def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], Decimal]) -> dict[str, str | None]:
+    """The placement of the largest total score: the Hungarian method on costs, a row per seat
+    and a column per person plus one "left empty" column per seat (cost 0). A placement costs its
+    negated score; an ineligible pair costs more than any placement gains, so it is never taken."""
+    if not people or not seats:
+        return {}
+    rows = seats
+    cols: list[str | None] = [*people, *([None] * len(seats))]
+    high = sum((abs(v) for v in scores.values()), Decimal(0)) + 1
+
+    def cost(seat: str, person: str | None) -> Decimal:
+        if person is None:
+            return Decimal(0)
+        return -scores[(person, seat)] if (person, seat) in scores else high
+
+    n, m = len(rows), len(cols)
+    u = [Decimal(0)] * (n + 1)
+    v = [Decimal(0)] * (m + 1)
+    match = [0] * (m + 1)  # column -> row (1-based), 0: free
+    way = [0] * (m + 1)
+    for i in range(1, n + 1):
+        match[0] = i
+        j0 = 0
+        least: list[Decimal | None] = [None] * (m + 1)
+        used = [False] * (m + 1)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = match[j0], None, 0
+            for j in range(1, m + 1):
+                if used[j]:
+                    continue
+                reduced = cost(rows[i0 - 1], cols[j - 1]) - u[i0] - v[j]
+                if least[j] is None or reduced < least[j]:  # type: ignore[operator]
+                    least[j], way[j] = reduced, j0
+                if delta is None or least[j] < delta:  # type: ignore[operator]
+                    delta, j1 = least[j], j
+            assert delta is not None
+            for j in range(m + 1):
+                if used[j]:
+                    u[match[j]] += delta
+                    v[j] -= delta
+                elif least[j] is not None:
+                    least[j] -= delta  # type: ignore[operator]
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    out: dict[str, str | None] = {}
+    for j in range(1, m + 1):
+        person = cols[j - 1]
+        if match[j] and person is not None and (person, rows[match[j] - 1]) in scores:
+            out[rows[match[j] - 1]] = person
+    return out

@@ -114,3 +114,59 @@ def test_one_maximum_moves_exactly_the_bottom_of_its_category_one_step(group: li
     below = PREDIKAT[PREDIKAT.index(category) + 1]
     assert all(result.final[key] == below for key in bottom)
     assert all(result.final[m.key] == m.category for m in members if m.key not in bottom)
+
+
+# ---- assignment -------------------------------------------------------------------------
+
+from itertools import permutations  # noqa: E402
+
+from kinerja_rules.population import assign  # noqa: E402
+
+
+def test_priority_fills_the_first_seat_with_the_best_eligible_candidate_first() -> None:
+    scores = {("ani", "kabid"): Decimal(90), ("budi", "kabid"): Decimal(80), ("ani", "kasi"): Decimal(85),
+              ("budi", "kasi"): Decimal(84), ("citra", "kasi"): Decimal(60)}
+    result = assign(["budi", "ani", "citra"], ["kabid", "kasi"], scores, "priority")
+    assert result.holder == {"kabid": "ani", "kasi": "budi"} and result.seat_of == {"ani": "kabid", "budi": "kasi"}
+    assert result.shortlists == {"kabid": ["ani", "budi"], "kasi": ["ani", "budi", "citra"]}
+    assert assign(["budi", "ani", "citra"], ["kabid", "kasi"], scores, "optimal").holder == result.holder
+
+
+def test_optimal_gives_up_the_best_single_pair_for_a_better_whole() -> None:
+    scores = {("ani", "kabid"): Decimal(90), ("ani", "kasi"): Decimal(89), ("budi", "kabid"): Decimal(88),
+              ("budi", "kasi"): Decimal(10)}
+    priority = assign(["ani", "budi"], ["kabid", "kasi"], scores, "priority")
+    optimal = assign(["ani", "budi"], ["kabid", "kasi"], scores, "optimal")
+    assert priority.holder == {"kabid": "ani", "kasi": "budi"} and priority.total == 100
+    assert optimal.holder == {"kabid": "budi", "kasi": "ani"} and optimal.total == 177
+
+
+def test_a_seat_nobody_is_eligible_for_stays_empty() -> None:
+    result = assign(["ani"], ["kabid", "kasi"], {("ani", "kasi"): Decimal(1)}, "optimal")
+    assert result.holder == {"kabid": None, "kasi": "ani"}
+    with pytest.raises(ValueError, match="named twice"):
+        assign(["ani", "ani"], ["kasi"], {}, "priority")
+    with pytest.raises(ValueError, match="priority or optimal"):
+        assign(["ani"], ["kasi"], {}, "best")  # type: ignore[arg-type]
+
+
+PAIRS = st.dictionaries(st.tuples(st.sampled_from("abcdef"), st.sampled_from("wxyz")),
+                        st.integers(0, 9).map(Decimal), max_size=24)
+
+
+@settings(max_examples=200, deadline=None)
+@given(PAIRS, st.sampled_from(["priority", "optimal"]), st.randoms())
+def test_an_assignment_never_double_books_nor_places_the_ineligible(scores: dict[tuple[str, str], Decimal],
+                                                                     method: str, shuffle: random.Random) -> None:
+    people, seats = list("abcdef"), list("wxyz")
+    result = assign(people, seats, scores, method)  # type: ignore[arg-type]
+    assert len(set(result.seat_of.values())) == len(result.seat_of)  # no seat twice
+    assert all((person, seat) in scores for person, seat in result.seat_of.items())  # only the eligible
+    shuffled = list(people)
+    shuffle.shuffle(shuffled)
+    assert assign(shuffled, seats, scores, method) == result  # type: ignore[arg-type]
+    if method == "optimal":  # no placement of the eligible does better
+        best = Decimal(0)
+        for order in permutations(people, len(seats)):
+            best = max(best, sum((scores[(p, s)] for p, s in zip(order, seats) if (p, s) in scores), Decimal(0)))
+        assert result.total == best
