@@ -9,7 +9,7 @@ depends on the order members arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -252,3 +252,66 @@ def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], 
         if match[j] and person is not None and (person, rows[match[j] - 1]) in scores:
             out[rows[match[j] - 1]] = person
     return out
+
+
+# ---- grouping: records into the groups a population rule is decided over -------------------
+
+@dataclass(frozen=True)
+class Grouped:
+    """A group's records in input order (with their input positions), or a record's own error."""
+
+    group: tuple[Any, ...] | None
+    positions: list[int]
+    records: list[Any]
+    errors: dict[int, str] = field(default_factory=dict)  # input position -> why the record is not in a group
+
+
+def group_records(records: Iterable[Any], group_of: Any, member_of: Any,
+                  sorted_by_group: bool = False) -> Iterator[Grouped]:
+    """Split `records` into groups by `group_of(record)` (a tuple, or None when the record has no
+    group key), each member key `member_of(record)` (the `nip`) once per group.
+
+    With `sorted_by_group` a group is yielded as soon as the next one starts, so memory holds one
+    group at a time; a record of a group already passed is then that record's error. Otherwise
+    groups are yielded at the end, in the order they first appeared. A record without a group key,
+    or whose member key is already in its group, is yielded alone with its error (`group` None);
+    the rest of its group is decided.
+    """
+    pending: dict[tuple[Any, ...], Grouped] = {}
+    passed: set[tuple[Any, ...]] = set()
+    seen: dict[tuple[Any, ...], set[Any]] = {}
+    for position, record in enumerate(records):
+        key = group_of(record)
+        if key is None:
+            yield _alone(position, record, "the record has no group key")
+            continue
+        if key in passed:
+            yield _alone(position, record, f"group {_shown(key)} came earlier in the input, which was said to be "
+                                           "sorted by group")
+            continue
+        member = member_of(record)
+        members = seen.setdefault(key, set())
+        if member in members:
+            yield _alone(position, record, f"{member!r} is already a member of group {_shown(key)}")
+            continue
+        members.add(member)
+        if sorted_by_group and pending and key not in pending:
+            for done, ended in pending.items():  # the one group held: it has ended
+                passed.add(done)
+                del seen[done]
+                yield ended
+            pending.clear()
+        current = pending.get(key)
+        if current is None:
+            current = pending[key] = Grouped(group=key, positions=[], records=[])
+        current.positions.append(position)
+        current.records.append(record)
+    yield from pending.values()
+
+
+def _alone(position: int, record: Any, why: str) -> Grouped:
+    return Grouped(group=None, positions=[position], records=[record], errors={position: why})
+
+
+def _shown(key: tuple[Any, ...]) -> str:
+    return " / ".join(str(k) for k in key)

@@ -170,3 +170,46 @@ def test_an_assignment_never_double_books_nor_places_the_ineligible(scores: dict
         for order in permutations(people, len(seats)):
             best = max(best, sum((scores[(p, s)] for p, s in zip(order, seats) if (p, s) in scores), Decimal(0)))
         assert result.total == best
+
+
+# ---- grouping -------------------------------------------------------------------------------
+
+from kinerja_rules.population import group_records  # noqa: E402
+
+
+def _unit(record: dict[str, str]) -> tuple[str, str] | None:
+    return (record["unit"], record["periode"]) if "unit" in record else None
+
+
+def test_records_group_by_key_and_a_bad_record_fails_alone() -> None:
+    records = [{"unit": "a", "periode": "2025-01", "nip": "1"}, {"unit": "b", "periode": "2025-01", "nip": "1"},
+               {"periode": "2025-01", "nip": "2"}, {"unit": "a", "periode": "2025-01", "nip": "1"},
+               {"unit": "a", "periode": "2025-02", "nip": "1"}, {"unit": "a", "periode": "2025-01", "nip": "3"}]
+    out = list(group_records(records, _unit, lambda r: r["nip"]))
+    errors = {p: e for g in out for p, e in g.errors.items()}
+    assert errors == {2: "the record has no group key", 3: "'1' is already a member of group a / 2025-01"}
+    groups = {g.group: g.positions for g in out if g.group is not None}
+    assert groups == {("a", "2025-01"): [0, 5], ("b", "2025-01"): [1], ("a", "2025-02"): [4]}
+
+
+def test_sorted_input_holds_one_group_at_a_time() -> None:
+    held: list[int] = []
+    records = [{"unit": u, "periode": "2025-01", "nip": str(i)} for u in "abc" for i in range(3)]
+    stream = group_records(iter(records), _unit, lambda r: r["nip"], sorted_by_group=True)
+    for group in stream:
+        held.append(len(group.records))
+    assert held == [3, 3, 3]
+    late = records + [{"unit": "a", "periode": "2025-01", "nip": "9"}]
+    out = list(group_records(late, _unit, lambda r: r["nip"], sorted_by_group=True))
+    assert out[-2].errors == {9: "group a / 2025-01 came earlier in the input, which was said to be sorted by group"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("xyz")), max_size=30), st.randoms())
+def test_grouping_keeps_every_record_once(pairs: list[tuple[str, str]], shuffle: random.Random) -> None:
+    records = [{"unit": u, "periode": "p", "nip": n} for u, n in pairs]
+    out = list(group_records(records, _unit, lambda r: r["nip"]))
+    assert sorted(p for g in out for p in g.positions) == list(range(len(records)))
+    for g in out:
+        if g.group is not None:
+            assert len({r["nip"] for r in g.records}) == len(g.records)
