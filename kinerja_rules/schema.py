@@ -28,6 +28,7 @@ from kinerja_rules.types import Kind, Type
 MAX_LIST_ITEMS = 10_000
 LIMIT = 10 ** (MAX_EXPONENT + 1)  # a whole number in a record is smaller than this in magnitude
 Validator = Callable[[Any, str, list[FieldError]], Any]
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # shown as is in a path; any other key is quoted
 DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # JSON Schema's `format: date` (RFC 3339 full-date)
 _MISSING = object()
 
@@ -443,9 +444,13 @@ def _unknown(value: dict[Any, Any], names: frozenset[str], path: str, prefix: st
         return
     for key in extra:
         text = str(key)
-        shown = text if len(text) <= 64 else text[:61] + "..."
+        if _PLAIN_KEY.fullmatch(text):
+            at = prefix + text
+        else:  # a key that is not a plain name is shown quoted, so the path still reads as one
+            quoted = msgspec.json.encode(text if len(text) <= 64 else text[:61] + "...").decode()
+            at = f"{path}[{quoted}]"
         near = near_miss(text, names)
-        errors.append(UnknownField(path=prefix + shown, message="", near=None if near is None else prefix + near))
+        errors.append(UnknownField(path=at, message="", near=None if near is None else prefix + near))
 
 
 def _as_is(value: Any, path: str, errors: list[FieldError]) -> Any:

@@ -231,3 +231,33 @@ def test_kinerja_eval_answers_every_hostile_line_in_order(lines: list[tuple[tupl
             assert unreadable(raw), answer  # a line no JSON reader takes: its own error, in its place
             continue
         assert_answer(answer, dotted(where), raw, prefix="")
+
+
+OBJECTS = sorted({(pid, place[:-1]) for pid, place in PLACES if place and not isinstance(place[-1], int)}, key=repr)
+KEYS = st.one_of(st.text(max_size=40), st.sampled_from(["nip ", "NIP", "periode_", "jabtan", "x" * 100_000, "\x00",
+                                                        "\ud800", "__proto__", "constructor", "", "cuti[0]", "a.b"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(OBJECTS), KEYS, GENERATED)
+def test_a_hostile_unknown_key_anywhere_gets_a_decision_with_warnings_or_a_problem(
+        client: TestClient[Litestar], where: tuple[str, tuple[Any, ...]], key: str, raw: str) -> None:
+    policy, place = where
+    record = json.loads(json.dumps(BASES[policy]))
+    node: Any = record
+    for part in place:
+        node = node[part] if isinstance(node, (dict, list)) and (isinstance(part, int) or part in node) else None
+    if not isinstance(node, dict) or key in node:
+        return
+    node[key] = MARK
+    text = json.dumps(record, ensure_ascii=False).replace(json.dumps(MARK, ensure_ascii=False), raw, 1)
+    body = ('{"record": ' + text + "}").encode("utf-8", "surrogatepass")
+    answer = client.post(f"/v1/policies/{policy}/evaluate", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code < 500, answer.text
+    if answer.status_code == 200:
+        assert all(w["path"] and w["message"] for w in answer.json().get("warnings", []))
+    elif answer.status_code == 422:
+        problem = answer.json()
+        assert problem["type"] in {f"/problems/{n}" for n in NAMING | {"evaluation-failed"}}, problem
+    else:
+        assert answer.status_code == 400 and (unreadable(raw) or "\ud800" in key or not key.isprintable()), answer.text

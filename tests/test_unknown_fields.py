@@ -141,3 +141,9 @@ def test_kinerja_eval_gives_the_record_its_error_and_decides_the_rest() -> None:
     assert second["warnings"][0]["path"] == "sumber" and second["outputs"]["tpp"]["diterima"] == 4_500_000
     strict = kinerja("eval", "nasional", "--unknown-fields", "error", stdin=lines)
     assert json.loads(strict.stdout.splitlines()[1])["error"]["fields"][0]["path"] == "sumber"
+
+
+def test_a_key_that_is_not_a_plain_name_is_quoted_in_its_path() -> None:
+    decided = bundled().policy("nasional").evaluate(_with(**{"a.b": 1, "": 2, "jabatan": {
+        "jenis": "pelaksana", "kelas": 7, "x y": 3}}))
+    assert [w.path for w in decided.warnings] == ['["a.b"]', '[""]', 'jabatan["x y"]']
