@@ -399,11 +399,7 @@ class _TracePlan:
     themselves are the policy's, named by its digest (`CompiledPolicy.expressions`)."""
 
     def __init__(self, checked: CheckedPolicy) -> None:
-        cited: set[str] = set()
-
         def cite(text: str) -> dict[str, str]:
-            if text:
-                cited.add(text.partition(" ")[0])
             return {"cite": text} if text else {}
 
         def uses(deps: frozenset[tuple[str, str]]) -> list[str]:
