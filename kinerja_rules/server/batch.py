@@ -173,18 +173,24 @@ class BatchPool:
             self._broken(kill=True)
             return ("evaluation", f"deciding the record did not finish within {self.record_seconds:g} s",
                     "plugin code", [])
-        except BrokenProcessPool as exc:
-            _log.warning("a batch process died (%s); the processes restart", exc)
-            self._broken()
-            return None
-        except Exception as exc:  # this record only: the processes are alive, and the service decides it
-            _log.warning("batch processes could not decide a record (%s: %s); it is decided in-process",
-                         type(exc).__name__, exc)
+        except Exception as exc:
+            self._gave_up(exc, "a record")
             return None
         if outcome[0] == "stale":
             self.digests.pop(policy_id, None)
             return None
         return outcome
+
+    def _gave_up(self, exc: Exception, what: str) -> None:
+        """Leave `what` to the service process: a dead process (killed, out of memory) has the
+        processes replaced; any other failure concerns this work only, and the processes stay."""
+        if isinstance(exc, BrokenProcessPool):
+            _log.warning("a batch process died (%s); %s is decided in-process while the processes restart",
+                         exc, what)
+            self._broken()
+        else:
+            _log.warning("batch processes could not decide %s (%s: %s); it is decided in-process",
+                         what, type(exc).__name__, exc)
 
     def _broken(self, kill: bool = False) -> None:
         """Stop using these processes (killing them, if asked) and let the service start new ones."""
@@ -207,14 +213,8 @@ class BatchPool:
             answers = await asyncio.gather(*(
                 loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
                                      limits, start) for start, payload in slices))
-        except BrokenProcessPool as exc:  # a process died (killed, out of memory): decide here until new ones are up
-            _log.warning("a batch process died (%s); batches are decided in-process until the processes restart",
-                         exc)
-            self._broken()
-            return None
-        except Exception as exc:  # this batch only: the processes are alive, and the service decides it
-            _log.warning("batch processes could not decide a batch (%s: %s); it is decided in-process",
-                         type(exc).__name__, exc)
+        except Exception as exc:
+            self._gave_up(exc, "a batch")
             return None
         if any(found != digest for found, _, _ in answers):
             self.digests.pop(policy_id, None)
