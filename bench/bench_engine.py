@@ -249,7 +249,8 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:
         ak = round_rational(_q(PERSEN_AK[predikat] * KOEF[jenjang]) / 12, 3, ROUND_HALF_UP)
     return {
         "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "hasil_kerja": hasil,
-                     "perilaku_kerja": perilaku, "predikat": predikat},
+                     "perilaku_kerja": perilaku, "predikat": predikat,
+                     "predikat_awal": predikat},
         "tpp": {"pagu": pagu, "komponen_kinerja": int(kinerja.to_integral_value(ROUND_FLOOR)),
                 "komponen_disiplin": int(disiplin.to_integral_value(ROUND_FLOOR)), "potongan": pagu - diterima,
                 "diterima": diterima},

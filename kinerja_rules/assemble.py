@@ -20,8 +20,10 @@ from kinerja_rules.documents import SECTIONS, DefinitionSpec, Item, PolicyFile, 
 from kinerja_rules.errors import Diagnostic
 from kinerja_rules.loader import SourceFile
 
-INHERITED = ("references", "types", "inputs", "parameters", "definitions", "tables", "outputs", "rules", "fixtures")
-OVERRIDABLE = ("types", "inputs", "parameters", "definitions", "tables", "outputs", "rules")
+INHERITED = ("references", "types", "inputs", "parameters", "definitions", "tables", "outputs", "rules",
+             "group_data", "seats", "group_definitions", "population", "fixtures")
+OVERRIDABLE = ("types", "inputs", "parameters", "definitions", "tables", "outputs", "rules",
+               "group_data", "seats", "group_definitions", "population")
 
 
 class RowItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -336,7 +338,9 @@ def _merge_keyed(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
 
 def _singular(section: str) -> str:
     return {"types": "type", "inputs": "input", "parameters": "parameter", "definitions": "definition",
-            "tables": "table", "outputs": "output", "rules": "rule"}.get(section, section)
+            "tables": "table", "outputs": "output", "rules": "rule", "group_data": "group data field",
+            "seats": "seat field", "group_definitions": "group definition",
+            "population": "population part"}.get(section, section)
 
 
 def _merge_table(parent: TableSpec, child: TableSpec) -> TableSpec:

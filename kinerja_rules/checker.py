@@ -17,7 +17,7 @@ from kinerja_rules.errors import Diagnostic
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
 from kinerja_rules.schema import Field
 from kinerja_rules.tables import Table
-from kinerja_rules.typecheck import Annotations, Keyed, Scope, TableSig, TypeProblem
+from kinerja_rules.typecheck import Annotations, Scope, TableSig, TypeProblem
 from kinerja_rules.types import Type
 from kinerja_rules.checking.cases import check_cases, set_path
 from kinerja_rules.checking.declarations import (
@@ -31,6 +31,7 @@ from kinerja_rules.checking.declarations import (
     cite_text,
     inputs_field,
 )
+from kinerja_rules.checking.population import Declared, Population, check_population, declare, param_scope_types, quota_parameters
 from kinerja_rules.checking.exactness import check_exactness, point_at_extensions
 from kinerja_rules.checking.expressions import check_definition, check_outputs, check_rules, check_table, table_signature
 from kinerja_rules.checking.model import Case, CheckedPolicy, Context, Definition, Output, Param, Rule
@@ -63,11 +64,13 @@ class _Work:
         self.outputs: dict[str, Output] = {}
         self.rules: dict[str, Rule] = {}
         self.cases: dict[str, Case] = {}
+        self.declared = Declared()
+        self.population: Population | None = None
 
 
 def _stage_references(w: _Work) -> None:
     w.references = check_references(w.ctx, w.items["references"])
-    for section in ("parameters", "definitions", "tables", "outputs", "rules"):
+    for section in ("parameters", "definitions", "tables", "outputs", "rules", "group_definitions", "population"):
         for item in w.items[section].values():
             check_cite(w.ctx, item, w.references)
 
@@ -84,6 +87,10 @@ def _stage_inputs(w: _Work) -> None:
 
 def _stage_parameters(w: _Work) -> None:
     w.params = check_parameters(w.ctx, w.items["parameters"], w.named, w.policy)
+
+
+def _stage_population_declarations(w: _Work) -> None:
+    w.declared = declare(w.ctx, w.items, w.named, w.params)
 
 
 def _stage_names(w: _Work) -> None:
@@ -129,10 +136,8 @@ def _stage_definitions(w: _Work) -> None:
             def_types.setdefault(name, t.ANY)  # a failed definition must not cascade
         return def_types[name]
 
-    param_types: dict[str, Type | Keyed] = {
-        p.name: (Keyed(p.key, p.type) if p.key is not None else p.type) for p in w.params.values()}
-    scope = w.scope = Scope(w.input_types, param_types, w.sigs, w.functions, w.indicator_types, definition,
-                            lambda: list(def_items))
+    scope = w.scope = Scope(w.input_types, param_scope_types(w.params), w.sigs, w.functions, w.indicator_types,
+                            definition, lambda: list(def_items), w.declared.type, quota_parameters(w.params))
     for name in def_items:
         try:
             definition(name)
@@ -161,6 +166,11 @@ def _stage_outputs_and_rules(w: _Work) -> None:
         if o.expr is None and not o.rules:
             w.ctx.error("E131", f"output {o.name!r} has no 'expr' and no rule adds to it",
                         w.ctx.at(w.items["outputs"][o.name]))
+
+
+def _stage_population(w: _Work) -> None:
+    assert w.scope is not None
+    w.population = check_population(w.ctx, w.items, w.declared, w.scope, w.notes, w.definitions, w.tables, w.params)
 
 
 def _stage_exactness(w: _Work) -> None:
@@ -192,11 +202,13 @@ STAGES: tuple[tuple[str, Callable[[_Work], None]], ...] = (
     ("types", _stage_types),
     ("inputs and header", _stage_inputs),
     ("parameters", _stage_parameters),
+    ("population declarations", _stage_population_declarations),
     ("names", _stage_names),
     ("table signatures", _stage_table_signatures),
     ("definitions", _stage_definitions),
     ("tables", _stage_tables),
     ("outputs and rules", _stage_outputs_and_rules),
+    ("population", _stage_population),
     ("exactness", _stage_exactness),
     ("tests", _stage_tests),
     ("plugins used", _stage_plugins_used),
@@ -218,5 +230,5 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
     checked = CheckedPolicy(
         assembled=policy, input=w.root, params=w.params, tables=w.tables, definitions=w.definitions,
         outputs=w.outputs, rules=w.rules, references=w.references, functions=w.functions,
-        indicators=w.indicator_specs, cases=w.cases, notes=w.notes, warnings=ctx.warnings, test_errors=ctx.test_diags)
+        indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=ctx.warnings, test_errors=ctx.test_diags)
     return checked, []

@@ -11,7 +11,7 @@ definition, output or rule that raised it, at no cost when nothing fails.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -91,19 +91,50 @@ class Site:
 
 
 class CompiledCode:
-    """A policy's evaluation functions; the traced one is built the first time it is needed."""
+    """A policy's evaluation functions; the traced ones and those of a population run are built
+    the first time they are needed."""
 
     def __init__(self, policy: CheckedPolicy) -> None:
         self._policy = policy
         self.run, self.sites, self.filename = _compile_variant(policy, traced=False)
-        self._traced: Callable[..., Any] | None = None
+        self._variants: dict[str, Any] = {}
+
+    def _variant(self, which: str) -> Any:
+        found = self._variants.get(which)
+        if found is None:  # two threads may both build it; either result is the same
+            if which == "population":
+                found = PopulationCode(self._policy)
+            else:
+                found, sites, _ = _compile_variant(self._policy, traced=which.endswith("traced"),
+                                                   post=which.startswith("post"))
+                self.sites.update(sites)
+            self._variants[which] = found
+        return found
 
     @property
     def run_traced(self) -> Callable[..., Any]:
-        if self._traced is None:  # two threads may both build it; either result is the same
-            self._traced, sites, _ = _compile_variant(self._policy, traced=True)
-            self.sites.update(sites)
-        return self._traced
+        """`run` that also records table rows, keyed lookups and fired rules, and returns the definitions."""
+        return self._variant("traced")  # type: ignore[no-any-return]
+
+    @property
+    def run_post(self) -> Callable[..., Any]:
+        """`run` after the population stage: `X` is what it gave the record, `K` the definitions it decided before."""
+        return self._variant("post")  # type: ignore[no-any-return]
+
+    @property
+    def run_post_traced(self) -> Callable[..., Any]:
+        return self._variant("post traced")  # type: ignore[no-any-return]
+
+    @property
+    def population(self) -> PopulationCode:
+        return self._variant("population")  # type: ignore[no-any-return]
+
+    def site(self, filename: str, line: int) -> Site | None:
+        """What the generated line computes, in the evaluation functions or the population stage's."""
+        if filename == self.filename:
+            return self.sites.get(line)
+        stage = self._variants.get("population")
+        return stage.sites.get(line) if stage is not None and filename == stage.filename else None
 
 
 def _name(identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
@@ -221,6 +252,8 @@ class _Gen:
             return ast.Subscript(value=_name("r"), slice=_const(payload), ctx=ast.Load())
         if kind == "indicator":
             return self._indicator(payload)
+        if kind == "population":
+            return _name("X")
         raise AssertionError(kind)
 
     def _indicator(self, name: str) -> ast.expr:
@@ -537,39 +570,67 @@ def compile_policy(policy: CheckedPolicy) -> CompiledCode:
     return CompiledCode(policy)
 
 
-def _compile_variant(policy: CheckedPolicy, traced: bool) -> tuple[Callable[..., Any], dict[int, Site], str]:
-    """Build and compile one variant (plain or traced) of a policy's evaluation function."""
-    ns: dict[str, Any] = {"__builtins__": {"sum": sum, "len": len, "min": min, "max": max, "abs": abs,
-                                           "any": any, "all": all, "list": list, "type": type, "int": int},
-                          "_D": Decimal, "_lk": _lookup}
-    consts: dict[Any, str] = {}
-    sites: dict[int, Site] = {}
-    filename = f"<policy {policy.id}>"
-    gen = _Gen(policy, traced, ns, consts)
-    line = [10]
+class _Module:
+    """One generated module: its namespace, constants, table functions and the line of each site."""
 
-    def at(stmt: ast.stmt, site: Site) -> ast.stmt:
-        line[0] += 1
+    def __init__(self, policy: CheckedPolicy, traced: bool, filename: str) -> None:
+        self.ns: dict[str, Any] = {"__builtins__": {"sum": sum, "len": len, "min": min, "max": max, "abs": abs,
+                                                    "any": any, "all": all, "list": list, "type": type, "int": int},
+                                   "_D": Decimal, "_lk": _lookup}
+        self.sites: dict[int, Site] = {}
+        self.filename = filename
+        self.gen = _Gen(policy, traced, self.ns, {})
+        self.line = 10
+        self.body: list[ast.stmt] = []
+        for idx, table in enumerate(policy.tables.values()):
+            self.body.append(self.at(self.gen.table_function(table, idx), Site("table", table.name)))
+
+    def at(self, stmt: ast.stmt, site: Site) -> ast.stmt:
+        self.line += 1
         for node in ast.walk(stmt):
             if isinstance(node, (ast.expr, ast.stmt, ast.arg, ast.keyword)):
-                node.lineno = node.end_lineno = line[0]
+                node.lineno = node.end_lineno = self.line
                 node.col_offset = node.end_col_offset = 0
-        sites[line[0]] = site
+        self.sites[self.line] = site
         return stmt
 
-    module_body: list[ast.stmt] = []
-    for idx, table in enumerate(policy.tables.values()):
-        fn = gen.table_function(table, idx)
-        module_body.append(at(fn, Site("table", table.name)))
-    body: list[ast.stmt] = []
-    for pi in range(len(policy.params)):
-        body.append(ast.Assign(targets=[_name(f"p{pi}", ast.Store())],
-                               value=ast.Subscript(value=_name("P"), slice=_const(pi), ctx=ast.Load())))
-    for ni in range(len(policy.indicators)):
-        body.append(ast.Assign(targets=[_name(f"n{ni}", ast.Store())],
-                               value=ast.Subscript(value=_name("N"), slice=_const(ni), ctx=ast.Load())))
+    def function(self, name: str, args: list[str], body: list[ast.stmt]) -> None:
+        self.body.append(_function_def(
+            name=name, args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], kwonlyargs=[],
+                                          kw_defaults=[], defaults=[]),
+            body=body, decorator_list=[], returns=None))
+
+    def build(self) -> dict[str, Any]:
+        module = ast.Module(body=self.body, type_ignores=[])
+        ast.fix_missing_locations(module)
+        exec(compile(module, self.filename, "exec"), self.ns)  # built from AST nodes; no policy text is executed
+        return self.ns
+
+
+def _unpack(source: str, prefix: str, positions: Iterable[tuple[int, int]]) -> list[ast.stmt]:
+    """`p3 = P[3]`, … : locals from the tuple an evaluation function receives."""
+    return [ast.Assign(targets=[_name(f"{prefix}{local}", ast.Store())],
+                       value=ast.Subscript(value=_name(source), slice=_const(at), ctx=ast.Load()))
+            for local, at in positions]
+
+
+def _compile_variant(policy: CheckedPolicy, traced: bool, post: bool = False) -> tuple[Callable[..., Any], dict[int, Site], str]:
+    """Build and compile one variant (plain or traced; alone or after the population stage) of a
+    policy's evaluation function."""
+    mod = _Module(policy, traced, f"<policy {policy.id}>")
+    ns, sites, gen, at, module_body = mod.ns, mod.sites, mod.gen, mod.at, mod.body
+    body: list[ast.stmt] = _unpack("P", "p", ((i, i) for i in range(len(policy.params))))
+    body += _unpack("N", "n", ((i, i) for i in range(len(policy.indicators))))
+    decided: dict[str, int] = {}
+    if policy.population is not None:
+        if post:
+            decided = {name: i for i, name in enumerate(policy.population.before)}
+        else:  # decided alone: no population stage ran
+            body.append(ast.Assign(targets=[_name("X", ast.Store())], value=_const(None)))
     for di, (name, definition) in enumerate(policy.definitions.items()):
-        stmt = ast.Assign(targets=[_name(f"d{di}", ast.Store())], value=gen.expr(definition.expr))
+        known = ast.Subscript(value=_name("K"), slice=_const(decided[name]), ctx=ast.Load()) if name in decided \
+            else gen.expr(definition.expr)
+        stmt = ast.Assign(targets=[_name(f"d{di}", ast.Store())], value=known)
         body.append(at(stmt, Site("definition", name)))
     outs: list[tuple[str, ast.expr]] = []
     rule_lists: dict[str, str] = {}
@@ -616,19 +677,78 @@ def _compile_variant(policy: CheckedPolicy, traced: bool) -> tuple[Callable[...,
         result = ast.Tuple(elts=[result, ast.Tuple(elts=[_name(f"d{i}") for i in range(len(policy.definitions))],
                                                    ctx=ast.Load())], ctx=ast.Load())
     body.append(ast.Return(value=result))
-    args = ["r", "P", "N", "as_of"] + (["H"] if traced else [])
-    fn = _function_def(name="run_traced" if traced else "run",
-                         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], kwonlyargs=[],
-                                            kw_defaults=[], defaults=[]),
-                         body=body, decorator_list=[], returns=None)
+    args = ["r", "P", "N", "as_of"] + (["X", "K"] if post else []) + (["H"] if traced else [])
     if traced:
         ns["_pk"] = _traced_lookup
-    module_body.append(fn)
-    module = ast.Module(body=module_body, type_ignores=[])
-    ast.fix_missing_locations(module)
-    code = compile(module, filename, "exec")
-    exec(code, ns)  # the module is built from AST nodes; no policy text is executed
-    return ns[fn.name], sites, filename
+    mod.function("run", args, body)
+    return mod.build()["run"], sites, mod.filename
+
+
+class PopulationCode:
+    """The functions of the population stage.
+
+    `before(r, P, N, as_of)` decides what the stage needs of a record and returns
+    `(definitions, group key, member key, ordering key, category)`; `group(name)(P, as_of, group,
+    members, size)` is a group-level value (the quota's key and mode, each group definition);
+    `pair(r, P, N, as_of, D, seat)` is a candidate's score for a seat, or None when not eligible.
+    """
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        pop = policy.population
+        assert pop is not None
+        mod = _Module(policy, False, f"<policy {policy.id} population>")
+        gen = mod.gen
+        params = _unpack("P", "p", ((i, i) for i in range(len(policy.params))))
+        indicators = _unpack("N", "n", ((i, i) for i in range(len(policy.indicators))))
+        def_index = {name: i for i, name in enumerate(policy.definitions)}
+        body = params + indicators
+        for name in pop.before:
+            body.append(mod.at(ast.Assign(targets=[_name(f"d{def_index[name]}", ast.Store())],
+                                          value=gen.expr(policy.definitions[name].expr)), Site("definition", name)))
+
+        def tup(exprs: Iterable[n.Expr]) -> ast.expr:
+            return ast.Tuple(elts=[gen.expr(e) for e in exprs], ctx=ast.Load())
+
+        grouping = mod.at(ast.Assign(targets=[_name("k", ast.Store())], value=ast.Tuple(elts=[
+            tup(e for _, e in pop.by), gen.expr(pop.member), tup(o.expr for o in pop.order),
+            gen.expr(pop.quota.of) if pop.quota is not None else _const(None)], ctx=ast.Load())),
+            Site("population", "grouping"))
+        body += [grouping, ast.Return(value=ast.Tuple(elts=[
+            ast.Tuple(elts=[_name(f"d{def_index[name]}") for name in pop.before], ctx=ast.Load()),
+            ast.Starred(value=_name("k"), ctx=ast.Load())], ctx=ast.Load()))]
+        mod.function("before", ["r", "P", "N", "as_of"], body)
+
+        group_level: dict[str, n.Expr] = {name: v.expr for name, v in pop.values.items()}
+        if pop.quota is not None:
+            group_level["quota mode"] = pop.quota.mode
+            if pop.quota.key is not None:
+                group_level["quota key"] = pop.quota.key
+        self.group_names: dict[str, str] = {}
+        gen.vars.append({"group": "group", "members": "members", "size": "size"})
+        for i, (name, expr) in enumerate(group_level.items()):
+            fname = self.group_names[name] = f"g{i}"
+            ret = mod.at(ast.Return(value=gen.expr(expr)), Site("group definition" if name in pop.values
+                                                                 else "population", name))
+            mod.function(fname, ["P", "as_of", "group", "members", "size"], params + [ret])
+        gen.vars.pop()
+        if pop.assignment is not None:
+            gen.vars.append({"seat": "seat"})
+            decided = _unpack("D", "d", ((def_index[name], i) for i, name in enumerate(pop.before)))
+            eligible = mod.at(ast.If(test=ast.UnaryOp(op=ast.Not(), operand=gen.expr(pop.assignment.eligible)),
+                                     body=[ast.Return(value=_const(None))], orelse=[]),
+                              Site("population", "assignment eligible"))
+            score = mod.at(ast.Return(value=gen.expr(pop.assignment.score)), Site("population", "assignment score"))
+            mod.function("pair", ["r", "P", "N", "as_of", "D", "seat"], params + indicators + decided + [eligible, score])
+            gen.vars.pop()
+        ns = mod.build()
+        self.before: Callable[..., Any] = ns["before"]
+        self.pair: Callable[..., Any] | None = ns.get("pair")
+        self._group = ns
+        self.sites = mod.sites
+        self.filename = mod.filename
+
+    def group(self, name: str) -> Callable[..., Any]:
+        return self._group[self.group_names[name]]  # type: ignore[no-any-return]
 
 
 def _traced_lookup(trace: list[Any], name: str, table: dict[Any, Any], key: Any) -> Any:

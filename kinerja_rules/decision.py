@@ -26,6 +26,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     as_of: dt.date
     outputs: dict[str, Any]
     warnings: list[FieldError] = []  # fields of the record the policy does not declare (`unknown_fields: warn`)
+    population: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
+    """Where the record stood in its population run (group, size, rank, seat); null when a policy with a
+    population stage decided it alone; absent for a policy without one."""
     trace: dict[str, Any] | None = None
 
     def get(self, dotted: str) -> Any:

@@ -126,6 +126,66 @@ class CaseSpec(_Spec, frozen=True, kw_only=True):
     doc: str = ""
 
 
+class GroupDefinitionSpec(_Spec, frozen=True, kw_only=True):
+    """A value of the whole group, computed once per group in a population run from the group's
+    data and its members; read by definitions as `population.<name>`."""
+
+    expr: str
+    type: str
+    instead_of: str | None = None  # an input this value stands for: a record carrying it in a population run is warned
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class GroupingSpec(_Spec, frozen=True, kw_only=True):
+    """How a population run groups records, tells members apart and orders them best first."""
+
+    by: list[str]  # expressions over a record; their values together name its group
+    member: str  # an expression naming a member, unique within a group (the `nip`)
+    order: list[str] = []  # "<expression> desc|asc", best first; ties fall to the next, then to `member`
+    data_key: str | None = None  # which `by` expression keys the group data (default: the first)
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class QuotaSpec(_Spec, frozen=True, kw_only=True):
+    """Shares of a category (the predikat) per group: checked (`report`) or applied (`enforce`)."""
+
+    of: str  # a category-valued expression over a record, decided before the population stage
+    limits: str  # a `quota of <category>` parameter looked up by a key from the group: `kurva[group.x]`
+    mode: str  # an expression over the group: report or enforce
+    rounding: str = "floor"
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+class AssignmentSpec(_Spec, frozen=True, kw_only=True):
+    """Candidates (the records of a run) to seats (sent beside them), each at most one seat."""
+
+    eligible: str  # a boolean expression over a candidate and `seat`
+    score: str  # a number over a candidate and `seat`; higher is better
+    method: str = "priority"  # priority (seats in the order sent) or optimal (largest total score)
+    shortlist: int = 3
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
+POPULATION_ITEMS: dict[str, type[_Spec]] = {"grouping": GroupingSpec, "quota": QuotaSpec,
+                                            "assignment": AssignmentSpec}
+
+
+class PopulationSection(_Spec, frozen=True, kw_only=True):
+    """The population stage of a policy (each part inherited and overridden on its own)."""
+
+    grouping: GroupingSpec | None = None
+    quota: QuotaSpec | None = None
+    assignment: AssignmentSpec | None = None
+
+
 class ReferenceSpec(_Spec, frozen=True, kw_only=True):
     """A legal instrument a policy cites, when more than its title is given."""
 
@@ -161,6 +221,10 @@ class PolicyDocument(_Spec, frozen=True, kw_only=True):
     tables: dict[Name, TableSpec] = {}
     outputs: dict[DottedName, OutputSpec] = {}
     rules: dict[Name, RuleSpec] = {}
+    group_data: dict[Name, str | FieldSpec] = {}
+    seats: dict[Name, str | FieldSpec] = {}
+    group_definitions: dict[Name, GroupDefinitionSpec] = {}
+    population: PopulationSection | None = None
     fixtures: dict[Name, dict[str, Any]] = {}
     tests: dict[Name, CaseSpec] = {}
 
@@ -181,6 +245,10 @@ SECTIONS: dict[str, type[_Spec] | None] = {
     "tables": TableSpec,
     "outputs": OutputSpec,
     "rules": RuleSpec,
+    "group_data": FieldSpec,
+    "seats": FieldSpec,
+    "group_definitions": GroupDefinitionSpec,
+    "population": _Spec,  # each item by its own struct (POPULATION_ITEMS)
     "fixtures": None,
     "tests": CaseSpec,
 }
@@ -351,7 +419,18 @@ def convert_table(data: Any, source: SourceFile, path: Path_) -> tuple[TableSpec
     return msgspec.structs.replace(spec, rows=rows), diags
 
 
-_CONVERTERS = {"inputs": convert_field, "types": convert_type_decl, "tables": convert_table}
+def convert_population_item(data: Any, source: SourceFile, path: Path_) -> tuple[Any, list[Diagnostic]]:
+    """A part of the population section, by its name (grouping, quota or assignment)."""
+    spec = POPULATION_ITEMS.get(str(path[-1]))
+    if spec is None:
+        return None, [Diagnostic(code="E160", message=f"unknown part {path[-1]!r} of the population section"
+                                 f"{did_you_mean(str(path[-1]), POPULATION_ITEMS)}; its parts: "
+                                 f"{', '.join(POPULATION_ITEMS)}", span=source.key_span(path))]
+    return convert_item(data, spec, source, path)
+
+
+_CONVERTERS = {"inputs": convert_field, "group_data": convert_field, "seats": convert_field,
+               "types": convert_type_decl, "tables": convert_table, "population": convert_population_item}
 
 
 def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagnostic]]:

@@ -9,9 +9,11 @@ import hashlib
 import logging
 import re
 import types as pytypes
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from kinerja_rules import nodes as n
 from kinerja_rules.boundary import PluginReturnError, checked_call, declared
@@ -20,6 +22,7 @@ from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
+from kinerja_rules.population_run import GroupReport, run_population
 from kinerja_rules.functions import period_start
 from kinerja_rules.numbers import EVAL_CONTEXT, PRECISION, Rational, approximate, rational_decimal
 from kinerja_rules.schema import build_validator, json_schema, judge_unknown
@@ -116,6 +119,9 @@ class CompiledPolicy:
                              if isinstance(spec.impl, pytypes.FunctionType) and spec.plugin != "builtins"}
         self._plugin_code.update({id(spec.impl.__code__): spec for spec in checked.indicators.values()  # type: ignore[misc]
                                   if isinstance(spec.impl, pytypes.FunctionType)})
+        self.population = checked.population
+        """The population stage, when the policy decides over groups (`evaluate_population`)."""
+        self._alone: None | msgspec.UnsetType = None if checked.population is not None else msgspec.UNSET
         self.calls_plugins = bool(self._indicators) or any(spec.plugin != "builtins"
                                                             for spec in checked.functions.values())
         """Whether deciding a record runs plugin code, whose time the server bounds in a process of its own."""
@@ -208,15 +214,19 @@ class CompiledPolicy:
         try:
             if not explain:
                 return Decision(policy=self.ref, as_of=when, outputs=self.code.run(clean, params, indicators, when),
-                                warnings=warnings)
+                                warnings=warnings, population=self._alone)
             hits: list[Any] = []
             outputs, defs = self.code.run_traced(clean, params, indicators, when, hits)
         except Exception as exc:  # any fault of one record becomes an error for that record
             raise self._fault(exc) from None
         finally:
             decimal.setcontext(saved)
-        return Decision(policy=self.ref, as_of=when, outputs=outputs, warnings=warnings,
-                        trace=self._trace(outputs, defs, hits, params, dates, when, indicators))
+        trace = self._trace(outputs, defs, hits, params, dates, when, indicators)
+        if self.population is not None:
+            trace["population"] = {"applied": False, "why": "the record was decided alone; each `population` "
+                                   "value is null and the policy's value for a record alone was used"}
+        return Decision(policy=self.ref, as_of=when, outputs=outputs, warnings=warnings, population=self._alone,
+                        trace=trace)
 
     def evaluate_many(self, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:
@@ -224,16 +234,31 @@ class CompiledPolicy:
         for record in records:
             yield self.evaluate_safely(record, as_of, explain, unknown_fields)
 
+    def evaluate_population(self, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
+                            seats: Sequence[Any] | None = None, as_of: dt.date | None = None,
+                            explain: bool = False, unknown_fields: str | None = None,
+                            sorted_by_group: bool = False) -> Iterator[Decision | ErrorResult | GroupReport]:
+        """Decide records as a population (see `population_run.run_population`): each record's result
+        in input order, then each group's report. Raises PopulationInputError for unusable group
+        data or seats, ValueError for a policy without a population stage."""
+        if self.population is None:
+            raise ValueError(f"policy {self.id!r} has no population stage; decide its records one by one")
+        return run_population(self, records, groups, seats, as_of, explain, unknown_fields, sorted_by_group)
+
+    def error_result(self, exc: RecordError | EvaluationError) -> ErrorResult:
+        """The result of a record that could not be decided."""
+        if isinstance(exc, RecordError):
+            return ErrorResult(policy=self.ref, error=ErrorInfo(kind="record", message="invalid record",
+                                                                 fields=list(exc.errors)))
+        return ErrorResult(policy=self.ref, error=ErrorInfo(kind="evaluation", message=exc.detail,
+                                                             where=exc.where, paths=list(exc.paths)))
+
     def evaluate_safely(self, record: Any, as_of: dt.date | None = None,
                         explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
         try:
             return self.evaluate(record, as_of, explain, unknown_fields)
-        except RecordError as exc:
-            return ErrorResult(policy=self.ref, error=ErrorInfo(kind="record", message="invalid record",
-                                                                 fields=list(exc.errors)))
-        except EvaluationError as exc:
-            return ErrorResult(policy=self.ref, error=ErrorInfo(kind="evaluation", message=exc.detail,
-                                                                 where=exc.where, paths=list(exc.paths)))
+        except (RecordError, EvaluationError) as exc:
+            return self.error_result(exc)
         except Exception as exc:  # a fault of ours never takes the other records down with this one
             _log.exception("internal error deciding a record of %s", self.id)
             return ErrorResult(policy=self.ref, error=ErrorInfo(
@@ -261,8 +286,9 @@ class CompiledPolicy:
         plugin = None
         while tb is not None:
             code = tb.tb_frame.f_code
-            if code.co_filename == self.code.filename:
-                site = self.code.sites.get(tb.tb_lineno, site)
+            generated = self.code.site(code.co_filename, tb.tb_lineno)
+            if generated is not None or code.co_filename.startswith("<policy "):
+                site = generated or site
             elif site is not None and plugin is None:
                 plugin = self._plugin_code.get(id(code))
             tb = tb.tb_next

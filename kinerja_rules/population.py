@@ -156,10 +156,10 @@ class Assignment:
     seat_of: dict[str, str]  # candidate key -> seat id
     holder: dict[str, str | None]  # seat id -> candidate key, or None when nobody eligible was left
     shortlists: dict[str, list[str]]  # seat id -> candidate keys, best first
-    total: Decimal  # the sum of the scores of the placements
+    total: Any  # the sum (an exact number) of the scores of the placements
 
 
-def assign(candidates: Sequence[str], seats: Sequence[str], scores: dict[tuple[str, str], Decimal],
+def assign(candidates: Sequence[str], seats: Sequence[str], scores: dict[tuple[str, str], Any],
            method: Literal["priority", "optimal"], shortlist: int = 3) -> Assignment:
     """Place candidates on seats, each candidate on at most one seat and each seat to at most one.
 
@@ -186,17 +186,17 @@ def assign(candidates: Sequence[str], seats: Sequence[str], scores: dict[tuple[s
     else:
         raise ValueError(f"method must be priority or optimal, not {method!r}")
     seat_of = {c: s for s, c in holder.items() if c is not None}
-    total = sum((scores[(c, s)] for c, s in seat_of.items()), Decimal(0))
+    total = sum((scores[(c, s)] for c, s in seat_of.items()), 0)
     return Assignment(seat_of=seat_of, holder=holder, shortlists={s: ranked[s][:shortlist] for s in seats},
                       total=total)
 
 
-def _ranked(people: list[str], seat: str, scores: dict[tuple[str, str], Decimal]) -> list[str]:
+def _ranked(people: list[str], seat: str, scores: dict[tuple[str, str], Any]) -> list[str]:
     """The candidates eligible for `seat`, best score first, then by key."""
     return sorted((c for c in people if (c, seat) in scores), key=lambda c: (-scores[(c, seat)], c))
 
 
-def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], Decimal]) -> dict[str, str | None]:
+def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], Any]) -> dict[str, str | None]:
     """The placement of the largest total score: the Hungarian method on costs, a row per seat
     and a column per person plus one "left empty" column per seat (cost 0). A placement costs its
     negated score; an ineligible pair costs more than any placement gains, so it is never taken."""
@@ -204,22 +204,22 @@ def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], 
         return {}
     rows = seats
     cols: list[str | None] = [*people, *([None] * len(seats))]
-    high = sum((abs(v) for v in scores.values()), Decimal(0)) + 1
+    high = sum((abs(v) for v in scores.values()), 0) + 1
 
-    def cost(seat: str, person: str | None) -> Decimal:
+    def cost(seat: str, person: str | None) -> Any:
         if person is None:
-            return Decimal(0)
+            return 0
         return -scores[(person, seat)] if (person, seat) in scores else high
 
     n, m = len(rows), len(cols)
-    u = [Decimal(0)] * (n + 1)
-    v = [Decimal(0)] * (m + 1)
+    u: list[Any] = [0] * (n + 1)
+    v: list[Any] = [0] * (m + 1)
     match = [0] * (m + 1)  # column -> row (1-based), 0: free
     way = [0] * (m + 1)
     for i in range(1, n + 1):
         match[0] = i
         j0 = 0
-        least: list[Decimal | None] = [None] * (m + 1)
+        least: list[Any] = [None] * (m + 1)
         used = [False] * (m + 1)
         while True:
             used[j0] = True
@@ -228,9 +228,9 @@ def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], 
                 if used[j]:
                     continue
                 reduced = cost(rows[i0 - 1], cols[j - 1]) - u[i0] - v[j]
-                if least[j] is None or reduced < least[j]:  # type: ignore[operator]
+                if least[j] is None or reduced < least[j]:
                     least[j], way[j] = reduced, j0
-                if delta is None or least[j] < delta:  # type: ignore[operator]
+                if delta is None or least[j] < delta:
                     delta, j1 = least[j], j
             assert delta is not None
             for j in range(m + 1):
@@ -238,7 +238,7 @@ def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], 
                     u[match[j]] += delta
                     v[j] -= delta
                 elif least[j] is not None:
-                    least[j] -= delta  # type: ignore[operator]
+                    least[j] -= delta
             j0 = j1
             if match[j0] == 0:
                 break

@@ -43,7 +43,7 @@ class TableSig:
 
 
 # What a name means, recorded per Name node for the compiler.
-Resolution = tuple[str, Any]  # ('input'|'def'|'param'|'table'|'var'|'enum'|'as_of'|'func'|'indicator', payload)
+Resolution = tuple[str, Any]  # ('input'|'def'|'param'|'table'|'var'|'enum'|'as_of'|'func'|'indicator'|'population', payload)
 
 
 @dataclass
@@ -67,6 +67,8 @@ class Scope:
         indicators: dict[str, Type],
         definition: Callable[[str], Type | None],
         definition_names: Callable[[], list[str]],
+        population: Type | None = None,
+        quotas: frozenset[str] = frozenset(),
     ) -> None:
         self.inputs = inputs
         self.params = params
@@ -75,6 +77,8 @@ class Scope:
         self.indicators = indicators
         self.definition = definition
         self.definition_names = definition_names
+        self.population = population  # what a population run gives a record (`population.rank`), null alone
+        self.quotas = quotas  # parameters that hold a quota's limits: only the population stage reads them
 
     def nested_fields(self) -> dict[str, str]:
         """Each field inside an input record, by its own name, with its dotted path (the first one found)."""
@@ -93,7 +97,7 @@ class Scope:
 
     def all_names(self) -> list[str]:
         return [*self.inputs, *self.params, *self.tables, *self.functions, *self.indicators,
-                *self.definition_names(), "as_of"]
+                *self.definition_names(), "as_of", *(["population"] if self.population is not None else [])]
 
 
 _ARITH = {"+", "-", "*", "/"}
@@ -194,6 +198,13 @@ class Checker:
         if name == "as_of":
             self.notes.names[id(node)] = ("as_of", None)
             return t.DATE
+        if name == "population" and scope.population is not None:
+            self.notes.names[id(node)] = ("population", None)
+            self.deps.add(("population", ""))
+            return narrowed or scope.population
+        if name in scope.quotas:
+            raise TypeProblem(f"parameter {name!r} holds the limits of a population quota; only the quota "
+                              "reads it", node.pos, "E104")
         if name in scope.indicators:
             self.notes.names[id(node)] = ("indicator", name)
             self.deps.add(("indicator", name))
@@ -511,7 +522,8 @@ class Checker:
 
     def _path_type(self, p: str, env: dict[str, Type]) -> Type | None:
         head, *rest = p.split(".")
-        current: Type | None = env.get(head) or self.scope.inputs.get(head) or self.scope.definition(head)
+        current: Type | None = env.get(head) or self.scope.inputs.get(head) or self.scope.definition(head) or (
+            self.scope.population if head == "population" else None)
         for part in rest:
             if current is None or current.kind != Kind.RECORD:
                 return None

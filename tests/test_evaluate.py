@@ -109,7 +109,7 @@ def test_explain_names_rows_parameters_and_citations(engine: Engine, record: dic
     assert trace["tables"]["matriks_predikat"]["cite"] == "permenpanrb-6-2022 lampiran"
     assert trace["parameters"]["2024-01-01"]["pagu_tpp"] == {"values": [{"key": 7, "value": 4_500_000}]}
     assert trace["definitions"]["pagu"] == {"uses": ["pagu_tpp"], "reads": ["jabatan.kelas"], "value": 4_500_000}
-    assert trace["definitions"]["predikat"]["cite"] == "permenpanrb-6-2022"
+    assert trace["definitions"]["predikat_awal"]["cite"] == "permenpanrb-6-2022"
     names = list(trace["definitions"])
     assert names.index("predikat") < names.index("tpp_diterima")
     assert trace["outputs"]["tindak_lanjut.pembinaan"]["rules"] == ["pembinaan_kinerja_di_bawah",

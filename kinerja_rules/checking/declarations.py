@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,6 +18,7 @@ from kinerja_rules.documents import FieldSpec, Item
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
 from kinerja_rules.loader import Path_
 from kinerja_rules.numbers import RANGE_MESSAGE, in_range
+from kinerja_rules.population import Limit
 from kinerja_rules.schema import Field, SchemaProblem, build_validator, resolve_field
 from kinerja_rules.types import Kind, Type
 
@@ -154,7 +156,61 @@ def bare_percent(node: n.Expr | None) -> Any:
     return None
 
 
+QUOTA_PREFIX = "quota of "
+
+
+def quota_type(text: str, named: dict[str, Type]) -> Type | None:
+    """`quota of <enumeration>`: the limits a population quota puts on each category, or None when
+    the text is another type."""
+    if not text.startswith(QUOTA_PREFIX):
+        return None
+    category = t.parse_type(text[len(QUOTA_PREFIX):].strip(), named)
+    if category.kind != Kind.ENUM or category.optional:
+        raise t.TypeSyntaxError(f"a quota is of an enumeration (its categories, best first), not {category}")
+    return Type(kind=Kind.ANY, name="quota", item=category)
+
+
+def is_quota(kind: Type) -> bool:
+    return kind.kind == Kind.ANY and kind.name == "quota"
+
+
+_LIMIT_RE = re.compile(r"^(<=|>=|=)\s*([0-9][0-9_]{0,12}(?:\.[0-9]{1,6})?)\s*(%?)$")
+
+
+def quota_value(raw: Any, kind: Type) -> tuple[Limit, ...]:
+    """One date's (or key's) limits: `{category or category: "<= 70%" | ">= 1" | "= 0"}`."""
+    assert kind.item is not None
+    categories = kind.item.values
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError('quota limits are a mapping of categories to bounds, e.g. {baik: "<= 70%"}')
+    out: list[Limit] = []
+    for names, bound in raw.items():
+        chosen = [part.strip() for part in str(names).split(" or ")]
+        for name in chosen:
+            if name not in categories:
+                raise ValueError(f"{name!r} is not a category of {kind.item.name}{did_you_mean(name, categories)}")
+        match = _LIMIT_RE.match(str(bound).strip()) if isinstance(bound, (str, int)) else None
+        if match is None or isinstance(bound, bool):
+            raise ValueError(f"bound {bound!r} of {names}: write <=, >= or = and a share (70%) or a head count (1)")
+        op, number, percent = match.groups()
+        amount = Decimal(number.replace("_", ""))
+        if percent:
+            share = amount / 100
+            if share > 1:
+                raise ValueError(f"bound {bound!r} of {names}: a share is at most 100%")
+            bounds = {"<=": ("max",), ">=": ("min",), "=": ("max", "min")}[op]
+            out += [Limit(categories=frozenset(chosen), bound=b, share=share) for b in bounds]  # type: ignore[arg-type]
+        else:
+            if amount != amount.to_integral_value():
+                raise ValueError(f"bound {bound!r} of {names}: a head count is whole (or write a share with %)")
+            bounds = {"<=": ("max",), ">=": ("min",), "=": ("max", "min")}[op]
+            out += [Limit(categories=frozenset(chosen), bound=b, count=int(amount)) for b in bounds]  # type: ignore[arg-type]
+    return tuple(out)
+
+
 def scalar_value(raw: Any, kind: Type) -> Any:
+    if is_quota(kind):
+        return quota_value(raw, kind)
     if kind.kind == Kind.PERCENT and isinstance(raw, (int, Decimal)) and not isinstance(raw, bool) and raw > 1:
         raise BarePercent(raw)
     if isinstance(raw, str) and kind.numeric:
@@ -209,7 +265,7 @@ def check_parameters(ctx: Context, items: dict[str, Item], named: dict[str, Fiel
             ctx.error("E050", f"parameter {name!r} needs a 'type'", ctx.at(item))
             continue
         try:
-            ptype = t.parse_type(spec.type, named_types)
+            ptype = quota_type(spec.type, named_types) or t.parse_type(spec.type, named_types)
             key = t.parse_type(spec.key, named_types) if spec.key is not None else None
         except t.TypeSyntaxError as exc:
             ctx.error("E050", str(exc), ctx.at(item, "type" if "key" not in str(exc) else "key"))

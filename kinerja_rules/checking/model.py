@@ -97,6 +97,7 @@ class CheckedPolicy:
     functions: dict[str, FunctionSpec]
     indicators: dict[str, IndicatorSpec]
     cases: dict[str, Case]
+    population: Any = None  # checking.population.Population, when the policy has a population stage
     notes: Annotations = field(default_factory=Annotations)
     warnings: list[Diagnostic] = field(default_factory=list)
     test_errors: list[Diagnostic] = field(default_factory=list)  # in test cases and fixtures only

@@ -1,0 +1,525 @@
+"""A population run: records grouped, the group stage decided, then each record finished.
+
+1. Each record is checked and decided up to what the population stage needs (its group key,
+   member key, place in the ordering, the quota's category and the definitions the stage reads).
+2. Each group gets its data, its group definitions, the quota; an assignment places the
+   candidates of the whole run on the seats.
+3. Each record is decided to the end with `population` (rank, size, final category, seat, group
+   values) and comes out in input order, with a report per group.
+
+A bad record, a group without its data, or a fault in a group's values is an error of the records
+it concerns; the other groups are decided. Nothing depends on the order records arrive in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from kinerja_rules import population as pop_math
+from kinerja_rules.checking.population import Population
+from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
+from kinerja_rules.errors import EvaluationError, FieldError, RecordError
+from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
+from kinerja_rules.schema import build_validator, judge_unknown
+from kinerja_rules.types import Kind
+
+if TYPE_CHECKING:
+    from kinerja_rules.policy import CompiledPolicy
+
+MAX_GROUPS = 100_000
+"""Entries in the group data of one run."""
+MAX_SEATS = 2_000
+MAX_PAIRS = 5_000_000
+"""Candidate and seat pairs an assignment may weigh in one run."""
+MAX_OPTIMAL_WORK = 50_000_000
+"""seats² × (candidates + seats): the work of an optimal assignment, bounded so a run ends in seconds."""
+
+
+class PopulationInputError(RecordError):
+    """The group data or the seats sent beside the records are unusable as a whole."""
+
+
+class GroupReport(msgspec.Struct, kw_only=True):
+    """What the population stage did to one group: counts per category before and after the quota,
+    every limit not met, who moved and why; for an assignment (over the whole run), who got each seat."""
+
+    group: dict[str, Any] | None
+    size: int
+    counts_before: dict[str, int]
+    counts_after: dict[str, int]
+    violations: list[str]
+    moved: list[dict[str, Any]]
+    as_of: dt.date | None = None
+    mode: str | msgspec.UnsetType = msgspec.UNSET
+    limits: list[str] | msgspec.UnsetType = msgspec.UNSET
+    infeasible: list[str] | msgspec.UnsetType = msgspec.UNSET
+    values: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    assignments: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    shortlists: dict[str, list[dict[str, Any]]] | msgspec.UnsetType = msgspec.UNSET
+    warnings: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
+    error: str | msgspec.UnsetType = msgspec.UNSET
+
+
+@dataclass
+class _Member:
+    position: int
+    clean: dict[str, Any]
+    warnings: list[FieldError]
+    as_of: dt.date
+    params: tuple[Any, ...]
+    dates: tuple[dt.date, ...]
+    indicators: tuple[Any, ...]
+    decided: tuple[Any, ...]
+    group: tuple[Any, ...]
+    key: Any
+    order: tuple[Any, ...]
+    category: Any
+    given: dict[str, Any] = field(default_factory=dict)  # what `population` holds for it
+    story: dict[str, Any] = field(default_factory=dict)  # the population part of its trace
+
+
+class _Desc:
+    """A value that sorts the other way (for `desc` on text and dates)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def _order_transforms(policy: CompiledPolicy, stage: Population) -> list[Callable[[Any], Any]]:
+    """For each ordering item, a function from its value to a key where smaller is better."""
+    out: list[Callable[[Any], Any]] = []
+    for item in stage.order:
+        kind = policy.checked.notes.types[id(item.expr)]
+        sign = -1 if item.descending else 1
+        if kind.kind == Kind.ENUM:
+            out.append(functools.partial(_enum_key, {v: sign * i for i, v in enumerate(kind.values)}))
+        elif kind.numeric or kind.kind == Kind.BOOLEAN:
+            out.append(functools.partial(_number_key, sign))
+        else:
+            out.append(_Desc if item.descending else _same)
+    return out
+
+
+def _enum_key(index: dict[str, int], value: str) -> int:
+    return index[value]
+
+
+def _number_key(sign: int, value: Any) -> Any:
+    return sign * rational(int(value) if isinstance(value, bool) else value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _shown(value: Any) -> Any:
+    return approximate(value) if type(value).__name__ == "mpq" else value
+
+
+class _Run:
+    def __init__(self, policy: CompiledPolicy, groups: Mapping[str, Any] | None, seats: Sequence[Any] | None,
+                 as_of: dt.date | None, explain: bool, unknown_fields: str | None) -> None:
+        stage = policy.checked.population
+        assert stage is not None
+        self.policy = policy
+        self.stage: Population = stage
+        self.code = policy.code.population
+        self.as_of = as_of
+        self.explain = explain
+        self.unknown_fields = unknown_fields or policy.unknown_fields
+        self.by_names = [text for text, _ in stage.by]
+        self.order = _order_transforms(policy, stage)
+        self.data_validate = build_validator(stage.data)
+        self.needs_data = bool(stage.data.fields)
+        self.groups = self._check_groups(groups)
+        self.seats = self._check_seats(seats)
+        self.instead = {v.instead_of: name for name, v in stage.values.items() if v.instead_of}
+        self.data_cache: dict[str, tuple[dict[str, Any] | None, str, list[FieldError]]] = {}
+
+    # ---- what is sent beside the records ----
+    def _check_groups(self, groups: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        if groups is None:
+            if self.needs_data:
+                fields = ", ".join(name for name, _ in self.stage.data.fields)
+                raise PopulationInputError([FieldError(path="groups", message=(
+                    f"policy {self.policy.id!r} decides over groups and needs each group's data ({fields}): "
+                    f"give groups, keyed by {self.by_names[self.stage.data_key]}"))])
+            return {}
+        if not isinstance(groups, Mapping):
+            raise PopulationInputError([FieldError(path="groups", message="must be an object: each group's key "
+                                                   "to its data")])
+        if len(groups) > MAX_GROUPS:
+            raise PopulationInputError([FieldError(path="groups", message=f"holds more than {MAX_GROUPS} groups")])
+        return groups
+
+    def _check_seats(self, seats: Sequence[Any] | None) -> list[dict[str, Any]]:
+        stage = self.stage
+        if stage.assignment is None:
+            return []
+        if seats is None:
+            raise PopulationInputError([FieldError(path="seats", message=(
+                f"policy {self.policy.id!r} places candidates on seats: give seats, a list of objects with an id"))])
+        if not isinstance(seats, Sequence) or isinstance(seats, (str, bytes)):
+            raise PopulationInputError([FieldError(path="seats", message="must be a list of seat objects")])
+        if len(seats) > MAX_SEATS:
+            raise PopulationInputError([FieldError(path="seats", message=f"holds more than {MAX_SEATS} seats")])
+        assert stage.seats is not None
+        validate = build_validator(stage.seats)
+        errors: list[FieldError] = []
+        out: list[dict[str, Any]] = []
+        ids: set[str] = set()
+        for i, seat in enumerate(seats):
+            found: list[FieldError] = []
+            if not isinstance(seat, dict):
+                errors.append(FieldError(path=f"seats[{i}]", message="a seat must be an object"))
+                continue
+            clean = validate(seat, f"seats[{i}]", found)
+            problems, _ = judge_unknown(found, self.unknown_fields)
+            errors += problems
+            if not problems:
+                if clean["id"] in ids:
+                    errors.append(FieldError(path=f"seats[{i}].id", message=f"seat {clean['id']!r} is listed twice"))
+                ids.add(clean["id"])
+                out.append(clean)
+        if errors:
+            raise PopulationInputError(errors[:100])
+        return out
+
+    def _group_data(self, member: _Member) -> tuple[dict[str, Any] | None, str, list[FieldError]]:
+        """The data of the member's group, the key it was found by, and warnings; None when missing or bad."""
+        unit = str(member.group[self.stage.data_key])
+        cached = self.data_cache.get(unit)
+        if cached is not None:
+            return cached
+        raw = self.groups.get(unit)
+        path = f"groups[{msgspec.json.encode(unit).decode()}]"
+        errors: list[FieldError] = []
+        if raw is None and self.needs_data:
+            result: tuple[dict[str, Any] | None, str, list[FieldError]] = (
+                None, f"{path}: group {unit!r} has no data in groups", [])
+        elif raw is not None and not isinstance(raw, dict):
+            result = (None, f"{path}: the data of group {unit!r} must be an object", [])
+        else:
+            clean = self.data_validate(raw if raw is not None else {}, path, errors)
+            problems, warnings = judge_unknown(errors, self.unknown_fields)
+            result = (None, "; ".join(str(p) for p in problems[:5]), []) if problems else (clean, "", warnings)
+        if len(self.data_cache) < MAX_GROUPS:
+            self.data_cache[unit] = result
+        return result
+
+    # ---- step 1: each record up to the population stage ----
+    def prepare(self, position: int, record: Any) -> _Member | ErrorResult:
+        policy = self.policy
+        try:
+            clean, warnings = policy.check_record(record, self.unknown_fields)
+            when = self.as_of or policy.as_of_for(clean)
+            params, dates = policy.params_for(when, "as_of" if self.as_of else policy.period or "as_of")
+            indicators = policy._indicator_values(clean)
+            saved = decimal.getcontext()
+            decimal.setcontext(EVAL_CONTEXT)
+            try:
+                decided, group, key, order, category = self.code.before(clean, params, indicators, when)
+            except Exception as exc:
+                raise policy._fault(exc) from None
+            finally:
+                decimal.setcontext(saved)
+        except (RecordError, EvaluationError) as exc:
+            return policy.error_result(exc)
+        if self.instead and isinstance(record, dict):
+            warnings = warnings + [FieldError(path=name, message=(
+                f"in a population run the group's {value!r} stands for it; the record's value is not used"))
+                for name, value in self.instead.items() if name in record]
+        order_key = tuple((1, 0) if v is None else (0, f(v)) for f, v in zip(self.order, order))
+        return _Member(position=position, clean=clean, warnings=warnings, as_of=when, params=params, dates=dates,
+                       indicators=indicators, decided=decided, group=group, key=key, order=order_key,
+                       category=category)
+
+    # ---- step 2: a group ----
+    def decide_group(self, members: list[_Member]) -> tuple[GroupReport, dict[int, ErrorResult]]:
+        stage = self.stage
+        first = members[0]
+        shown_group = dict(zip(self.by_names, first.group))
+        size = len(members)
+        data, problem, warnings = self._group_data(first)
+        report = GroupReport(group=shown_group, size=size, counts_before={}, counts_after={}, violations=[], moved=[])
+        if warnings:
+            report.warnings = warnings
+        if data is None:
+            report.error = problem
+            error = ErrorResult(policy=self.policy.ref, error=ErrorInfo(
+                kind="record", message="the record's group cannot be decided",
+                fields=[FieldError(path=problem.split(": ", 1)[0], message=problem.split(": ", 1)[-1])]))
+            return report, {m.position: error for m in members}
+        when = max(m.as_of for m in members)
+        report.as_of = when
+        params, _ = self.policy.params_for(when)
+        members_list: list[dict[str, Any]] = []
+        if stage.members_used:
+            names = stage.before
+            members_list = [{**m.clean, **dict(zip(names, m.decided))} for m in members]
+        ranked = sorted(members, key=lambda m: (m.order, _sortable(m.key)))
+        ranks = {id(m): i + 1 for i, m in enumerate(ranked)}
+        values: dict[str, Any] = {}
+        saved = decimal.getcontext()
+        decimal.setcontext(EVAL_CONTEXT)
+        try:
+            current = ""
+            try:
+                for name in stage.values:
+                    current = f"group definition {name!r}"
+                    values[name] = self.code.group(name)(params, when, data, members_list, size)
+                if stage.quota is not None:
+                    current = "the quota's mode"
+                    mode = self.code.group("quota mode")(params, when, data, members_list, size)
+                    current = "the quota's limits"
+                    limits = params[self.policy._param_pos[stage.quota.limits]]
+                    if stage.quota.key is not None:
+                        key = self.code.group("quota key")(params, when, data, members_list, size)
+                        limits = limits[key]
+            except Exception as exc:
+                fault = self.policy._fault(exc)
+                message = f"{current}: {fault.detail}"
+                report.error = message
+                error = ErrorResult(policy=self.policy.ref, error=ErrorInfo(
+                    kind="evaluation", message=fault.detail, where=f"{current} of group "
+                                                                  f"{' / '.join(str(v) for v in first.group)}"))
+                return report, {m.position: error for m in members}
+        finally:
+            decimal.setcontext(saved)
+        if values:
+            report.values = {k: _shown(v) for k, v in values.items()}
+        for m in members:
+            m.given = {"group": data, "size": size, "rank": ranks[id(m)], "seat": None, **values}
+            m.story = {"group": shown_group, "size": size, "rank": ranks[id(m)],
+                       "order": [f"{o.text} {'desc' if o.descending else 'asc'}" for o in stage.order]
+                       + [f"{stage.member_text} asc"]}
+        if stage.quota is not None:
+            self._quota(members, ranks, limits, mode, report)
+        return report, {}
+
+    def _quota(self, members: list[_Member], ranks: dict[int, int], limits: Any, mode: str,
+               report: GroupReport) -> None:
+        quota = self.stage.quota
+        assert quota is not None
+        categories = quota.category.values
+        keyed = {str(m.key): m for m in members}
+        outcome = pop_math.apply_quota(
+            [pop_math.Member(key=k, category=m.category, order=(ranks[id(m)],)) for k, m in keyed.items()],
+            categories, limits, mode, quota.rounding)  # type: ignore[arg-type]
+        size = len(members)
+        report.mode = mode
+        report.limits = [limit.describe(size, quota.rounding) for limit in limits]
+        report.counts_before = outcome.counts_before
+        report.counts_after = outcome.counts_after
+        report.violations = outcome.violations
+        report.infeasible = outcome.infeasible
+        moves: dict[str, list[pop_math.Moved]] = {}
+        for move in outcome.moved:
+            moves.setdefault(move.key, []).append(move)
+            report.moved.append({"member": keyed[move.key].key, "before": move.before, "after": move.after,
+                                 "rank": move.rank, "reason": move.reason})
+        for k, m in keyed.items():
+            m.given["category"] = outcome.final[k]
+            story: dict[str, Any] = {"of": quota.of_text, "before": m.category, "after": outcome.final[k],
+                                     "mode": mode, "limits": report.limits}
+            if k in moves:
+                story["moved"] = [f"{mv.before} -> {mv.after}: {mv.reason}" for mv in moves[k]]
+            if outcome.violations:
+                story["violations"] = outcome.violations
+            m.story["quota"] = story
+
+    # ---- step 2b: the assignment, over the whole run ----
+    def assign(self, members: list[_Member]) -> GroupReport:
+        stage = self.stage
+        assignment = stage.assignment
+        assert assignment is not None and self.code.pair is not None
+        ranked = sorted(members, key=lambda m: (m.order, _sortable(m.key), tuple(map(_sortable, m.group))))
+        key_of = {id(m): f"{i:09d}" for i, m in enumerate(ranked)}
+        by_key = {key_of[id(m)]: m for m in ranked}
+        seats = self.seats
+        if len(ranked) * len(seats) > MAX_PAIRS:
+            raise PopulationInputError([FieldError(path="seats", message=(
+                f"{len(ranked)} candidates × {len(seats)} seats is more than {MAX_PAIRS} pairs; split the run"))])
+        scores: dict[tuple[str, str], Any] = {}
+        failed: dict[int, EvaluationError] = {}
+        saved = decimal.getcontext()
+        decimal.setcontext(EVAL_CONTEXT)
+        try:
+            for m in ranked:
+                key = key_of[id(m)]
+                for seat in seats:
+                    try:
+                        score = self.code.pair(m.clean, m.params, m.indicators, m.as_of, m.decided, seat)
+                    except Exception as exc:
+                        failed[id(m)] = self.policy._fault(exc)
+                        break
+                    if score is not None:
+                        scores[(key, seat["id"])] = rational(score)
+        finally:
+            decimal.setcontext(saved)
+        eligible = {c for c, _ in scores}
+        if assignment.method == "optimal":
+            work = len(seats) ** 2 * (len(eligible) + len(seats))
+            if work > MAX_OPTIMAL_WORK:
+                raise PopulationInputError([FieldError(path="seats", message=(
+                    f"an optimal assignment of {len(eligible)} eligible candidates to {len(seats)} seats is too "
+                    "large for one run; split it (by unit or kelas) or use method: priority"))])
+        outcome = pop_math.assign(sorted(eligible), [s["id"] for s in seats], scores,
+                                  assignment.method, assignment.shortlist)  # type: ignore[arg-type]
+
+        def who(key: str | None) -> dict[str, Any] | None:
+            if key is None:
+                return None
+            m = by_key[key]
+            return {"member": m.key, "group": dict(zip(self.by_names, m.group))}
+
+        seat_by_id = {s["id"]: s for s in seats}
+        rows = []
+        for seat in seats:
+            holder = outcome.holder.get(seat["id"])
+            rows.append({"seat": seat["id"], **({"member": who(holder), "score": _shown(scores[(holder, seat["id"])])}
+                                                if holder else {"member": None, "score": None})})
+        shortlists = {sid: [{**(who(k) or {}), "score": _shown(scores[(k, sid)])} for k in keys]
+                      for sid, keys in outcome.shortlists.items()}
+        for key, m in by_key.items():
+            sid = outcome.seat_of.get(key)
+            m.given["seat"] = seat_by_id[sid] if sid is not None else None
+            story: dict[str, Any] = {"method": assignment.method, "seat": sid}
+            if sid is not None:
+                story["score"] = _shown(scores[(key, sid)])
+                story["against"] = [entry for entry in shortlists[sid] if entry["member"] != m.key
+                                    or entry["group"] != dict(zip(self.by_names, m.group))]
+            competing = [s for s in seat_by_id if (key, s) in scores]
+            story["eligible_for"] = competing
+            m.story["assignment"] = story
+        for m in ranked:
+            if id(m) in failed:
+                m.given["failed"] = failed[id(m)]
+        return GroupReport(group=None, size=len(ranked), counts_before={}, counts_after={},
+                           violations=[f"seat {r['seat']!r} has no eligible candidate left" for r in rows
+                                       if r["member"] is None],
+                           moved=[], assignments=rows, shortlists=shortlists)
+
+    # ---- step 3: each record to the end ----
+    def finish(self, m: _Member) -> Decision | ErrorResult:
+        policy = self.policy
+        failed = m.given.pop("failed", None)
+        if failed is not None:
+            return policy.error_result(failed)
+        block: dict[str, Any] = {"group": m.story["group"], "size": m.given["size"], "rank": m.given["rank"]}
+        if self.stage.assignment is not None:
+            seat = m.given.get("seat")
+            block["seat"] = seat["id"] if seat is not None else None
+        saved = decimal.getcontext()
+        decimal.setcontext(EVAL_CONTEXT)
+        try:
+            if not self.explain:
+                outputs = policy.code.run_post(m.clean, m.params, m.indicators, m.as_of, m.given, m.decided)
+                return Decision(policy=policy.ref, as_of=m.as_of, outputs=outputs, warnings=m.warnings,
+                                population=block)
+            hits: list[Any] = []
+            outputs, defs = policy.code.run_post_traced(m.clean, m.params, m.indicators, m.as_of, m.given,
+                                                        m.decided, hits)
+        except Exception as exc:
+            return policy.error_result(policy._fault(exc))
+        finally:
+            decimal.setcontext(saved)
+        trace = policy._trace(outputs, defs, hits, m.params, m.dates, m.as_of, m.indicators)
+        trace["population"] = m.story
+        return Decision(policy=policy.ref, as_of=m.as_of, outputs=outputs, warnings=m.warnings, population=block,
+                        trace=trace)
+
+
+def _sortable(key: Any) -> Any:
+    return (0, key, "") if isinstance(key, int) else (1, 0, str(key))
+
+
+def run_population(policy: CompiledPolicy, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
+                   seats: Sequence[Any] | None = None, as_of: dt.date | None = None, explain: bool = False,
+                   unknown_fields: str | None = None,
+                   sorted_by_group: bool = False) -> Iterator[Decision | ErrorResult | GroupReport]:
+    """Decide `records` as a population: each record's result in input order, and each group's report
+    as soon as its records are out (an assignment's report, over the whole run, comes last).
+
+    With `sorted_by_group` (and no assignment) one group is held at a time; a record of a group
+    that came earlier is then that record's error. Raises PopulationInputError before deciding
+    anything when the group data or the seats are unusable."""
+    run = _Run(policy, groups, seats, as_of, explain, unknown_fields)
+    streaming = sorted_by_group and run.stage.assignment is None
+    pending: dict[int, Decision | ErrorResult] = {}
+    next_out = 0
+
+    def ready() -> Iterator[Decision | ErrorResult]:
+        nonlocal next_out
+        while next_out in pending:
+            yield pending.pop(next_out)
+            next_out += 1
+
+    errors: dict[int, ErrorResult] = {}
+    members = _positions((run.prepare(i, record) for i, record in enumerate(records)), errors)
+    held: list[tuple[list[_Member], GroupReport]] = []
+    reports: list[GroupReport] = []
+    for grouped in pop_math.group_records(members, lambda m: m.group, lambda m: m.key, sorted_by_group=streaming):
+        pending.update(errors)
+        errors.clear()
+        if grouped.group is None:  # a member key twice in its group, or a group that came back
+            for why in grouped.errors.values():
+                member = grouped.records[0]
+                pending[member.position] = policy.error_result(RecordError([FieldError(
+                    path=run.stage.member_text, message=why)]))
+            continue
+        report, failed = run.decide_group(grouped.records)
+        if failed:
+            pending.update(failed)
+            reports.append(report)
+        else:
+            held.append((grouped.records, report))
+        if streaming:
+            for done, report_done in held:
+                for m in done:
+                    pending[m.position] = run.finish(m)
+                reports.append(report_done)
+            held.clear()
+            yield from ready()
+            yield from reports
+            reports.clear()
+    pending.update(errors)
+    assignment_report = None
+    if run.stage.assignment is not None:
+        assignment_report = run.assign([m for done, _ in held for m in done])
+    for done, report in held:
+        for m in done:
+            pending[m.position] = run.finish(m)
+        reports.append(report)
+    yield from ready()
+    assert not pending, "every record has its result"
+    yield from reports
+    if assignment_report is not None:
+        yield assignment_report
+
+
+def _positions(prepared: Iterator[_Member | ErrorResult], errors: dict[int, ErrorResult]) -> Iterator[_Member]:
+    """The members of a run; a record that failed before grouping waits in `errors` at its position."""
+    for position, item in enumerate(prepared):
+        if isinstance(item, ErrorResult):
+            errors[position] = item
+        else:
+            yield item
