@@ -115,14 +115,32 @@ class RuleSpec(_Spec, frozen=True, kw_only=True):
     override: bool = False
 
 
-class CaseSpec(_Spec, frozen=True, kw_only=True):
-    """A policy test: a record (a fixture name or a mapping), changes, expected outputs."""
+class MemberSpec(_Spec, frozen=True, kw_only=True):
+    """One record of a population test: a fixture name or a mapping, and changes."""
 
     record: str | dict[str, Any]
     with_: dict[str, Any] = msgspec.field(default_factory=dict, name="with")
+
+
+class PopulationCaseSpec(_Spec, frozen=True, kw_only=True):
+    """The run of a population test: its records by label, in input order, and what is sent beside them."""
+
+    members: dict[str, MemberSpec]
+    groups: dict[str, Any] | None = None
+    seats: list[Any] | None = None
+
+
+class CaseSpec(_Spec, frozen=True, kw_only=True):
+    """A policy test: a record (a fixture name or a mapping), changes, expected outputs; or a
+    population run (`population`), with expected outputs per member label and group reports."""
+
+    record: str | dict[str, Any] | None = None
+    with_: dict[str, Any] = msgspec.field(default_factory=dict, name="with")
+    population: PopulationCaseSpec | None = None
     as_of: dt.date | None = None
     expect: dict[str, Any] | None = None
     expect_error: str | None = None
+    expect_reports: list[dict[str, Any]] | None = None
     doc: str = ""
 
 

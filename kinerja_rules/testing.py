@@ -11,9 +11,10 @@ from typing import Any
 import msgspec
 
 from kinerja_rules.checker import Case
-from kinerja_rules.decision import Decision, to_json
+from kinerja_rules.decision import Decision, ErrorResult, to_json
 from kinerja_rules.errors import EvaluationError, RecordError
 from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.population_run import GroupReport
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def _show(value: Any) -> str:
 def run_case(policy: CompiledPolicy, case: Case) -> CaseResult:
     """Evaluate one case and compare every expected output."""
     where = str(case.origin)
+    if case.members is not None:
+        return _run_population_case(policy, case, where)
     try:
         decision = policy.evaluate(case.record, case.as_of, explain=True)
     except (RecordError, EvaluationError) as exc:
@@ -80,6 +83,63 @@ def run_case(policy: CompiledPolicy, case: Case) -> CaseResult:
         return CaseResult(policy.id, case.name, True, where)
     return CaseResult(policy.id, case.name, False, where,
                       "outputs differ:\n" + "\n".join(lines) + "\n\n" + explain_text(decision, failed_outputs, policy))
+
+
+def _population_value(result: Decision | ErrorResult, name: str) -> Any:
+    """An expected value of one member: `error` (its message and fields), `warnings` (their paths),
+    `population.rank`, or an output."""
+    if isinstance(result, ErrorResult):
+        if name == "error":
+            return "; ".join([result.error.message, result.error.where, *(str(f) for f in result.error.fields)])
+        raise KeyError(f"the record was not decided: {_population_value(result, 'error')}")
+    if name == "error":
+        return None
+    if name == "warnings":
+        return [w.path for w in result.warnings]
+    if name.startswith("population."):
+        block = result.population if isinstance(result.population, dict) else {}
+        return block.get(name.split(".", 1)[1])
+    return result.get(name)
+
+
+def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> CaseResult:
+    assert case.members is not None
+    labels = list(case.members)
+    try:
+        out = list(policy.evaluate_population(list(case.members.values()), case.groups, case.seats, case.as_of,
+                                              explain=True))
+    except (RecordError, ValueError) as exc:
+        if case.expect_error is not None and case.expect_error in str(exc):
+            return CaseResult(policy.id, case.name, True, where)
+        return CaseResult(policy.id, case.name, False, where, f"the population run failed: {exc}")
+    if case.expect_error is not None:
+        return CaseResult(policy.id, case.name, False, where,
+                          f"expected an error containing {case.expect_error!r}, got decisions")
+    results = [r for r in out if not isinstance(r, GroupReport)]
+    reports = [msgspec.to_builtins(r, builtin_types=(Decimal, dt.date)) for r in out if isinstance(r, GroupReport)]
+    lines = []
+    for label, expected in (case.expect or {}).items():
+        result = results[labels.index(label)]
+        for name, want in expected.items():
+            try:
+                got = _population_value(result, name)
+            except KeyError as exc:
+                lines.append(f"  {label}: {exc.args[0]}")
+                break
+            matches = isinstance(want, str) and isinstance(got, str) and name == "error" and want in got
+            if not matches and not _same(want, got):
+                lines.append(f"  {label} {name}:\n    expected {_show(want)}\n    actual   {_show(got)}")
+    for i, want_report in enumerate(case.expect_reports or []):
+        if i >= len(reports):
+            lines.append(f"  report {i + 1}: expected, but the run made {len(reports)}")
+            continue
+        for key, want in want_report.items():
+            got = reports[i].get(key)
+            if not _same(want, got):
+                lines.append(f"  report {i + 1} {key}:\n    expected {_show(want)}\n    actual   {_show(got)}")
+    if not lines:
+        return CaseResult(policy.id, case.name, True, where)
+    return CaseResult(policy.id, case.name, False, where, "the population run differs:\n" + "\n".join(lines))
 
 
 def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:

@@ -80,6 +80,10 @@ class Case:
     expect_error: str | None
     origin: Span
     doc: str
+    members: dict[str, dict[str, Any]] | None = None  # a population test: its records by label, in input order
+    groups: dict[str, Any] | None = None
+    seats: list[Any] | None = None
+    expect_reports: list[dict[str, Any]] | None = None
 
 
 @dataclass

@@ -302,7 +302,7 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
                           mode_text=q.mode.strip(), rounding=q.rounding, cite=q.cite, doc=q.doc)
 
     assignment = None
-    if "assignment" in parts and declared.seat_type is not None:
+    if "assignment" in parts and declared.seat_type is not None and not _broken(declared.seat_type):
         item = parts["assignment"]
         a = item.spec
         seat_env = {"seat": declared.seat_type}
@@ -323,7 +323,7 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
                                     cite=a.cite, doc=a.doc)
 
     values: dict[str, GroupValue] = {}
-    for name, item in items["group_definitions"].items():
+    for name, item in items["group_definitions"].items() if not _broken(declared.group_type) else ():
         kind = declared.value_types.get(name)
         if kind is None:
             continue
@@ -345,6 +345,12 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         type=declared.type, group_type=declared.group_type, members_type=members_type,
         seat_type=declared.seat_type, before=tuple(name for name in definitions if name in needed),
         members_used=used_members, cite=g.cite, doc=g.doc, deps=frozenset(deps))
+
+
+def _broken(kind: Type) -> bool:
+    """Whether a declared type holds a part that failed (reported where it is declared)."""
+    return kind.kind == Kind.ANY or (kind.item is not None and _broken(kind.item)) or any(
+        _broken(f) for _, f in kind.fields)
 
 
 def _after(definitions: dict[str, Definition], tables: dict[str, Table]) -> set[str]:
