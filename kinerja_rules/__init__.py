@@ -20,6 +20,7 @@ from kinerja_rules.errors import (
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
 from kinerja_rules.hookspecs import hookimpl
 from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.population_run import GroupReport, PopulationInputError
 
 __version__ = "0.1.0"
 
@@ -34,11 +35,13 @@ __all__ = [
     "EvaluationError",
     "FieldError",
     "FunctionSpec",
+    "GroupReport",
     "IndicatorSpec",
     "KinerjaError",
     "PluginError",
     "PolicyError",
     "PolicyRef",
+    "PopulationInputError",
     "RecordError",
     "Registry",
     "Span",

@@ -22,10 +22,12 @@ from kinerja_rules.catalogue import (
     translate_field,
     translate_record_message,
 )
-from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
+from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, Registry, check_paths, discover
 from kinerja_rules.errors import FieldError, KinerjaError, PluginError, PolicyError
 from kinerja_rules.jsontext import duplicate_key, duplicates
+from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.schema import UNKNOWN_FIELDS
 from kinerja_rules.testing import explain_text, run_all
 
@@ -252,10 +254,49 @@ def _diag(message: str) -> Any:
     return Diagnostic(code="E000", message=message)
 
 
+MAX_BESIDE_BYTES = 64 * 1024 * 1024
+"""The largest groups or seats file `kinerja eval` reads."""
+
+
+def _beside(path: str, what: str) -> Any:
+    """The groups or seats file of a population run, read whole; raises ValueError saying why not."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BESIDE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_BESIDE_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_BESIDE_BYTES} bytes")
+    value = _decode(_decoder(), raw, 0, f" in {path}")
+    if isinstance(value, ErrorInfo):
+        raise ValueError(value.message)
+    if what == "groups" and not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object: each group's key to its data")
+    if what == "seats" and not isinstance(value, list):
+        raise ValueError(f"{path} must hold a JSON list of seat objects, each with an id")
+    return value
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
     policy = engine.policy(policy_id)
     as_of = args.as_of
+    population = args.groups is not None or args.seats is not None or args.report is not None
+    groups = seats = None
+    if population:
+        try:
+            groups = _beside(args.groups, "groups") if args.groups is not None else None
+            seats = _beside(args.seats, "seats") if args.seats is not None else None
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if policy.population is None:
+            print(f"error: policy {policy_id!r} has no population stage; --groups, --seats and --report are "
+                  "for policies that decide over groups", file=sys.stderr)
+            return 2
+    elif args.sorted_by_group:
+        print("error: --sorted-by-group is for a population run (--groups)", file=sys.stderr)
+        return 2
     stream: IO[bytes]
     if args.input in (None, "-"):
         stream = sys.stdin.buffer
@@ -265,6 +306,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
             return 2
+    if population:
+        try:
+            return _eval_population(args, engine, policy, stream, groups, seats)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
     out = sys.stdout.buffer
     progress = sys.stderr.isatty() and not args.explain_text
     failures = count = 0
@@ -295,6 +342,58 @@ def cmd_eval(args: argparse.Namespace) -> int:
             stream.close()
     if progress and count >= 1000:
         print(f"\r{count} records, {failures} failed", file=sys.stderr)
+    out.flush()
+    return 1 if failures else 0
+
+
+def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledPolicy, stream: IO[bytes],
+                     groups: Any, seats: Any) -> int:
+    """`kinerja eval --groups`: decisions in input order on standard output, a group report per line to --report."""
+    lines: list[int] = []
+
+    def records() -> Iterator[Any]:
+        for line, item in _records(stream):
+            lines.append(line)
+            yield ErrorResult(error=item, policy=policy.ref) if isinstance(item, ErrorInfo) else item
+
+    report: IO[bytes] | None = None
+    if args.report is not None:
+        try:
+            report = open(args.report, "wb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            print(f"error: cannot write {args.report}: {exc.strerror}", file=sys.stderr)
+            return 2
+    out = sys.stdout.buffer
+    failures = position = 0
+    try:
+        for result in engine.evaluate_population(policy.id, records(), groups, seats, args.as_of,
+                                                 args.explain or args.explain_text, args.unknown_fields,
+                                                 args.sorted_by_group):
+            if isinstance(result, GroupReport):
+                if report is not None:
+                    report.write(ENCODER.encode(result) + b"\n")
+                continue
+            line = lines[position]
+            position += 1
+            if isinstance(result, ErrorResult):
+                failures += 1
+                if result.error.line is None:
+                    result = ErrorResult(policy=result.policy, error=msgspec.structs.replace(result.error, line=line))
+                if args.lang != DEFAULT_LANGUAGE:
+                    result = _translated(result, args.lang)
+                out.write(to_json(result) + b"\n")
+            elif args.explain_text:
+                sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
+                sys.stdout.flush()
+            else:
+                out.write(to_json(result) + b"\n")
+    except PopulationInputError as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if report is not None:
+            report.close()
     out.flush()
     return 1 if failures else 0
 
@@ -433,6 +532,14 @@ def parser() -> argparse.ArgumentParser:
                    help="decide as of this date (default: the first day of the record's period)")
     p.add_argument("--explain", action="store_true", help="add a trace of how each output was reached")
     p.add_argument("--explain-text", action="store_true", help="print the trace as readable text instead of JSON")
+    p.add_argument("--groups", metavar="FILE",
+                   help="a population run: a JSON object of each group's data by its key (for nasional, each "
+                        'unit_kerja: {"predikat_organisasi": …}); the policy\'s kurva distribusi and group values apply')
+    p.add_argument("--seats", metavar="FILE", help="a population run with an assignment: a JSON list of seats (posts), "
+                                                   "each with an id")
+    p.add_argument("--report", metavar="FILE", help="write a report per group (one JSON object per line)")
+    p.add_argument("--sorted-by-group", action="store_true",
+                   help="the input is sorted by group: hold one group at a time (memory follows the largest group)")
     _unknown_fields_option(p)
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
                    help="where policies are found (default: policies/)")

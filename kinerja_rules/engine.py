@@ -25,6 +25,7 @@ from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
 from kinerja_rules.functions import BUILTINS, FunctionSpec, IndicatorSpec
 from kinerja_rules.loader import MAX_FILE_BYTES, SourceFile, iter_policy_files, load_file, load_text
 from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.population_run import GroupReport
 
 
 @dataclass(frozen=True)
@@ -463,6 +464,23 @@ class Engine:
         if self.registry.observe is not None and isinstance(result, Decision):
             self._observe(policy_id, result)
         return result
+
+    def evaluate_population(self, policy_id: str, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
+                            seats: Sequence[Any] | None = None, as_of: dt.date | None = None, explain: bool = False,
+                            unknown_fields: str | None = None,
+                            sorted_by_group: bool = False) -> Iterator[Decision | ErrorResult | GroupReport]:
+        """Decide records as a population (the policy's kurva distribusi, assignment, group values):
+        each record's Decision or ErrorResult in input order, then a GroupReport per group (and one for
+        an assignment). `groups` maps each group's data key (the unit_kerja) to its data; `seats` lists
+        the posts of an assignment. Raises PopulationInputError for unusable group data or seats, and
+        ValueError for a policy without a population stage. With `sorted_by_group` (input sorted by
+        group, no assignment) one group is held in memory at a time."""
+        policy = self.policy(policy_id)
+        for result in policy.evaluate_population(records, groups, seats, as_of, explain, unknown_fields,
+                                                 sorted_by_group):
+            if self.registry.observe is not None and isinstance(result, Decision):
+                self._observe(policy_id, result)
+            yield result
 
     def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:

@@ -228,6 +228,8 @@ class _Run:
     # ---- step 1: each record up to the population stage ----
     def prepare(self, position: int, record: Any) -> _Member | ErrorResult:
         policy = self.policy
+        if isinstance(record, ErrorResult):  # the caller could not read it (a line of bad JSON)
+            return record
         try:
             clean, warnings = policy.check_record(record, self.unknown_fields)
             when = self.as_of or policy.as_of_for(clean)

@@ -34,7 +34,7 @@ from kinerja_rules.documents import policy_schema
 from kinerja_rules.engine import BrokenPlugin
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
-from kinerja_rules.server.batch import TOO_LARGE, decide, unpack
+from kinerja_rules.server.batch import TOO_LARGE, decide, decide_population, unpack
 from kinerja_rules.server.bodies import (
     BatchRequest,
     BrokenPluginOut,
@@ -44,11 +44,14 @@ from kinerja_rules.server.bodies import (
     PolicyDetail,
     PolicyList,
     PolicySummary,
+    PopulationRequest,
+    PopulationResult,
     ReadyResult,
     ReloadResult,
     ValidateFiles,
     ValidateResult,
     decode,
+    decode_record,
     unique_members,
     within_limits,
 )
@@ -235,14 +238,7 @@ class PolicyController(Controller):
         body: BatchRequest = decode(raw, BatchRequest, limits)
         unique_members(raw, {})  # each record is checked on its own, as it is decoded
         records = body.records
-        if len(records) > limits.max_batch:
-            raise ApiProblem("batch-too-long", f"{len(records)} records; at most {limits.max_batch} per request",
-                             errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
-        if body.explain and len(records) > limits.max_explain_batch:
-            raise ApiProblem("batch-too-long", f"{len(records)} records with explain: true; at most "
-                             f"{limits.max_explain_batch} per request (a trace is many times its record)",
-                             errors=[FieldError(path="records", message=f"at most {limits.max_explain_batch} "
-                                                                        "records with explain: true")])
+        _batch_length(len(records), body.explain, limits)
         answer = None
         metrics = _metrics(request)
         pool = service.pool
@@ -262,6 +258,43 @@ class PolicyController(Controller):
         return _answer(b'{"results":[' + joined + b"]}", policy.digest)
 
 
+    @post("/{policy_id:str}/evaluate/population", operation_id="evaluatePopulation", status_code=200,
+          summary="Decide records together: the kurva distribusi of each group, an assignment to seats",
+          operation_class=_with_body(PopulationRequest), responses={
+              200: ResponseSpec(PopulationResult, generate_examples=False,
+                                description="One result per record, in order, and a report per group"),
+              **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
+    async def evaluate_population(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
+                                  engine: NamedDependency[Engine]) -> ASGIResponse:
+        policy = engine.policy(policy_id)
+        _pinned(request, policy.digest)
+        _check_json(request)
+        limits = _limits(request)
+        raw = await request.body()
+        body: PopulationRequest = decode(raw, PopulationRequest, limits)
+        unique_members(raw, {})  # records, each group's data and each seat are checked as they are decoded
+        if policy.population is None:
+            raise ApiProblem("no-population-stage", f"policy {policy.id!r} has no population stage")
+        records = body.records
+        _batch_length(len(records), body.explain, limits)
+        groups = None if body.groups is None else {
+            key: decode_record(value, limits, f"groups[{_ENCODER.encode(key).decode()}]")
+            for key, value in body.groups.items()}
+        seats = None if body.seats is None else [decode_record(value, limits, f"seats[{i}]")
+                                                 for i, value in enumerate(body.seats)]
+        metrics = _metrics(request)
+        metrics.batch_records.labels("service").inc(len(records))
+        answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
+                                                  body.as_of, body.explain, limits))
+        if answer is None:
+            raise _too_large(limits)
+        joined, reports, failed = answer
+        metrics.observe_decisions(policy.id, "decided", len(records) - failed)
+        if failed:
+            metrics.observe_decisions(policy.id, "error", failed)
+        return _answer(b'{"results":[' + joined + b'],"groups":[' + reports + b"]}", policy.digest)
+
+
 async def _off_the_loop(service: PolicyService, engine: Engine, policy: CompiledPolicy, body: EvaluateRequest,
                         limits: Limits) -> Decision:
     """Decide a record of a policy that runs plugin code: in a pool process, where each plugin call
@@ -274,6 +307,18 @@ async def _off_the_loop(service: PolicyService, engine: Engine, policy: Compiled
             return unpack(outcome)
     return await to_thread.run_sync(partial(engine.evaluate, policy.id, body.record, body.as_of, body.explain,
                                             limits.unknown_fields))
+
+
+def _batch_length(count: int, explain: bool, limits: Limits) -> None:
+    """Refuse more records in one request than the service decides at once (fewer with explain)."""
+    if count > limits.max_batch:
+        raise ApiProblem("batch-too-long", f"{count} records; at most {limits.max_batch} per request",
+                         errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
+    if explain and count > limits.max_explain_batch:
+        raise ApiProblem("batch-too-long", f"{count} records with explain: true; at most "
+                         f"{limits.max_explain_batch} per request (a trace is many times its record)",
+                         errors=[FieldError(path="records", message=f"at most {limits.max_explain_batch} "
+                                                                    "records with explain: true")])
 
 
 def _too_large(limits: Limits) -> ApiProblem:

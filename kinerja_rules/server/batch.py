@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, EvaluationError, RecordError, discover
+from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, EvaluationError, GroupReport, RecordError, discover
 from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
@@ -66,6 +66,43 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             return None
         out.append(encoded)
     return b",".join(out), failed
+
+
+def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw], groups: dict[str, Any] | None,
+                      seats: list[Any] | None, as_of: dt.date | None, explain: bool,
+                      limits: Limits) -> tuple[bytes, bytes, int] | None:
+    """The encoded results of a population run, comma-separated in input order, its group reports,
+    and how many records failed; None as soon as they pass `limits.max_response_bytes`. Raises
+    PopulationInputError when the group data or the seats cannot be used."""
+    policy = engine.policy(policy_id)
+
+    def decoded() -> Any:
+        for i, raw in enumerate(records):
+            try:
+                yield decode_record(raw, limits, f"records[{i}]")
+            except ApiProblem as exc:
+                yield ErrorResult(policy=policy.ref, error=ErrorInfo(
+                    kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
+
+    out: list[bytes] = []
+    reports: list[bytes] = []
+    failed = size = 0
+    for result in engine.evaluate_population(policy_id, decoded(), groups, seats, as_of, explain,
+                                             limits.unknown_fields):
+        if isinstance(result, GroupReport):
+            encoded = _ENCODER.encode(result)
+            reports.append(encoded)
+        elif type(result) is ErrorResult:
+            failed += 1
+            encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]
+            out.append(encoded)
+        else:
+            encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
+            out.append(encoded)
+        size += len(encoded) + 1
+        if size > limits.max_response_bytes:
+            return None
+    return b",".join(out), b",".join(reports), failed
 
 
 def _start(groups: list[SourceGroup], plugins: list[str], call_seconds: float | None = None) -> None:

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from kinerja_rules.population_run import GroupReport
+
 from kinerja_rules import Decision, ErrorResult, FieldError
 from kinerja_rules.jsontext import duplicate_key
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
@@ -58,6 +60,24 @@ class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
     """One result per record, in the order sent: a decision or an error, told apart by `result`."""
 
     results: list[BatchDecision | BatchError]
+
+
+class PopulationRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Records decided together as a population: each group's data by its key (the unit_kerja),
+    and the seats of an assignment."""
+
+    records: list[msgspec.Raw]  # each record is decoded on its own, so one bad record fails alone
+    groups: dict[str, msgspec.Raw] | None = None
+    seats: list[msgspec.Raw] | None = None
+    as_of: dt.date | None = None
+    explain: bool = False
+
+
+class PopulationResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One result per record in the order sent, then a report per group (and one for an assignment)."""
+
+    results: list[BatchDecision | BatchError]
+    groups: list[GroupReport]
 
 
 class PolicySummary(msgspec.Struct, frozen=True, kw_only=True):

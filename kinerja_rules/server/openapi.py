@@ -48,10 +48,11 @@ def finish_general(document: dict[str, Any], secured: bool) -> dict[str, Any]:
                     responses[str(status)] = _problem_response(status)  # Litestar's own 400 is a problem too
             operation["security"] = [{"bearer": []}] if needs_key else []
     document.pop("security", None)  # per operation instead: the probes need no key
-    batch = schemas.get("BatchResult", {}).get("properties", {}).get("results", {}).get("items")
-    if batch is not None:  # decision | error, told apart by `result`
-        batch["discriminator"] = {"propertyName": "result", "mapping": {
-            "decision": "#/components/schemas/BatchDecision", "error": "#/components/schemas/BatchError"}}
+    for name in ("BatchResult", "PopulationResult"):
+        items = schemas.get(name, {}).get("properties", {}).get("results", {}).get("items")
+        if items is not None:  # decision | error, told apart by `result`
+            items["discriminator"] = {"propertyName": "result", "mapping": {
+                "decision": "#/components/schemas/BatchDecision", "error": "#/components/schemas/BatchError"}}
     return document
 
 

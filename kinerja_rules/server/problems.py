@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from kinerja_rules import Diagnostic, EvaluationError, FieldError, RecordError, UnknownPolicyError
+from kinerja_rules import Diagnostic, EvaluationError, FieldError, PopulationInputError, RecordError, UnknownPolicyError
 from kinerja_rules.decision import PolicyRef
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -31,6 +31,10 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "missing-body": (400, "Missing request body", "The endpoint needs a request body and none was sent."),
     "body-too-large": (413, "Request body too large", "The request body is larger than the service accepts."),
     "batch-too-long": (422, "Batch too long", "The batch has more records than the service accepts in one request."),
+    "invalid-population": (422, "Invalid group data or seats", "What a population run sends beside its records "
+                           "cannot be used: `errors` names the place (`groups`, `seats[2].kelas`)."),
+    "no-population-stage": (422, "No population stage", "The policy decides each record on its own; evaluate "
+                            "its records one by one or in a batch."),
     "response-too-large": (422, "Response too large", "The answer would be larger than the service sends "
                                                        "(`--max-response-bytes`); the work stopped there. Ask "
                                                        "without `explain`, or send fewer records per request."),
@@ -142,6 +146,10 @@ def handle_record_error(request: Request[Any, Any, Any], exc: RecordError) -> Re
                                         errors=list(exc.errors)))
 
 
+def handle_population_input_error(request: Request[Any, Any, Any], exc: PopulationInputError) -> Response[Problem]:
+    return _respond(request, ApiProblem("invalid-population", str(exc), errors=list(exc.errors)))
+
+
 def handle_evaluation_error(request: Request[Any, Any, Any], exc: EvaluationError) -> Response[Problem]:
     return _respond(request, ApiProblem("evaluation-failed", exc.detail, where=exc.where, paths=list(exc.paths)))
 
@@ -178,6 +186,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ApiProblem: handle_api_problem,
     RecordError: handle_record_error,
+    PopulationInputError: handle_population_input_error,
     EvaluationError: handle_evaluation_error,
     UnknownPolicyError: handle_unknown_policy,
     HTTPException: handle_http_exception,
