@@ -196,11 +196,7 @@ class PolicyController(Controller):
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
                        engine: NamedDependency[Engine]) -> ASGIResponse:
-        policy = engine.policy(policy_id)
-        _pinned(request, policy.digest)
-        _check_json(request)
-        limits = _limits(request)
-        raw = await request.body()
+        policy, limits, raw = await _request_of(request, engine, policy_id)
         body: EvaluateRequest = decode(raw, EvaluateRequest, limits)
         within_limits(body.record, raw, limits)
         unique_members(raw, {"record": body.record})
@@ -230,11 +226,7 @@ class PolicyController(Controller):
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate_batch(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
                              engine: NamedDependency[Engine], service: NamedDependency[PolicyService]) -> ASGIResponse:
-        policy = engine.policy(policy_id)
-        _pinned(request, policy.digest)
-        _check_json(request)
-        limits = _limits(request)
-        raw = await request.body()
+        policy, limits, raw = await _request_of(request, engine, policy_id)
         body: BatchRequest = decode(raw, BatchRequest, limits)
         unique_members(raw, {})  # each record is checked on its own, as it is decoded
         records = body.records
@@ -266,11 +258,7 @@ class PolicyController(Controller):
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
     async def evaluate_population(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
                                   engine: NamedDependency[Engine]) -> ASGIResponse:
-        policy = engine.policy(policy_id)
-        _pinned(request, policy.digest)
-        _check_json(request)
-        limits = _limits(request)
-        raw = await request.body()
+        policy, limits, raw = await _request_of(request, engine, policy_id)
         body: PopulationRequest = decode(raw, PopulationRequest, limits)
         unique_members(raw, {})  # records, each group's data and each seat are checked as they are decoded
         if policy.population is None:
@@ -307,6 +295,15 @@ async def _off_the_loop(service: PolicyService, engine: Engine, policy: Compiled
             return unpack(outcome)
     return await to_thread.run_sync(partial(engine.evaluate, policy.id, body.record, body.as_of, body.explain,
                                             limits.unknown_fields))
+
+
+async def _request_of(request: Request[Any, Any, Any], engine: Engine,
+                      policy_id: str) -> tuple[CompiledPolicy, Limits, bytes]:
+    """The policy a decision request names (as pinned by If-Match), the limits in force and the JSON body."""
+    policy = engine.policy(policy_id)
+    _pinned(request, policy.digest)
+    _check_json(request)
+    return policy, _limits(request), await request.body()
 
 
 def _batch_length(count: int, explain: bool, limits: Limits) -> None:
