@@ -475,10 +475,13 @@ class Engine:
         the posts of an assignment. Raises PopulationInputError for unusable group data or seats, and
         ValueError for a policy without a population stage. With `sorted_by_group` (input sorted by
         group, no assignment) one group is held in memory at a time."""
-        policy = self.policy(policy_id)
-        for result in policy.evaluate_population(records, groups, seats, as_of, explain, unknown_fields,
-                                                 sorted_by_group):
-            if self.registry.observe is not None and isinstance(result, Decision):
+        results = self.policy(policy_id).evaluate_population(records, groups, seats, as_of, explain, unknown_fields,
+                                                             sorted_by_group)
+        return results if self.registry.observe is None else self._observed(policy_id, results)
+
+    def _observed(self, policy_id: str, results: Iterator[Any]) -> Iterator[Any]:
+        for result in results:
+            if isinstance(result, Decision):
                 self._observe(policy_id, result)
             yield result
 

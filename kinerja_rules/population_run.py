@@ -426,7 +426,8 @@ class _Run:
         failed = m.given.pop("failed", None)
         if failed is not None:
             return policy.error_result(failed)
-        block: dict[str, Any] = {"group": m.story["group"], "size": m.given["size"], "rank": m.given["rank"]}
+        block: dict[str, Any] = {"group": m.story["group"], "member": m.key, "size": m.given["size"],
+                                 "rank": m.given["rank"]}
         if self.stage.assignment is not None:
             seat = m.given.get("seat")
             block["seat"] = seat["id"] if seat is not None else None
@@ -464,8 +465,12 @@ def run_population(policy: CompiledPolicy, records: Iterable[Any], groups: Mappi
     With `sorted_by_group` (and no assignment) one group is held at a time; a record of a group
     that came earlier is then that record's error. Raises PopulationInputError before deciding
     anything when the group data or the seats are unusable."""
-    run = _Run(policy, groups, seats, as_of, explain, unknown_fields)
-    streaming = sorted_by_group and run.stage.assignment is None
+    run = _Run(policy, groups, seats, as_of, explain, unknown_fields)  # checks what is sent beside, now
+    return _results(run, records, sorted_by_group and run.stage.assignment is None)
+
+
+def _results(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Decision | ErrorResult | GroupReport]:
+    policy = run.policy
     pending: dict[int, Decision | ErrorResult] = {}
     next_out = 0
 

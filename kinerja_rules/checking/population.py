@@ -178,19 +178,19 @@ def _limits(ctx: Context, item: Item, params: dict[str, Param]) -> tuple[str, n.
         name = expr.name
     else:
         ctx.error("E160", "'limits' names a `quota of …` parameter, looked up by a key when it is keyed: "
-                  "kurva[group.predikat_organisasi]", ctx.at(item, "limits"))
+                  "kurva[group.predikat_organisasi]", item.source.value_span((*item.path, "limits")))
         return None
     param = params.get(name)
     if param is None or not is_quota(param.type):
         quotas = [p for p, v in params.items() if is_quota(v.type)]
         ctx.error("E160", f"{name!r} is not a `quota of …` parameter{did_you_mean(name, quotas)}",
-                  ctx.at(item, "limits"))
+                  item.source.value_span((*item.path, "limits")))
         return None
     if param.key is not None and key is None:
-        ctx.error("E160", f"quota parameter {name!r} is keyed by {param.key}; write {name}[key]", ctx.at(item, "limits"))
+        ctx.error("E160", f"quota parameter {name!r} is keyed by {param.key}; write {name}[key]", item.source.value_span((*item.path, "limits")))
         return None
     if param.key is None and key is not None:
-        ctx.error("E160", f"quota parameter {name!r} is not keyed; write {name}", ctx.at(item, "limits"))
+        ctx.error("E160", f"quota parameter {name!r} is not keyed; write {name}", item.source.value_span((*item.path, "limits")))
         return None
     assert param.type.item is not None
     return name, key, param.type.item
@@ -213,10 +213,12 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
     deps: set[tuple[str, str]] = set()
     used_members = False
 
-    def check(item: Item, key: str, text: object, expected: Type | None, what: str, env: dict[str, Type] | None = None,
-              on: Scope = scope, expr: n.Expr | None = None) -> tuple[n.Expr | None, Type]:
+    def check(item: Item, key: str | tuple[str, int], text: object, expected: Type | None, what: str,
+              env: dict[str, Type] | None = None, on: Scope = scope,
+              expr: n.Expr | None = None) -> tuple[n.Expr | None, Type]:
         nonlocal used_members
-        node = expr if expr is not None else ctx.parse(text, item.source, (*item.path, key))
+        where = (*item.path, *((key,) if isinstance(key, str) else key))
+        node = expr if expr is not None else ctx.parse(text, item.source, where)
         if node is None:
             return None, t.ANY
         checker = Checker(on, notes)
@@ -224,13 +226,13 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
             got = checker.expect(node, expected, env or {}, what) if expected is not None else \
                 checker.check(node, None, env or {})
         except TypeProblem as exc:
-            ctx.problem(exc, item.source, (*item.path, key))
+            ctx.problem(exc, item.source, where)
             return None, t.ANY
         late = sorted(name for kind, name in checker.deps if kind == "def" and name in after)
         if ("population", "") in checker.deps or late:
             through = f" (through {', '.join(late)})" if late else ""
             ctx.error("E162", f"{what} reads `population`{through}, which the population stage decides; "
-                      "it may read only what is decided before it", ctx.at(item, key))
+                      "it may read only what is decided before it", item.source.value_span(where))
             return None, t.ANY
         used_members = used_members or _reads(node, "members")
         deps.update(checker.deps)
@@ -239,10 +241,10 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
     g = grouping.spec
     by: list[tuple[str, n.Expr]] = []
     for i, text in enumerate(g.by):
-        node, got = check(grouping, "by", text, None, f"grouping expression {text!r}")
+        node, got = check(grouping, ("by", i), text, None, f"grouping expression {text!r}")
         if node is not None and (got.kind not in (Kind.TEXT, Kind.INTEGER, Kind.ENUM, Kind.DATE) or got.optional):
             ctx.error("E161", f"a grouping expression names a group by text, an integer, a date or an enumeration; "
-                      f"{text!r} is {got}", ctx.at(grouping, "by", i))
+                      f"{text!r} is {got}", grouping.source.value_span((*grouping.path, "by", i)))
         elif node is not None:
             by.append((str(text).strip(), node))
     if not g.by:
@@ -250,21 +252,21 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
     member, got = check(grouping, "member", g.member, None, "the member expression")
     if member is not None and (got.kind not in (Kind.TEXT, Kind.INTEGER) or got.optional):
         ctx.error("E161", f"the member expression names a member by text or an integer, not {got}",
-                  ctx.at(grouping, "member"))
+                  grouping.source.value_span((*grouping.path, "member")))
         member = None
     order: list[Ordering] = []
     for i, text in enumerate(g.order):
         match = _ORDER_RE.match(str(text))
         if match is None:
             ctx.error("E160", f"order item {text!r} ends with desc or asc (`capaian_skp desc`: highest first)",
-                      ctx.at(grouping, "order", i))
+                      grouping.source.value_span((*grouping.path, "order", i)))
             continue
         node = ctx.parse(match.group(1), grouping.source, (*grouping.path, "order", i))
-        node, got = check(grouping, "order", None, None, f"order item {text!r}", expr=node) if node is not None \
+        node, got = check(grouping, ("order", i), None, None, f"order item {text!r}", expr=node) if node is not None \
             else (None, t.ANY)
         if node is not None and got.kind not in ORDERABLE:
             ctx.error("E161", f"order item {text!r} must be a number, a date, text, a boolean or an enumeration, "
-                      f"not {got}", ctx.at(grouping, "order", i))
+                      f"not {got}", grouping.source.value_span((*grouping.path, "order", i)))
         elif node is not None:
             order.append(Ordering(node, match.group(1).strip(), match.group(2) == "desc"))
     data_key = 0
@@ -272,7 +274,7 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         texts = [text for text, _ in by]
         if g.data_key not in texts:
             ctx.error("E160", f"'data_key' is one of the 'by' expressions{did_you_mean(g.data_key, texts)}",
-                      ctx.at(grouping, "data_key"))
+                      grouping.source.value_span((*grouping.path, "data_key")))
         else:
             data_key = texts.index(g.data_key)
 
@@ -291,11 +293,11 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         if mode is not None and not (got.kind == Kind.ENUM and set(got.values) <= {"report", "enforce"}
                                      and not got.optional):
             ctx.error("E161", f"the quota's mode is an enumeration of report and enforce, not {got}",
-                      ctx.at(item, "mode"), "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
+                      item.source.value_span((*item.path, "mode")), "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
             mode = None
         if q.rounding not in ROUNDINGS:
             ctx.error("E160", f"rounding {q.rounding!r} is one of {', '.join(ROUNDINGS)}"
-                      f"{did_you_mean(q.rounding, ROUNDINGS)}", ctx.at(item, "rounding"))
+                      f"{did_you_mean(q.rounding, ROUNDINGS)}", item.source.value_span((*item.path, "rounding")))
         elif of is not None and mode is not None and (key_node is not None or declared.limits_key is None):
             quota = Quota(of=of, of_text=q.of.strip(), category=declared.category, limits=declared.limits,
                           key=key_node, key_text=q.limits.strip(), mode=mode,
@@ -309,14 +311,14 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         eligible, _ = check(item, "eligible", a.eligible, t.BOOLEAN, "the assignment's 'eligible'", seat_env)
         score, got = check(item, "score", a.score, None, "the assignment's 'score'", seat_env)
         if score is not None and (not got.numeric or got.optional):
-            ctx.error("E161", f"the assignment's score is a number, not {got}", ctx.at(item, "score"),
+            ctx.error("E161", f"the assignment's score is a number, not {got}", item.source.value_span((*item.path, "score")),
                       "give a fallback with `??` when it may be null")
             score = None
         if a.method not in METHODS:
             ctx.error("E160", f"method {a.method!r} is priority or optimal{did_you_mean(a.method, METHODS)}",
-                      ctx.at(item, "method"))
+                      item.source.value_span((*item.path, "method")))
         elif not 0 <= a.shortlist <= MAX_SHORTLIST:
-            ctx.error("E160", f"'shortlist' is between 0 and {MAX_SHORTLIST}", ctx.at(item, "shortlist"))
+            ctx.error("E160", f"'shortlist' is between 0 and {MAX_SHORTLIST}", item.source.value_span((*item.path, "shortlist")))
         elif eligible is not None and score is not None:
             assignment = Assignment(eligible=eligible, eligible_text=a.eligible.strip(), score=score,
                                     score_text=a.score.strip(), method=a.method, shortlist=a.shortlist,
@@ -331,7 +333,7 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         node, _ = check(item, "expr", v.expr, kind, f"group definition {name!r}", group_env, group_scope)
         if v.instead_of is not None and v.instead_of not in scope.inputs:
             ctx.error("E160", f"'instead_of' names an input{did_you_mean(v.instead_of, list(scope.inputs))}",
-                      ctx.at(item, "instead_of"))
+                      item.source.value_span((*item.path, "instead_of")))
         elif node is not None:
             values[name] = GroupValue(name=name, type=kind, expr=node, text=v.expr, instead_of=v.instead_of,
                                       cite=v.cite, doc=v.doc)

@@ -270,12 +270,12 @@ class PolicyController(Controller):
             for key, value in body.groups.items()}
         seats = None if body.seats is None else [decode_record(value, limits, f"seats[{i}]")
                                                  for i, value in enumerate(body.seats)]
-        metrics = _metrics(request)
-        metrics.batch_records.labels("service").inc(len(records))
         answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
                                                   body.as_of, body.explain, limits))
         if answer is None:
             raise _too_large(limits)
+        metrics = _metrics(request)
+        metrics.batch_records.labels("service").inc(len(records))
         joined, reports, failed = answer
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
