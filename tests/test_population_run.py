@@ -253,6 +253,8 @@ def test_scores_are_exact_when_they_repeat(engine: Engine) -> None:
 # ---- the language of the population stage -------------------------------------------------
 
 REGION = "policy: region\nextends: nasional\n"
+QUOTA = ("population:\n  quota:\n    override: true\n    of: {of}\n    limits: {limits}[group.predikat_organisasi]\n"
+         "    mode: {mode}\n")
 GROUPING = ("population:\n  grouping:\n    override: true\n    by: [unit_kerja, periode]\n    member: nip\n"
             "    order: [{order}]\n")
 _LANGUAGE = {
@@ -272,17 +274,14 @@ _LANGUAGE = {
         "population:\n  grouping:\n    override: true\n    by: [capaian_skp]\n    member: nip\n", "E161",
         "capaian_skp' is decimal", (6, 10)),
     "a mode that is not report or enforce": (
-        "population:\n  quota:\n    override: true\n    of: predikat_awal\n    limits: kurva_distribusi[group.predikat_organisasi]\n"
-        "    mode: group.predikat_organisasi\n", "E161", "an enumeration of report and enforce", (8, 11)),
+        QUOTA.format(of="predikat_awal", limits="kurva_distribusi", mode="group.predikat_organisasi"), "E161", "an enumeration of report and enforce", (8, 11)),
     "a quota of another category": (
-        "population:\n  quota:\n    override: true\n    of: hasil_kerja\n    limits: kurva_distribusi[group.predikat_organisasi]\n"
-        "    mode: mode_kurva_distribusi\n", "E102", "must be predikat", (6, 9)),
+        QUOTA.format(of="hasil_kerja", limits="kurva_distribusi", mode="mode_kurva_distribusi"), "E102", "must be predikat", (6, 9)),
     "limits that are not a quota parameter": (
-        "population:\n  quota:\n    override: true\n    of: predikat_awal\n    limits: pagu_tpp[group.predikat_organisasi]\n"
-        "    mode: mode_kurva_distribusi\n", "E160", "'pagu_tpp' is not a `quota of …` parameter", (7, 13)),
+        QUOTA.format(of="predikat_awal", limits="pagu_tpp", mode="mode_kurva_distribusi"), "E160", "'pagu_tpp' is not a `quota of …` parameter", (7, 13)),
     "an unknown rounding": (
-        "population:\n  quota:\n    override: true\n    of: predikat_awal\n    limits: kurva_distribusi[group.predikat_organisasi]\n"
-        "    mode: mode_kurva_distribusi\n    rounding: round\n", "E160", "rounding 'round' is one of", (9, 15)),
+        QUOTA.format(of="predikat_awal", limits="kurva_distribusi", mode="mode_kurva_distribusi")
+        + "    rounding: round\n", "E160", "rounding 'round' is one of", (9, 15)),
     "a quota changed without override": (
         "population:\n  quota:\n    of: predikat_awal\n    limits: kurva_distribusi[group.predikat_organisasi]\n"
         "    mode: mode_kurva_distribusi\n", "E022", "already defined by 'nasional'", (4, 3)),
