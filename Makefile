@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test typecheck bench bench-tools bench-server clean
+.PHONY: install serve check test typecheck bench bench-population bench-tools bench-server clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/bench_engine.py
+
+bench-population: install
+	$(BIN)/python bench/bench_population.py
 
 # wrk drives the server benchmark; Debian's package, installed with apt-get (root or sudo).
 bench-tools:

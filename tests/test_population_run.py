@@ -461,3 +461,25 @@ def test_the_population_endpoint_needs_a_population_stage() -> None:
     with TestClient(create_app(Engine.from_paths([_standalone()]))) as client:
         answer = _post(client, "kecil", {"records": [{"nip": "1"}]})
         assert answer.status_code == 422 and answer.json()["type"].endswith("no-population-stage")
+
+
+def test_the_collector_is_paused_only_while_a_run_is_under_way(engine: Engine) -> None:
+    import gc
+
+    records = [_record(i, "Dinas A", "2025-03", 1000, 80) for i in range(3)]
+    groups = _groups({"Dinas A": "baik"})
+    assert gc.isenabled()
+    run = engine.evaluate_population("nasional", records, groups)
+    next(run)
+    assert not gc.isenabled()  # a run holds its groups: the oldest generation is not walked meanwhile
+    other = engine.evaluate_population("nasional", records, groups)
+    list(other)
+    assert not gc.isenabled()  # the first run is still under way
+    run.close()  # a run given up resumes the collector too
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        list(engine.evaluate_population("nasional", records, groups))
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()
