@@ -187,6 +187,8 @@ def _stage_plugins_used(w: _Work) -> None:
     for group in (w.definitions.values(), w.outputs.values(), w.rules.values(), w.tables.values()):
         for thing in group:
             used |= thing.deps
+    if w.population is not None:  # the population stage's own expressions (group definitions, score, …)
+        used |= w.population.deps
     w.functions = {name: spec for name, spec in w.functions.items() if ("func", name) in used}
     w.indicator_specs = {name: spec for name, spec in w.indicator_specs.items() if ("indicator", name) in used}
     for spec in w.indicator_specs.values():

@@ -44,11 +44,20 @@ _EPILOG_EVAL = """examples:
   cat examples/pegawai.json | kinerja eval nasional --explain
   kinerja eval policies/sawahlunto --input examples/pegawai.json --as-of 2025-07-01
   kinerja eval makassar --input examples/pegawai.json --explain-text
+  kinerja eval nasional --input examples/batch.jsonl --groups examples/groups.json --report groups.jsonl
+  kinerja eval plaju --input examples/batch.jsonl --groups examples/groups.json --seats examples/seats.json
 
 The input is one JSON record, a JSON array of records, or JSON Lines (one record per
 line). Output is one JSON object per record, per line, in input order; a record that
 cannot be decided prints {"error": {...}} and the others carry on. The exit code is 1
 when any record failed.
+
+With --groups the records are decided together, as a population: grouped (for nasional by
+unit_kerja and periode), ranked, the kurva distribusi of each unit applied, then each record
+finished; with --seats the candidates of the whole input are placed on the seats. Each
+decision carries "population": {"group", "member", "size", "rank", "seat"?}; --report writes
+one report per group (counts per category before and after, violations, who moved and why;
+for an assignment, who got each seat and each seat's shortlist).
 """
 _EPILOG_TEST = """examples:
   kinerja test                        run the tests of every policy under policies/

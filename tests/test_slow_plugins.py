@@ -161,3 +161,43 @@ def test_kinerja_serve_takes_the_budget_and_refuses_a_bad_one() -> None:
     wrong = kinerja("serve", "--plugin-call-seconds", "0")
     assert wrong.returncode == 2 and "--plugin-call-seconds" in wrong.stderr
     assert "time budget of one plugin call" in kinerja("serve", "--help").stdout
+
+
+UNIT_POLICY = """
+policy: lambat_unit
+effective: 2024-01-01
+inputs:
+  id: text
+  unit: text
+group_data:
+  cara: {type: enum, values: [tunggu, putar, kebal]}
+  x: decimal
+group_definitions:
+  hasil_unit:
+    type: integer
+    expr: "when group.cara = tunggu then tunggu(group.x) when group.cara = putar then putar(group.x) else kebal(group.x)"
+population:
+  grouping: {by: [unit], member: id}
+outputs:
+  hasil: {type: optional integer, expr: "if population != null then population.hasil_unit else null"}
+"""
+
+
+def test_a_population_run_of_plugin_code_is_decided_in_a_process_within_the_budget(slow: tuple[Path, Path]) -> None:
+    (slow[0] / "lambat_unit.yaml").write_text(UNIT_POLICY)
+    service = _service(slow, 1, 0.5)
+    with TestClient(create_app(service, policies=[slow[0]])) as client:
+        _ready(client, 1)
+        start = time.monotonic()
+        answer = client.post("/v1/policies/lambat_unit/evaluate/population", json={
+            "records": [{"id": "1", "unit": "A"}, {"id": "2", "unit": "B"}, {"id": "3", "unit": "A"}],
+            "groups": {"A": {"cara": "putar", "x": 30}, "B": {"cara": "tunggu", "x": 0}}, "as_of": "2025-01-01"})
+        assert answer.status_code == 200 and time.monotonic() - start < 3, answer.text
+        first, second, third = answer.json()["results"]
+        assert "did not return within 0.5 s" in first["error"]["message"] and first == third  # the unit's value
+        assert second["outputs"]["hasil"] == 1 and second["population"]["member"] == "2"
+        reports = {r["group"]["unit"]: r for r in answer.json()["groups"]}
+        assert "did not return within 0.5 s" in reports["A"]["error"] and "error" not in reports["B"]
+        bad = client.post("/v1/policies/lambat_unit/evaluate/population", json={
+            "records": [{"id": "1", "unit": "A"}], "groups": {"A": {"cara": "lambat", "x": 1}}, "as_of": "2025-01-01"})
+        assert bad.status_code == 200 and "must be one of" in bad.text  # the unit's data: its members' error

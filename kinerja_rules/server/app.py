@@ -270,9 +270,15 @@ class PolicyController(Controller):
             for key, value in body.groups.items()}
         seats = None if body.seats is None else [decode_record(value, limits, f"seats[{i}]")
                                                  for i, value in enumerate(body.seats)]
-        answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
-                                                  body.as_of, body.explain, limits))
+        answer: Any = None
+        pool = request.app.state.service.pool
+        if policy.calls_plugins and pool is not None and pool.usable(policy.id, policy.digest, len(records), True):
+            answer = await pool.population(policy.id, policy.digest, records, groups, seats, body.as_of,
+                                           body.explain, limits)  # plugin calls bounded in time, there
         if answer is None:
+            answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
+                                                      body.as_of, body.explain, limits))
+        if answer is None or answer is TOO_LARGE:
             raise _too_large(limits)
         metrics = _metrics(request)
         metrics.batch_records.labels("service").inc(len(records))

@@ -22,7 +22,8 @@ from typing import Any
 
 import msgspec
 
-from kinerja_rules import Decision, Engine, ErrorInfo, ErrorResult, EvaluationError, GroupReport, RecordError, discover
+from kinerja_rules import (Decision, Engine, ErrorInfo, ErrorResult, EvaluationError, FieldError, GroupReport,
+                           PopulationInputError, RecordError, discover)
 from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
@@ -70,7 +71,7 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
 
 def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw], groups: dict[str, Any] | None,
                       seats: list[Any] | None, as_of: dt.date | None, explain: bool,
-                      limits: Limits) -> tuple[bytes, bytes, int] | None:
+                      limits: Limits) -> PopulationAnswer | None:
     """The encoded results of a population run, comma-separated in input order, its group reports,
     and how many records failed; None as soon as they pass `limits.max_response_bytes`. Raises
     PopulationInputError when the group data or the seats cannot be used."""
@@ -155,6 +156,25 @@ def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | 
     records = msgspec.json.decode(payload, type=list[msgspec.Raw])
     answer = decide(_engine, policy_id, records, as_of, explain, limits, offset)
     return (policy.digest, b"", -1) if answer is None else (policy.digest, *answer)
+
+
+PopulationAnswer = tuple[bytes, bytes, int]
+
+
+def _decide_population_in(policy_id: str, digest: str, payload: bytes, groups: dict[str, Any] | None,
+                          seats: list[Any] | None, as_of: dt.date | None, explain: bool,
+                          limits: Limits) -> tuple[str, PopulationAnswer | list[FieldError] | None]:
+    """A population run in this process: the digest it was decided with, and its answer, the
+    reasons the group data or seats cannot be used, or None past the response limit."""
+    assert _engine is not None
+    policy = _engine.policy(policy_id)
+    if policy.digest != digest:
+        return policy.digest, None
+    records = msgspec.json.decode(payload, type=list[msgspec.Raw])
+    try:
+        return digest, decide_population(_engine, policy_id, records, groups, seats, as_of, explain, limits)
+    except PopulationInputError as exc:  # its errors travel; the exception itself does not pickle back whole
+        return digest, list(exc.errors)
 
 
 class BatchPool:
@@ -261,6 +281,27 @@ class BatchPool:
                 sum(len(part) + 1 for _, part, _ in answers) > limits.max_response_bytes:
             return TOO_LARGE
         return b",".join(part for _, part, _ in answers if part), sum(failed for _, _, failed in answers)
+
+    async def population(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw],
+                         groups: dict[str, Any] | None, seats: list[Any] | None, as_of: dt.date | None,
+                         explain: bool, limits: Limits) -> PopulationAnswer | None | TooLarge:
+        """A population run in one process, where each plugin call has its time budget; None when no
+        process can decide it (the caller decides it), TOO_LARGE past the response limit. Raises
+        PopulationInputError for group data or seats that cannot be used."""
+        loop = asyncio.get_running_loop()
+        payload = b"[" + b",".join(records) + b"]"
+        try:
+            found, answer = await loop.run_in_executor(self._executor, _decide_population_in, policy_id, digest,
+                                                       payload, groups, seats, as_of, explain, limits)
+        except Exception as exc:
+            self._gave_up(exc, "a population run")
+            return None
+        if found != digest:
+            self.digests.pop(policy_id, None)
+            return None
+        if isinstance(answer, list):
+            raise PopulationInputError(answer)
+        return TOO_LARGE if answer is None else answer
 
     def close(self, wait: bool = False) -> None:
         """Stop the processes once their current slices are done; `wait` for them to exit."""
