@@ -22,6 +22,7 @@ from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator
+from kinerja_rules.population import Limit
 from kinerja_rules.population_run import GroupReport, run_population
 from kinerja_rules.functions import period_start
 from kinerja_rules.numbers import EVAL_CONTEXT, PRECISION, Rational, approximate, rational_decimal
@@ -411,10 +412,36 @@ class CompiledPolicy:
                                **({"rules": list(o.rules)} if o.rules else {})}
                         for name, o in checked.outputs.items()},
             "parameters": {name: {"type": str(p.type), **({"key": str(p.key)} if p.key is not None else {}),
-                                  "values": [{"effective": when, "value": value} for when, value in p.dated],
+                                  "values": [{"effective": when, "value": _written(value)} for when, value in p.dated],
                                   **about(p.doc, p.cite)}
                            for name, p in checked.params.items()},
             "references": refs,
+            **({"population": self._population_metadata(mode)} if self.population is not None else {}),
+        }
+
+    def _population_metadata(self, mode: str) -> dict[str, Any]:
+        """What a population run of this policy needs beside its records, and what it does."""
+        stage = self.population
+        assert stage is not None
+        refs = self.checked.references
+        quota, assignment = stage.quota, stage.assignment
+        return {
+            "group_by": [text for text, _ in stage.by],
+            "member": stage.member_text,
+            "order": [f"{o.text} {'desc' if o.descending else 'asc'}" for o in stage.order] + [f"{stage.member_text} asc"],
+            "groups_keyed_by": stage.by[stage.data_key][0],
+            "group_data_schema": {"title": f"{self.id} group data", **json_schema(stage.data, closed=mode == "error")},
+            "seat_schema": None if stage.seats is None else {"title": f"{self.id} seat",
+                                                             **json_schema(stage.seats, closed=mode == "error")},
+            "quota": None if quota is None else {
+                "of": quota.of_text, "limits": quota.key_text, "mode": quota.mode_text, "rounding": quota.rounding,
+                **({"cite": cite_text(quota.cite, refs)} if quota.cite else {})},
+            "assignment": None if assignment is None else {
+                "eligible": assignment.eligible_text, "score": assignment.score_text, "method": assignment.method,
+                "shortlist": assignment.shortlist,
+                **({"cite": cite_text(assignment.cite, refs)} if assignment.cite else {})},
+            "group_definitions": {name: {"type": str(v.type), **({"doc": v.doc} if v.doc else {})}
+                                  for name, v in stage.values.items()},
         }
 
 
@@ -463,6 +490,15 @@ def _rational_entry(value: Any) -> dict[str, Any]:
     """A rational in a trace: as a decimal, with the exact fraction beside it when the decimal is cut."""
     shown = approximate(value)
     return {"value": shown} if rational_decimal(shown) == value else {"value": shown, "exact": str(value)}
+
+
+def _written(value: Any) -> Any:
+    """A parameter's value as a client reads it: a quota's limits as the policy writes them."""
+    if isinstance(value, tuple) and value and isinstance(value[0], Limit):
+        return [limit.written() for limit in value]
+    if isinstance(value, dict) and value and isinstance(next(iter(value.values())), tuple):
+        return {key: _written(v) for key, v in value.items()}
+    return value
 
 
 def _get(outputs: dict[str, Any], dotted: str) -> Any:

@@ -43,6 +43,11 @@ class Limit:
         assert self.share is not None
         return int((self.share * size).to_integral_value(ROUNDINGS[rounding]))
 
+    def written(self) -> str:
+        """The limit as a policy writes it: `butuh_perbaikan or kurang >= 1`, `baik <= 70%`."""
+        amount = str(self.count) if self.count is not None else f"{_percent(self.share or Decimal(0)).replace(' ', '')}"
+        return f"{' or '.join(sorted(self.categories))} {'<=' if self.bound == 'max' else '>='} {amount}"
+
     def describe(self, size: int, rounding: str) -> str:
         names = " or ".join(sorted(self.categories))
         word = "at most" if self.bound == "max" else "at least"

@@ -47,6 +47,8 @@ class Type(msgspec.Struct, frozen=True, kw_only=True):
     def __str__(self) -> str:
         if self.kind == Kind.NULL:
             return "null"
+        if self.kind == Kind.ANY and self.name == "quota":  # a quota's limits (a parameter's type)
+            return f"quota of {self.item}"
         if self.kind == Kind.LIST:
             base = f"list of {self.item}"
         elif self.kind == Kind.ENUM and not self.name:

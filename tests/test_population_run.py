@@ -483,3 +483,20 @@ def test_the_collector_is_paused_only_while_a_run_is_under_way(engine: Engine) -
         assert not gc.isenabled()  # a caller's own choice is kept
     finally:
         gc.enable()
+
+
+def test_a_policy_says_what_a_population_run_needs(engine: Engine) -> None:
+    with TestClient(create_app(engine)) as client:
+        nasional = client.get("/v1/policies/nasional").json()
+        plaju = client.get("/v1/policies/plaju").json()
+    kurva = nasional["parameters"]["kurva_distribusi"]
+    assert kurva["type"] == "quota of predikat" and kurva["key"] == "predikat_organisasi"
+    assert kurva["values"][0]["value"]["baik"] == ["baik <= 70%", "butuh_perbaikan or kurang >= 1"]
+    assert kurva["values"][0]["value"]["sangat_kurang"][-1] == "sangat_baik <= 0"  # "= 0": at most none
+    stage = nasional["population"]
+    assert stage["group_by"] == ["unit_kerja", "periode"] and stage["groups_keyed_by"] == "unit_kerja"
+    assert stage["order"] == ["capaian_skp desc", "skor_perilaku desc", "nip asc"]
+    assert stage["group_data_schema"]["required"] == ["predikat_organisasi"] and stage["seat_schema"] is None
+    assert stage["quota"]["of"] == "predikat_awal" and stage["assignment"] is None
+    assert plaju["population"]["assignment"]["method"] == "priority"
+    assert plaju["population"]["seat_schema"]["required"] == ["id", "unit", "kelas"]

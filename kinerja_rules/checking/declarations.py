@@ -198,12 +198,12 @@ def quota_value(raw: Any, kind: Type) -> tuple[Limit, ...]:
             share = amount / 100
             if share > 1:
                 raise ValueError(f"bound {bound!r} of {names}: a share is at most 100%")
-            bounds = {"<=": ("max",), ">=": ("min",), "=": ("max", "min")}[op]
+            bounds = {"<=": ("max",), ">=": ("min",), "=": ("max", "min") if share else ("max",)}[op]
             out += [Limit(categories=frozenset(chosen), bound=b, share=share) for b in bounds]  # type: ignore[arg-type]
         else:
             if amount != amount.to_integral_value():
                 raise ValueError(f"bound {bound!r} of {names}: a head count is whole (or write a share with %)")
-            bounds = {"<=": ("max",), ">=": ("min",), "=": ("max", "min")}[op]
+            bounds = {"<=": ("max",), ">=": ("min",), "=": ("max", "min") if amount else ("max",)}[op]
             out += [Limit(categories=frozenset(chosen), bound=b, count=int(amount)) for b in bounds]  # type: ignore[arg-type]
     return tuple(out)
 

@@ -105,6 +105,7 @@ class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     outputs: dict[str, dict[str, Any]]
     parameters: dict[str, dict[str, Any]]  # each with its dated `values`
     references: dict[str, dict[str, str]]
+    population: dict[str, Any] | None = None  # what a population run needs beside the records, and does
 
 
 class FailedPolicy(msgspec.Struct, frozen=True, kw_only=True):
