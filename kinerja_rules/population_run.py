@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import contextlib
 import decimal
-import functools
 import gc
+import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
 from kinerja_rules.schema import build_validator, judge_unknown
+from kinerja_rules import types as t
 from kinerja_rules.types import Kind
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class GroupReport(msgspec.Struct, kw_only=True):
     error: str | msgspec.UnsetType = msgspec.UNSET
 
 
-@dataclass
+@dataclass(slots=True)
 class _Member:
     position: int
     clean: dict[str, Any]
@@ -112,26 +113,26 @@ def _order_transforms(policy: CompiledPolicy, stage: Population) -> list[Callabl
     out: list[Callable[[Any], Any]] = []
     for item in stage.order:
         kind = policy.checked.notes.types[id(item.expr)]
-        sign = -1 if item.descending else 1
         if kind.kind == Kind.ENUM:
-            out.append(functools.partial(_enum_key, {v: sign * i for i, v in enumerate(kind.values)}))
-        elif kind.numeric or kind.kind == Kind.BOOLEAN:
-            out.append(functools.partial(_number_key, sign))
+            sign = -1 if item.descending else 1
+            out.append({v: sign * i for i, v in enumerate(kind.values)}.__getitem__)
+        elif kind.kind == Kind.BOOLEAN:
+            out.append(operator.not_ if item.descending else bool)
+        elif kind.numeric and t.repeats(kind):  # an exact rational or a decimal: compared as rationals
+            out.append(_negated_rational if item.descending else rational)
+        elif kind.numeric:  # ints and decimals compare as they are
+            out.append(operator.neg if item.descending else _same)
         else:
             out.append(_Desc if item.descending else _same)
     return out
 
 
-def _enum_key(index: dict[str, int], value: str) -> int:
-    return index[value]
-
-
-def _number_key(sign: int, value: Any) -> Any:
-    return sign * rational(int(value) if isinstance(value, bool) else value)
-
-
 def _same(value: Any) -> Any:
     return value
+
+
+def _negated_rational(value: Any) -> Any:
+    return -rational(value)
 
 
 def _shown(value: Any) -> Any:

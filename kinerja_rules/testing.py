@@ -142,6 +142,29 @@ def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> Case
     return CaseResult(policy.id, case.name, False, where, "the population run differs:\n" + "\n".join(lines))
 
 
+def _population_story(story: dict[str, Any] | None) -> list[str]:
+    """The population part of a trace as lines: the rank in its group, what the quota did, the seat."""
+    if not story:
+        return []
+    if story.get("applied") is False:
+        return ["population: none applied (the record was decided alone)"]
+    group = ", ".join(f"{k} {_json(v)}" for k, v in story["group"].items())
+    out = [f"population: rank {story['rank']} of {story['size']} in {group}, by {', '.join(story['order'])}"]
+    quota = story.get("quota")
+    if quota is not None:
+        out.append(f"  quota on {quota['of']} ({quota['mode']}): {'; '.join(quota['limits'])}")
+        out += [f"  moved {line}" for line in quota.get("moved", ())]
+        out += [f"  not met: {line}" for line in quota.get("violations", ())]
+        out.append(f"  {quota['of']} {quota['before']}, after the quota {quota['after']}")
+    seat = story.get("assignment")
+    if seat is not None:
+        against = ", ".join(f"{e['member']} ({_json(e['score'])})" for e in seat.get("against", ()))
+        got = f"seat {seat['seat']} with score {_json(seat['score'])}" if seat["seat"] is not None else "no seat"
+        out.append(f"  assignment ({seat['method']}): {got}" + (f", against {against}" if against else "")
+                   + f"; eligible for {', '.join(seat['eligible_for']) or 'none'}")
+    return out
+
+
 def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:
     """A decision trace as text a policy author can read: each output with everything it was
     reached through (definitions, table hits, parameters, rules, plugin functions, inputs read).
@@ -164,7 +187,7 @@ def explain_text(decision: Decision, only: list[str] | None = None, policy: Comp
             version = f" {f['version']}" if f.get("version") else ""
             out.append(f"      by function {f['function']} of plugin {f['plugin']}{version}{cited(f)}")
 
-    out = [f"as of {trace['as_of']}"]
+    out = [f"as of {trace['as_of']}", *_population_story(trace.get("population"))]
     for name, entry in trace["outputs"].items():
         if only is not None and name not in only:
             continue

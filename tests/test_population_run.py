@@ -500,3 +500,39 @@ def test_a_policy_says_what_a_population_run_needs(engine: Engine) -> None:
     assert stage["quota"]["of"] == "predikat_awal" and stage["assignment"] is None
     assert plaju["population"]["assignment"]["method"] == "priority"
     assert plaju["population"]["seat_schema"]["required"] == ["id", "unit", "kelas"]
+
+
+def test_the_readable_trace_tells_the_population_story(engine: Engine) -> None:
+    from kinerja_rules.testing import explain_text
+
+    records = [_record(i, "Dinas A", "2025-03", 1000, 80, potensi=90 - i) for i in range(4)]
+    seats = [{"id": "kasi", "unit": "Dinas A", "kelas": 9}]
+    results, _ = _run(engine, "plaju", records, _groups({"Dinas A": "baik"}), seats=seats, explain=True)
+    last = explain_text(results[3], policy=engine.policy("plaju")).splitlines()
+    assert last[1] == ("population: rank 4 of 4 in unit_kerja Dinas A, periode 2025-03, by capaian_skp desc, "
+                       "skor_perilaku desc, nip asc")
+    assert "  moved baik -> butuh_perbaikan: rank 4 of 4; baik: at most floor(70 % × 4) = 2" in last
+    assert "  predikat_awal baik, after the quota butuh_perbaikan" in last
+    assert last[5] == "  assignment (priority): no seat; eligible for kasi"
+    first = explain_text(results[0], policy=engine.policy("plaju")).splitlines()
+    assert first[4] == ("  assignment (priority): seat kasi with score 84, against 199001012015010001 (83.6), "
+                        "199001012015010002 (83.2); eligible for kasi")
+    alone = explain_text(engine.evaluate("plaju", records[0], explain=True)).splitlines()
+    assert alone[1] == "population: none applied (the record was decided alone)"
+
+
+def test_the_population_endpoint_needs_a_key_for_its_policy(engine: Engine) -> None:
+    import json
+
+    from kinerja_rules.server import KeyRing, hash_key
+
+    ring = KeyRing.parse(json.dumps({"keys": [{"name": "payroll", "sha256": hash_key("kr_payroll"),
+                                               "policies": ["nasional"]}]}), "test keys")
+    body = {"records": [_record(1, "Dinas A", "2025-03", 1000, 80)], "groups": _groups({"Dinas A": "baik"})}
+    with TestClient(create_app(engine, keys=ring)) as client:
+        assert _post(client, "nasional", body).status_code == 401
+        key = {"authorization": "Bearer kr_payroll", "content-type": "application/json"}
+        ok = client.post("/v1/policies/nasional/evaluate/population", content=_JSON.encode(body), headers=key)
+        assert ok.status_code == 200 and ok.json()["results"][0]["result"] == "decision"
+        other = client.post("/v1/policies/plaju/evaluate/population", content=_JSON.encode(body), headers=key)
+        assert other.status_code == 403 and other.json()["type"].endswith("forbidden")
