@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from kinerja_rules.numbers import ceil, floor, round_to
+from kinerja_rules.numbers import ceil, floor, rational, round_to
 
 class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A function policies may call.
@@ -115,6 +115,19 @@ def _spec(name: str, params: str, returns: str, impl: Callable[..., Any], descri
                         impl=impl, description=description, variadic=variadic)
 
 
+def percentile(values: list[Any], share: Any) -> Any:
+    """The nearest-rank percentile: the smallest value with at least `share` of the values at or
+    below it (the least value at 0 %). Always one of the values, so nothing is rounded."""
+    if not values:
+        raise ValueError("percentile of an empty list")
+    if not 0 <= share <= 1:
+        raise ValueError(f"percentile share must be between 0% and 100%, not {share}")
+    ordered = sorted(rational(v) for v in values)
+    rank = max(1, int(ceil(rational(share) * len(ordered))))
+    chosen = ordered[rank - 1]
+    return next(v for v in values if rational(v) == chosen)
+
+
 BUILTINS: tuple[FunctionSpec, ...] = (
     _spec("round", "value: number, places: integer, mode: rounding", "number", round_to,
           "Round to `places` decimals with an explicit mode (half_up, half_even, down, up, floor, ceiling)."),
@@ -136,6 +149,9 @@ BUILTINS: tuple[FunctionSpec, ...] = (
     _spec("end_of_month", "day: date", "date", end_of_month, "The last day of the date's month."),
     _spec("date", "text: text", "date", parse_date, "A date from `YYYY-MM-DD` text."),
     _spec("period_start", "period: text", "date", period_start, "The first day of a `YYYY-MM` period."),
+    _spec("percentile", "values: list of decimal, share: percent", "decimal", percentile,
+          "The nearest-rank percentile of a list (`percentile([m.capaian_skp for m in members], 80%)`): "
+          "the smallest value with at least that share of the values at or below it."),
 )
 
 AGGREGATES = frozenset({"sum", "mean", "min", "max", "count", "any", "all", "list"})

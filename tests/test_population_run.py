@@ -536,3 +536,39 @@ def test_the_population_endpoint_needs_a_key_for_its_policy(engine: Engine) -> N
         assert ok.status_code == 200 and ok.json()["results"][0]["result"] == "decision"
         other = client.post("/v1/policies/plaju/evaluate/population", content=_JSON.encode(body), headers=key)
         assert other.status_code == 403 and other.json()["type"].endswith("forbidden")
+
+
+@pytest.mark.parametrize("values, share, expected", [
+    ([Decimal(3), Decimal(1), Decimal(2)], Decimal("0.5"), Decimal(2)),
+    ([Decimal(3), Decimal(1), Decimal(2)], Decimal(0), Decimal(1)),
+    ([Decimal(3), Decimal(1), Decimal(2)], Decimal(1), Decimal(3)),
+    ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], Decimal("0.8"), 8),
+    ([Decimal("2.5")], Decimal("0.99"), Decimal("2.5")),
+])
+def test_percentile_is_the_nearest_rank(values: list[Any], share: Decimal, expected: Any) -> None:
+    from kinerja_rules.functions import percentile
+
+    assert percentile(values, share) == expected
+
+
+def test_percentile_of_nothing_or_past_100_percent_is_an_error() -> None:
+    from kinerja_rules.functions import percentile
+
+    with pytest.raises(ValueError, match="empty list"):
+        percentile([], Decimal("0.5"))
+    with pytest.raises(ValueError, match="between 0% and 100%"):
+        percentile([Decimal(1)], Decimal("1.5"))
+
+
+def test_aggregates_over_the_group_in_group_definitions(engine: Engine) -> None:
+    text = REGION + (
+        "group_definitions:\n"
+        "  p80: {type: decimal, expr: 'percentile([m.capaian_skp for m in members], 80%)'}\n"
+        "  bagian_baik: {type: decimal, expr: 'count(m for m in members where m.predikat_awal = baik) / size'}\n"
+        "  tertinggi: {type: decimal, expr: 'max(m.skor_perilaku for m in members)'}\n")
+    report = engine.validate_text(text, "region.yaml")
+    assert report.ok, [d.render() for d in report.problems]
+    records = [_record(i, "Dinas A", "2025-03", 900 + 50 * i, 60 + 4 * i) for i in range(10)]
+    reports = [r for r in report.policies["region"].evaluate_population(records, _groups({"Dinas A": "baik"}))
+               if isinstance(r, GroupReport)]
+    assert reports[0].values == {"p80": Decimal("120.00"), "bagian_baik": Decimal("0.5"), "tertinggi": Decimal("96.00")}
