@@ -319,6 +319,13 @@ def test_the_population_stage_is_checked_with_its_place(case: str) -> None:
     assert found[0].span is not None and (found[0].span.line, found[0].span.column) == (line, column), found[0].render()
 
 
+def _region(engine: Engine, text: str) -> Any:
+    """The region `text` declares, checked against the bundled parents."""
+    report = engine.validate_text(text, "region.yaml")
+    assert report.ok, [d.render() for d in report.problems]
+    return report.policies["region"]
+
+
 def test_a_region_extends_the_population_stage(engine: Engine) -> None:
     """A region overrides the quota's parameter from a date and adds a value of the group: dated
     parameters and extends work for the new constructs too."""
@@ -331,9 +338,7 @@ def test_a_region_extends_the_population_stage(engine: Engine) -> None:
         "    expr: round(mean(m.capaian_skp for m in members), 2, half_up)\n"
         "definitions:\n  rata_unit: {type: optional decimal, expr: 'if population != null then population.rata_capaian else null'}\n"
         "outputs:\n  region.rata_unit: {type: optional decimal, expr: rata_unit}\n")
-    report = engine.validate_text(text, "region.yaml")
-    assert report.ok, [d.render() for d in report.problems]
-    policy = report.policies["region"]
+    policy = _region(engine, text)
     records = [_record(i, "Dinas A", period, 1150, 95) for i in range(5) for period in ("2025-02", "2025-03")]
     results, reports = [], []
     for item in policy.evaluate_population(records, _groups({"Dinas A": "baik"})):
@@ -566,9 +571,7 @@ def test_aggregates_over_the_group_in_group_definitions(engine: Engine) -> None:
         "  p80: {type: decimal, expr: 'percentile([m.capaian_skp for m in members], 80%)'}\n"
         "  bagian_baik: {type: decimal, expr: 'count(m for m in members where m.predikat_awal = baik) / size'}\n"
         "  tertinggi: {type: decimal, expr: 'max(m.skor_perilaku for m in members)'}\n")
-    report = engine.validate_text(text, "region.yaml")
-    assert report.ok, [d.render() for d in report.problems]
     records = [_record(i, "Dinas A", "2025-03", 900 + 50 * i, 60 + 4 * i) for i in range(10)]
-    reports = [r for r in report.policies["region"].evaluate_population(records, _groups({"Dinas A": "baik"}))
+    reports = [r for r in _region(engine, text).evaluate_population(records, _groups({"Dinas A": "baik"}))
                if isinstance(r, GroupReport)]
     assert reports[0].values == {"p80": Decimal("120.00"), "bagian_baik": Decimal("0.5"), "tertinggi": Decimal("96.00")}
