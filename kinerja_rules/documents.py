@@ -312,7 +312,7 @@ def _msgspec_path(message: str) -> tuple[str, Path_]:
     path: list[str | int] = []
     for key, idx in _SEG_RE.findall(match.group(1).split("[...]")[0]):
         path.append(int(idx) if idx else key)
-    text = message[: match.start()].rstrip(" -")
+    text = re.sub(r"[\s-]*\bat\s*$", "", message[: match.start()]).rstrip(" -")
     return text, tuple(path)
 
 

@@ -304,6 +304,15 @@ _LANGUAGE = {
         "    values:\n      2024-01-01:\n        istimewa: {sangat_baik: 'max 70%'}\n        baik: {baik: '<= 70%'}\n"
         "        butuh_perbaikan: {baik: '<= 70%'}\n        kurang: {baik: '<= 70%'}\n"
         "        sangat_kurang: {bagus: '<= 70%'}\n", "E052", "write <=, >= or = and a share", (10, 9)),
+    "a shortlist past its bound": (
+        "seats:\n  id: text\npopulation:\n  assignment: {eligible: 'true', score: '1', shortlist: 100000000000000000000}\n",
+        "E160", "'shortlist' is between 0 and 100", (6, 57)),
+    "a long shortlist": (
+        "seats:\n  id: text\npopulation:\n  assignment: {eligible: 'true', score: '1', shortlist: 1000}\n",
+        "E160", "'shortlist' is between 0 and 100", (6, 57)),
+    "an ordering that is not a list": (
+        "population:\n  grouping: {override: true, by: [unit_kerja], member: nip, order: capaian_skp desc}\n",
+        "E010", "expected a list, got 'str' (at order)", (4, 61)),
     "a quota of a text": (
         "parameters:\n  q: {type: quota of text, values: {2024-01-01: {}}}\n", "E050", "a quota is of an enumeration", (4, 7)),
 }
