@@ -73,6 +73,13 @@ def test_a_client_generated_from_a_policys_document_decides_a_record_and_a_batch
     pinned = _sub(package, "api.default.evaluate").sync_detailed(client=api, body=body, if_match='"' + "0" * 64 + '"')
     assert pinned.status_code == 412 and isinstance(pinned.parsed, models.Problem)
 
+    run = models.PopulationRequest.from_dict({"records": [BASE_RECORD, {**BASE_RECORD, "nip": "198507122010011004"}],
+                                              "groups": {"Dinas Kesehatan": {"predikat_organisasi": "baik"}}})
+    together = _sub(package, "api.default.evaluate_population").sync(client=api, body=run)
+    first = together.results[0]
+    assert isinstance(first, models.BatchDecision) and first.outputs.evaluasi.predikat_awal.value == "baik"
+    assert together.groups[0].size == 2 and together.groups[0].violations  # 2 baik of 2: over 70 %
+
 
 def test_a_client_generated_from_the_general_document_checks_policy_files(client: TestClient[Litestar],
                                                                           tmp_path: Path) -> None:
@@ -93,7 +100,7 @@ def test_the_documents_declare_keys_problems_and_stable_operation_ids(tmp_path: 
     with TestClient(create_app(bundled(), keys=KeyRing.load(keys))) as secured:
         general = secured.get("/docs/openapi.json").json()
         ops = {op["operationId"]: (path, op) for path, item in general["paths"].items() for op in item.values()}
-        assert {"evaluate", "evaluateBatch", "describePolicy", "listPolicies", "validatePolicy", "policyOpenAPI",
+        assert {"evaluate", "evaluateBatch", "evaluatePopulation", "describePolicy", "listPolicies", "validatePolicy", "policyOpenAPI",
                 "reloadPolicies", "health", "ready"} <= set(ops)
         assert ops["evaluate"][1]["security"] == [{"bearer": []}] and ops["health"][1]["security"] == []
         for path, op in ops.values():

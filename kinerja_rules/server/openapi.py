@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.server.bodies import BatchRequest, BatchResult, EvaluateRequest
+from kinerja_rules.server.bodies import BatchRequest, BatchResult, EvaluateRequest, PopulationRequest, PopulationResult
 from kinerja_rules.server.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, Problem
 from kinerja_rules.types import Kind, Type
 
@@ -156,6 +156,26 @@ def _components_of(*kinds: type[Any]) -> dict[str, Any]:
     return defs
 
 
+def _population_components(policy: CompiledPolicy, schemas: dict[str, Any], unknown_fields: str | None) -> None:
+    """The request and answer of a population run of `policy`: its group data and seats typed."""
+    about = policy.metadata(unknown_fields)["population"]
+    for name, component in _components_of(PopulationRequest, PopulationResult).items():
+        schemas.setdefault(name, component)  # the decisions and errors are typed already
+    schemas["GroupData"] = about["group_data_schema"]
+    request = schemas["PopulationRequest"]["properties"]
+    request["records"] = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}
+    request["groups"] = {"anyOf": [{"type": "object", "additionalProperties": {"$ref": "#/components/schemas/GroupData"},
+                                    "description": f"each group's data by its {about['groups_keyed_by']}"},
+                                   {"type": "null"}]}
+    if about["seat_schema"] is not None:
+        schemas["Seat"] = about["seat_schema"]
+        request["seats"] = {"anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/Seat"}},
+                                      {"type": "null"}]}
+    else:
+        del request["seats"]
+    schemas["PopulationResult"]["properties"]["results"] = copy.deepcopy(schemas["BatchResult"]["properties"]["results"])
+
+
 def policy_document(policy: CompiledPolicy, secured: bool, unknown_fields: str | None = None) -> dict[str, Any]:
     """An OpenAPI 3.1 document for calling one policy: its record, its decision's outputs and the
     trace typed, the batch's items told apart by `result`, every problem described."""
@@ -193,16 +213,22 @@ def policy_document(policy: CompiledPolicy, secured: bool, unknown_fields: str |
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         return out
 
+    paths = {
+        f"{base}/evaluate": {"post": operation("evaluate", "Decide one record", "EvaluateRequest", "Decision",
+                                               413, 415, 422)},
+        f"{base}/evaluate/batch": {"post": operation("evaluateBatch", "Decide many records, each on its own",
+                                                     "BatchRequest", "BatchResult", 413, 415, 422)},
+    }
+    if policy.population is not None:
+        _population_components(policy, schemas, unknown_fields)
+        paths[f"{base}/evaluate/population"] = {"post": operation(
+            "evaluatePopulation", "Decide records together: the kurva distribusi of each group, an assignment",
+            "PopulationRequest", "PopulationResult", 413, 415, 422)}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"kinerja-rules: {policy.title}", "version": policy.version,
                  "description": f"Policy {policy.id} {policy.version}, digest {policy.digest}. {policy.doc}".strip()},
-        "paths": {
-            f"{base}/evaluate": {"post": operation("evaluate", "Decide one record", "EvaluateRequest", "Decision",
-                                                   413, 415, 422)},
-            f"{base}/evaluate/batch": {"post": operation("evaluateBatch", "Decide many records, each on its own",
-                                                         "BatchRequest", "BatchResult", 413, 415, 422)},
-        },
+        "paths": paths,
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
