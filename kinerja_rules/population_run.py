@@ -157,7 +157,7 @@ class _Run:
         self.groups = self._check_groups(groups)
         self.seats = self._check_seats(seats)
         self.instead = {v.instead_of: name for name, v in stage.values.items() if v.instead_of}
-        self.data_cache: dict[str, tuple[dict[str, Any] | None, str, list[FieldError]]] = {}
+        self.data_cache: dict[str, tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]] = {}
 
     # ---- what is sent beside the records ----
     def _check_groups(self, groups: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -208,8 +208,8 @@ class _Run:
             raise PopulationInputError(errors[:100])
         return out
 
-    def _group_data(self, member: _Member) -> tuple[dict[str, Any] | None, str, list[FieldError]]:
-        """The data of the member's group, the key it was found by, and warnings; None when missing or bad."""
+    def _group_data(self, member: _Member) -> tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]:
+        """The data of the member's group (None when missing or bad), what is wrong with it, and warnings."""
         unit = str(member.group[self.stage.data_key])
         cached = self.data_cache.get(unit)
         if cached is not None:
@@ -217,15 +217,15 @@ class _Run:
         raw = self.groups.get(unit)
         path = f"groups[{msgspec.json.encode(unit).decode()}]"
         errors: list[FieldError] = []
+        result: tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]
         if raw is None and self.needs_data:
-            result: tuple[dict[str, Any] | None, str, list[FieldError]] = (
-                None, f"{path}: group {unit!r} has no data in groups", [])
+            result = (None, [FieldError(path=path, message=f"group {unit!r} has no data in groups")], [])
         elif raw is not None and not isinstance(raw, dict):
-            result = (None, f"{path}: the data of group {unit!r} must be an object", [])
+            result = (None, [FieldError(path=path, message=f"the data of group {unit!r} must be an object")], [])
         else:
             clean = self.data_validate(raw if raw is not None else {}, path, errors)
             problems, warnings = judge_unknown(errors, self.unknown_fields)
-            result = (None, "; ".join(str(p) for p in problems[:5]), []) if problems else (clean, "", warnings)
+            result = (None, problems[:5], []) if problems else (clean, [], warnings)
         if len(self.data_cache) < MAX_GROUPS:
             self.data_cache[unit] = result
         return result
@@ -265,15 +265,14 @@ class _Run:
         first = members[0]
         shown_group = dict(zip(self.by_names, first.group))
         size = len(members)
-        data, problem, warnings = self._group_data(first)
+        data, problems, warnings = self._group_data(first)
         report = GroupReport(group=shown_group, size=size, counts_before={}, counts_after={}, violations=[], moved=[])
         if warnings:
             report.warnings = warnings
         if data is None:
-            report.error = problem
+            report.error = "; ".join(map(str, problems))
             error = ErrorResult(policy=self.policy.ref, error=ErrorInfo(
-                kind="record", message="the record's group cannot be decided",
-                fields=[FieldError(path=problem.split(": ", 1)[0], message=problem.split(": ", 1)[-1])]))
+                kind="record", message="the record's group cannot be decided", fields=problems))
             return report, {m.position: error for m in members}
         when = max(m.as_of for m in members)
         report.as_of = when
