@@ -584,3 +584,12 @@ def test_aggregates_over_the_group_in_group_definitions(engine: Engine) -> None:
     reports = [r for r in _region(engine, text).evaluate_population(records, _groups({"Dinas A": "baik"}))
                if isinstance(r, GroupReport)]
     assert reports[0].values == {"p80": Decimal("120.00"), "bagian_baik": Decimal("0.5"), "tertinggi": Decimal("96.00")}
+
+
+def test_a_unit_named_with_a_colon_keeps_its_place_in_the_error(engine: Engine) -> None:
+    record = _record(1, "Dinas: Kesehatan", "2025-03", 1000, 80)
+    [result, report] = list(engine.evaluate_population("nasional", [record], _groups({"Dinas A": "baik"})))
+    assert isinstance(result, ErrorResult) and isinstance(report, GroupReport)
+    [field] = result.error.fields
+    assert field.path == 'groups["Dinas: Kesehatan"]' and field.message == "group 'Dinas: Kesehatan' has no data in groups"
+    assert report.error == "groups[\"Dinas: Kesehatan\"]: group 'Dinas: Kesehatan' has no data in groups"
