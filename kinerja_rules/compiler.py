@@ -618,7 +618,7 @@ def _compile_variant(policy: CheckedPolicy, traced: bool, post: bool = False) ->
     """Build and compile one variant (plain or traced; alone or after the population stage) of a
     policy's evaluation function."""
     mod = _Module(policy, traced, f"<policy {policy.id}>")
-    ns, sites, gen, at, module_body = mod.ns, mod.sites, mod.gen, mod.at, mod.body
+    ns, sites, gen, at = mod.ns, mod.sites, mod.gen, mod.at
     body: list[ast.stmt] = _unpack("P", "p", ((i, i) for i in range(len(policy.params))))
     body += _unpack("N", "n", ((i, i) for i in range(len(policy.indicators))))
     decided: dict[str, int] = {}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import decimal
 import math
-from collections.abc import Callable
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,

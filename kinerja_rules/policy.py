@@ -10,7 +10,6 @@ import logging
 import re
 import types as pytypes
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
