@@ -29,6 +29,7 @@ from kinerja_rules.jsontext import duplicate_key, duplicates
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.schema import UNKNOWN_FIELDS
+from kinerja_rules.store import StoreError, default_data_dir
 from kinerja_rules.testing import explain_text, run_all
 
 DEFAULT_POLICIES = Path("policies")
@@ -58,6 +59,27 @@ finished; with --seats the candidates of the whole input are placed on the seats
 decision carries "population": {"group", "member", "size", "rank", "seat"?}; --report writes
 one report per group (counts per category before and after, violations, who moved and why;
 for an assignment, who got each seat and each seat's shortlist).
+"""
+_EPILOG_REPLAY = """examples:
+  kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --periode 2025-03
+  kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --set perilaku.atasan=60
+
+A replay compiles the policy archived with the decision (not the files in policies/ now) and
+decides the recorded input with the same as_of. A member of a population run is decided again
+with its whole run. Fields kept redacted (kinerja serve --redact) are asked for with --set.
+"""
+_EPILOG_IMPACT = """examples:
+  kinerja impact --base policies --proposed policies --policy nasional --input examples/batch.jsonl
+  kinerja impact --base policies --proposed policies --policy nasional -i examples/batch.jsonl --groups examples/groups.json -o dampak.html
+  kinerja impact --base policies --proposed policies --policy sawahlunto -i examples/batch.jsonl --format csv
+
+The TPP is tpp.diterima and the predikat evaluasi.predikat; units are each record's
+unit_kerja and kelas its jabatan.kelas. Money is whole rupiah.
+"""
+_EPILOG_RAPEL = """examples:
+  kinerja eval nasional -i examples/batch.jsonl --record kinerja-data > decided.jsonl && kinerja rapel --policy nasional --proposed policies --from 2025-01 --to 2025-12
+
+Each person's latest decision of each month counts (an appeal over what it appealed).
 """
 _EPILOG_TEST = """examples:
   kinerja test                        run the tests of every policy under policies/
@@ -315,13 +337,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
             return 2
+    recorder = None
+    if args.record is not None:
+        try:
+            recorder = _Recorder(_open_store(args, args.record), policy)
+        except StoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            stream.close() if stream is not sys.stdin.buffer else None
+            return 2
     if population:
         try:
-            return _eval_population(args, engine, policy, stream, groups, seats)
+            return _eval_population(args, engine, policy, stream, groups, seats, recorder)
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
-    out = sys.stdout.buffer
+            if recorder is not None:
+                recorder.close()
+    out: Any = sys.stdout.buffer if recorder is None else recorder.hold(sys.stdout.buffer)
     progress = sys.stderr.isatty() and not args.explain_text
     failures = count = 0
     try:
@@ -332,6 +364,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             else:
                 result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text,
                                                 args.unknown_fields)
+                if recorder is not None and not isinstance(result, ErrorResult):
+                    result = recorder.keep(result, item)
                 if isinstance(result, ErrorResult):
                     result = ErrorResult(policy=result.policy,
                                          error=msgspec.structs.replace(result.error, line=line))
@@ -349,21 +383,81 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+        if recorder is not None:
+            recorder.close()  # what is held is written once it is kept
     if progress and count >= 1000:
         print(f"\r{count} records, {failures} failed", file=sys.stderr)
     out.flush()
     return 1 if failures else 0
 
 
+class _Recorder:
+    """`kinerja eval --record`: each decision kept in the store; what is printed is held until the
+    decisions it shows are committed (a thousand at a time)."""
+
+    def __init__(self, store: Any, policy: CompiledPolicy, run: Any = None) -> None:
+        self.store, self.policy, self.run = store, policy, run
+        self.rows: list[Any] = []
+        self.lines: list[bytes] = []
+        self.out: Any = None
+        self.run_kept = False
+
+    def keep(self, decision: Any, record: Any) -> Any:
+        from kinerja_rules.recording import record_of, with_id
+        from kinerja_rules.store import row_of
+
+        decision = with_id(decision)
+        self.rows.append(row_of(record_of(decision, record, run_id=None if self.run is None else self.run.id)))
+        return decision
+
+    def hold(self, out: Any) -> _Recorder:
+        self.out = out
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.lines.append(data)
+        if len(self.rows) >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        from kinerja_rules.recording import source_of
+
+        if self.rows:
+            runs = [self.run] if self.run is not None and not self.run_kept else []  # a run is kept once
+            self.store.put_rows(self.rows, [source_of(self.policy)], runs)
+            self.run_kept = self.run_kept or bool(runs)
+        self.rows = []
+        if self.out is not None:
+            self.out.write(b"".join(self.lines))
+            self.out.flush()
+        self.lines = []
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.store.close()
+
+
 def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledPolicy, stream: IO[bytes],
-                     groups: Any, seats: Any) -> int:
+                     groups: Any, seats: Any, recorder: _Recorder | None = None) -> int:
     """`kinerja eval --groups`: decisions in input order on standard output, a group report per line to --report."""
     lines: list[int] = []
+    given: list[Any] = []
 
     def records() -> Iterator[Any]:
         for line, item in _records(stream):
             lines.append(line)
-            yield ErrorResult(error=item, policy=policy.ref) if isinstance(item, ErrorInfo) else item
+            record = ErrorResult(error=item, policy=policy.ref) if isinstance(item, ErrorInfo) else item
+            if recorder is not None:
+                given.append(record)
+            yield record
+
+    if recorder is not None:
+        from kinerja_rules.store import IDS, Run
+
+        recorder.run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id=policy.id,
+                           policy_digest=policy.digest, groups=groups, seats=seats, as_of=args.as_of)
 
     report: IO[bytes] | None = None
     if args.report is not None:
@@ -372,7 +466,7 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
         except OSError as exc:
             print(f"error: cannot write {args.report}: {exc.strerror}", file=sys.stderr)
             return 2
-    out = sys.stdout.buffer
+    out: Any = sys.stdout.buffer if recorder is None else recorder.hold(sys.stdout.buffer)
     failures = position = 0
     try:
         for result in engine.evaluate_population(policy.id, records(), groups, seats, args.as_of,
@@ -391,11 +485,14 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                 if args.lang != DEFAULT_LANGUAGE:
                     result = _translated(result, args.lang)
                 out.write(to_json(result) + b"\n")
-            elif args.explain_text:
-                sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
-                sys.stdout.flush()
             else:
-                out.write(to_json(result) + b"\n")
+                if recorder is not None:
+                    result = recorder.keep(result, given[position - 1])
+                if args.explain_text:
+                    sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
+                    sys.stdout.flush()
+                else:
+                    out.write(to_json(result) + b"\n")
     except PopulationInputError as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -405,6 +502,174 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
             report.close()
     out.flush()
     return 1 if failures else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """`kinerja replay ID`: decide a recorded decision again; with --set, an appeal."""
+    from kinerja_rules.recording import ReplayError, Replayer, source_of, traces_of
+
+    values = dict(args.set or [])
+    try:
+        store = _open_store(args)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        decision_id = args.id or _find_one(store, args)
+        if decision_id is None:
+            return 2
+        replayer = Replayer(store, _registry(args))
+        original = replayer.record(decision_id)
+        if any(name not in original.redacted for name in values):
+            outcome, new = replayer.appeal(decision_id, values)
+            if new is None:
+                error = outcome.answer().get("error")
+                said = "; ".join([error.message, *(f"{f.path}: {f.message}" for f in error.fields)]) if error else ""
+                print(f"error: the amended record was not decided: {said or '; '.join(outcome.notes)}",
+                      file=sys.stderr)
+                return 1
+            engine, _ = replayer.compiled(original.policy_digest)
+            assert engine is not None
+            store.put_rows([_row(new)], [source_of(engine.policy(original.policy_id))])
+            names = [d["output"] for d in outcome.differences]
+            answer: dict[str, Any] = {"decision_id": new.id, "appeal_of": original.id,
+                                      "identical": not outcome.differences, "differences": outcome.differences,
+                                      "traces": traces_of(outcome.before, outcome.result, names)}
+            if outcome.notes:
+                answer["notes"] = outcome.notes
+            sys.stdout.buffer.write(ENCODER.encode(answer) + b"\n")
+            return 0
+        replayed = replayer.replay(decision_id, values, args.explain)
+        sys.stdout.buffer.write(ENCODER.encode(replayed.answer()) + b"\n")
+        return 0 if replayed.identical else 1
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def _row(record: Any) -> Any:
+    from kinerja_rules.store import row_of
+
+    return row_of(record)
+
+
+def _find_one(store: Any, args: argparse.Namespace) -> str | None:
+    """The latest recorded decision of --nip in --periode (of --policy), for an officer who knows the person."""
+    if args.nip is None:
+        print("error: name the decision: its id, or --nip NIP (with --periode and --policy to narrow it)",
+              file=sys.stderr)
+        return None
+    found, after = None, None
+    while True:
+        page = store.find(policy_id=args.policy, nip=args.nip, periode=args.periode, limit=1000, after=after)
+        if not page:
+            break
+        found, after = page[-1], page[-1].id
+    if found is None:
+        print(f"error: no decision of nip {args.nip}" + (f" in {args.periode}" if args.periode else "")
+              + (f" under {args.policy}" if args.policy else "") + " is recorded", file=sys.stderr)
+        return None
+    return str(found.id)
+
+
+def _engine_at(where: str, policy_id: str, registry: Registry, args: argparse.Namespace) -> Engine:
+    """The policies of `where`: a policies folder, or the digest of a version archived in the decision store."""
+    if re.fullmatch(r"[0-9a-f]{64}", where) and not Path(where).exists():
+        from kinerja_rules.engine import SourceGroup
+
+        store = _open_store(args)
+        try:
+            source = store.source(where)
+        finally:
+            store.close()
+        if source is None:
+            raise KinerjaError(f"no policy version with digest {where} is archived in the decision store")
+        if source.policy_id != policy_id:
+            raise KinerjaError(f"digest {where[:12]}… is a version of {source.policy_id}, not {policy_id}")
+        return Engine.from_groups([SourceGroup(source.files, (policy_id,))], registry)
+    if not Path(where).is_dir():
+        raise KinerjaError(f"{where} is not a policies folder (nor the digest of an archived version)")
+    engine = Engine.from_paths([Path(where)], registry)
+    engine.policy(policy_id)  # an unknown id says which ids there are
+    return engine
+
+
+def _write_out(data: bytes, output: str | None) -> int:
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
+    if args.format is not None:
+        return str(args.format)
+    suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
+    return suffix if suffix in allowed else "json"
+
+
+def cmd_impact(args: argparse.Namespace) -> int:
+    """`kinerja impact`: the same records under two versions of a policy, compared."""
+    from kinerja_rules.impact import impact, render
+
+    registry = _registry(args)
+    try:
+        base = _engine_at(args.base, args.policy, registry, args)
+        proposed = _engine_at(args.proposed, args.policy, registry, args)
+        groups = _beside(args.groups, "groups") if args.groups is not None else None
+        seats = _beside(args.seats, "seats") if args.seats is not None else None
+    except (ValueError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if args.input in (None, "-") else open(args.input, "rb")  # noqa: SIM115
+    except OSError as exc:
+        print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with stream:
+        records = [(line, ErrorResult(error=item) if isinstance(item, ErrorInfo) else item)
+                   for line, item in _records(stream)]
+    try:
+        report = impact(base, proposed, args.policy, records, groups, seats, args.as_of, args.explain)
+    except PopulationInputError as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    fmt = _format(args, ("json", "csv", "html"))
+    return _write_out(render(report.report(), report.rows, fmt), args.output)
+
+
+def cmd_rapel(args: argparse.Namespace) -> int:
+    """`kinerja rapel`: back pay owed when a policy signed late takes effect from an earlier month."""
+    from kinerja_rules.impact import RAPEL_COLUMNS, rapel_entries, rapel_report, to_csv
+
+    if args.to < args.since:
+        print(f"error: --to {args.to} is before --from {args.since}", file=sys.stderr)
+        return 2
+    registry = _registry(args)
+    try:
+        proposed = _engine_at(args.proposed, args.policy, registry, args)
+        store = _open_store(args)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        entries = rapel_entries(store, proposed, args.policy, (args.since, args.to))
+    finally:
+        store.close()
+    if _format(args, ("json", "csv")) == "csv":
+        return _write_out(to_csv(entries, RAPEL_COLUMNS).encode(), args.output)
+    report = rapel_report(iter(entries), args.policy, proposed.policy(args.policy).ref, (args.since, args.to))
+    return _write_out(ENCODER.encode(report) + b"\n", args.output)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -454,7 +719,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes,
                           validate_processes=args.validate_processes, validate_seconds=args.validate_seconds,
                           public_metrics=args.public_metrics, cors_origins=args.cors_origin,
-                          plugin_call_seconds=args.plugin_call_seconds))
+                          plugin_call_seconds=args.plugin_call_seconds, store=_store_location(args),
+                          redact=list(args.redact), retention_days=args.retention_days))
+
+
+def _store_location(args: argparse.Namespace) -> str | None:
+    """Where decisions are recorded: --store DSN, else --data DIR, else the default data directory."""
+    if getattr(args, "no_store", False):
+        return None
+    if args.store is not None:
+        return str(args.store)
+    return str(args.data if args.data is not None else default_data_dir())
+
+
+def _store_options(p: argparse.ArgumentParser, serving: bool = False) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--data", metavar="DIR", help="the data directory of the decision store (SQLite, made on first "
+                                                     "use; default: $KINERJA_DATA, else kinerja-data/ here)")
+    where.add_argument("--store", type=_dsn, metavar="DSN",
+                       help="a PostgreSQL decision store, such as postgresql://kinerja@db.example/kinerja")
+    if serving:
+        where.add_argument("--no-store", action="store_true",
+                           help="record no decisions (they cannot be looked up, replayed or appealed)")
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -497,6 +783,39 @@ def _origin(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not an origin: scheme and host, such as "
                                          "https://portal.example.go.id (no path, no trailing /)")
     return text
+
+
+def _dsn(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")) or len(text) > 2000:
+        raise argparse.ArgumentTypeError("a PostgreSQL DSN such as postgresql://kinerja@db.example/kinerja "
+                                         "(for a SQLite store, give its data directory with --data)")
+    return text
+
+
+def _month(text: str) -> str:
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a month: YYYY-MM, such as 2025-01")
+    return text
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    """`perilaku.atasan=85`: a field's dotted name and its value (JSON if it reads as JSON, else text)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r}: write FIELD=VALUE, such as perilaku.atasan=85")
+    if len(raw) > 10_000:
+        raise argparse.ArgumentTypeError(f"{name[:80]}: the value is longer than 10000 characters")
+    try:
+        value = _decoder().decode(raw.encode()) if raw else ""
+    except (msgspec.DecodeError, RecursionError):
+        value = raw
+    return name, value
+
+
+def _open_store(args: argparse.Namespace, location: str | None = None) -> Any:
+    from kinerja_rules.store import open_store
+
+    return open_store(str(location or _store_location(args)))
 
 
 def _seconds(text: str) -> float:
@@ -550,9 +869,61 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sorted-by-group", action="store_true",
                    help="the input is sorted by group: hold one group at a time (memory follows the largest group)")
     _unknown_fields_option(p)
+    p.add_argument("--record", metavar="DIR|DSN",
+                   help="keep each decision in a decision store (a data directory, or a PostgreSQL DSN); each "
+                        "printed decision carries its decision_id")
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
                    help="where policies are found (default: policies/)")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("replay", help="decide a recorded decision again, or appeal it", epilog=_EPILOG_REPLAY,
+                       formatter_class=fmt, description="Decide a recorded decision again with the policy archived "
+                       "with it and the same as_of, and say whether it comes out identical (exit code 1 when not). "
+                       "With --set, an appeal: the record amended, decided again, and kept as a new decision "
+                       "naming the original.")
+    p.add_argument("id", nargs="?", metavar="ID", help="the decision_id (or find it with --nip)")
+    p.add_argument("--nip", help="the latest decision of this NIP (with --periode, --policy)")
+    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
+    p.add_argument("--policy", metavar="ID", help="with --nip: under this policy")
+    p.add_argument("--set", action="append", type=_assignment, metavar="FIELD=VALUE",
+                   help="an amended input (repeatable), such as perilaku.atasan=85; also the value of a redacted field")
+    p.add_argument("--explain", action="store_true", help="decide with a trace")
+    _store_options(p)
+    p.set_defaults(run=cmd_replay)
+
+    p = sub.add_parser("impact", help="what a policy change does: who moves, what it costs", epilog=_EPILOG_IMPACT,
+                       formatter_class=fmt, description="Decide the same records under the base and the proposed "
+                       "version of a policy and report the predikat transitions, TPP totals before and after per "
+                       "unit, per kelas and overall, who is paid more, less or the same, the largest changes, and per "
+                       "person each output that differs.")
+    p.add_argument("--base", required=True, metavar="DIR|DIGEST",
+                   help="the policies folder in force, or the digest of a version archived in the decision store")
+    p.add_argument("--proposed", required=True, metavar="DIR", help="the policies folder with the change")
+    p.add_argument("--policy", required=True, metavar="ID", help="the policy compared (such as nasional)")
+    p.add_argument("--input", "-i", metavar="FILE", help="the records: JSON, a JSON array or JSON Lines ('-': standard input)")
+    p.add_argument("--groups", metavar="FILE", help="group data: the records are decided as a population")
+    p.add_argument("--seats", metavar="FILE", help="seats of an assignment")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="decide as of this date (default: each record's period)")
+    p.add_argument("--format", choices=("json", "csv", "html"),
+                   help="json (for services), csv (one row per person) or html (a report with charts, offline); "
+                        "default: from --output's extension, else json")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here (default: standard output)")
+    p.add_argument("--explain", action="store_true", help="per person, both traces of each output that differs")
+    _store_options(p)
+    p.set_defaults(run=cmd_impact)
+
+    p = sub.add_parser("rapel", help="back pay owed under a policy signed late", epilog=_EPILOG_RAPEL,
+                       formatter_class=fmt, description="Take the recorded decisions of the months given (the latest "
+                       "of each person and month), decide them again under the proposed policy, and report per "
+                       "person and month the TPP paid, due and the difference (whole rupiah), with totals per unit.")
+    p.add_argument("--policy", required=True, metavar="ID", help="the policy whose decisions are taken")
+    p.add_argument("--proposed", required=True, metavar="DIR", help="the policies folder with the new rule")
+    p.add_argument("--from", dest="since", required=True, type=_month, metavar="YYYY-MM", help="the first month")
+    p.add_argument("--to", required=True, type=_month, metavar="YYYY-MM", help="the last month")
+    p.add_argument("--format", choices=("json", "csv"), help="json or csv (default: from --output, else json)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here (default: standard output)")
+    _store_options(p)
+    p.set_defaults(run=cmd_rapel)
 
     p = sub.add_parser("test", help="run the test cases policies carry", epilog=_EPILOG_TEST, formatter_class=fmt,
                        description="Run policy test cases; print a diff and the trace of each failure.")
@@ -629,6 +1000,12 @@ def parser() -> argparse.ArgumentParser:
                    help="longest pause while a request body arrives (default: 30); longer gets 408")
     p.add_argument("--max-connections", type=_whole(1, 1_000_000), default=1000, metavar="N",
                    help="open connections per worker process (default: 1000); more get 503 at once")
+    _store_options(p, serving=True)
+    p.add_argument("--redact", action="extend", nargs="+", default=[], metavar="FIELD",
+                   help="input fields (dotted names, such as nip) kept in decision records as a keyed hash, not "
+                        "their value; look-ups hash the query the same way, and a replay asks for them again")
+    p.add_argument("--retention-days", type=_whole(1, 36_500), default=None, metavar="N",
+                   help="delete decision records older than N days (checked hourly; default: keep them)")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("key", help="make an API key and its key-file entry", formatter_class=fmt,

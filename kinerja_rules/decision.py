@@ -22,6 +22,9 @@ class PolicyRef(msgspec.Struct, frozen=True, kw_only=True):
 class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The outputs for one record, nested by their dotted names, with the policy that made them."""
 
+    decision_id: str | msgspec.UnsetType = msgspec.UNSET
+    """The id of the decision record (time-ordered, UUIDv7) when the decision was recorded, as the
+    server records each of its decisions; absent otherwise."""
     policy: PolicyRef
     as_of: dt.date
     outputs: dict[str, Any]

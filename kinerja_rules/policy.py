@@ -561,6 +561,21 @@ def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
     return h.hexdigest()
 
 
+def plugins_used(checked: CheckedPolicy) -> dict[str, dict[str, str]]:
+    """Each plugin a policy uses: its version and a digest of the code of the functions and
+    indicators used (what the policy's digest took in), so a replay can say which one changed."""
+    specs: list[Any] = [*(f for f in checked.functions.values() if f.plugin != "builtins"),
+                        *checked.indicators.values()]
+    out: dict[str, dict[str, str]] = {}
+    for plugin in sorted({spec.plugin for spec in specs}):
+        mine = [spec for spec in specs if spec.plugin == plugin]
+        code = hashlib.sha256()
+        for path in sorted({_code_file(spec.impl) for spec in mine} - {""}):
+            code.update(_file_digest(path).encode())
+        out[plugin] = {"version": mine[0].version or "", "code": code.hexdigest()}
+    return out
+
+
 def _code_file(fn: Any) -> str:
     code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
     return code.co_filename if code is not None else ""

@@ -15,18 +15,22 @@ another decides. The schema carries its version; `migrate` upgrades an older sto
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
+import hmac
 import os
+import re
 import queue
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -69,6 +73,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX decisions_by_person ON decisions (policy_id, nip, periode, id);
     CREATE INDEX decisions_by_time ON decisions (made_at);
+    """,
+    # 2: the plugins a policy version used, what a decision redacted, where it stood in its run
+    """
+    ALTER TABLE sources ADD COLUMN plugins BLOB;        -- {plugin: {version, code}}
+    ALTER TABLE decisions ADD COLUMN redacted BLOB;     -- the input fields kept as keyed hashes
+    ALTER TABLE decisions ADD COLUMN population BLOB;   -- group, member, size, rank, seat
+    ALTER TABLE decisions ADD COLUMN request_id TEXT;
+    ALTER TABLE runs ADD COLUMN policy_id TEXT;
+    ALTER TABLE runs ADD COLUMN as_of TEXT;             -- the as_of the run was asked with, if any
+    CREATE INDEX decisions_by_run ON decisions (run_id);
+    CREATE INDEX decisions_by_period ON decisions (policy_id, periode, id);
     """,
 )
 """Each step of the schema, in order; a store records how many it has applied."""
@@ -131,33 +146,395 @@ class DecisionRecord:
     key_id: str | None = None
     run_id: str | None = None
     appeal_of: str | None = None
+    redacted: tuple[str, ...] = ()
+    population: dict[str, Any] | None = None
+    request_id: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The record as the decisions endpoints and `kinerja replay` show it."""
+        out: dict[str, Any] = {
+            "decision_id": self.id, "made_at": self.made_at.isoformat(),
+            "policy": {"id": self.policy_id, "version": self.policy_version, "digest": self.policy_digest},
+            "as_of": self.as_of.isoformat(), "input": self.input, "outputs": self.outputs}
+        for name in ("trace", "population", "key_id", "run_id", "appeal_of", "request_id"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.redacted:
+            out["redacted"] = list(self.redacted)
+        return out
+
+
+class Source(NamedTuple):
+    """A policy version as archived: its files by name, and the plugins it used ({name: {version, code}})."""
+
+    digest: str
+    policy_id: str
+    files: dict[str, str]
+    plugins: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A population run: what its members were decided with besides their own records."""
+
+    id: str
+    made_at: dt.datetime
+    policy_id: str
+    policy_digest: str
+    groups: Any = None
+    seats: Any = None
+    as_of: dt.date | None = None
+
+
+Row = tuple[Any, ...]
+"""A decision as the store writes it (see `row_of`)."""
+
+_COLUMNS = ("id", "made_at", "policy_id", "policy_version", "policy_digest", "as_of", "nip", "periode", "input",
+            "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM decisions"  # noqa: S608 - names of our own columns
+
+
+def row_of(record: DecisionRecord) -> Row:
+    """The row that keeps `record`: JSON values in canonical text, times in ISO 8601."""
+    return (record.id, record.made_at.isoformat(), record.policy_id, record.policy_version, record.policy_digest,
+            record.as_of.isoformat(), record.nip, record.periode, CANONICAL.encode(record.input),
+            CANONICAL.encode(record.outputs), None if record.trace is None else CANONICAL.encode(record.trace),
+            record.key_id, record.run_id, record.appeal_of,
+            CANONICAL.encode(list(record.redacted)) if record.redacted else None,
+            None if record.population is None else CANONICAL.encode(record.population), record.request_id)
+
+
+MAX_REDACTED_FIELDS = 32
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Input fields (dotted paths) kept as keyed hashes (HMAC-SHA-256) instead of their values.
+
+    A look-up by such a field hashes the query the same way, so it still finds its records; the
+    value itself is not in the store, and a replay asks for it again.
+    """
+
+    fields: tuple[str, ...] = ()
+    key: bytes = b""
+
+    def __post_init__(self) -> None:
+        if len(self.fields) > MAX_REDACTED_FIELDS:
+            raise StoreError(f"at most {MAX_REDACTED_FIELDS} fields can be redacted")
+        for name in self.fields:
+            if not name or len(name) > 200 or any(not part for part in name.split(".")):
+                raise StoreError(f"--redact takes a field's dotted name (such as nip or pegawai.nama), not {name!r}")
+        if self.fields and len(self.key) < 16:
+            raise StoreError("redacting needs a key of at least 16 bytes")
+
+    def hash(self, value: Any) -> str:
+        digest = hmac.new(self.key, CANONICAL.encode(value), hashlib.sha256).hexdigest()
+        return f"{REDACTED_PREFIX}{digest}"
+
+    def apply(self, record: Any) -> tuple[Any, tuple[str, ...]]:
+        """`record` with each redacted field that it holds replaced by its hash, and which those were."""
+        if not self.fields or not isinstance(record, dict):
+            return record, ()
+        done: list[str] = []
+        out = dict(record)
+        for name in self.fields:
+            parts = name.split(".")
+            holder = out
+            for part in parts[:-1]:
+                inner = holder.get(part)
+                if not isinstance(inner, dict):
+                    break
+                holder[part] = holder = dict(inner)
+            else:
+                if parts[-1] in holder:
+                    holder[parts[-1]] = self.hash(holder[parts[-1]])
+                    done.append(name)
+        return out, tuple(done)
+
+
+REDACTED_PREFIX = "hmac-sha256:"
+NO_REDACTION = Redactor()
+
+
+def redaction_key(data_dir: Path | None) -> bytes:
+    """The key of redacted fields: $KINERJA_REDACT_KEY (hex, 32 bytes or more), else `redact.key` in the
+    data directory, made on first use and readable by its owner only."""
+    text = os.environ.get("KINERJA_REDACT_KEY")
+    if text is not None:
+        try:
+            key = bytes.fromhex(text.strip())
+        except ValueError:
+            raise StoreError("KINERJA_REDACT_KEY must be hex (64 digits or more)") from None
+        if len(key) < 32:
+            raise StoreError("KINERJA_REDACT_KEY must hold 32 bytes or more (64 hex digits)")
+        return key
+    if data_dir is None:
+        raise StoreError("redacting with a PostgreSQL store needs $KINERJA_REDACT_KEY (64 hex digits), the same "
+                         "on every host")
+    path = data_dir / "redact.key"
+    try:
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read the redaction key {path}: {exc}") from None
 
 
 @dataclass
 class _Pending:
-    rows: list[tuple[Any, ...]]
-    sources: list[tuple[str, str, bytes]]
+    rows: list[Row]
+    sources: list[tuple[str, str, bytes, bytes]]
+    runs: list[Row] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
+    notify: Callable[[], object] | None = None
     error: BaseException | None = None
 
 
-class SQLiteStore:
-    """Decisions in a SQLite file (WAL). Thread-safe: `put` from any thread returns once the
-    records are committed, several callers' records in one transaction."""
+class Store:
+    """Decisions kept in a database. Thread-safe: `put` from any thread (or `put_async` from an event
+    loop) returns once the records are committed, several callers' records in one transaction.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._reader = self._connect()
-            self.migrate(self._reader)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the decision store {self.path}: {exc}") from None
+    The engines differ in how they connect and in a few words of SQL; `SQLiteStore` and
+    `PostgresStore` say how.
+    """
+
+    where: str  # for messages: the file or the server
+    redactor: Redactor = NO_REDACTION
+    _insert_source = "INSERT OR IGNORE INTO sources (digest, policy_id, files, plugins) VALUES (?, ?, ?, ?)"
+    _errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def _start(self) -> None:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._read_lock = threading.Lock()
         self._known_sources: set[str] = set()
         self._writer = threading.Thread(target=self._write_loop, name="decision-store", daemon=True)
         self._writer.start()
+
+    # ---- what each engine says ----
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    # ---- writing ----
+    def put(self, records: Sequence[DecisionRecord], sources: Iterable[Sequence[Any]] = (),
+            runs: Sequence[Run] = ()) -> None:
+        """Keep `records` (and the policy sources and runs they name); returns once they are committed.
+        Raises StoreError when they could not be kept."""
+        pending = self._pending([row_of(r) for r in records], sources, runs)
+        self._queue.put(pending)
+        pending.done.wait()
+        self._settled(pending)
+
+    def put_rows(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (), runs: Sequence[Run] = ()) -> None:
+        pending = self._pending(rows, sources, runs)
+        self._queue.put(pending)
+        pending.done.wait()
+        self._settled(pending)
+
+    async def put_async(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (),
+                        runs: Sequence[Run] = ()) -> None:
+        """`put_rows` for an event loop: it waits for the commit without holding a thread."""
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+        pending = self._pending(rows, sources, runs)
+        pending.notify = lambda: loop.call_soon_threadsafe(_settle, committed)
+        self._queue.put(pending)
+        await committed
+        self._settled(pending)
+
+    def _pending(self, rows: list[Row], sources: Iterable[Sequence[Any]], runs: Sequence[Run]) -> _Pending:
+        archived = []
+        for given in sources:
+            source = Source(*given)
+            if source.digest not in self._known_sources:
+                archived.append((source.digest, source.policy_id, CANONICAL.encode(source.files),
+                                 CANONICAL.encode(source.plugins)))
+        run_rows = [(r.id, r.made_at.isoformat(), r.policy_digest, None if r.groups is None else
+                     CANONICAL.encode(r.groups), None if r.seats is None else CANONICAL.encode(r.seats), r.policy_id,
+                     None if r.as_of is None else r.as_of.isoformat()) for r in runs]
+        return _Pending(rows, archived, run_rows)
+
+    def _settled(self, pending: _Pending) -> None:
+        if pending.error is not None:
+            raise StoreError(f"the decision could not be kept: {pending.error}") from None
+        self._known_sources.update(digest for digest, _, _, _ in pending.sources)
+
+    def _write_loop(self) -> None:
+        connection = self._connect()
+        while True:
+            first = self._queue.get()
+            if first is None:
+                connection.close()
+                return
+            batch = [first]
+            stop = False
+            while True:  # whatever else is waiting goes in the same transaction
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            try:
+                self._commit(connection, batch)
+            except self._errors as exc:
+                connection = self._retry_alone(connection, batch, exc)
+            for pending in batch:
+                pending.done.set()
+                if pending.notify is not None:
+                    pending.notify()
+            if stop:
+                connection.close()
+                return
+
+    def _retry_alone(self, connection: Any, batch: list[_Pending], exc: BaseException) -> Any:
+        """A failed group commit: each caller's records are tried on their own, so one bad write fails
+        only its own caller."""
+        if getattr(connection, "closed", False):  # the server went away: a new connection for what follows
+            try:
+                connection = self._connect()
+            except self._errors:
+                pass
+        if len(batch) == 1:
+            batch[0].error = exc
+            return connection
+        for pending in batch:
+            try:
+                self._commit(connection, [pending])
+            except self._errors as own:
+                pending.error = own
+        return connection
+
+    def _commit(self, connection: Any, batch: list[_Pending]) -> None:
+        """Write the batch's sources, runs and decisions in one transaction, or nothing of it."""
+        insert = self._sql(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})")
+        run = self._sql("INSERT INTO runs (id, made_at, policy_digest, groups, seats, policy_id, as_of) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        source = self._sql(self._insert_source)
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+            for pending in batch:
+                if pending.sources:
+                    cursor.executemany(source, pending.sources)
+                if pending.runs:
+                    cursor.executemany(run, pending.runs)
+                if pending.rows:
+                    cursor.executemany(insert, pending.rows)
+            cursor.execute("COMMIT")
+        except BaseException:
+            try:
+                cursor.execute("ROLLBACK")
+            except self._errors:
+                pass
+            raise
+
+    def close(self) -> None:
+        """Commit what is waiting, then stop the writer."""
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+        self._close_reader()
+
+    def _close_reader(self) -> None:
+        raise NotImplementedError
+
+    # ---- reading ----
+    def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        rows = self._read(f"{_SELECT} WHERE id = ?", (decision_id,))
+        return _record(rows[0]) if rows else None
+
+    def sources(self, digest: str) -> dict[str, str] | None:
+        """The files of an archived policy version, by digest."""
+        source = self.source(digest)
+        return None if source is None else source.files
+
+    def source(self, digest: str) -> Source | None:
+        """An archived policy version: its files and the plugins it used."""
+        rows = self._read("SELECT digest, policy_id, files, plugins FROM sources WHERE digest = ?", (digest,))
+        if not rows:
+            return None
+        digest, policy_id, files, plugins = rows[0]
+        return Source(digest, policy_id, _DECODER.decode(files), {} if plugins is None else _DECODER.decode(plugins))
+
+    def run(self, run_id: str) -> tuple[Run, list[DecisionRecord]] | None:
+        """A population run and its members' decisions, in the order they were made."""
+        rows = self._read("SELECT id, made_at, policy_digest, groups, seats, policy_id, as_of FROM runs WHERE id = ?",
+                          (run_id,))
+        if not rows:
+            return None
+        id_, made_at, digest, groups, seats, policy_id, as_of = rows[0]
+        run = Run(id=id_, made_at=dt.datetime.fromisoformat(_text(made_at)), policy_id=policy_id or "",
+                  policy_digest=digest, groups=None if groups is None else _DECODER.decode(groups),
+                  seats=None if seats is None else _DECODER.decode(seats),
+                  as_of=None if as_of is None else dt.date.fromisoformat(as_of))
+        members = [_record(row) for row in self._read(f"{_SELECT} WHERE run_id = ? AND appeal_of IS NULL ORDER BY id",
+                                                      (run_id,))]
+        return run, members
+
+    def find(self, policy_id: str | None = None, nip: str | None = None, periode: str | None = None,
+             limit: int = 100, after: str | None = None, policies: Sequence[str] | None = None,
+             periods: tuple[str, str] | None = None) -> list[DecisionRecord]:
+        """Decisions in id order (time order), filtered; `after` is the last id of the previous page,
+        `policies` the policy ids the caller may read, `periods` a range of periode (both ends in)."""
+        if nip is not None and "nip" in self.redactor.fields:
+            nip = self.redactor.hash(nip)  # a redacted nip is found by its hash
+        clauses, args = [], []
+        for column, value in (("policy_id", policy_id), ("nip", nip), ("periode", periode)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if policies is not None:
+            clauses.append(f"policy_id IN ({', '.join('?' * len(policies))})" if policies else "1 = 0")
+            args.extend(policies)
+        if periods is not None:
+            clauses.append("periode >= ? AND periode <= ?")
+            args.extend(periods)
+        if after is not None:
+            clauses.append("id > ?")
+            args.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"{_SELECT} {where} ORDER BY id LIMIT ?", (*args, max(1, min(limit, 10_000))))
+        return [_record(row) for row in rows]
+
+    def delete_older_than(self, days: int) -> int:
+        """Retention: delete the decisions made more than `days` days ago (and the runs left without
+        members); returns how many decisions."""
+        cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).isoformat()
+        return self._delete(cutoff)
+
+    def _delete(self, cutoff: str) -> int:
+        raise NotImplementedError
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class SQLiteStore(Store):
+    """Decisions in a SQLite file (WAL): no server to set up."""
+
+    def __init__(self, path: Path, redactor: Redactor = NO_REDACTION) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.redactor = redactor
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._reader = self._connect()
+            self.migrate(self._reader)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the decision store {self.path}: {exc}") from None
+        self._start()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -182,130 +559,140 @@ class SQLiteStore:
                 raise
         return len(MIGRATIONS)
 
-    # ---- writing ----
-    def put(self, records: Sequence[DecisionRecord], sources: Iterable[tuple[str, str, dict[str, str]]] = ()) -> None:
-        """Keep `records` (and the policy sources they name, as (digest, policy id, files)); returns
-        once they are committed. Raises StoreError when they could not be kept."""
-        rows = [(r.id, r.made_at.isoformat(), r.policy_id, r.policy_version, r.policy_digest, r.as_of.isoformat(),
-                 r.nip, r.periode, CANONICAL.encode(r.input), CANONICAL.encode(r.outputs),
-                 None if r.trace is None else CANONICAL.encode(r.trace), r.key_id, r.run_id, r.appeal_of)
-                for r in records]
-        archived = [(digest, policy_id, CANONICAL.encode(files)) for digest, policy_id, files in sources
-                    if digest not in self._known_sources]
-        pending = _Pending(rows, archived)
-        self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise StoreError(f"the decision could not be kept: {pending.error}") from None
-        self._known_sources.update(digest for digest, _, _ in archived)
-
-    def _write_loop(self) -> None:
-        connection = self._connect()
-        while True:
-            first = self._queue.get()
-            if first is None:
-                connection.close()
-                return
-            batch = [first]
-            stop = False
-            while True:  # whatever else is waiting goes in the same transaction
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
+    def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._read_lock:
             try:
-                _commit(connection, batch)
+                return self._reader.execute(query, args).fetchall()
             except sqlite3.Error as exc:
-                self._retry_alone(connection, batch, exc)
-            for pending in batch:
-                pending.done.set()
-            if stop:
-                connection.close()
-                return
+                raise StoreError(f"the decision store {self.where} could not be read: {exc}") from None
 
-    @staticmethod
-    def _retry_alone(connection: sqlite3.Connection, batch: list[_Pending], exc: sqlite3.Error) -> None:
-        """A failed group commit: each caller's records are tried on their own, so one bad write fails
-        only its own caller."""
-        if len(batch) == 1:
-            batch[0].error = exc
-            return
-        for pending in batch:
+    def _delete(self, cutoff: str) -> int:
+        with self._read_lock:
+            self._reader.execute("BEGIN IMMEDIATE")
             try:
-                _commit(connection, [pending])
-            except sqlite3.Error as own:
-                pending.error = own
+                count = self._reader.execute("DELETE FROM decisions WHERE made_at < ? AND id NOT IN "
+                                             "(SELECT appeal_of FROM decisions WHERE appeal_of IS NOT NULL "
+                                             "AND made_at >= ?)", (cutoff, cutoff)).rowcount
+                self._reader.execute("DELETE FROM runs WHERE made_at < ? AND id NOT IN "
+                                     "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
+                self._reader.execute("COMMIT")
+            except BaseException:
+                self._reader.execute("ROLLBACK")
+                raise
+        return int(count)
 
-    def close(self) -> None:
-        """Commit what is waiting, then stop the writer."""
-        self._queue.put(None)
-        self._writer.join(timeout=30)
+    def _close_reader(self) -> None:
         self._reader.close()
 
-    # ---- reading ----
-    def get(self, decision_id: str) -> DecisionRecord | None:
+
+def _pg_migration(text: str) -> str:
+    return text.replace(" BLOB", " BYTEA")
+
+
+class PostgresStore(Store):
+    """Decisions in PostgreSQL (psycopg 3), for a region serving from several hosts."""
+
+    _insert_source = ("INSERT INTO sources (digest, policy_id, files, plugins) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (digest) DO NOTHING")
+
+    def __init__(self, dsn: str, redactor: Redactor = NO_REDACTION) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("a PostgreSQL store needs psycopg 3: pip install 'kinerja-rules[postgresql]'") from None
+        self._psycopg = psycopg
+        self._errors = (psycopg.Error,)
+        self.dsn = dsn
+        self.where = without_password(dsn)
+        self.redactor = redactor
+        try:
+            self._reader = self._connect()
+            self.migrate(self._reader)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
+        self._start()
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+
+    def _sql(self, text: str) -> str:
+        return text.replace("%", "%%").replace("?", "%s")
+
+    def migrate(self, connection: Any) -> int:
+        """Bring the schema up to date under an advisory lock (hosts starting together take turns)."""
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(727274)")  # 'kinerja' in one number
+            connection.execute("CREATE TABLE IF NOT EXISTS kinerja_schema (version INTEGER NOT NULL)")
+            row = connection.execute("SELECT version FROM kinerja_schema").fetchone()
+            version = 0 if row is None else row[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(f"the decision store has schema version {version}; this kinerja-rules knows up "
+                                 f"to {len(MIGRATIONS)}: upgrade kinerja-rules")
+            for step in range(version, len(MIGRATIONS)):
+                connection.execute(_pg_migration(MIGRATIONS[step]))
+            connection.execute("DELETE FROM kinerja_schema")
+            connection.execute("INSERT INTO kinerja_schema VALUES (%s)", (len(MIGRATIONS),))
+        return len(MIGRATIONS)
+
+    def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
-            row = self._reader.execute("SELECT * FROM decisions WHERE id = ?", (decision_id,)).fetchone()
-        return None if row is None else _record(row)
+            try:
+                if self._reader.closed:
+                    self._reader = self._connect()
+                rows: list[tuple[Any, ...]] = self._reader.execute(self._sql(query), args).fetchall()
+                return rows
+            except self._psycopg.Error as exc:
+                raise StoreError(f"the decision store {self.where} could not be read: {str(exc).strip()}") from None
 
-    def sources(self, digest: str) -> dict[str, str] | None:
-        """The files of an archived policy version, by digest."""
-        with self._read_lock:
-            row = self._reader.execute("SELECT files FROM sources WHERE digest = ?", (digest,)).fetchone()
-        return None if row is None else _DECODER.decode(row[0])
+    def _delete(self, cutoff: str) -> int:
+        with self._read_lock, self._reader.transaction():
+            count = self._reader.execute(
+                "DELETE FROM decisions WHERE made_at < %s AND id NOT IN (SELECT appeal_of FROM decisions "
+                "WHERE appeal_of IS NOT NULL AND made_at >= %s)", (cutoff, cutoff)).rowcount
+            self._reader.execute("DELETE FROM runs WHERE made_at < %s AND id NOT IN "
+                                 "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
+        return int(count)
 
-    def find(self, policy_id: str | None = None, nip: str | None = None, periode: str | None = None,
-             limit: int = 100, after: str | None = None) -> list[DecisionRecord]:
-        """Decisions in id order (time order), filtered; `after` is the last id of the previous page."""
-        clauses, args = [], []
-        for column, value in (("policy_id", policy_id), ("nip", nip), ("periode", periode)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if after is not None:
-            clauses.append("id > ?")
-            args.append(after)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._read_lock:
-            rows = self._reader.execute(f"SELECT * FROM decisions {where} ORDER BY id LIMIT ?",  # noqa: S608
-                                        (*args, max(1, min(limit, 1000)))).fetchall()
-        return [_record(row) for row in rows]
-
-    def delete_older_than(self, days: int) -> int:
-        """Retention: delete the decisions made more than `days` days ago; returns how many."""
-        cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).isoformat()
-        with self._read_lock:
-            cursor = self._reader.execute("DELETE FROM decisions WHERE made_at < ?", (cutoff,))
-        return cursor.rowcount
+    def _close_reader(self) -> None:
+        self._reader.close()
 
 
-def _commit(connection: sqlite3.Connection, batch: list[_Pending]) -> None:
-    """Write the batch's sources and decisions in one transaction, or nothing of it."""
-    try:
-        connection.execute("BEGIN")
-        for pending in batch:
-            connection.executemany("INSERT OR IGNORE INTO sources VALUES (?, ?, ?)", pending.sources)
-            connection.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                   pending.rows)
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
+def without_password(dsn: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", re.sub(r"password=\S+", "password=***", dsn))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def _record(row: tuple[Any, ...]) -> DecisionRecord:
     (id_, made_at, policy_id, version, digest, as_of, nip, periode, raw_input, outputs, trace, key_id, run_id,
-     appeal_of) = row
+     appeal_of, redacted, population, request_id) = row
     return DecisionRecord(id=id_, made_at=dt.datetime.fromisoformat(made_at), policy_id=policy_id,
                           policy_version=version, policy_digest=digest, as_of=dt.date.fromisoformat(as_of),
                           input=_DECODER.decode(raw_input), outputs=_DECODER.decode(outputs),
                           trace=None if trace is None else _DECODER.decode(trace), nip=nip, periode=periode,
-                          key_id=key_id, run_id=run_id, appeal_of=appeal_of)
+                          key_id=key_id, run_id=run_id, appeal_of=appeal_of,
+                          redacted=() if redacted is None else tuple(_DECODER.decode(redacted)),
+                          population=None if population is None else _DECODER.decode(population),
+                          request_id=request_id)
+
+
+def is_dsn(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path, redact: Sequence[str] = ()) -> Store:
+    """The store at `location`: a PostgreSQL DSN (`postgresql://…`), or a data directory (its SQLite
+    file is `decisions.sqlite3`, made on first use). `redact` names input fields kept as keyed hashes."""
+    text = str(location)
+    data_dir = None if is_dsn(text) else Path(text)
+    redactor = Redactor(tuple(redact), redaction_key(data_dir)) if redact else NO_REDACTION
+    if data_dir is None:
+        return PostgresStore(text, redactor)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise StoreError(f"{data_dir} is a file; --data takes a directory (the store is decisions.sqlite3 in it)")
+    return SQLiteStore(data_dir / "decisions.sqlite3", redactor)
 
 
 def default_data_dir() -> Path:

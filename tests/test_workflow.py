@@ -180,7 +180,7 @@ EXAMPLES = _help_examples()
 @pytest.mark.parametrize("command, example", EXAMPLES, ids=[e for _, e in EXAMPLES])
 def test_every_help_example_works(workspace: Path, command: str, example: str) -> None:
     kinerja_cmd = f"{shlex.quote(sys.executable)} -m kinerja_rules.cli"
-    line = re.sub(r"(^|\| )kinerja ", lambda m: m.group(1) + kinerja_cmd + " ", example)
+    line = re.sub(r"(^|\| |&& )kinerja ", lambda m: m.group(1) + kinerja_cmd + " ", example)
     if command == "serve":
         _serve(shlex.split(line), workspace)
         return

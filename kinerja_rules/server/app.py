@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from kinerja_rules.engine import BrokenPlugin
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide, decide_population, unpack
+from kinerja_rules.server.decisions import DecisionController, Recorder
 from kinerja_rules.server.bodies import (
     BatchRequest,
     BrokenPluginOut,
@@ -68,6 +70,7 @@ from kinerja_rules.server.problems import (
 )
 from kinerja_rules.server.service import PolicyService
 from kinerja_rules.server.validation import Validator
+from kinerja_rules.store import IDS, Run
 
 JSON = "application/json"
 _ENCODER = ENCODER
@@ -215,6 +218,9 @@ class PolicyController(Controller):
             raise ApiProblem("evaluation-failed", exc.detail, where=exc.where, paths=list(exc.paths),
                              policy=policy.ref) from None
         metrics.observe_decisions(policy.id, "decided")
+        recorder: Recorder | None = request.app.state.recorder
+        if recorder is not None:  # durable before it is answered
+            decision = await recorder.keep_one(request, policy, decision, body.record)
         encoded = _ENCODER.encode(decision)
         if len(encoded) > limits.max_response_bytes:
             raise _too_large(limits)
@@ -233,17 +239,21 @@ class PolicyController(Controller):
         _batch_length(len(records), body.explain, limits)
         answer = None
         metrics = _metrics(request)
+        recorder: Recorder | None = request.app.state.recorder
+        recording = recorder.recording(request) if recorder is not None else None
         pool = service.pool
         if pool is not None and pool.usable(policy.id, policy.digest, len(records), policy.calls_plugins):
-            answer = await pool.decide(policy.id, policy.digest, records, body.as_of, body.explain, limits)
+            answer = await pool.decide(policy.id, policy.digest, records, body.as_of, body.explain, limits, recording)
         metrics.batch_records.labels("service" if answer is None else "batch_processes").inc(len(records))
         if answer is None:
-            run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits)
+            run = partial(decide, engine, policy.id, records, body.as_of, body.explain, limits, 0, recording)
             off_loop = len(records) >= _THREAD_AT or policy.calls_plugins
             answer = await to_thread.run_sync(run) if off_loop else run()
         if answer is None or answer is TOO_LARGE:
             raise _too_large(limits)
-        joined, failed = answer
+        joined, failed, rows = answer
+        if recorder is not None:
+            await recorder.keep_rows(policy, rows)
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
@@ -271,18 +281,24 @@ class PolicyController(Controller):
         seats = None if body.seats is None else [decode_record(value, limits, f"seats[{i}]")
                                                  for i, value in enumerate(body.seats)]
         answer: Any = None
+        recorder: Recorder | None = request.app.state.recorder
+        run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id=policy.id,
+                  policy_digest=policy.digest, groups=groups, seats=seats, as_of=body.as_of)
+        recording = recorder.recording(request, run.id) if recorder is not None else None
         pool = request.app.state.service.pool
         if policy.calls_plugins and pool is not None and pool.usable(policy.id, policy.digest, len(records), True):
             answer = await pool.population(policy.id, policy.digest, records, groups, seats, body.as_of,
-                                           body.explain, limits)  # plugin calls bounded in time, there
+                                           body.explain, limits, recording)  # plugin calls bounded in time, there
         if answer is None:
             answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
-                                                      body.as_of, body.explain, limits))
+                                                      body.as_of, body.explain, limits, recording))
         if answer is None or answer is TOO_LARGE:
             raise _too_large(limits)
         metrics = _metrics(request)
         metrics.batch_records.labels("service").inc(len(records))
-        joined, reports, failed = answer
+        joined, reports, failed, rows = answer
+        if recorder is not None:  # the run once, and each member's decision pointing to it
+            await recorder.keep_rows(policy, rows, [run])
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
@@ -484,7 +500,7 @@ class ProbeController(Controller):
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
                limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None,
                validator: Validator | None = None, public_metrics: bool = False,
-               cors_origins: Sequence[str] = ()) -> Litestar:
+               cors_origins: Sequence[str] = (), recorder: Recorder | None = None) -> Litestar:
     """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
 
     With keys, `/metrics` needs an admin key unless `public_metrics`. `cors_origins` are the browser
@@ -492,6 +508,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     `validator` checks documents sent to `/v1/validate` (default: on a thread, within a time budget).
     `access_log` takes one JSON line per request: a binary stream, or a `LineWriter` (`kinerja serve`
     gives standard output's). Lines are written from a thread of their own, never from a request.
+    `recorder` keeps every decision (with its `decision_id`) before it is answered; none: nothing is kept.
     """
     service = engine if isinstance(engine, PolicyService) else PolicyService(engine, policies)
     checker = validator or Validator(service.plugins)
@@ -503,6 +520,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         service.draining = False
         await service.start()
         checker.start()
+        if recorder is not None:
+            await recorder.start()
 
     if access_log is not None and not isinstance(access_log, LineWriter):
         access_log = LineWriter(to_stream(access_log), "access")
@@ -512,12 +531,14 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     async def draining() -> None:
         await service.stop()
         checker.stop()
+        if recorder is not None:
+            recorder.close()
         if log is not None:
             log.close()
 
     app = Litestar(
         # The key check costs nothing when no keys are configured: it is not installed.
-        route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController],
+        route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController, DecisionController],
                                middleware=[AuthMiddleware] if keys else []), ProbeController,
                         create_static_files_router(path=ASSETS, directories=[_STATIC], include_in_schema=False,
                                                    cache_control=CacheControlHeader(max_age=86400))],
@@ -525,7 +546,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
                       "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker,
-                     "service": service,
+                     "service": service, "recorder": recorder,
                      "public_metrics": public_metrics}),
         request_max_body_size=limits.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

@@ -17,6 +17,7 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from kinerja_rules import (Decision, Engine, ErrorInfo, ErrorResult, EvaluationE
 from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
+from kinerja_rules.recording import record_of, with_id
 from kinerja_rules.server.bodies import Limits, decode_record
 from kinerja_rules.server.problems import ApiProblem
+from kinerja_rules.store import NO_REDACTION, Redactor, Row, row_of
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -42,12 +45,36 @@ class TooLarge(enum.Enum):
 TOO_LARGE = TooLarge.TOO_LARGE  # the results of a batch passed the response limit
 
 
+@dataclass(frozen=True)
+class Recording:
+    """How decisions are recorded: who asked (key, request), which fields are redacted, and the
+    population run they belong to. Travels to the batch processes, which make the rows there."""
+
+    redactor: Redactor = NO_REDACTION
+    key_id: str | None = None
+    request_id: str | None = None
+    run_id: str | None = None
+
+    def keep(self, decision: Decision, record: Any, rows: list[Row]) -> Decision:
+        """`decision` with its id, its row added to `rows`."""
+        decision = with_id(decision)
+        rows.append(row_of(record_of(decision, record, key_id=self.key_id, request_id=self.request_id,
+                                     run_id=self.run_id, redactor=self.redactor)))
+        return decision
+
+
+BatchAnswer = tuple[bytes, int, list[Row]]
+"""A batch's encoded results (comma-separated, in order), how many failed, and the rows that
+record its decisions (none unless recording)."""
+
+
 def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes], as_of: dt.date | None,
-           explain: bool, limits: Limits, offset: int = 0) -> tuple[bytes, int] | None:
-    """The encoded results of `records`, comma-separated in order, and how many failed;
-    None as soon as they pass `limits.max_response_bytes` (the rest is not decided)."""
+           explain: bool, limits: Limits, offset: int = 0, recording: Recording | None = None) -> BatchAnswer | None:
+    """The encoded results of `records`, how many failed and their records' rows; None as soon as
+    they pass `limits.max_response_bytes` (the rest is not decided)."""
     policy = engine.policy(policy_id)
     out: list[bytes] = []
+    rows: list[Row] = []
     failed = size = 0
     for i, raw in enumerate(records, start=offset):
         try:
@@ -61,33 +88,41 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             failed += 1
             encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]  # the discriminator of a batch item
         else:
+            if recording is not None:
+                result = recording.keep(result, record, rows)
             encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
         size += len(encoded) + 1
         if size > limits.max_response_bytes:
             return None
         out.append(encoded)
-    return b",".join(out), failed
+    return b",".join(out), failed, rows
 
 
 def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw], groups: dict[str, Any] | None,
                       seats: list[Any] | None, as_of: dt.date | None, explain: bool,
-                      limits: Limits) -> PopulationAnswer | None:
+                      limits: Limits, recording: Recording | None = None) -> PopulationAnswer | None:
     """The encoded results of a population run, comma-separated in input order, its group reports,
-    and how many records failed; None as soon as they pass `limits.max_response_bytes`. Raises
-    PopulationInputError when the group data or the seats cannot be used."""
+    how many records failed, and the rows recording its decisions (none unless `recording`); None as
+    soon as they pass `limits.max_response_bytes`. Raises PopulationInputError when the group data
+    or the seats cannot be used."""
     policy = engine.policy(policy_id)
+    given: list[Any] = []  # each record as decoded, in input order: what its decision record keeps
 
     def decoded() -> Any:
         for i, raw in enumerate(records):
             try:
-                yield decode_record(raw, limits, f"records[{i}]")
+                record = decode_record(raw, limits, f"records[{i}]")
             except ApiProblem as exc:
-                yield ErrorResult(policy=policy.ref, error=ErrorInfo(
+                record = ErrorResult(policy=policy.ref, error=ErrorInfo(
                     kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
+            if recording is not None:
+                given.append(record)
+            yield record
 
     out: list[bytes] = []
     reports: list[bytes] = []
-    failed = size = 0
+    rows: list[Row] = []
+    failed = size = position = 0
     for result in engine.evaluate_population(policy_id, decoded(), groups, seats, as_of, explain,
                                              limits.unknown_fields):
         if isinstance(result, GroupReport):
@@ -95,15 +130,19 @@ def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.
             reports.append(encoded)
         elif type(result) is ErrorResult:
             failed += 1
+            position += 1
             encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]
             out.append(encoded)
-        else:
+        elif isinstance(result, Decision):
+            if recording is not None:
+                result = recording.keep(result, given[position], rows)
+            position += 1
             encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
             out.append(encoded)
         size += len(encoded) + 1
         if size > limits.max_response_bytes:
             return None
-    return b",".join(out), b",".join(reports), failed
+    return b",".join(out), b",".join(reports), failed, rows
 
 
 def _start(groups: list[SourceGroup], plugins: list[str], call_seconds: float | None = None) -> None:
@@ -147,23 +186,23 @@ def _ready() -> dict[str, str]:
 
 
 def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | None, explain: bool,
-                  limits: Limits, offset: int) -> tuple[str, bytes, int]:
-    """A slice's digest, results and failures; failures -1 when the results passed the response limit."""
+                  limits: Limits, offset: int, recording: Recording | None) -> tuple[str, bytes, int, list[Row]]:
+    """A slice's digest, results, failures and rows; failures -1 when the results passed the response limit."""
     assert _engine is not None
     policy = _engine.policy(policy_id)
     if policy.digest != digest:
-        return policy.digest, b"", 0
+        return policy.digest, b"", 0, []
     records = msgspec.json.decode(payload, type=list[msgspec.Raw])
-    answer = decide(_engine, policy_id, records, as_of, explain, limits, offset)
-    return (policy.digest, b"", -1) if answer is None else (policy.digest, *answer)
+    answer = decide(_engine, policy_id, records, as_of, explain, limits, offset, recording)
+    return (policy.digest, b"", -1, []) if answer is None else (policy.digest, *answer)
 
 
-PopulationAnswer = tuple[bytes, bytes, int]
+PopulationAnswer = tuple[bytes, bytes, int, list[Row]]
 
 
 def _decide_population_in(policy_id: str, digest: str, payload: bytes, groups: dict[str, Any] | None,
-                          seats: list[Any] | None, as_of: dt.date | None, explain: bool,
-                          limits: Limits) -> tuple[str, PopulationAnswer | list[FieldError] | None]:
+                          seats: list[Any] | None, as_of: dt.date | None, explain: bool, limits: Limits,
+                          recording: Recording | None) -> tuple[str, PopulationAnswer | list[FieldError] | None]:
     """A population run in this process: the digest it was decided with, and its answer, the
     reasons the group data or seats cannot be used, or None past the response limit."""
     assert _engine is not None
@@ -172,7 +211,8 @@ def _decide_population_in(policy_id: str, digest: str, payload: bytes, groups: d
         return policy.digest, None
     records = msgspec.json.decode(payload, type=list[msgspec.Raw])
     try:
-        return digest, decide_population(_engine, policy_id, records, groups, seats, as_of, explain, limits)
+        return digest, decide_population(_engine, policy_id, records, groups, seats, as_of, explain, limits,
+                                         recording)
     except PopulationInputError as exc:  # its errors travel; the exception itself does not pickle back whole
         return digest, list(exc.errors)
 
@@ -259,7 +299,7 @@ class BatchPool:
             self.on_broken()
 
     async def decide(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw], as_of: dt.date | None,
-                     explain: bool, limits: Limits) -> tuple[bytes, int] | None | TooLarge:
+                     explain: bool, limits: Limits, recording: Recording | None = None) -> BatchAnswer | None | TooLarge:
         """Decide `records` across the processes; None when a process holds another version (or
         cannot decide them), TOO_LARGE when the results pass the response limit."""
         loop = asyncio.get_running_loop()
@@ -269,22 +309,24 @@ class BatchPool:
         try:
             answers = await asyncio.gather(*(
                 loop.run_in_executor(self._executor, _decide_slice, policy_id, digest, payload, as_of, explain,
-                                     limits, start) for start, payload in slices))
+                                     limits, start, recording) for start, payload in slices))
         except Exception as exc:
             self._gave_up(exc, "a batch")
             return None
-        if any(found != digest for found, _, _ in answers):
+        if any(found != digest for found, _, _, _ in answers):
             self.digests.pop(policy_id, None)
             return None
         self.slices += len(answers)
-        if any(failed < 0 for _, _, failed in answers) or \
-                sum(len(part) + 1 for _, part, _ in answers) > limits.max_response_bytes:
+        if any(failed < 0 for _, _, failed, _ in answers) or \
+                sum(len(part) + 1 for _, part, _, _ in answers) > limits.max_response_bytes:
             return TOO_LARGE
-        return b",".join(part for _, part, _ in answers if part), sum(failed for _, _, failed in answers)
+        return (b",".join(part for _, part, _, _ in answers if part), sum(failed for _, _, failed, _ in answers),
+                [row for _, _, _, rows in answers for row in rows])
 
     async def population(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw],
                          groups: dict[str, Any] | None, seats: list[Any] | None, as_of: dt.date | None,
-                         explain: bool, limits: Limits) -> PopulationAnswer | None | TooLarge:
+                         explain: bool, limits: Limits,
+                         recording: Recording | None = None) -> PopulationAnswer | None | TooLarge:
         """A population run in one process, where each plugin call has its time budget; None when no
         process can decide it (the caller decides it), TOO_LARGE past the response limit. Raises
         PopulationInputError for group data or seats that cannot be used."""
@@ -292,7 +334,7 @@ class BatchPool:
         payload = b"[" + b",".join(records) + b"]"
         try:
             found, answer = await loop.run_in_executor(self._executor, _decide_population_in, policy_id, digest,
-                                                       payload, groups, seats, as_of, explain, limits)
+                                                       payload, groups, seats, as_of, explain, limits, recording)
         except Exception as exc:
             self._gave_up(exc, "a population run")
             return None

@@ -29,7 +29,9 @@ from kinerja_rules.server.guard import ConnectionLimits, GuardedHttpTools, file_
 from kinerja_rules.server.logs import writer
 from kinerja_rules.server.problems import DiagnosticOut
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
+from kinerja_rules.server.decisions import Recorder
 from kinerja_rules.server.validation import Validator
+from kinerja_rules.store import StoreError, without_password, open_store
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
 _log = logging.getLogger("kinerja_rules.server")
@@ -56,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     batch_processes: int | None = None  # None: one per CPU with one worker; with several, one if plugin code runs
     plugin_call_seconds: float = 2.0  # the time budget of one plugin call
     state_dir: str | None = None  # with several workers: the folder where they share the generation in service
+    store: str | None = None  # where decisions are recorded: a data directory or a PostgreSQL DSN; None: not at all
+    redact: list[str] = []  # input fields kept as keyed hashes in the decision records
+    retention_days: int | None = None  # decision records older than this are deleted (daily)
 
 
 def cpu_count() -> int:
@@ -121,8 +126,11 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
                             plugin_call_seconds=settings.plugin_call_seconds)
     access_log = writer(1, "stdout") if settings.access_log else None
     validator = Validator(service.plugins, settings.validate_processes, settings.validate_seconds)
+    recorder = None
+    if settings.store is not None:
+        recorder = Recorder(open_store(settings.store, settings.redact), settings.retention_days)
     app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log, validator=validator,
-                     public_metrics=settings.public_metrics, cors_origins=settings.cors_origins)
+                     public_metrics=settings.public_metrics, cors_origins=settings.cors_origins, recorder=recorder)
     gc.collect()
     gc.freeze()  # the compiled policies live as long as the process: keep them out of every GC pass
     return app, service
@@ -174,6 +182,9 @@ def serve(settings: Settings) -> int:
     except PolicyError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     engine = service.engine
     for w in engine.warnings:
         _log.warning("%s", w.render())
@@ -195,6 +206,12 @@ def serve(settings: Settings) -> int:
     else:
         _log.warning("no API keys configured and --allow-unauthenticated given: anyone who reaches %s "
                      "can call every endpoint, reload included", settings.host)
+    if settings.store is None:
+        _log.warning("decisions are not recorded (--no-store): they cannot be looked up, replayed or appealed")
+    else:
+        retention = f", deleted after {settings.retention_days} days" if settings.retention_days else ""
+        redacted = f", {', '.join(settings.redact)} kept as keyed hashes" if settings.redact else ""
+        _log.info("decisions recorded in %s%s%s", without_password(settings.store), redacted, retention)
     connections = guard_connections(settings)
     _log.info("connections: at most %d per worker, headers %d bytes in %d fields within %g s, body pauses up to %g s",
               connections.max_connections, connections.max_header_bytes, connections.max_headers,

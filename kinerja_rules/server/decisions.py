@@ -1,0 +1,262 @@
+"""Decision records over HTTP: every decision kept before it is answered, then read, replayed and
+appealed by its id.
+
+A `Recorder` sits between the endpoints and the store. The evaluate endpoints hand it each
+decision (the batch processes hand it rows they made themselves), and it answers once the store
+has committed them; the decisions endpoints read, replay and appeal through it. With API keys, a
+record is readable only through a key for its policy (or an admin key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from anyio import to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery
+
+from kinerja_rules.decision import ENCODER, Decision, ErrorResult
+from kinerja_rules.engine import Engine
+from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.recording import ReplayError, Replayer, record_of, source_of, traces_of, with_id
+from kinerja_rules.server.auth import key_scope
+from kinerja_rules.server.batch import Recording
+from kinerja_rules.server.bodies import Limits, decode, unique_members, within_limits
+from kinerja_rules.server.problems import ApiProblem
+from kinerja_rules.store import DecisionRecord, Row, Run, Store, StoreError, row_of
+
+_log = logging.getLogger("kinerja_rules.server")
+JSON = "application/json"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_POLICY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_PAGE = 1000
+
+
+class Recorder:
+    """Keeps the service's decisions in `store`; deletes what is older than `retention_days`."""
+
+    def __init__(self, store: Store, retention_days: int | None = None) -> None:
+        self.store = store
+        self.retention_days = retention_days
+        self._replayers: dict[int, Replayer] = {}
+        self._pruning: asyncio.Task[None] | None = None
+
+    def recording(self, request: Request[Any, Any, Any], run_id: str | None = None) -> Recording:
+        key = key_scope(request)
+        return Recording(redactor=self.store.redactor, key_id=key.name if key is not None else None,
+                         request_id=request.scope.get("state", {}).get("request_id"), run_id=run_id)
+
+    async def keep_one(self, request: Request[Any, Any, Any], policy: CompiledPolicy, decision: Decision,
+                       record: Any) -> Decision:
+        """`decision` with its id, once its record is committed."""
+        decision = with_id(decision)
+        how = self.recording(request)
+        row = row_of(record_of(decision, record, key_id=how.key_id, request_id=how.request_id,
+                               redactor=how.redactor))
+        await self.keep_rows(policy, [row])
+        return decision
+
+    async def keep_rows(self, policy: CompiledPolicy, rows: list[Row], runs: Sequence[Run] = ()) -> None:
+        """Commit `rows` (and `runs`), archiving the policy's sources with them; the request fails
+        (503 not-recorded) when the store cannot keep them, and nothing is answered."""
+        if not rows:
+            return
+        try:
+            await self.store.put_async(rows, [source_of(policy)], runs)
+        except StoreError as exc:
+            _log.error("%s", exc)
+            raise ApiProblem("not-recorded", "the decision store could not keep the decision(s); nothing was "
+                                             "answered: try again") from None
+
+    def replayer(self, engine: Engine) -> Replayer:
+        key = id(engine.registry)
+        found = self._replayers.get(key)
+        if found is None:
+            self._replayers = {key: (found := Replayer(self.store, engine.registry))}
+        return found
+
+    async def start(self) -> None:
+        if self.retention_days is not None:
+            self._pruning = asyncio.get_running_loop().create_task(self._prune_daily())
+
+    async def _prune_daily(self) -> None:
+        days = self.retention_days or 0
+        while True:
+            try:
+                deleted = await to_thread.run_sync(self.store.delete_older_than, days)
+                if deleted:
+                    _log.info("retention: deleted %d decision record(s) older than %d days", deleted, days)
+            except StoreError as exc:
+                _log.error("retention: %s", exc)
+            await asyncio.sleep(3600)
+
+    def close(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+        self.store.close()
+
+
+class ReplayRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Replay a recorded decision; `set` gives the values of its redacted fields, if it has any."""
+
+    set: dict[str, Any] = {}
+    explain: bool = False
+
+
+class AppealRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Decide a recorded decision again with amended inputs, by dotted field name."""
+
+    set: dict[str, Any]
+
+
+class ReplayResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    decision_id: str
+    identical: bool
+    differences: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+
+class AppealResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    decision_id: str
+    appeal_of: str
+    identical: bool
+    differences: list[dict[str, Any]] = []
+    traces: dict[str, Any] = {}
+    decision: Decision | None = None
+    notes: list[str] = []
+
+
+class DecisionList(msgspec.Struct, frozen=True, kw_only=True):
+    decisions: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _recorder(request: Request[Any, Any, Any]) -> Recorder:
+    recorder: Recorder | None = request.app.state.recorder
+    if recorder is None:
+        raise ApiProblem("no-decision-store", "this service records no decisions (it was started with --no-store)")
+    return recorder
+
+
+def _readable(request: Request[Any, Any, Any], record: DecisionRecord | None, decision_id: str) -> DecisionRecord:
+    key = key_scope(request)
+    if record is None or (key is not None and not key.admin and not key.allows(record.policy_id)):
+        raise ApiProblem("unknown-decision", f"no decision {decision_id!r} is recorded"
+                         + (" that this key may read" if key is not None else ""))
+    return record
+
+
+def _problem(exc: ReplayError) -> ApiProblem:
+    kind = exc.kind if exc.kind in ("unknown-decision", "redacted-fields", "invalid-set") else "not-replayable"
+    if exc.fields:
+        return ApiProblem(kind, str(exc), paths=exc.fields)
+    return ApiProblem(kind, str(exc))
+
+
+def _id(decision_id: str) -> str:
+    if not _UUID.fullmatch(decision_id):
+        raise ApiProblem("unknown-decision", "a decision id is a UUID such as 0190b1a4-7c1e-7d2a-9f00-3b1c2d4e5f60")
+    return decision_id
+
+
+def _set_body(raw: bytes, kind: type[Any], limits: Limits) -> Any:
+    body = decode(raw, kind, limits)
+    within_limits(body.set, raw, limits, "set")
+    unique_members(raw, {"set": body.set})
+    return body
+
+
+class DecisionController(Controller):
+    """Recorded decisions: read them, replay them with the policy in force then, appeal them."""
+
+    path = "/v1/decisions"
+    tags = ["decisions"]
+
+    @get("/{decision_id:str}", operation_id="getDecision", summary="A recorded decision: its input, outputs, "
+         "policy version and trace", responses={200: ResponseSpec(dict[str, Any], generate_examples=False,
+                                                                   description="The decision record")})
+    async def get_decision(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
+        recorder = _recorder(request)
+        record = await to_thread.run_sync(recorder.store.get, _id(decision_id))
+        return Response(ENCODER.encode(_readable(request, record, decision_id).describe()), media_type=JSON)
+
+    @get("/", operation_id="findDecisions", summary="Recorded decisions by policy, NIP and periode, page by page",
+         responses={200: ResponseSpec(DecisionList, generate_examples=False, description="A page of decisions")})
+    async def find(self, request: Request[Any, Any, Any], policy: FromQuery[str | None] = None,
+                   nip: FromQuery[str | None] = None, periode: FromQuery[str | None] = None,
+                   limit: FromQuery[int] = 100, cursor: FromQuery[str | None] = None) -> Response[bytes]:
+        recorder = _recorder(request)
+        if policy is not None and not _POLICY_ID.fullmatch(policy):
+            raise ApiProblem("bad-request", "policy: a policy id (lower case letters, digits, '-', '_')")
+        if nip is not None and not (0 < len(nip) <= 64):
+            raise ApiProblem("bad-request", "nip: at most 64 characters")
+        if periode is not None and not _PERIODE.fullmatch(periode):
+            raise ApiProblem("bad-request", "periode: YYYY-MM, such as 2025-03")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ApiProblem("bad-request", f"limit: from 1 to {MAX_PAGE}")
+        if cursor is not None and not _UUID.fullmatch(cursor):
+            raise ApiProblem("bad-request", "cursor: the next_cursor of the previous page")
+        key = key_scope(request)
+        allowed = None if key is None or key.admin or "*" in key.policies else list(key.policies)
+        if policy is not None and allowed is not None and policy not in allowed:
+            raise ApiProblem("forbidden", f"key {key.name!r} may not read decisions of policy {policy!r}",  # type: ignore[union-attr]
+                             policy=policy)
+        found = await to_thread.run_sync(lambda: recorder.store.find(
+            policy_id=policy, nip=nip, periode=periode, limit=limit + 1, after=cursor, policies=allowed))
+        page = found[:limit]
+        return Response(ENCODER.encode(DecisionList(
+            decisions=[r.describe() for r in page],
+            next_cursor=page[-1].id if len(found) > limit else None)), media_type=JSON)
+
+    @post("/{decision_id:str}/replay", operation_id="replayDecision", status_code=200,
+          summary="Decide a recorded decision again with its archived policy and as_of: identical or not",
+          responses={200: ResponseSpec(ReplayResult, generate_examples=False, description="The replay")})
+    async def replay(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
+        recorder = _recorder(request)
+        raw = await request.body()
+        body = _set_body(raw, ReplayRequest, request.app.state.limits) if raw.strip() else ReplayRequest()
+        replayer = recorder.replayer(request.app.state.service.current())
+        _readable(request, await to_thread.run_sync(recorder.store.get, _id(decision_id)), decision_id)
+        try:
+            outcome = await to_thread.run_sync(lambda: replayer.replay(decision_id, body.set, body.explain))
+        except ReplayError as exc:
+            raise _problem(exc) from None
+        return Response(ENCODER.encode(outcome.answer()), media_type=JSON)
+
+    @post("/{decision_id:str}/appeal", operation_id="appealDecision", status_code=200,
+          summary="Decide a recorded decision again with amended inputs: a new record naming the original",
+          responses={200: ResponseSpec(AppealResult, generate_examples=False, description="The appeal")})
+    async def appeal(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
+        recorder = _recorder(request)
+        body: AppealRequest = _set_body(await request.body(), AppealRequest, request.app.state.limits)
+        replayer = recorder.replayer(request.app.state.service.current())
+        original = _readable(request, await to_thread.run_sync(recorder.store.get, _id(decision_id)), decision_id)
+        how = recorder.recording(request)
+        try:
+            outcome, new = await to_thread.run_sync(lambda: replayer.appeal(
+                decision_id, body.set, key_id=how.key_id, request_id=how.request_id))
+        except ReplayError as exc:
+            raise _problem(exc) from None
+        if new is None:
+            error = outcome.result.error if isinstance(outcome.result, ErrorResult) else None
+            if error is not None and error.kind == "record":
+                raise ApiProblem("invalid-record", "the amended record is not valid: " + "; ".join(
+                    f"{f.path}: {f.message}" for f in error.fields), errors=error.fields)
+            raise ApiProblem("evaluation-failed", "the amended record was not decided: "
+                             + (error.message if error is not None else "; ".join(outcome.notes)))
+        engine, _ = replayer.compiled(original.policy_digest)
+        assert engine is not None
+        await recorder.keep_rows(engine.policy(original.policy_id), [row_of(new)])
+        names = [d["output"] for d in outcome.differences]
+        result = AppealResult(decision_id=new.id, appeal_of=original.id, identical=not outcome.differences,
+                              differences=outcome.differences, traces=traces_of(outcome.before, outcome.result, names),
+                              decision=outcome.result if isinstance(outcome.result, Decision) else None,
+                              notes=outcome.notes)
+        return Response(ENCODER.encode(result), media_type=JSON)
