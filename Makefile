@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test typecheck bench bench-population bench-tools bench-server clean
+.PHONY: install serve check test test-tools typecheck bench bench-population bench-records bench-tools bench-server clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ serve: install
 check: install
 	$(BIN)/kinerja check policies
 
+# Debian's chromium: the tests open the impact report (HTML) in it, headless.
+# (PostgreSQL for the decision-store tests comes with the test dependencies: pgserver.)
+test-tools:
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium; }
+
 # mypy strict, then every test on every core (pytest-xdist; the slow ones too)
-test: install
+test: install test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
@@ -37,6 +43,9 @@ bench: install
 
 bench-population: install
 	$(BIN)/python bench/bench_population.py
+
+bench-records: install bench-tools
+	$(BIN)/python bench/bench_records.py
 
 # wrk drives the server benchmark; Debian's package, installed with apt-get (root or sudo).
 bench-tools:

@@ -531,9 +531,16 @@ class SQLiteStore(Store):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._reader = self._connect()
-            self.migrate(self._reader)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the decision store {self.path}: {exc}") from None
+        try:
+            self.migrate(self._reader)
+        except sqlite3.Error as exc:
+            self._reader.close()
+            raise StoreError(f"cannot open the decision store {self.path}: {exc}") from None
+        except BaseException:
+            self._reader.close()
+            raise
         self._start()
 
     def _connect(self) -> sqlite3.Connection:
@@ -607,9 +614,16 @@ class PostgresStore(Store):
         self.redactor = redactor
         try:
             self._reader = self._connect()
-            self.migrate(self._reader)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
+        try:
+            self.migrate(self._reader)
+        except psycopg.Error as exc:
+            self._reader.close()
+            raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
+        except BaseException:
+            self._reader.close()
+            raise
         self._start()
 
     def _connect(self) -> Any:
