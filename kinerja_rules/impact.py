@@ -21,7 +21,7 @@ from typing import Any
 
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.engine import Engine
-from kinerja_rules.population_run import GroupReport
+from kinerja_rules.population_run import GroupReport, collector_paused
 from kinerja_rules.recording import differences, traces_of
 from kinerja_rules.store import DecisionRecord, Store
 
@@ -134,7 +134,7 @@ class Impact:
             row.update(tpp_before=pay_before, tpp_after=pay_after, tpp_difference=difference)
             if difference:
                 self.changes.append({**who, "before": pay_before, "after": pay_after, "difference": difference})
-        changed = differences(before.outputs, after.outputs)
+        changed = [] if before.outputs == after.outputs else differences(before.outputs, after.outputs)
         if changed:
             row["changed"] = " ".join(d["output"] for d in changed)
             person = {**who, "differences": changed}
@@ -187,11 +187,12 @@ def impact(base: Engine, proposed: Engine, policy_id: str, records: Sequence[tup
            groups: Any = None, seats: Any = None, as_of: dt.date | None = None, explain: bool = False) -> Impact:
     """Decide `records` ((line, record) pairs) under both engines' `policy_id` and compare."""
     plain = [record for _, record in records]
-    before = decide_all(base, policy_id, plain, groups, seats, as_of, explain)
-    after = decide_all(proposed, policy_id, plain, groups, seats, as_of, explain)
-    report = Impact(policy_id, base.policy(policy_id).ref, proposed.policy(policy_id).ref, as_of)
-    for (line, record), old, new in zip(records, before, after, strict=True):
-        report.add(line, record, old, new, explain)
+    with collector_paused():  # both sets of decisions are held: a collection would walk all of them, often
+        before = decide_all(base, policy_id, plain, groups, seats, as_of, explain)
+        after = decide_all(proposed, policy_id, plain, groups, seats, as_of, explain)
+        report = Impact(policy_id, base.policy(policy_id).ref, proposed.policy(policy_id).ref, as_of)
+        for (line, record), old, new in zip(records, before, after, strict=True):
+            report.add(line, record, old, new, explain)
     return report
 
 

@@ -487,7 +487,7 @@ class _Pause:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a run holds its groups.
 
     A run keeps every member of the groups it holds alive until they are decided, and each
@@ -510,7 +510,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _results(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Decision | ErrorResult | GroupReport]:
-    with _collector_paused():
+    with collector_paused():
         yield from _decided(run, records, streaming)
 
 

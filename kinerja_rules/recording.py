@@ -295,14 +295,22 @@ def flatten(outputs: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str,
 
 
 def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The outputs whose values differ, by dotted name in order: `{output, before, after}`."""
-    old, new = dict(flatten(before)), dict(flatten(after))
-    out = []
-    for name in [*old, *(n for n in new if n not in old)]:
-        a, b = old.get(name), new.get(name)
-        if a != b or type(a) is not type(b):
-            out.append({"output": name, "before": a, "after": b})
+    """The outputs whose values differ, by dotted name in order: `{output, before, after}` (an output
+    one side lacks is null there). Equal parts are passed over whole."""
+    out: list[dict[str, Any]] = []
+    _differ(before, after, "", out)
     return out
+
+
+def _differ(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str, out: list[dict[str, Any]]) -> None:
+    for name in [*before, *(n for n in after if n not in before)]:
+        a, b = before.get(name), after.get(name)
+        if type(a) is type(b) and a == b:
+            continue
+        if type(a) is dict and type(b) is dict and a and b:
+            _differ(a, b, f"{prefix}{name}.", out)
+        else:
+            out.append({"output": f"{prefix}{name}", "before": a, "after": b})
 
 
 def traces_of(before: Decision | ErrorResult | None, after: Decision | ErrorResult | None,

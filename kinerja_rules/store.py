@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
+import logging
+import multiprocessing
 import os
+import pickle
 import re
 import queue
+import random
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -82,8 +87,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE decisions ADD COLUMN request_id TEXT;
     ALTER TABLE runs ADD COLUMN policy_id TEXT;
     ALTER TABLE runs ADD COLUMN as_of TEXT;             -- the as_of the run was asked with, if any
-    CREATE INDEX decisions_by_run ON decisions (run_id);
-    CREATE INDEX decisions_by_period ON decisions (policy_id, periode, id);
+    CREATE INDEX decisions_by_run ON decisions (run_id) WHERE run_id IS NOT NULL;
+    DROP INDEX decisions_by_time;                       -- ids sort by time: retention deletes by id
     """,
 )
 """Each step of the schema, in order; a store records how many it has applied."""
@@ -112,16 +117,19 @@ class _Ids:
         self._lock = threading.Lock()
         self._ms = 0
         self._bits = 0
+        # ids name records, they grant nothing (reading one needs a key for its policy): a generator seeded
+        # from the system's is random enough, and far cheaper than a system call per id
+        self._random = random.Random(secrets.randbits(256))
 
     def next(self) -> str:
         with self._lock:
             ms = int(time.time() * 1000)
             if ms > self._ms:
-                self._ms, self._bits = ms, secrets.randbits(73)  # headroom to count up within the millisecond
+                self._ms, self._bits = ms, self._random.getrandbits(73)  # headroom to count up within the ms
             else:
-                self._bits += 1 + secrets.randbits(16)
+                self._bits += 1 + self._random.getrandbits(16)
                 if self._bits >= 2 ** 74:  # the millisecond is used up: borrow the next one
-                    self._ms, self._bits = self._ms + 1, secrets.randbits(73)
+                    self._ms, self._bits = self._ms + 1, self._random.getrandbits(73)
             return uuid7(self._ms, self._bits)
 
 
@@ -186,12 +194,31 @@ class Run:
     as_of: dt.date | None = None
 
 
+_ROWS_PER_INSERT = 256  # 17 values each: well within SQLite's and PostgreSQL's limits on parameters
+
 Row = tuple[Any, ...]
 """A decision as the store writes it (see `row_of`)."""
 
 _COLUMNS = ("id", "made_at", "policy_id", "policy_version", "policy_digest", "as_of", "nip", "periode", "input",
             "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM decisions"  # noqa: S608 - names of our own columns
+
+
+def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None = None, run_id: str | None = None,
+                 request_id: str | None = None, redactor: Redactor | None = None) -> Row:
+    """The row that keeps a `Decision` (with its id) of `record`: `row_of(record_of(...))` without the
+    objects in between (the hot path of a recording service)."""
+    kept, redacted = (record, ()) if redactor is None or not redactor.fields else redactor.apply(record)
+    nip = periode = None
+    if type(kept) is dict:
+        nip, periode = kept.get("nip"), kept.get("periode")
+    population = decision.population
+    policy = decision.policy
+    return (decision.decision_id, made_at, policy.id, policy.version, policy.digest, decision.as_of.isoformat(),
+            nip if type(nip) is str else None, periode if type(periode) is str else None, CANONICAL.encode(kept),
+            CANONICAL.encode(decision.outputs), None if decision.trace is None else CANONICAL.encode(decision.trace),
+            key_id, run_id, None, CANONICAL.encode(list(redacted)) if redacted else None,
+            CANONICAL.encode(population) if type(population) is dict else None, request_id)
 
 
 def row_of(record: DecisionRecord) -> Row:
@@ -288,8 +315,8 @@ class _Pending:
     rows: list[Row]
     sources: list[tuple[str, str, bytes, bytes]]
     runs: list[Row] = field(default_factory=list)
-    done: threading.Event = field(default_factory=threading.Event)
-    notify: Callable[[], object] | None = None
+    done: threading.Event | None = None  # a thread waiting for the commit
+    future: asyncio.Future[None] | None = None  # or an event loop
     error: BaseException | None = None
 
 
@@ -305,6 +332,8 @@ class Store:
     redactor: Redactor = NO_REDACTION
     _insert_source = "INSERT OR IGNORE INTO sources (digest, policy_id, files, plugins) VALUES (?, ?, ?, ?)"
     _errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    _ready_committer: _InThread | _InProcess | None = None
 
     def _start(self) -> None:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -325,38 +354,35 @@ class Store:
             runs: Sequence[Run] = ()) -> None:
         """Keep `records` (and the policy sources and runs they name); returns once they are committed.
         Raises StoreError when they could not be kept."""
-        pending = self._pending([row_of(r) for r in records], sources, runs)
-        self._queue.put(pending)
-        pending.done.wait()
-        self._settled(pending)
+        self.put_rows([row_of(r) for r in records], sources, runs)
 
     def put_rows(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (), runs: Sequence[Run] = ()) -> None:
+        """`put` of rows already made (`row_of`, `decision_row`)."""
         pending = self._pending(rows, sources, runs)
+        pending.done = done = threading.Event()
         self._queue.put(pending)
-        pending.done.wait()
+        done.wait()
         self._settled(pending)
 
     async def put_async(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (),
                         runs: Sequence[Run] = ()) -> None:
         """`put_rows` for an event loop: it waits for the commit without holding a thread."""
-        loop = asyncio.get_running_loop()
-        committed = loop.create_future()
         pending = self._pending(rows, sources, runs)
-        pending.notify = lambda: loop.call_soon_threadsafe(_settle, committed)
+        pending.future = asyncio.get_running_loop().create_future()
         self._queue.put(pending)
-        await committed
+        await pending.future
         self._settled(pending)
 
     def _pending(self, rows: list[Row], sources: Iterable[Sequence[Any]], runs: Sequence[Run]) -> _Pending:
         archived = []
         for given in sources:
-            source = Source(*given)
-            if source.digest not in self._known_sources:
+            if given[0] not in self._known_sources:  # each version is archived once
+                source = Source(*given)
                 archived.append((source.digest, source.policy_id, CANONICAL.encode(source.files),
                                  CANONICAL.encode(source.plugins)))
         run_rows = [(r.id, r.made_at.isoformat(), r.policy_digest, None if r.groups is None else
                      CANONICAL.encode(r.groups), None if r.seats is None else CANONICAL.encode(r.seats), r.policy_id,
-                     None if r.as_of is None else r.as_of.isoformat()) for r in runs]
+                     None if r.as_of is None else r.as_of.isoformat()) for r in runs] if runs else []
         return _Pending(rows, archived, run_rows)
 
     def _settled(self, pending: _Pending) -> None:
@@ -365,11 +391,11 @@ class Store:
         self._known_sources.update(digest for digest, _, _, _ in pending.sources)
 
     def _write_loop(self) -> None:
-        connection = self._connect()
+        committer = self._ready_committer or self._committer()
         while True:
             first = self._queue.get()
             if first is None:
-                connection.close()
+                committer.close()
                 return
             batch = [first]
             stop = False
@@ -382,17 +408,24 @@ class Store:
                     stop = True
                     break
                 batch.append(more)
-            try:
-                self._commit(connection, batch)
-            except self._errors as exc:
-                connection = self._retry_alone(connection, batch, exc)
+            committer.commit(batch)
+            waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
             for pending in batch:
-                pending.done.set()
-                if pending.notify is not None:
-                    pending.notify()
+                if pending.future is not None:
+                    waiting.setdefault(pending.future.get_loop(), []).append(pending.future)
+                elif pending.done is not None:
+                    pending.done.set()
+            for loop, futures in waiting.items():  # one wake-up of each loop for all its waiters
+                try:
+                    loop.call_soon_threadsafe(_settle, futures)
+                except RuntimeError:  # that loop has closed: nobody is waiting there any more
+                    pass
             if stop:
-                connection.close()
+                committer.close()
                 return
+
+    def _committer(self) -> _InThread | _InProcess:
+        return _InThread(self)
 
     def _retry_alone(self, connection: Any, batch: list[_Pending], exc: BaseException) -> Any:
         """A failed group commit: each caller's records are tried on their own, so one bad write fails
@@ -413,11 +446,16 @@ class Store:
         return connection
 
     def _commit(self, connection: Any, batch: list[_Pending]) -> None:
-        """Write the batch's sources, runs and decisions in one transaction, or nothing of it."""
-        insert = self._sql(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})")
+        """Write the batch's sources, runs and decisions in one transaction, or nothing of it.
+
+        The decisions go in a few multi-row INSERTs rather than one statement per row: the database
+        works with the GIL released, and taking it back once per statement (not once per row) keeps
+        a busy event loop from delaying the commit.
+        """
         run = self._sql("INSERT INTO runs (id, made_at, policy_digest, groups, seats, policy_id, as_of) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)")
         source = self._sql(self._insert_source)
+        rows = [row for pending in batch for row in pending.rows]
         cursor = connection.cursor()
         try:
             cursor.execute("BEGIN")
@@ -426,8 +464,8 @@ class Store:
                     cursor.executemany(source, pending.sources)
                 if pending.runs:
                     cursor.executemany(run, pending.runs)
-                if pending.rows:
-                    cursor.executemany(insert, pending.rows)
+            if rows:
+                self._insert_rows(cursor, rows)
             cursor.execute("COMMIT")
         except BaseException:
             try:
@@ -435,6 +473,16 @@ class Store:
             except self._errors:
                 pass
             raise
+
+    def _insert_rows(self, cursor: Any, rows: list[Row]) -> None:
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start:start + _ROWS_PER_INSERT]
+            cursor.execute(self._insert(len(chunk)), [value for row in chunk for value in row])
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - a few statement texts per store, kept for its life
+    def _insert(self, count: int) -> str:
+        one = f"({', '.join('?' * len(_COLUMNS))})"
+        return self._sql(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * count)}")
 
     def close(self) -> None:
         """Commit what is waiting, then stop the writer."""
@@ -496,7 +544,7 @@ class Store:
         if policies is not None:
             clauses.append(f"policy_id IN ({', '.join('?' * len(policies))})" if policies else "1 = 0")
             args.extend(policies)
-        if periods is not None:
+        if periods is not None:  # (rapel) read through the index by person, whose first column is the policy
             clauses.append("periode >= ? AND periode <= ?")
             args.extend(periods)
         if after is not None:
@@ -509,23 +557,106 @@ class Store:
     def delete_older_than(self, days: int) -> int:
         """Retention: delete the decisions made more than `days` days ago (and the runs left without
         members); returns how many decisions."""
-        cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).isoformat()
-        return self._delete(cutoff)
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+        return self._delete(uuid7(int(cutoff.timestamp() * 1000), 0))  # the first id of that millisecond
 
     def _delete(self, cutoff: str) -> int:
+        """Delete what has an id before `cutoff` (so was made before it)."""
         raise NotImplementedError
 
 
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+class _InThread:
+    """Commits in the store's writer thread, on its own connection."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.connection = store._connect()
+
+    def commit(self, batch: list[_Pending]) -> None:
+        """Commit the batch, or each of its callers' records alone; a caller's failure is its `error`."""
+        try:
+            self.store._commit(self.connection, batch)
+        except self.store._errors as exc:
+            self.connection = self.store._retry_alone(self.connection, batch, exc)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _InProcess:
+    """Commits in a child process (see `SQLiteStore`): the batch goes down a pipe, what failed comes back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._start()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_commit_in_child, args=(str(self.path), child), daemon=True,
+                                        name="kinerja-decision-store")
+        self._process.start()
+        child.close()
+
+    def commit(self, batch: list[_Pending]) -> None:
+        try:
+            self._pipe.send_bytes(pickle.dumps([(p.rows, p.sources, p.runs) for p in batch], protocol=5))
+            errors = pickle.loads(self._pipe.recv_bytes())
+        except (EOFError, OSError) as exc:  # the process died: these fail, the next ones go to a new one
+            for pending in batch:
+                pending.error = StoreError(f"the decision store's writer stopped ({type(exc).__name__})")
+            self._pipe.close()
+            self._process.join(timeout=5)
+            self._start()
+            return
+        for pending, error in zip(batch, errors, strict=True):
+            if error is not None:
+                pending.error = StoreError(error)
+
+    def close(self) -> None:
+        try:
+            self._pipe.send_bytes(b"")  # stop, once what came before is committed
+        except OSError:
+            pass
+        self._process.join(timeout=30)
+        self._pipe.close()
+
+
+def _commit_in_child(path: str, pipe: Any) -> None:
+    """The writer process of a SQLite store: commits each batch it is sent and answers what failed."""
+    store = SQLiteStore.__new__(SQLiteStore)
+    store.path = Path(path)
+    committer = _InThread(store)
+    while True:
+        try:
+            data = pipe.recv_bytes()
+        except (EOFError, OSError):  # the service is gone: nothing more to commit
+            break
+        if not data:
+            break
+        batch = [_Pending(rows, sources, runs) for rows, sources, runs in pickle.loads(data)]
+        committer.commit(batch)
+        pipe.send_bytes(pickle.dumps([None if p.error is None else str(p.error) for p in batch]))
+    committer.close()
+
+
+def _settle(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 class SQLiteStore(Store):
-    """Decisions in a SQLite file (WAL): no server to set up."""
+    """Decisions in a SQLite file (WAL): no server to set up.
 
-    def __init__(self, path: Path, redactor: Redactor = NO_REDACTION) -> None:
+    Its writes run in a process of their own (`writer_process`): SQLite's Python binding takes the
+    GIL back for every row, and in the service's process that contends with the event loop, which
+    then answers far fewer requests. The process commits and says so before anyone is answered.
+    """
+
+    def __init__(self, path: Path, redactor: Redactor = NO_REDACTION, writer_process: bool = True) -> None:
         self.path = Path(path)
+        self.writer_process = writer_process
         self.where = str(self.path)
         self.redactor = redactor
         try:
@@ -541,7 +672,17 @@ class SQLiteStore(Store):
         except BaseException:
             self._reader.close()
             raise
+        self._ready_committer = self._committer()  # started here, so a failure to start is seen here
         self._start()
+
+    def _committer(self) -> _InThread | _InProcess:
+        if self.writer_process:
+            try:
+                return _InProcess(self.path)
+            except (OSError, RuntimeError) as exc:  # a program that cannot start processes: write here
+                logging.getLogger("kinerja_rules").warning(
+                    "the decision store writes in this process (its writer process did not start: %s)", exc)
+        return _InThread(self)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -577,10 +718,10 @@ class SQLiteStore(Store):
         with self._read_lock:
             self._reader.execute("BEGIN IMMEDIATE")
             try:
-                count = self._reader.execute("DELETE FROM decisions WHERE made_at < ? AND id NOT IN "
+                count = self._reader.execute("DELETE FROM decisions WHERE id < ? AND id NOT IN "
                                              "(SELECT appeal_of FROM decisions WHERE appeal_of IS NOT NULL "
-                                             "AND made_at >= ?)", (cutoff, cutoff)).rowcount
-                self._reader.execute("DELETE FROM runs WHERE made_at < ? AND id NOT IN "
+                                             "AND id >= ?)", (cutoff, cutoff)).rowcount
+                self._reader.execute("DELETE FROM runs WHERE id < ? AND id NOT IN "
                                      "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
                 self._reader.execute("COMMIT")
             except BaseException:
@@ -661,9 +802,9 @@ class PostgresStore(Store):
     def _delete(self, cutoff: str) -> int:
         with self._read_lock, self._reader.transaction():
             count = self._reader.execute(
-                "DELETE FROM decisions WHERE made_at < %s AND id NOT IN (SELECT appeal_of FROM decisions "
-                "WHERE appeal_of IS NOT NULL AND made_at >= %s)", (cutoff, cutoff)).rowcount
-            self._reader.execute("DELETE FROM runs WHERE made_at < %s AND id NOT IN "
+                "DELETE FROM decisions WHERE id < %s AND id NOT IN (SELECT appeal_of FROM decisions "
+                "WHERE appeal_of IS NOT NULL AND id >= %s)", (cutoff, cutoff)).rowcount
+            self._reader.execute("DELETE FROM runs WHERE id < %s AND id NOT IN "
                                  "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
         return int(count)
 

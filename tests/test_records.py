@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from kinerja_rules import Engine
 from kinerja_rules.server import KeyRing, create_app, hash_key
 from kinerja_rules.server.decisions import Recorder
-from kinerja_rules.store import IDS, Redactor, SQLiteStore, Source, Store, StoreError, open_store
+from kinerja_rules.store import IDS, Redactor, SQLiteStore, Source, Store, StoreError, open_store, uuid7
 from tests.conftest import BASE_RECORD, POLICIES, ROOT
 from tests.test_server import assert_problem
 
@@ -296,14 +296,81 @@ def test_retention_keeps_an_appealed_original_while_its_appeal_is_kept(tmp_path:
     old_time = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
 
     def made(**changes: Any) -> DecisionRecord:
-        values: dict[str, Any] = dict(id=IDS.next(), made_at=old_time, policy_id="nasional", policy_version="1",
+        values: dict[str, Any] = dict(id=uuid7(int(old_time.timestamp() * 1000)), made_at=old_time,
+                                      policy_id="nasional", policy_version="1",
                                       policy_digest="d" * 64, as_of=dt.date(2025, 3, 1), input={}, outputs={})
         values.update(changes)
         return DecisionRecord(**values)
 
     appealed, lone = made(), made()
-    appeal = made(appeal_of=appealed.id, made_at=dt.datetime.now(dt.timezone.utc))
+    appeal = made(appeal_of=appealed.id, made_at=dt.datetime.now(dt.timezone.utc), id=IDS.next())
     store.put([appealed, lone, appeal], [Source("d" * 64, "nasional", {})])
     assert store.delete_older_than(30) == 1
     assert store.get(lone.id) is None and store.get(appealed.id) is not None and store.get(appeal.id) is not None
     store.close()
+
+
+# ---- POST /v1/impact ------------------------------------------------------------------------
+
+def _proposal(folder: Path) -> str:
+    text = (folder / "nasional.yaml").read_text()
+    assert "baik: 1.00, butuh_perbaikan" in text
+    return text.replace("baik: 1.00, butuh_perbaikan", "baik: 0.90, butuh_perbaikan").replace(
+        'version: "2024.1"', 'version: "2025.1"')
+
+
+def test_impact_over_http_equals_the_engine_deciding_both(client: TestClient[Litestar], folder: Path,
+                                                          tmp_path: Path) -> None:
+    records = [_person(f"19850712201001{i:04d}", unit_kerja=("A", "B")[i % 2]) for i in range(6)]
+    records.append({"nip": "bukan"})
+    body = {"policy": "nasional", "proposed": {"files": {"nasional.yaml": _proposal(folder)}}, "records": records}
+    response = client.post("/v1/impact", json=body)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    (tmp_path / "proposed").mkdir()
+    (tmp_path / "proposed" / "nasional.yaml").write_text(_proposal(folder))
+    base, proposed = Engine.from_paths([folder]), Engine.from_paths([tmp_path / "proposed"])
+    before = [base.evaluate("nasional", r).get("tpp.diterima") for r in records[:-1]]
+    after = [proposed.evaluate("nasional", r).get("tpp.diterima") for r in records[:-1]]
+    assert (report["tpp"]["before"], report["tpp"]["after"]) == (sum(before), sum(after))
+    assert report["tpp"]["down"] == sum(a < b for a, b in zip(after, before)) > 0
+    assert [u["unit_kerja"] for u in report["tpp"]["by_unit"]] == ["A", "B"]
+    assert report["proposed"]["version"] == "2025.1" and report["errors"] == {"base": 1, "proposed": 1}
+    # the base may be an archived version, named by its digest
+    decision = _evaluate(client, BASE_RECORD)
+    archived = client.post("/v1/impact", json={**body, "base_digest": decision["policy"]["digest"]}).json()
+    assert archived["base"] == decision["policy"] and archived["tpp"] == report["tpp"]
+
+
+@pytest.mark.parametrize("change, status, name", [
+    ({"proposed": {"files": {"nasional.yaml": "policy: nasional\nversion: [\n"}}}, 422, "invalid-proposal"),
+    ({"proposed": {"files": {}}}, 422, "invalid-body"),
+    ({"policy": "tidak_ada"}, 404, "unknown-policy"),
+    ({"policy": "sawahlunto"}, 422, "invalid-proposal"),
+    ({"base_digest": "ab"}, 422, "invalid-body"),
+    ({"base_digest": "a" * 64}, 422, "not-replayable"),
+    ({"records": [BASE_RECORD] * 10_001}, 422, "batch-too-long"),
+    ({"records": [json.loads("[" * 40 + "]" * 40)]}, 200, ""),
+])
+def test_a_bad_impact_request_is_refused_clearly(client: TestClient[Litestar], folder: Path, change: dict[str, Any],
+                                                 status: int, name: str) -> None:
+    body = {"policy": "nasional", "proposed": {"files": {"nasional.yaml": _proposal(folder)}},
+            "records": [BASE_RECORD], **change}
+    response = client.post("/v1/impact", json=body)
+    if status == 200:  # a record too deep is that record's error, and the others are compared
+        assert response.status_code == 200 and response.json()["errors"] == {"base": 1, "proposed": 1}
+        return
+    problem = assert_problem(response, status, name)
+    if name == "invalid-proposal" and "policy" not in change:
+        assert problem["diagnostics"][0]["line"] is not None
+
+
+def test_impact_needs_a_key_for_its_policy(folder: Path, tmp_path: Path) -> None:
+    ring = KeyRing.parse(json.dumps({"keys": [
+        {"name": "plaju", "sha256": hash_key(KEYS["plaju"]), "policies": ["plaju"]}]}), "test keys")
+    with _client(folder, SQLiteStore(tmp_path / "d.sqlite3"), ring) as client:
+        body = {"policy": "nasional", "proposed": {"files": {"nasional.yaml": _proposal(folder)}},
+                "records": [BASE_RECORD]}
+        assert_problem(client.post("/v1/impact", json=body), 401, "unauthorized")
+        assert_problem(client.post("/v1/impact", json=body, headers={"authorization": f"Bearer {KEYS['plaju']}"}),
+                       403, "forbidden")

@@ -107,7 +107,8 @@ def test_a_store_from_a_newer_version_is_refused_and_an_older_one_upgraded(tmp_p
 
 def test_retention_deletes_what_is_older_than_its_days(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "d.sqlite")
-    old = _record(made_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40))
+    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    old = _record(made_at=then, id=uuid7(int(then.timestamp() * 1000)))  # an id sorts by when it was made
     new = _record()
     store.put([old, new], [("d" * 64, "nasional", {})])
     assert store.delete_older_than(30) == 1

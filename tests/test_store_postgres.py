@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 from kinerja_rules import Engine
 from kinerja_rules.server import create_app
 from kinerja_rules.server.decisions import Recorder
-from kinerja_rules.store import IDS, MIGRATIONS, DecisionRecord, PostgresStore, Run, Source, StoreError, open_store
+from kinerja_rules.store import IDS, MIGRATIONS, DecisionRecord, PostgresStore, Run, Source, StoreError, open_store, uuid7
 from tests.conftest import BASE_RECORD, POLICIES
 
 
@@ -118,7 +118,8 @@ def test_the_schema_is_migrated_once_and_a_newer_one_refused(dsn: str) -> None:
 
 def test_retention_and_a_server_that_cannot_be_reached(dsn: str) -> None:
     store = open_store(dsn)
-    old = _record(made_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400))
+    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    old = _record(made_at=then, id=uuid7(int(then.timestamp() * 1000)))
     new = _record()
     store.put([old, new], [Source("d" * 64, "nasional", {})])
     assert store.delete_older_than(365) == 1 and store.get(old.id) is None and store.get(new.id) is not None

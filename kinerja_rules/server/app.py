@@ -36,7 +36,7 @@ from kinerja_rules.engine import BrokenPlugin
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide, decide_population, unpack
-from kinerja_rules.server.decisions import DecisionController, Recorder
+from kinerja_rules.server.decisions import DecisionController, Recorder, impact_endpoint
 from kinerja_rules.server.bodies import (
     BatchRequest,
     BrokenPluginOut,
@@ -538,7 +538,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
 
     app = Litestar(
         # The key check costs nothing when no keys are configured: it is not installed.
-        route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController, DecisionController],
+        route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController, DecisionController,
+                                                    impact_endpoint],
                                middleware=[AuthMiddleware] if keys else []), ProbeController,
                         create_static_files_router(path=ASSETS, directories=[_STATIC], include_in_schema=False,
                                                    cache_control=CacheControlHeader(max_age=86400))],

@@ -28,10 +28,10 @@ from kinerja_rules import (Decision, Engine, ErrorInfo, ErrorResult, EvaluationE
 from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
-from kinerja_rules.recording import record_of, with_id
+from kinerja_rules.recording import with_id
 from kinerja_rules.server.bodies import Limits, decode_record
 from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import NO_REDACTION, Redactor, Row, row_of
+from kinerja_rules.store import NO_REDACTION, Redactor, Row, decision_row
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -54,12 +54,14 @@ class Recording:
     key_id: str | None = None
     request_id: str | None = None
     run_id: str | None = None
+    made_at: str = ""  # when the request came (ISO 8601, UTC); now when not given
 
     def keep(self, decision: Decision, record: Any, rows: list[Row]) -> Decision:
         """`decision` with its id, its row added to `rows`."""
         decision = with_id(decision)
-        rows.append(row_of(record_of(decision, record, key_id=self.key_id, request_id=self.request_id,
-                                     run_id=self.run_id, redactor=self.redactor)))
+        rows.append(decision_row(decision, record, self.made_at or dt.datetime.now(dt.timezone.utc).isoformat(),
+                                 key_id=self.key_id, run_id=self.run_id, request_id=self.request_id,
+                                 redactor=self.redactor))
         return decision
 
 
@@ -96,6 +98,18 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             return None
         out.append(encoded)
     return b",".join(out), failed, rows
+
+
+def decode_records(policy: Any, records: Sequence[msgspec.Raw], limits: Limits) -> list[Any]:
+    """Each record decoded on its own, or the ErrorResult of one that breaks a limit."""
+    out: list[Any] = []
+    for i, raw in enumerate(records):
+        try:
+            out.append(decode_record(raw, limits, f"records[{i}]"))
+        except ApiProblem as exc:
+            out.append(ErrorResult(policy=policy.ref, error=ErrorInfo(
+                kind="input", message=exc.detail, fields=exc.extra.get("errors", []))))
+    return out
 
 
 def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw], groups: dict[str, Any] | None,

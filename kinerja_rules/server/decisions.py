@@ -10,6 +10,7 @@ record is readable only through a key for its policy (or an admin key).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
@@ -22,14 +23,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
 
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
-from kinerja_rules.engine import Engine
+from kinerja_rules.engine import Engine, _declared_id, validate_files
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.recording import ReplayError, Replayer, record_of, source_of, traces_of, with_id
+from kinerja_rules.recording import ReplayError, Replayer, source_of, traces_of, with_id
 from kinerja_rules.server.auth import key_scope
 from kinerja_rules.server.batch import Recording
-from kinerja_rules.server.bodies import Limits, decode, unique_members, within_limits
-from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import DecisionRecord, Row, Run, Store, StoreError, row_of
+from kinerja_rules.server.bodies import Limits, decode, decode_record, unique_members, within_limits
+from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
+from kinerja_rules.store import DecisionRecord, Row, Run, Store, StoreError, decision_row, row_of
 
 _log = logging.getLogger("kinerja_rules.server")
 JSON = "application/json"
@@ -51,15 +52,17 @@ class Recorder:
     def recording(self, request: Request[Any, Any, Any], run_id: str | None = None) -> Recording:
         key = key_scope(request)
         return Recording(redactor=self.store.redactor, key_id=key.name if key is not None else None,
-                         request_id=request.scope.get("state", {}).get("request_id"), run_id=run_id)
+                         request_id=request.scope.get("state", {}).get("request_id"), run_id=run_id,
+                         made_at=dt.datetime.now(dt.timezone.utc).isoformat())
 
     async def keep_one(self, request: Request[Any, Any, Any], policy: CompiledPolicy, decision: Decision,
                        record: Any) -> Decision:
         """`decision` with its id, once its record is committed."""
         decision = with_id(decision)
-        how = self.recording(request)
-        row = row_of(record_of(decision, record, key_id=how.key_id, request_id=how.request_id,
-                               redactor=how.redactor))
+        key = key_scope(request)
+        row = decision_row(decision, record, dt.datetime.now(dt.timezone.utc).isoformat(),
+                           key_id=key.name if key is not None else None,
+                           request_id=request.scope["state"].get("request_id"), redactor=self.store.redactor)
         await self.keep_rows(policy, [row])
         return decision
 
@@ -260,3 +263,97 @@ class DecisionController(Controller):
                               decision=outcome.result if isinstance(outcome.result, Decision) else None,
                               notes=outcome.notes)
         return Response(ENCODER.encode(result), media_type=JSON)
+
+
+class ProposedFiles(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    files: dict[str, str]
+
+
+class ImpactRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Records decided under the policy in service (or an archived version) and under proposed files."""
+
+    policy: str
+    proposed: ProposedFiles
+    records: list[msgspec.Raw]
+    groups: dict[str, msgspec.Raw] | None = None
+    seats: list[msgspec.Raw] | None = None
+    as_of: dt.date | None = None
+    base_digest: str | None = None
+    explain: bool = False
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+MAX_PROPOSED_FILES = 64
+
+
+@post("/v1/impact", operation_id="impact", status_code=200, tags=["decisions"],
+      summary="What a policy change does: predikat transitions, TPP totals before and after, who changes",
+      responses={200: ResponseSpec(dict[str, Any], generate_examples=False, description="The impact report")})
+async def impact_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    from kinerja_rules.impact import impact
+    from kinerja_rules.server.app import _batch_length, _check_json, _too_large
+    from kinerja_rules.server.batch import decode_records
+
+    _check_json(request)
+    limits: Limits = request.app.state.limits
+    raw = await request.body()
+    body: ImpactRequest = decode(raw, ImpactRequest, limits)
+    unique_members(raw, {"proposed": {"files": body.proposed.files}})
+    key = key_scope(request)
+    if key is not None and not key.admin and not key.allows(body.policy):
+        raise ApiProblem("forbidden", f"key {key.name!r} may not use policy {body.policy!r}", policy=body.policy)
+    _batch_length(len(body.records), body.explain, limits)
+    files = dict(body.proposed.files)
+    if not files or len(files) > MAX_PROPOSED_FILES:
+        raise ApiProblem("invalid-body", f"proposed.files: from 1 to {MAX_PROPOSED_FILES} files")
+    engine: Engine = request.app.state.service.current()
+    if body.base_digest is not None:
+        if not _DIGEST.fullmatch(body.base_digest):
+            raise ApiProblem("invalid-body", "base_digest: a policy digest (64 hex digits)")
+        recorder = _recorder(request)
+        try:
+            base, notes = await to_thread.run_sync(recorder.replayer(engine).compiled, body.base_digest)
+        except ReplayError as exc:
+            raise _problem(exc) from None
+        if base is None:
+            raise ApiProblem("not-replayable", "; ".join(notes))
+    else:
+        base = engine
+    base.policy(body.policy)  # an unknown policy is 404, naming those there are
+    validator = request.app.state.validator
+    allowed = _parents_for(engine, files, key)
+    checked = await validator.check(engine, files, allowed)  # within its time budget, before it is compiled here
+    if not checked.ok:
+        raise ApiProblem("invalid-proposal", f"the proposed files have {len(checked.problems)} problem(s)",
+                         diagnostics=[DiagnosticOut.of(d) for d in checked.problems])
+    report = await to_thread.run_sync(lambda: validate_files(files, registry=engine.registry,
+                                                             base_sources=engine.sources(allowed)))
+    if body.policy not in report.policies:
+        raise ApiProblem("invalid-proposal", f"the proposed files do not hold policy {body.policy!r} (they hold "
+                         f"{', '.join(sorted(report.policies)) or 'none'})")
+    proposed = Engine(report.policies, engine.registry)
+    groups = None if body.groups is None else {
+        k: decode_record(v, limits, f"groups[{ENCODER.encode(k).decode()}]") for k, v in body.groups.items()}
+    seats = None if body.seats is None else [decode_record(v, limits, f"seats[{i}]") for i, v in enumerate(body.seats)]
+    records = decode_records(base.policy(body.policy), body.records, limits)
+    outcome = await to_thread.run_sync(lambda: impact(base, proposed, body.policy, list(enumerate(records, start=1)),
+                                                      groups, seats, body.as_of, body.explain).report())
+    encoded = ENCODER.encode(outcome)
+    if len(encoded) > limits.max_response_bytes:
+        raise _too_large(limits)
+    return Response(encoded, media_type=JSON)
+
+
+def _parents_for(engine: Engine, files: dict[str, str], key: Any) -> list[str]:
+    """The policies in service the proposed files may extend: every one the key may use, except the
+    policies the files propose anew and those extending them (their files would declare them twice)."""
+    proposed = {declared for text in files.values() if (declared := _declared_id(text)) is not None}
+
+    def chain(policy_id: str) -> set[str]:
+        seen: set[str] = set()
+        while policy_id and policy_id not in seen and policy_id in engine.ids:
+            seen.add(policy_id)
+            policy_id = engine.policy(policy_id).extends or ""
+        return seen
+
+    return [pid for pid in engine.ids if not chain(pid) & proposed and (key is None or key.admin or key.allows(pid))]
