@@ -90,10 +90,15 @@ _EPILOG_SERVE = """examples:
   kinerja serve                              http://127.0.0.1:8000, policies/ and installed plugins
   kinerja serve --port 9000 --workers 2
   kinerja serve --host 0.0.0.0 --keys examples/keys.yaml
+  kinerja serve --data kinerja-data --redact nip --retention-days 1830
 
 Endpoints: POST /v1/policies/{id}/evaluate, POST /v1/policies/{id}/evaluate/batch,
-GET /v1/policies[/{id}], POST /v1/validate, POST /v1/admin/reload, GET /health,
-/ready, /metrics; interactive API docs at /docs.
+POST /v1/policies/{id}/evaluate/population, GET /v1/policies[/{id}], GET /v1/decisions[/{id}],
+POST /v1/decisions/{id}/replay, POST /v1/decisions/{id}/appeal, POST /v1/impact,
+POST /v1/validate, POST /v1/admin/reload, GET /health, /ready, /metrics; API docs at /docs.
+
+Every decision is recorded (kinerja-data/ here, or --data DIR, or --store DSN) before it is
+answered, with its decision_id; --no-store records nothing. See docs/records.md.
 """
 
 

@@ -334,8 +334,10 @@ class Store:
     _errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     _ready_committer: _InThread | _InProcess | None = None
+    closed = True
 
     def _start(self) -> None:
+        self.closed = False
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._read_lock = threading.Lock()
         self._known_sources: set[str] = set()
@@ -485,10 +487,21 @@ class Store:
         return self._sql(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * count)}")
 
     def close(self) -> None:
-        """Commit what is waiting, then stop the writer."""
+        """Commit what is waiting, then stop the writer (a second close does nothing)."""
+        if self.closed:
+            return
+        self.closed = True
         self._queue.put(None)
         self._writer.join(timeout=30)
         self._close_reader()
+
+    def reopen(self) -> None:
+        """Open a closed store again (an application that is started, stopped and started again)."""
+        if not self.closed:
+            return
+        self._reader = self._connect()
+        self._ready_committer = self._committer()
+        self._start()
 
     def _close_reader(self) -> None:
         raise NotImplementedError
@@ -710,7 +723,8 @@ class SQLiteStore(Store):
     def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
             try:
-                return self._reader.execute(query, args).fetchall()
+                rows: list[tuple[Any, ...]] = self._reader.execute(query, args).fetchall()
+                return rows
             except sqlite3.Error as exc:
                 raise StoreError(f"the decision store {self.where} could not be read: {exc}") from None
 

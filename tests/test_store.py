@@ -154,3 +154,24 @@ def test_ids_keep_their_order_when_the_clock_steps_back(monkeypatch: pytest.Monk
     monkeypatch.setattr(store.time, "time", lambda: 1_700_000_000.001)
     later = ids.next()
     assert later > made[-1] and int(later[:8] + later[9:13], 16) == 1_700_000_000_002
+
+
+def test_a_writer_process_that_dies_fails_only_what_it_held_and_is_replaced(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "d.sqlite")
+    store.put([_record()], [("d" * 64, "nasional", {})])
+    committer = store._ready_committer
+    assert committer is not None and committer._process.is_alive()  # type: ignore[union-attr]
+    committer._process.kill()  # type: ignore[union-attr]
+    committer._process.join()  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="writer stopped"):
+        store.put([_record()])
+    kept = _record()
+    store.put([kept])  # a new writer process took over
+    assert store.get(kept.id) == kept
+    store.close()
+    store.close()  # a second close does nothing
+    store.reopen()  # and a closed store opens again
+    again = _record()
+    store.put([again])
+    assert store.get(again.id) == again
+    store.close()

@@ -86,6 +86,7 @@ class Recorder:
         return found
 
     async def start(self) -> None:
+        self.store.reopen()  # an application started again after a stop
         if self.retention_days is not None:
             self._pruning = asyncio.get_running_loop().create_task(self._prune_daily())
 
