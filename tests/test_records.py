@@ -374,3 +374,31 @@ def test_impact_needs_a_key_for_its_policy(folder: Path, tmp_path: Path) -> None
         assert_problem(client.post("/v1/impact", json=body), 401, "unauthorized")
         assert_problem(client.post("/v1/impact", json=body, headers={"authorization": f"Bearer {KEYS['plaju']}"}),
                        403, "forbidden")
+
+
+def test_the_decisions_of_the_batch_processes_are_kept(folder: Path, tmp_path: Path) -> None:
+    from kinerja_rules.server import PolicyService
+    from tests.test_server import _wait_for_pool
+
+    service = PolicyService(Engine.from_paths([folder]), [folder], batch_processes=2)
+    store = SQLiteStore(tmp_path / "d.sqlite3")
+    records = [_person(f"19850712201001{i:04d}") for i in range(300)]
+    records[7] = {"nip": 5}
+    sent: list[int] = []
+    put_async = store.put_async
+
+    async def counted(rows: list[Any], *args: Any) -> None:
+        sent.append(len(rows))
+        await put_async(rows, *args)
+
+    store.put_async = counted  # type: ignore[method-assign]
+    with TestClient(create_app(service, policies=[folder], recorder=Recorder(store))) as client:
+        _wait_for_pool(client, 2)
+        results = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records}).json()["results"]
+        assert service.pool is not None and service.pool.slices == 2
+        ids = [r["decision_id"] for r in results if r["result"] == "decision"]
+        assert len(ids) == 299 and "decision_id" not in results[7]
+        kept = [store.get(i) for i in ids]
+        assert all(k is not None for k in kept)
+        assert [k.input["nip"] for k in kept if k is not None] == [r["nip"] for i, r in enumerate(records) if i != 7]
+        assert sent == [299]  # made in the batch processes, kept in one commit
