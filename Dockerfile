@@ -18,13 +18,15 @@ RUN python -m venv /opt/kinerja \
 
 FROM python:3.12-slim
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin kinerja
+RUN mkdir /data && chown kinerja /data  # the decision store (SQLite), kept on a volume
 COPY --from=build /opt/kinerja /opt/kinerja
 COPY policies /policies
 ENV PATH=/opt/kinerja/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    KINERJA_API_KEYS_FILE=/run/kinerja/keys.yaml
+    KINERJA_API_KEYS_FILE=/run/kinerja/keys.yaml \
+    KINERJA_DATA=/data
 USER kinerja
-VOLUME ["/policies"]
+VOLUME ["/policies", "/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=2).status != 200)"]

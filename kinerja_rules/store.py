@@ -702,6 +702,10 @@ class SQLiteStore(Store):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")  # committed means on disk, even if the machine stops
         connection.execute("PRAGMA foreign_keys=ON")
+        # Index pages by person are written all over the file: a larger cache keeps them, and checkpoints
+        # further apart copy a page changed by many commits once
+        connection.execute("PRAGMA cache_size=-65536")
+        connection.execute("PRAGMA wal_autocheckpoint=16384")
         return connection
 
     @staticmethod

@@ -360,6 +360,9 @@ def test_the_container_image_runs_the_service_as_documented() -> None:
             assert (ROOT / path).exists(), path
     keys = re.search(r"KINERJA_API_KEYS_FILE=(\S+)", text)
     assert keys is not None  # a public address needs keys: the image says where they are read from
+    data = re.search(r"KINERJA_DATA=(\S+)", text)  # the decision store: in a volume the unprivileged user owns
+    assert data is not None and f'"{data.group(1)}"' in re.search(r"^VOLUME (.*)$", text, re.M).group(1)  # type: ignore[union-attr]
+    assert re.search(rf"^RUN mkdir {data.group(1)} && chown {user[-1]} {data.group(1)}", text, re.M)
 
 
 def test_serve_names_a_broken_plugin_and_the_policies_it_takes_out_at_start(tmp_path: Path) -> None:
