@@ -15,6 +15,7 @@ another decides. The schema carries its version; `migrate` upgrades an older sto
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import datetime as dt
 import functools
@@ -320,7 +321,7 @@ class _Pending:
     error: BaseException | None = None
 
 
-class Store:
+class Store(abc.ABC):
     """Decisions kept in a database. Thread-safe: `put` from any thread (or `put_async` from an event
     loop) returns once the records are committed, several callers' records in one transaction.
 
@@ -345,8 +346,9 @@ class Store:
         self._writer.start()
 
     # ---- what each engine says ----
+    @abc.abstractmethod
     def _connect(self) -> Any:
-        raise NotImplementedError
+        """A new connection to the database."""
 
     def _sql(self, text: str) -> str:
         return text
@@ -503,12 +505,14 @@ class Store:
         self._ready_committer = self._committer()
         self._start()
 
+    @abc.abstractmethod
     def _close_reader(self) -> None:
-        raise NotImplementedError
+        """Close the connection reads go through."""
 
     # ---- reading ----
+    @abc.abstractmethod
     def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        """The rows `query` selects (its parameters written `?`)."""
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         rows = self._read(f"{_SELECT} WHERE id = ?", (decision_id,))
@@ -573,9 +577,9 @@ class Store:
         cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
         return self._delete(uuid7(int(cutoff.timestamp() * 1000), 0))  # the first id of that millisecond
 
+    @abc.abstractmethod
     def _delete(self, cutoff: str) -> int:
         """Delete what has an id before `cutoff` (so was made before it)."""
-        raise NotImplementedError
 
 
 class _InThread:
