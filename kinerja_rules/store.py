@@ -373,7 +373,9 @@ class Store(abc.ABC):
         """`put_rows` for an event loop: it waits for the commit without holding a thread."""
         pending = self._pending(rows, sources, runs)
         pending.future = asyncio.get_running_loop().create_future()
-        self._queue.put(pending)
+        direct = self._ready_committer
+        if not (isinstance(direct, _InProcess) and direct._loop is not _DEAD and direct.send(pending)):
+            self._queue.put(pending)
         await pending.future
         self._settled(pending)
 
@@ -601,19 +603,71 @@ class _InThread:
 
 
 class _InProcess:
-    """Commits in a child process (see `SQLiteStore`): the batch goes down a pipe, what failed comes back."""
+    """Commits in a child process (see `SQLiteStore`), over two pipes: the writer thread's (a batch
+    down, what failed back), and the event loop's own, which the loop writes to and reads from
+    itself, so a request waiting for its commit needs no thread of the service at all."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._waiting: dict[int, _Pending] = {}
+        self._sent = 0
         self._start()
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe()
-        self._process = context.Process(target=_commit_in_child, args=(str(self.path), child), daemon=True,
-                                        name="kinerja-decision-store")
+        # the loop's pipes go one way each: the loop watches its answers' end, and its requests' end
+        # stays blocking (a watched descriptor may be made non-blocking, and a message written in part
+        # would be lost)
+        child_requests, self._requests = context.Pipe(duplex=False)
+        self._direct, child_answers = context.Pipe(duplex=False)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop reading the direct pipe's answers
+        self._process = context.Process(target=_commit_in_child,
+                                        args=(str(self.path), child, child_requests, child_answers),
+                                        daemon=True, name="kinerja-decision-store")
         self._process.start()
-        child.close()
+        for end in (child, child_requests, child_answers):
+            end.close()
+
+    def send(self, pending: _Pending) -> bool:
+        """Hand `pending` to the writer process from the running event loop; its future is settled by
+        the loop once committed. False when this loop cannot (another loop holds the pipe): queue it."""
+        if len(pending.rows) > DIRECT_ROWS:  # a large batch: its writing could hold up the loop
+            return False
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            loop.add_reader(self._direct.fileno(), self._answered)
+            os.set_blocking(self._direct.fileno(), True)  # an answer is read whole once it starts to arrive
+        elif self._loop is not loop:
+            return False
+        self._sent += 1
+        self._waiting[self._sent] = pending
+        try:
+            self._requests.send_bytes(pickle.dumps((self._sent, pending.rows, pending.sources, pending.runs),
+                                                   protocol=5))
+        except OSError:  # the process died: this and whatever waits fail; the writer thread restarts it
+            self._answered()
+        return True
+
+    def _answered(self) -> None:
+        try:
+            if not self._process.is_alive():
+                raise EOFError
+            while self._direct.poll():
+                for sent, error in pickle.loads(self._direct.recv_bytes()):
+                    pending = self._waiting.pop(sent)
+                    if error is not None:
+                        pending.error = StoreError(error)
+                    _settle_one(pending)
+        except (EOFError, OSError) as exc:  # the process died: what waits fails; the writer thread restarts it
+            if self._loop is not None:
+                self._loop.remove_reader(self._direct.fileno())
+            for pending in self._waiting.values():
+                pending.error = StoreError(f"the decision store's writer stopped ({type(exc).__name__})")
+                _settle_one(pending)
+            self._waiting.clear()
+            self._loop = _DEAD
 
     def commit(self, batch: list[_Pending]) -> None:
         try:
@@ -624,6 +678,8 @@ class _InProcess:
                 pending.error = StoreError(f"the decision store's writer stopped ({type(exc).__name__})")
             self._pipe.close()
             self._process.join(timeout=5)
+            if self._loop is not None and self._loop is not _DEAD:  # the old pipe stays open until then: its
+                self._loop.call_soon_threadsafe(_drop_reader, self._loop, self._direct)  # number is not reused
             self._start()
             return
         for pending, error in zip(batch, errors, strict=True):
@@ -636,24 +692,78 @@ class _InProcess:
         except OSError:
             pass
         self._process.join(timeout=30)
+        if self._loop is not None and self._loop is not _DEAD and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(_drop_reader, self._loop, self._direct)
+            except RuntimeError:  # the loop closed meanwhile
+                self._direct.close()
+        else:
+            self._direct.close()
+        self._requests.close()
         self._pipe.close()
 
 
-def _commit_in_child(path: str, pipe: Any) -> None:
-    """The writer process of a SQLite store: commits each batch it is sent and answers what failed."""
+DIRECT_ROWS = 64
+"""The most rows an event loop writes to the writer process itself (more go through the writer thread)."""
+_DEAD: Any = object()  # a direct pipe whose process died: requests go through the writer thread until it restarts
+
+
+def _drop_reader(loop: asyncio.AbstractEventLoop, connection: Any) -> None:
+    loop.remove_reader(connection.fileno())
+    connection.close()
+
+
+def _settle_one(pending: _Pending) -> None:
+    if pending.future is not None and not pending.future.done():
+        pending.future.set_result(None)
+
+
+def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:
+    """The writer process of a SQLite store: commits what both pipes bring, together, and answers each
+    what failed."""
+    from multiprocessing.connection import wait
+
     store = SQLiteStore.__new__(SQLiteStore)
     store.path = Path(path)
     committer = _InThread(store)
+    channels = [pipe, direct]
     while True:
-        try:
-            data = pipe.recv_bytes()
-        except (EOFError, OSError):  # the service is gone: nothing more to commit
+        batch: list[_Pending] = []
+        thread: list[_Pending] | None = None  # the writer thread's batch, answered as one
+        direct_ids: list[tuple[int, _Pending]] = []
+        stop = False
+        ready: list[Any] = wait(channels)
+        for channel in ready:
+            try:
+                while channel.poll():
+                    data = channel.recv_bytes()
+                    if channel is pipe:
+                        if not data:
+                            stop = True
+                            break
+                        thread = [_Pending(rows, sources, runs) for rows, sources, runs in pickle.loads(data)]
+                        batch.extend(thread)
+                    else:
+                        sent, rows, sources, runs = pickle.loads(data)
+                        direct_ids.append((sent, _Pending(rows, sources, runs)))
+                        batch.append(direct_ids[-1][1])
+            except (EOFError, OSError):  # the service is gone (or stopped using the direct pipe)
+                if channel is pipe:
+                    stop = True
+                else:
+                    channels = [pipe]
+        if batch:
+            committer.commit(batch)
+        if thread is not None:
+            pipe.send_bytes(pickle.dumps([None if p.error is None else str(p.error) for p in thread]))
+        if direct_ids:
+            try:
+                answers.send_bytes(pickle.dumps([(sent, None if p.error is None else str(p.error))
+                                                 for sent, p in direct_ids]))
+            except OSError:
+                channels = [pipe]
+        if stop:
             break
-        if not data:
-            break
-        batch = [_Pending(rows, sources, runs) for rows, sources, runs in pickle.loads(data)]
-        committer.commit(batch)
-        pipe.send_bytes(pickle.dumps([None if p.error is None else str(p.error) for p in batch]))
     committer.close()
 
 

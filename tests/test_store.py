@@ -175,3 +175,36 @@ def test_a_writer_process_that_dies_fails_only_what_it_held_and_is_replaced(tmp_
     store.put([again])
     assert store.get(again.id) == again
     store.close()
+
+
+def test_an_event_loop_commits_through_its_own_pipe_and_survives_the_writer_dying(tmp_path: Path) -> None:
+    import asyncio
+
+    from kinerja_rules.store import DIRECT_ROWS, row_of
+
+    store = SQLiteStore(tmp_path / "d.sqlite")
+    store.put([_record()], [("d" * 64, "nasional", {})])
+
+    async def run() -> list[str]:
+        kept = [_record() for _ in range(40)]  # forty requests at once: committed together, answered each
+        await asyncio.gather(*(store.put_async([row_of(r)]) for r in kept))
+        big = [_record() for _ in range(DIRECT_ROWS + 1)]  # a large batch goes through the writer thread
+        await store.put_async([row_of(r) for r in big])
+        committer = store._ready_committer
+        assert committer is not None and committer._loop is asyncio.get_running_loop()  # type: ignore[union-attr]
+        committer._process.kill()  # type: ignore[union-attr]
+        committer._process.join()  # type: ignore[union-attr]
+        failures = 0
+        for _ in range(4):  # what was in flight fails; a new writer process takes over
+            try:
+                again = _record()
+                await store.put_async([row_of(again)])
+                kept.append(again)
+            except StoreError:
+                failures += 1
+        assert 1 <= failures <= 2 and store.get(kept[-1].id) is not None
+        return [r.id for r in kept + big]
+
+    ids = asyncio.run(run())
+    assert all(store.get(i) is not None for i in ids)
+    store.close()
