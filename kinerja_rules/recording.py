@@ -14,7 +14,7 @@ import datetime as dt
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,16 +282,6 @@ class Replayer:
         results = [r for r in engine.evaluate_population(original.policy_id, records, run.groups, run.seats,
                                                          run.as_of, explain) if isinstance(r, (Decision, ErrorResult))]
         return results[position]
-
-
-def flatten(outputs: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Each output by its dotted name."""
-    for name, value in outputs.items():
-        dotted = f"{prefix}{name}"
-        if isinstance(value, dict) and value:
-            yield from flatten(value, dotted + ".")
-        else:
-            yield dotted, value
 
 
 def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
