@@ -345,6 +345,25 @@ class Store(abc.ABC):
         self._writer = threading.Thread(target=self._write_loop, name="decision-store", daemon=True)
         self._writer.start()
 
+    def _open(self) -> None:
+        """Connect for reading and bring the schema up to date; a failure closes what it opened and
+        says which store."""
+        try:
+            self._reader = self._connect()
+        except self._errors as exc:
+            raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
+        try:
+            self.migrate(self._reader)
+        except BaseException as exc:
+            self._reader.close()
+            if isinstance(exc, self._errors):
+                raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
+            raise
+
+    @abc.abstractmethod
+    def migrate(self, connection: Any) -> int:
+        """Bring the schema up to date; returns the version."""
+
     # ---- what each engine says ----
     @abc.abstractmethod
     def _connect(self) -> Any:
@@ -788,17 +807,9 @@ class SQLiteStore(Store):
         self.redactor = redactor
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._reader = self._connect()
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
             raise StoreError(f"cannot open the decision store {self.path}: {exc}") from None
-        try:
-            self.migrate(self._reader)
-        except sqlite3.Error as exc:
-            self._reader.close()
-            raise StoreError(f"cannot open the decision store {self.path}: {exc}") from None
-        except BaseException:
-            self._reader.close()
-            raise
+        self._open()
         self._ready_committer = self._committer()  # started here, so a failure to start is seen here
         self._start()
 
@@ -885,18 +896,7 @@ class PostgresStore(Store):
         self.dsn = dsn
         self.where = without_password(dsn)
         self.redactor = redactor
-        try:
-            self._reader = self._connect()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
-        try:
-            self.migrate(self._reader)
-        except psycopg.Error as exc:
-            self._reader.close()
-            raise StoreError(f"cannot open the decision store {self.where}: {str(exc).strip()}") from None
-        except BaseException:
-            self._reader.close()
-            raise
+        self._open()
         self._start()
 
     def _connect(self) -> Any:
