@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 
 from bench_engine import ROOT, generate
-from bench_server import free_port, run_wrk, wait_ready
+from bench_server import DEFAULT_PROCESSES, free_port, run_wrk, wait_ready
 
 from kinerja_rules import Engine
 from kinerja_rules.impact import decide_all, impact
@@ -55,7 +55,7 @@ def bench_http(seconds: int, connections: int, rounds: int) -> None:
     found: dict[str, dict[str, list[float]]] = {name: {"single": [], "batch": []} for name in servers}
     try:
         for process, base in servers.values():
-            wait_ready(base, process, 0)
+            wait_ready(base, process, DEFAULT_PROCESSES)  # batches go to its processes from the first
         for _ in range(rounds):
             for name, (_, base) in servers.items():
                 found[name]["single"].append(run_wrk(base, "POST", "/v1/policies/nasional/evaluate", singles,

@@ -31,6 +31,7 @@ import random
 import secrets
 import sqlite3
 import threading
+import zlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN as_of TEXT;             -- the as_of the run was asked with, if any
     CREATE INDEX decisions_by_run ON decisions (run_id) WHERE run_id IS NOT NULL;
     DROP INDEX decisions_by_time;                       -- ids sort by time: retention deletes by id
+    """,
+    # 3: a batch's decisions kept as the batch came and was answered, one chunk for them all
+    """
+    CREATE TABLE chunks (
+        id TEXT PRIMARY KEY,           -- made before its decisions' ids, so sorts before them
+        last_id TEXT NOT NULL,         -- its last decision's id: retention deletes it once past that
+        inputs BLOB NOT NULL,          -- the records' JSON texts as received, one after another (zlib)
+        answers BLOB NOT NULL          -- the batch's results as answered, comma-separated (zlib)
+    );
+    ALTER TABLE decisions ADD COLUMN chunk_id TEXT REFERENCES chunks(id);
+    ALTER TABLE decisions ADD COLUMN input_at INTEGER;  -- where its record lies in the chunk's inputs
+    ALTER TABLE decisions ADD COLUMN input_len INTEGER;
+    ALTER TABLE decisions ADD COLUMN answer_at INTEGER; -- and its result in the answers
+    ALTER TABLE decisions ADD COLUMN answer_len INTEGER;
     """,
 )
 """Each step of the schema, in order; a store records how many it has applied."""
@@ -195,14 +210,18 @@ class Run:
     as_of: dt.date | None = None
 
 
-_ROWS_PER_INSERT = 256  # 17 values each: well within SQLite's and PostgreSQL's limits on parameters
+_ROWS_PER_INSERT = 256  # 22 values each: well within SQLite's and PostgreSQL's limits on parameters
 
 Row = tuple[Any, ...]
 """A decision as the store writes it (see `row_of`)."""
 
 _COLUMNS = ("id", "made_at", "policy_id", "policy_version", "policy_digest", "as_of", "nip", "periode", "input",
-            "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id")
+            "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id",
+            "chunk_id", "input_at", "input_len", "answer_at", "answer_len")
+_IN_ROW = (None, None, None, None, None)  # a decision kept whole in its row, in no chunk
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM decisions"  # noqa: S608 - names of our own columns
+_CHUNK = _COLUMNS.index("chunk_id")
+_CHUNKS_PER_READ = 16  # chunks of at most CHUNK_DECISIONS decisions: a few MiB at a time
 
 
 def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None = None, run_id: str | None = None,
@@ -219,7 +238,43 @@ def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None
             nip if type(nip) is str else None, periode if type(periode) is str else None, CANONICAL.encode(kept),
             CANONICAL.encode(decision.outputs), None if decision.trace is None else CANONICAL.encode(decision.trace),
             key_id, run_id, None, CANONICAL.encode(list(redacted)) if redacted else None,
-            CANONICAL.encode(population) if type(population) is dict else None, request_id)
+            CANONICAL.encode(population) if type(population) is dict else None, request_id, *_IN_ROW)
+
+
+def chunk_row(decision: Any, record: Any, made_at: str, chunk_id: str, input_at: int, input_len: int,
+              answer_at: int, answer_len: int, *, key_id: str | None = None, request_id: str | None = None) -> Row:
+    """The row of a `Decision` (with its id) kept in a chunk (see `Chunk`): where its record and its
+    result lie there, and the columns it is found by; its input and outputs are read from the chunk."""
+    nip = periode = None
+    if type(record) is dict:
+        nip, periode = record.get("nip"), record.get("periode")
+    policy = decision.policy
+    return (decision.decision_id, made_at, policy.id, policy.version, policy.digest, decision.as_of.isoformat(),
+            nip if type(nip) is str else None, periode if type(periode) is str else None, b"", b"", None,
+            key_id, None, None, None, None, request_id, chunk_id, input_at, input_len, answer_at, answer_len)
+
+
+CHUNK_DECISIONS = 100
+"""The most decisions in one chunk: reading one decision reads its chunk (some 150 KB at most
+without traces), and writing a chunk costs about what writing one row does."""
+
+
+class Chunk(NamedTuple):
+    """A batch's decisions as they came and were answered: writing one blob for the batch, instead of
+    each record and result again row by row, is what lets a store keep up with batches. Rows
+    (`chunk_row`) say where each decision's record and result lie."""
+
+    id: str  # its first decision's id
+    last_id: str  # its last decision's id
+    inputs: bytes  # the records' JSON texts as received, one after another, compressed (zlib)
+    answers: bytes  # the batch results, comma-separated, compressed: {"result":"decision",...} or {"result":"error",...}
+
+    @classmethod
+    def of(cls, id_: str, last_id: str, inputs: bytes, answers: bytes) -> Chunk:
+        """A chunk of these texts. They shrink about eight times (JSON of one shape, over and over),
+        and writing fewer bytes is what a store spends least on: zlib's fastest level costs a
+        process some 7 µs per decision, and saves the store's writer several times that."""
+        return cls(id_, last_id, zlib.compress(inputs, 1), zlib.compress(answers, 1))
 
 
 def row_of(record: DecisionRecord) -> Row:
@@ -229,7 +284,8 @@ def row_of(record: DecisionRecord) -> Row:
             CANONICAL.encode(record.outputs), None if record.trace is None else CANONICAL.encode(record.trace),
             record.key_id, record.run_id, record.appeal_of,
             CANONICAL.encode(list(record.redacted)) if record.redacted else None,
-            None if record.population is None else CANONICAL.encode(record.population), record.request_id)
+            None if record.population is None else CANONICAL.encode(record.population), record.request_id,
+            *_IN_ROW)
 
 
 MAX_REDACTED_FIELDS = 32
@@ -316,6 +372,7 @@ class _Pending:
     rows: list[Row]
     sources: list[tuple[str, str, bytes, bytes]]
     runs: list[Row] = field(default_factory=list)
+    chunks: Sequence[Chunk] = ()
     done: threading.Event | None = None  # a thread waiting for the commit
     future: asyncio.Future[None] | None = None  # or an event loop
     error: BaseException | None = None
@@ -379,18 +436,19 @@ class Store(abc.ABC):
         Raises StoreError when they could not be kept."""
         self.put_rows([row_of(r) for r in records], sources, runs)
 
-    def put_rows(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (), runs: Sequence[Run] = ()) -> None:
-        """`put` of rows already made (`row_of`, `decision_row`)."""
-        pending = self._pending(rows, sources, runs)
+    def put_rows(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (), runs: Sequence[Run] = (),
+                 chunks: Sequence[Chunk] = ()) -> None:
+        """`put` of rows already made (`row_of`, `decision_row`, or `chunk_row` with their `chunks`)."""
+        pending = self._pending(rows, sources, runs, chunks)
         pending.done = done = threading.Event()
         self._queue.put(pending)
         done.wait()
         self._settled(pending)
 
     async def put_async(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (),
-                        runs: Sequence[Run] = ()) -> None:
+                        runs: Sequence[Run] = (), chunks: Sequence[Chunk] = ()) -> None:
         """`put_rows` for an event loop: it waits for the commit without holding a thread."""
-        pending = self._pending(rows, sources, runs)
+        pending = self._pending(rows, sources, runs, chunks)
         pending.future = asyncio.get_running_loop().create_future()
         direct = self._ready_committer
         if not (isinstance(direct, _InProcess) and direct._loop is not _DEAD and direct.send(pending)):
@@ -398,7 +456,8 @@ class Store(abc.ABC):
         await pending.future
         self._settled(pending)
 
-    def _pending(self, rows: list[Row], sources: Iterable[Sequence[Any]], runs: Sequence[Run]) -> _Pending:
+    def _pending(self, rows: list[Row], sources: Iterable[Sequence[Any]], runs: Sequence[Run],
+                 chunks: Sequence[Chunk] = ()) -> _Pending:
         archived = []
         for given in sources:
             if given[0] not in self._known_sources:  # each version is archived once
@@ -408,7 +467,7 @@ class Store(abc.ABC):
         run_rows = [(r.id, r.made_at.isoformat(), r.policy_digest, None if r.groups is None else
                      CANONICAL.encode(r.groups), None if r.seats is None else CANONICAL.encode(r.seats), r.policy_id,
                      None if r.as_of is None else r.as_of.isoformat()) for r in runs] if runs else []
-        return _Pending(rows, archived, run_rows)
+        return _Pending(rows, archived, run_rows, chunks)
 
     def _settled(self, pending: _Pending) -> None:
         if pending.error is not None:
@@ -480,6 +539,7 @@ class Store(abc.ABC):
         run = self._sql("INSERT INTO runs (id, made_at, policy_digest, groups, seats, policy_id, as_of) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)")
         source = self._sql(self._insert_source)
+        chunk = self._sql("INSERT INTO chunks (id, last_id, inputs, answers) VALUES (?, ?, ?, ?)")
         rows = [row for pending in batch for row in pending.rows]
         cursor = connection.cursor()
         try:
@@ -489,6 +549,8 @@ class Store(abc.ABC):
                     cursor.executemany(source, pending.sources)
                 if pending.runs:
                     cursor.executemany(run, pending.runs)
+                if pending.chunks:
+                    cursor.executemany(chunk, pending.chunks)
             if rows:
                 self._insert_rows(cursor, rows)
             cursor.execute("COMMIT")
@@ -537,7 +599,30 @@ class Store(abc.ABC):
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         rows = self._read(f"{_SELECT} WHERE id = ?", (decision_id,))
-        return _record(rows[0]) if rows else None
+        return self._records(rows)[0] if rows else None
+
+    def _records(self, rows: list[tuple[Any, ...]]) -> list[DecisionRecord]:
+        """The records of rows `_SELECT` read; those kept in chunks get their record and result from
+        there, a few chunks read at a time and each only once."""
+        in_chunks: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            if row[_CHUNK] is not None:
+                in_chunks.setdefault(row[_CHUNK], []).append(row)
+        parts: dict[str, tuple[bytes, bytes]] = {}
+        wanted = list(in_chunks)
+        for start in range(0, len(wanted), _CHUNKS_PER_READ):
+            some = wanted[start:start + _CHUNKS_PER_READ]
+            for chunk_id, packed_inputs, packed_answers in self._read(
+                    f"SELECT id, inputs, answers FROM chunks WHERE id IN ({', '.join('?' * len(some))})", some):
+                inputs, answers = zlib.decompress(packed_inputs), zlib.decompress(packed_answers)
+                for row in in_chunks.pop(chunk_id):
+                    at, length, answer_at, answer_length = row[_CHUNK + 1:]
+                    parts[row[0]] = (bytes(inputs[at:at + length]),
+                                     bytes(answers[answer_at:answer_at + answer_length]))
+        if in_chunks:  # the schema's foreign key keeps this from happening
+            raise StoreError(f"the decision store {self.where} lacks the chunk {next(iter(in_chunks))} "
+                             f"that decisions refer to")
+        return [_record(row, parts.get(row[0])) for row in rows]
 
     def sources(self, digest: str) -> dict[str, str] | None:
         """The files of an archived policy version, by digest."""
@@ -563,8 +648,8 @@ class Store(abc.ABC):
                   policy_digest=digest, groups=None if groups is None else _DECODER.decode(groups),
                   seats=None if seats is None else _DECODER.decode(seats),
                   as_of=None if as_of is None else dt.date.fromisoformat(as_of))
-        members = [_record(row) for row in self._read(f"{_SELECT} WHERE run_id = ? AND appeal_of IS NULL ORDER BY id",
-                                                      (run_id,))]
+        members = self._records(self._read(f"{_SELECT} WHERE run_id = ? AND appeal_of IS NULL ORDER BY id",
+                                           (run_id,)))
         return run, members
 
     def find(self, policy_id: str | None = None, nip: str | None = None, periode: str | None = None,
@@ -590,7 +675,7 @@ class Store(abc.ABC):
             args.append(after)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"{_SELECT} {where} ORDER BY id LIMIT ?", (*args, max(1, min(limit, 10_000))))
-        return [_record(row) for row in rows]
+        return self._records(rows)
 
     def delete_older_than(self, days: int) -> int:
         """Retention: delete the decisions made more than `days` days ago (and the runs left without
@@ -663,8 +748,8 @@ class _InProcess:
         self._sent += 1
         self._waiting[self._sent] = pending
         try:
-            self._requests.send_bytes(pickle.dumps((self._sent, pending.rows, pending.sources, pending.runs),
-                                                   protocol=5))
+            self._requests.send_bytes(pickle.dumps((self._sent, pending.rows, pending.sources, pending.runs,
+                                                    pending.chunks), protocol=5))
         except OSError:  # the process died: this and whatever waits fail; the writer thread restarts it
             self._answered()
         return True
@@ -690,7 +775,7 @@ class _InProcess:
 
     def commit(self, batch: list[_Pending]) -> None:
         try:
-            self._pipe.send_bytes(pickle.dumps([(p.rows, p.sources, p.runs) for p in batch], protocol=5))
+            self._pipe.send_bytes(pickle.dumps([(p.rows, p.sources, p.runs, p.chunks) for p in batch], protocol=5))
             errors = pickle.loads(self._pipe.recv_bytes())
         except (EOFError, OSError) as exc:  # the process died: these fail, the next ones go to a new one
             for pending in batch:
@@ -760,11 +845,11 @@ def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:
                         if not data:
                             stop = True
                             break
-                        thread = [_Pending(rows, sources, runs) for rows, sources, runs in pickle.loads(data)]
+                        thread = [_Pending(*given) for given in pickle.loads(data)]
                         batch.extend(thread)
                     else:
-                        sent, rows, sources, runs = pickle.loads(data)
-                        direct_ids.append((sent, _Pending(rows, sources, runs)))
+                        sent, *given = pickle.loads(data)
+                        direct_ids.append((sent, _Pending(*given)))
                         batch.append(direct_ids[-1][1])
             except (EOFError, OSError):  # the service is gone (or stopped using the direct pipe)
                 if channel is pipe:
@@ -866,6 +951,7 @@ class SQLiteStore(Store):
                                              "AND id >= ?)", (cutoff, cutoff)).rowcount
                 self._reader.execute("DELETE FROM runs WHERE id < ? AND id NOT IN "
                                      "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
+                self._reader.execute(_DELETE_CHUNKS, (cutoff, cutoff))
                 self._reader.execute("COMMIT")
             except BaseException:
                 self._reader.execute("ROLLBACK")
@@ -874,6 +960,10 @@ class SQLiteStore(Store):
 
     def _close_reader(self) -> None:
         self._reader.close()
+
+
+_DELETE_CHUNKS = ("DELETE FROM chunks WHERE last_id < ? AND id NOT IN "  # all its decisions are past, but for
+                  "(SELECT chunk_id FROM decisions WHERE id < ? AND chunk_id IS NOT NULL)")  # those an appeal keeps
 
 
 def _pg_migration(text: str) -> str:
@@ -938,6 +1028,7 @@ class PostgresStore(Store):
                 "WHERE appeal_of IS NOT NULL AND id >= %s)", (cutoff, cutoff)).rowcount
             self._reader.execute("DELETE FROM runs WHERE id < %s AND id NOT IN "
                                  "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
+            self._reader.execute(self._sql(_DELETE_CHUNKS), (cutoff, cutoff))
         return int(count)
 
     def _close_reader(self) -> None:
@@ -952,17 +1043,24 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _record(row: tuple[Any, ...]) -> DecisionRecord:
+def _record(row: tuple[Any, ...], in_chunk: tuple[bytes, bytes] | None = None) -> DecisionRecord:
+    """The record of a row; `in_chunk`, for a row kept in a chunk, is its record's and its result's text."""
     (id_, made_at, policy_id, version, digest, as_of, nip, periode, raw_input, outputs, trace, key_id, run_id,
-     appeal_of, redacted, population, request_id) = row
+     appeal_of, redacted, population, request_id) = row[:_CHUNK]
+    if in_chunk is None:
+        given = _DECODER.decode(raw_input)
+        outputs, trace = _DECODER.decode(outputs), None if trace is None else _DECODER.decode(trace)
+        population = None if population is None else _DECODER.decode(population)
+    else:  # the result as answered: {"result":"decision","decision_id":…,"outputs":…,"trace"?:…}
+        given, result = _DECODER.decode(in_chunk[0]), _DECODER.decode(in_chunk[1])
+        outputs, trace, population = result["outputs"], result.get("trace"), result.get("population")
+        population = population if type(population) is dict else None
     return DecisionRecord(id=id_, made_at=dt.datetime.fromisoformat(made_at), policy_id=policy_id,
                           policy_version=version, policy_digest=digest, as_of=dt.date.fromisoformat(as_of),
-                          input=_DECODER.decode(raw_input), outputs=_DECODER.decode(outputs),
-                          trace=None if trace is None else _DECODER.decode(trace), nip=nip, periode=periode,
+                          input=given, outputs=outputs, trace=trace, nip=nip, periode=periode,
                           key_id=key_id, run_id=run_id, appeal_of=appeal_of,
                           redacted=() if redacted is None else tuple(_DECODER.decode(redacted)),
-                          population=None if population is None else _DECODER.decode(population),
-                          request_id=request_id)
+                          population=population, request_id=request_id)
 
 
 def is_dsn(location: str) -> bool:

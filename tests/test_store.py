@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from kinerja_rules.store import IDS, MIGRATIONS, DecisionRecord, SQLiteStore, StoreError, uuid7
-from tests.conftest import BASE_RECORD, ROOT
+import msgspec
+
+from kinerja_rules.recording import source_of
+from kinerja_rules.server.batch import Recording, decide
+from kinerja_rules.server.bodies import Limits
+from kinerja_rules.store import (CHUNK_DECISIONS, IDS, MIGRATIONS, DecisionRecord, Redactor, SQLiteStore, Store,
+                                 StoreError, row_of, uuid7)
+from tests.conftest import BASE_RECORD, ROOT, bundled
 
 
 def _record(nip: str = "198507122010011003", periode: str = "2025-03", **changes: object) -> DecisionRecord:
@@ -207,4 +213,83 @@ def test_an_event_loop_commits_through_its_own_pipe_and_survives_the_writer_dyin
 
     ids = asyncio.run(run())
     assert all(store.get(i) is not None for i in ids)
+    store.close()
+
+
+_JSON = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def batch_kept_in_chunks(store: Store) -> None:
+    """A batch of 250 records, three of them wrong (at a chunk's edges), decided with explain and
+    kept in chunks: every decision reads back as it was sent and answered, found by person too;
+    retention deletes a chunk once its decisions are gone, and keeps one an appeal still needs."""
+    engine = bundled()
+    before = {r.id for r in store.find(limit=1000)}  # made now too: retention below deletes them with the batch
+    records = [{**BASE_RECORD, "nip": f"19850712201001{i:04d}"} for i in range(250)]
+    for wrong in (0, 101, 249):
+        records[wrong] = {**records[wrong], "status": "bukan_status"}
+    texts = [msgspec.Raw(msgspec.json.encode(r)) for r in records]
+    answer = decide(engine, "nasional", texts, None, True, Limits(), 0, Recording())
+    assert answer is not None
+    joined, failed, rows, chunks = answer
+    assert failed == 3 and len(rows) == 247 and [len(c.inputs) > 0 for c in chunks] == [True] * 3
+    assert -(-247 // CHUNK_DECISIONS) == len(chunks) and all(c.id <= c.last_id for c in chunks)
+    store.put_rows(rows, [source_of(engine.policy("nasional"))], chunks=chunks)
+    results = _JSON.decode(b"[" + joined + b"]")
+    decided = [(record, result) for record, result in zip(records, results) if result["result"] == "decision"]
+    assert len(decided) == 247
+    for record, result in decided:
+        kept = store.get(result["decision_id"])
+        assert kept is not None and kept.input == _JSON.decode(msgspec.json.encode(record))
+        assert kept.outputs == result["outputs"] and kept.trace == result["trace"] and kept.trace
+        assert (kept.nip, kept.periode, kept.policy_digest) == (record["nip"], "2025-03", result["policy"]["digest"])
+    found = store.find(policy_id="nasional", nip=records[150]["nip"], periode="2025-03")
+    assert [r.id for r in found] == [decided[148][1]["decision_id"]] and found[0].input["nip"] == records[150]["nip"]
+    page = store.find(limit=300)  # many chunks read for one page, each once
+    assert [r.id for r in page if r.id not in before] == sorted(result["decision_id"] for _, result in decided)
+
+    appealed = store.get(decided[120][1]["decision_id"])  # in the second chunk
+    assert appealed is not None
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    appeal = DecisionRecord(id=uuid7(int(later.timestamp() * 1000)), made_at=later, policy_id="nasional",
+                            policy_version=appealed.policy_version, policy_digest=appealed.policy_digest,
+                            as_of=appealed.as_of, input=appealed.input, outputs=appealed.outputs, appeal_of=appealed.id)
+    store.put([appeal])
+    cutoff = uuid7(int((later - dt.timedelta(days=1)).timestamp() * 1000), 0)
+    assert store._delete(cutoff) == 246 + len(before)  # all but the appealed original
+    assert store.get(appealed.id) == appealed and store.get(decided[0][1]["decision_id"]) is None
+    assert [r.id for r in store.find(limit=10)] == [appealed.id, appeal.id]
+    left = store._read("SELECT id FROM chunks")
+    assert [c for (c,) in left] == [chunks[1].id]  # the other two went with their decisions
+
+
+def test_a_batch_is_kept_in_chunks_and_each_decision_read_back_from_them(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "d.sqlite")
+    batch_kept_in_chunks(store)
+    with sqlite3.connect(tmp_path / "d.sqlite") as connection:  # kept once, in the chunk
+        assert connection.execute("SELECT count(*) FROM decisions WHERE length(input) > 0 AND chunk_id IS NOT NULL"
+                                  ).fetchone() == (0,)
+    store.close()
+
+
+def test_redacted_batches_are_kept_row_by_row_without_the_values(tmp_path: Path) -> None:
+    redactor = Redactor(("nip",), b"k" * 32)
+    records = [msgspec.Raw(msgspec.json.encode({**BASE_RECORD, "nip": f"19850712201001{i:04d}"})) for i in range(3)]
+    answer = decide(bundled(), "nasional", records, None, False, Limits(), 0, Recording(redactor=redactor))
+    assert answer is not None and answer[3] == [] and len(answer[2]) == 3  # no chunk: it would hold the nip
+    assert all(b"198507122010" not in row[8] and row[6].startswith("hmac-sha256:") for row in answer[2])
+
+
+def test_a_store_of_the_last_version_is_upgraded_and_its_records_read(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite"
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        for step in MIGRATIONS[:2]:
+            connection.executescript(step)
+        connection.execute("PRAGMA user_version = 2")
+        record = _record()
+        connection.execute("INSERT INTO sources (digest, policy_id, files) VALUES (?, 'nasional', '{}')", ("d" * 64,))
+        connection.execute(f"INSERT INTO decisions VALUES ({', '.join('?' * 17)})", row_of(record)[:17])
+    store = SQLiteStore(path)
+    assert store.get(record.id) == record
+    batch_kept_in_chunks(store)  # and batches are kept in chunks from then on
     store.close()

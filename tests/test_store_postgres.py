@@ -106,6 +106,14 @@ def test_many_writers_commit_together_and_a_bad_write_fails_alone(dsn: str) -> N
     store.close()
 
 
+def test_a_batch_is_kept_in_chunks_on_postgresql(dsn: str) -> None:
+    from tests.test_store import batch_kept_in_chunks
+
+    store = open_store(dsn)
+    batch_kept_in_chunks(store)
+    store.close()
+
+
 def test_the_schema_is_migrated_once_and_a_newer_one_refused(dsn: str) -> None:
     open_store(dsn).close()
     open_store(dsn).close()  # a second host starting finds it done

@@ -251,9 +251,9 @@ class PolicyController(Controller):
             answer = await to_thread.run_sync(run) if off_loop else run()
         if answer is None or answer is TOO_LARGE:
             raise _too_large(limits)
-        joined, failed, rows = answer
+        joined, failed, rows, chunks = answer
         if recorder is not None:
-            await recorder.keep_rows(policy, rows)
+            await recorder.keep_rows(policy, rows, chunks=chunks)
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)

@@ -31,7 +31,7 @@ from kinerja_rules.engine import SourceGroup
 from kinerja_rules.recording import with_id
 from kinerja_rules.server.bodies import Limits, decode_record
 from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import NO_REDACTION, Redactor, Row, decision_row
+from kinerja_rules.store import CHUNK_DECISIONS, NO_REDACTION, Chunk, Redactor, Row, chunk_row, decision_row
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -56,6 +56,12 @@ class Recording:
     run_id: str | None = None
     made_at: str = ""  # when the request came (ISO 8601, UTC); now when not given
 
+    @property
+    def chunked(self) -> bool:
+        """Whether a batch's decisions are kept in chunks, as they came and were answered: not when
+        fields are redacted, which must not be kept as they came."""
+        return not self.redactor.fields
+
     def keep(self, decision: Decision, record: Any, rows: list[Row]) -> Decision:
         """`decision` with its id, its row added to `rows`."""
         decision = with_id(decision)
@@ -65,9 +71,45 @@ class Recording:
         return decision
 
 
-BatchAnswer = tuple[bytes, int, list[Row]]
-"""A batch's encoded results (comma-separated, in order), how many failed, and the rows that
-record its decisions (none unless recording)."""
+class Chunker:
+    """Keeps a batch's decisions in chunks (`Chunk`), as they are decided: a row for each decision
+    saying where its record and its result lie, and nothing else of it held on to."""
+
+    def __init__(self, recording: Recording, records: Sequence[msgspec.Raw | bytes], results: list[bytes]) -> None:
+        self.recording, self.records, self.results = recording, records, results
+        self.made_at = recording.made_at or dt.datetime.now(dt.timezone.utc).isoformat()
+        self.rows: list[Row] = []
+        self.chunks: list[Chunk] = []
+        self._count = self._first = self._last = self._input_at = self._answer_at = 0
+        self._id = self._last_id = ""
+
+    def add(self, position: int, result: Any, record: Any) -> None:
+        """`results[position]`, just added: a decision (with its id) of `record`, or an error."""
+        if type(result) is Decision:
+            if not self._count:  # ids count up: the chunk's id, its first decision's, sorts first
+                self._id, self._first, self._input_at, self._answer_at = str(result.decision_id), position, 0, 0
+            self.rows.append(chunk_row(result, record, self.made_at, self._id, self._input_at,
+                                       len(self.records[position]), self._answer_at, len(self.results[position]),
+                                       key_id=self.recording.key_id, request_id=self.recording.request_id))
+            self._count += 1
+            self._last, self._last_id = position, str(result.decision_id)
+        if self._count:
+            self._input_at += len(self.records[position])
+            self._answer_at += len(self.results[position]) + 1
+            if self._count == CHUNK_DECISIONS:
+                self.close()
+
+    def close(self) -> None:
+        """End the chunk being filled."""
+        if self._count:
+            self.chunks.append(Chunk.of(self._id, self._last_id, b"".join(self.records[self._first:self._last + 1]),
+                                        b",".join(self.results[self._first:self._last + 1])))
+            self._count = 0
+
+
+BatchAnswer = tuple[bytes, int, list[Row], list[Chunk]]
+"""A batch's encoded results (comma-separated, in order), how many failed, and the rows (and
+chunks) that record its decisions (none unless recording)."""
 
 
 def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes], as_of: dt.date | None,
@@ -77,8 +119,10 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
     policy = engine.policy(policy_id)
     out: list[bytes] = []
     rows: list[Row] = []
+    chunker = Chunker(recording, records, out) if recording is not None and recording.chunked else None
     failed = size = 0
     for i, raw in enumerate(records, start=offset):
+        record = None
         try:
             record = decode_record(raw, limits, f"records[{i}]")
         except ApiProblem as exc:
@@ -90,14 +134,21 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             failed += 1
             encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]  # the discriminator of a batch item
         else:
-            if recording is not None:
+            if chunker is not None:
+                result = with_id(result)
+            elif recording is not None:
                 result = recording.keep(result, record, rows)
             encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
         size += len(encoded) + 1
         if size > limits.max_response_bytes:
             return None
         out.append(encoded)
-    return b",".join(out), failed, rows
+        if chunker is not None:
+            chunker.add(len(out) - 1, result, record)
+    if chunker is not None:
+        chunker.close()
+        return b",".join(out), failed, chunker.rows, chunker.chunks
+    return b",".join(out), failed, rows, []
 
 
 def decode_records(policy: Any, records: Sequence[msgspec.Raw], limits: Limits) -> list[Any]:
@@ -199,16 +250,16 @@ def _ready() -> dict[str, str]:
     return {p.id: p.digest for p in _engine.policies()}
 
 
-def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | None, explain: bool,
-                  limits: Limits, offset: int, recording: Recording | None) -> tuple[str, bytes, int, list[Row]]:
+def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | None, explain: bool, limits: Limits,
+                  offset: int, recording: Recording | None) -> tuple[str, bytes, int, list[Row], list[Chunk]]:
     """A slice's digest, results, failures and rows; failures -1 when the results passed the response limit."""
     assert _engine is not None
     policy = _engine.policy(policy_id)
     if policy.digest != digest:
-        return policy.digest, b"", 0, []
+        return policy.digest, b"", 0, [], []
     records = msgspec.json.decode(payload, type=list[msgspec.Raw])
     answer = decide(_engine, policy_id, records, as_of, explain, limits, offset, recording)
-    return (policy.digest, b"", -1, []) if answer is None else (policy.digest, *answer)
+    return (policy.digest, b"", -1, [], []) if answer is None else (policy.digest, *answer)
 
 
 PopulationAnswer = tuple[bytes, bytes, int, list[Row]]
@@ -327,15 +378,15 @@ class BatchPool:
         except Exception as exc:
             self._gave_up(exc, "a batch")
             return None
-        if any(found != digest for found, _, _, _ in answers):
+        if any(found != digest for found, *_ in answers):
             self.digests.pop(policy_id, None)
             return None
         self.slices += len(answers)
-        if any(failed < 0 for _, _, failed, _ in answers) or \
-                sum(len(part) + 1 for _, part, _, _ in answers) > limits.max_response_bytes:
+        if any(failed < 0 for _, _, failed, _, _ in answers) or \
+                sum(len(part) + 1 for _, part, *_ in answers) > limits.max_response_bytes:
             return TOO_LARGE
-        return (b",".join(part for _, part, _, _ in answers if part), sum(failed for _, _, failed, _ in answers),
-                [row for _, _, _, rows in answers for row in rows])
+        return (b",".join(part for _, part, *_ in answers if part), sum(failed for _, _, failed, *_ in answers),
+                [row for *_, rows, _ in answers for row in rows], [c for *_, chunks in answers for c in chunks])
 
     async def population(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw],
                          groups: dict[str, Any] | None, seats: list[Any] | None, as_of: dt.date | None,

@@ -30,7 +30,7 @@ from kinerja_rules.server.auth import key_scope
 from kinerja_rules.server.batch import Recording
 from kinerja_rules.server.bodies import Limits, decode, decode_record, unique_members, within_limits
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
-from kinerja_rules.store import DecisionRecord, Row, Run, Store, StoreError, decision_row, row_of
+from kinerja_rules.store import Chunk, DecisionRecord, Row, Run, Store, StoreError, decision_row, row_of
 
 _log = logging.getLogger("kinerja_rules.server")
 JSON = "application/json"
@@ -66,13 +66,15 @@ class Recorder:
         await self.keep_rows(policy, [row])
         return decision
 
-    async def keep_rows(self, policy: CompiledPolicy, rows: list[Row], runs: Sequence[Run] = ()) -> None:
-        """Commit `rows` (and `runs`), archiving the policy's sources with them; the request fails
-        (503 not-recorded) when the store cannot keep them, and nothing is answered."""
+    async def keep_rows(self, policy: CompiledPolicy, rows: list[Row], runs: Sequence[Run] = (),
+                        chunks: Sequence[Chunk] = ()) -> None:
+        """Commit `rows` (and the `runs` and `chunks` they name), archiving the policy's sources with
+        them; the request fails (503 not-recorded) when the store cannot keep them, and nothing is
+        answered."""
         if not rows:
             return
         try:
-            await self.store.put_async(rows, [source_of(policy)], runs)
+            await self.store.put_async(rows, [source_of(policy)], runs, chunks)
         except StoreError as exc:
             _log.error("%s", exc)
             raise ApiProblem("not-recorded", "the decision store could not keep the decision(s); nothing was "
