@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test test-tools typecheck bench bench-population bench-records bench-tools bench-server clean
+.PHONY: install serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-tools bench-server clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-population: install
 
 bench-records: install bench-tools
 	$(BIN)/python bench/bench_records.py
+
+bench-bulk: install
+	$(BIN)/python bench/bench_bulk.py
 
 # wrk drives the server benchmark; Debian's package, installed with apt-get (root or sudo).
 bench-tools:

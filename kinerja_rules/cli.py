@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from typing import IO, Any
 
 import msgspec
 
+from kinerja_rules import bulk
 from kinerja_rules.catalogue import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -25,7 +27,6 @@ from kinerja_rules.catalogue import (
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, Registry, check_paths, discover
 from kinerja_rules.errors import FieldError, KinerjaError, PluginError, PolicyError
-from kinerja_rules.jsontext import duplicate_key, duplicates
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.schema import UNKNOWN_FIELDS
@@ -42,6 +43,7 @@ _EPILOG_CHECK = """examples:
 _EPILOG_EVAL = """examples:
   kinerja eval nasional --input examples/pegawai.json
   kinerja eval nasional --input examples/batch.jsonl > decisions.jsonl
+  kinerja eval nasional --input examples/batch.jsonl --jobs 2 > decisions.jsonl
   cat examples/pegawai.json | kinerja eval nasional --explain
   kinerja eval policies/sawahlunto --input examples/pegawai.json --as-of 2025-07-01
   kinerja eval makassar --input examples/pegawai.json --explain-text
@@ -184,78 +186,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-_UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
-
-
-def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, line: int, what: str) -> Any:
-    """One JSON value, or the ErrorInfo saying why it cannot be read (never an exception)."""
-    try:
-        value = decoder.decode(raw)
-    except _UNREADABLE as exc:
-        reason = "nests too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
-        return ErrorInfo(kind="input", message=f"invalid JSON{what}: {reason}", line=line)
-    found = duplicate_key(raw, value)
-    return value if found is None else _twice(found, line, what)
-
-
-def _twice(found: tuple[str, str], line: int, what: str) -> ErrorInfo:
-    where, key = found
-    path, message = where.lstrip(".") or "$", f"gives the key {key!r} more than once"
-    return ErrorInfo(kind="input", message=f"invalid JSON{what}: {path} {message}", line=line,
-                     fields=[FieldError(path=path, message=message)])
-
-
 def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """Yield (line, record or error) from one JSON document, an array, or JSON Lines.
-
-    Every JSON Lines line gets its own result, whatever it holds; a first line that does not
-    read is JSON Lines too when the next line reads on its own (else it starts one document
-    written over several lines).
-    """
-    decoder = _decoder()
-    numbered = enumerate(stream, start=1)
-    first, first_line = b"", 0
-    for number, raw in numbered:
-        if raw.strip():
-            first, first_line = raw, number
-            break
-    if not first:
-        return
-    if first.lstrip().startswith(b"["):
-        document = first + stream.read()
-        try:
-            data = decoder.decode(document)
-        except _UNREADABLE:
-            yield first_line, _decode(decoder, document, first_line, "")
-            return
-        twice: dict[int, ErrorInfo] = {}  # a record that gives a key twice is that record's error, numbered as the others
-        if duplicate_key(document, data) is not None:
-            for where, key in duplicates(document):
-                index, _, inner = where.partition("]")
-                twice.setdefault(int(index.lstrip("[")), _twice((inner, key), 0, f" in record {index.lstrip('[')}"))
-        for i, item in enumerate(data if isinstance(data, list) else [data], start=1):
-            problem = twice.get(i - 1)
-            yield i, item if problem is None else msgspec.structs.replace(problem, line=i)
-        return
-    head = _decode(decoder, first, first_line, f" on line {first_line}")
-    if isinstance(head, ErrorInfo):
-        second, second_line = b"", 0
-        for number, raw in numbered:
-            if raw.strip():
-                second, second_line = raw, number
-                break
-        if second and isinstance(_decode(decoder, second, second_line, ""), ErrorInfo):
-            body = first + second + stream.read()  # one record written over several lines
-            yield first_line, _decode(decoder, body, first_line, "")
-            return
-        yield first_line, head
-        if second:
-            yield second_line, _decode(decoder, second, second_line, f" on line {second_line}")
-    else:
-        yield first_line, head
-    for number, raw in numbered:
-        if raw.strip():
-            yield number, _decode(decoder, raw, number, f" on line {number}")
+    """(line, record or ErrorInfo) from one JSON document, an array, or JSON Lines (see `bulk.Source`)."""
+    for line, item, where in bulk.Source(stream).items():
+        yield line, bulk.decode(item, line, where) if isinstance(item, bytes) else item
 
 
 def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[Engine, str]:
@@ -269,7 +203,7 @@ def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[E
             raise PolicyError([_diag(f"{as_path} must hold exactly one policy ('policy:' key), not "
                                      f"{', '.join(sorted(own)) or 'none'}")])
         return Engine.from_paths([as_path], registry, policies), own.pop()
-    return Engine.from_paths([policies], registry), policy_arg
+    return Engine.for_policy(policy_arg, policies, registry), policy_arg
 
 
 def _ids_in(path: Path) -> set[str]:
@@ -303,7 +237,7 @@ def _beside(path: str, what: str) -> Any:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     if len(raw) > MAX_BESIDE_BYTES:
         raise ValueError(f"{path} is larger than {MAX_BESIDE_BYTES} bytes")
-    value = _decode(_decoder(), raw, 0, f" in {path}")
+    value = bulk.decode(raw, 0, f" in {path}")
     if isinstance(value, ErrorInfo):
         raise ValueError(value.message)
     if what == "groups" and not isinstance(value, dict):
@@ -359,39 +293,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if recorder is not None:
                 recorder.close()
     out: Any = sys.stdout.buffer if recorder is None else recorder.hold(sys.stdout.buffer)
-    progress = sys.stderr.isatty() and not args.explain_text
-    failures = count = 0
+    source = bulk.Source(stream)
     try:
-        for line, item in _records(stream):
-            count += 1
-            if isinstance(item, ErrorInfo):
-                result: Any = ErrorResult(error=item, policy=policy.ref)
-            else:
-                result = engine.evaluate_safely(policy_id, item, as_of, args.explain or args.explain_text,
-                                                args.unknown_fields)
-                if recorder is not None and not isinstance(result, ErrorResult):
-                    result = recorder.keep(result, item)
-                if isinstance(result, ErrorResult):
-                    result = ErrorResult(policy=result.policy,
-                                         error=msgspec.structs.replace(result.error, line=line))
-            if isinstance(result, ErrorResult):
-                failures += 1
-                if args.lang != DEFAULT_LANGUAGE:  # records keep English messages; only their output is translated
-                    result = _translated(result, args.lang)
-            if args.explain_text and not isinstance(result, ErrorResult):
-                sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
-                sys.stdout.flush()
-            else:
-                out.write(to_json(result) + b"\n")
-            if progress and count % 1000 == 0:
-                print(f"\r{count} records", end="", file=sys.stderr, flush=True)
+        size = os.fstat(stream.fileno()).st_size if stream is not sys.stdin.buffer else None
+    except (OSError, ValueError):
+        size = None
+    progress = bulk.Progress(sys.stderr if sys.stderr.isatty() and not args.explain_text else None, size, source)
+    task = bulk.Task(policy_id, as_of, args.explain, args.explain_text, args.unknown_fields, args.lang)
+    jobs = 1 if recorder is not None else args.jobs or bulk.default_jobs()  # kept decisions: in this process
+    try:
+        failures = bulk.run(engine, task, source.items(), out.write, jobs,
+                            keep=recorder.keep if recorder is not None else None, progress=progress,
+                            plugins=args.plugins or ())
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
         if recorder is not None:
             recorder.close()  # what is held is written once it is kept
-    if progress and count >= 1000:
-        print(f"\r{count} records, {failures} failed", file=sys.stderr)
+    progress.done(failures)
     out.flush()
     return 1 if failures else 0
 
@@ -874,6 +793,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sorted-by-group", action="store_true",
                    help="the input is sorted by group: hold one group at a time (memory follows the largest group)")
     _unknown_fields_option(p)
+    p.add_argument("--jobs", "-j", type=_whole(1, 1024), metavar="N",
+                   help="processes that decide records (default: one per CPU); the output is the same for any N, "
+                        "in input order. A population run, and a run with --record, is decided in one")
     p.add_argument("--record", metavar="DIR|DSN",
                    help="keep each decision in a decision store (a data directory, or a PostgreSQL DSN); each "
                         "printed decision carries its decision_id")

@@ -184,13 +184,13 @@ def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (), loaded: 
     return reading
 
 
-def _add_parents(reading: _Reading, library: Path) -> None:
+def _add_parents(reading: _Reading, library: Path, seed: frozenset[str] = frozenset()) -> None:
     """Load, from the library folder, every file of every policy extended (its parents, and their
-    fixtures, complete), each file once."""
+    fixtures, complete), and of the policies in `seed`, each file once."""
     index: dict[str, list[Path]] | None = None
     while True:
         wanted = ({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
-                  | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined}) - reading.broken
+                  | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined} | seed) - reading.broken
         if not wanted or index is not None and not wanted & set(index):
             return
         if index is None:
@@ -396,6 +396,27 @@ class Engine:
         if report.errors:
             raise PolicyError(report.errors)
         return cls(report.policies, registry, report.warnings + report.test_errors)
+
+    @classmethod
+    def for_policy(cls, policy_id: str, library: Path, registry: Registry | None = None) -> Engine:
+        """Only `policy_id` and the parents it extends, from the `library` folder: the files of the
+        other policies there are not parsed, nor can their mistakes stop this one.
+
+        Raises PolicyError if it fails to compile, UnknownPolicyError if the folder has no such policy.
+        """
+        registry = registry or default_registry()
+        reading = _Reading()
+        if library.is_dir():
+            _add_parents(reading, library, frozenset({policy_id}))
+        elif not library.exists():
+            reading.diags.append(Diagnostic(code="E000", message=f"no such file or folder: {library}"))
+        report = build(reading.files, registry, only={policy_id}, broken=reading.broken, known=reading.library_ids)
+        errors = tuple(reading.diags) + report.errors
+        if errors:
+            raise PolicyError(errors)
+        if policy_id not in report.policies:
+            raise UnknownPolicyError(policy_id, sorted(reading.library_ids))
+        return cls(report.policies, registry, report.warnings + report.test_errors + tuple(reading.test_diags))
 
     @classmethod
     def from_groups(cls, groups: Iterable[SourceGroup], registry: Registry | None = None) -> Engine:

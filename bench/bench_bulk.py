@@ -1,0 +1,97 @@
+"""Benchmark: `kinerja eval` over many records, end to end, on one core and on every core.
+
+Prints, from one run (so the ratios hold on a noisy machine):
+- a bare msgspec loop that reads the same JSON Lines and writes one object per line: its CPU;
+- `kinerja eval nasional --jobs 1`: records per CPU-second, and its CPU against the loop's
+  (the target: at most 4x);
+- `kinerja eval nasional` with every core: records per second against `--jobs 1`;
+- the peak memory of a JSON array input as it grows (streamed: it should stay flat).
+
+Run: make bench-bulk   (or python bench/bench_bulk.py --records 100000 --grow 10000,100000,1000000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from bench_engine import ROOT, generate
+
+from kinerja_rules.bulk import default_jobs
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+BARE_LOOP = """
+import sys
+from decimal import Decimal
+import msgspec
+decoder = msgspec.json.Decoder(float_hook=Decimal)
+encoder = msgspec.json.Encoder(decimal_format="number")
+out = sys.stdout.buffer
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        out.write(encoder.encode({"record": decoder.decode(line)}) + b"\\n")
+"""
+
+
+def _write(path: Path, count: int, array: bool = False) -> None:
+    """`count` generated records (a block of 10,000 repeated), as JSON Lines or one JSON array."""
+    block = [_ENCODER.encode(r) for r in generate(min(count, 10_000))]
+    with open(path, "wb") as f:
+        f.write(b"[\n" if array else b"")
+        for i in range(count):
+            text = block[i % len(block)]
+            f.write((b",\n" if array and i else b"") + text + (b"" if array else b"\n"))
+        f.write(b"\n]\n" if array else b"")
+
+
+def _measure(command: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (the process and what it waited for) and peak memory (KiB) of a command."""
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--grow", default="10000,100000", help="array sizes whose peak memory is measured")
+    args = parser.parse_args()
+    eval_ = [sys.executable, "-m", "kinerja_rules.cli", "eval", "nasional", "-i"]
+    with tempfile.TemporaryDirectory(prefix="kinerja-bench-bulk-") as folder:
+        lines = Path(folder) / "records.jsonl"
+        _write(lines, args.records)
+        bare = min(_measure([sys.executable, "-c", BARE_LOOP, str(lines)])[1] for _ in range(2))
+        one = min((_measure([*eval_, str(lines), "--jobs", "1"]) for _ in range(2)), key=lambda m: m[0])
+        jobs = default_jobs()
+        every = min((_measure([*eval_, str(lines), "--jobs", str(jobs)]) for _ in range(2)), key=lambda m: m[0])
+        print(f"kinerja eval nasional, {args.records:,} records of JSON Lines")
+        print(f"  bare msgspec loop       CPU {bare:6.2f} s")
+        print(f"  --jobs 1                CPU {one[1]:6.2f} s  {args.records / one[1]:9,.0f} records/CPU-s   "
+              f"{one[1] / bare:4.1f}x the loop's CPU (target <= 4x)")
+        print(f"  --jobs 1                wall {one[0]:5.2f} s  {args.records / one[0]:9,.0f} records/s")
+        print(f"  --jobs {jobs:<3}             wall {every[0]:5.2f} s  {args.records / every[0]:9,.0f} records/s   "
+              f"{one[0] / every[0]:4.2f}x --jobs 1")
+        print("peak memory of a JSON array, streamed (--jobs 1):")
+        for count in (int(n) for n in args.grow.split(",")):
+            array = Path(folder) / f"records-{count}.json"
+            _write(array, count, array=True)
+            wall, _, peak = _measure([*eval_, str(array), "--jobs", "1"])
+            print(f"  {count:>10,} records  {array.stat().st_size / 2**20:8.0f} MiB in  {peak / 1024:6.0f} MiB peak  "
+                  f"{wall:7.1f} s")
+            array.unlink()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Many records in, a decision each out, on every core.
+
+`json_items` reads records as JSON texts, not yet decoded: JSON Lines, one document, or an
+array, streamed element by element so that memory does not grow with the file. `decide_block`
+turns a block of them into output lines: decode, check, evaluate, encode, exactly as one
+process would. `run` hands blocks to worker processes (`jobs`) and writes what comes back in
+input order, so the output of `--jobs 8` is byte for byte that of `--jobs 1`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import datetime as dt
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import IO, Any
+
+import msgspec
+
+from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
+from kinerja_rules.engine import Engine, SourceGroup, source_groups
+from kinerja_rules.errors import FieldError
+from kinerja_rules.jsontext import duplicate_key
+
+BLOCK_RECORDS = 256
+"""Records decided together: enough that shipping a block to a process costs little beside deciding it."""
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+"""The largest record of a JSON array (larger: that record's error, and the array is not read further)."""
+_READ_BYTES = 1024 * 1024  # an array is read this much at a time
+_UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+Item = tuple[int, Any, str]
+"""A record: its line (JSON Lines) or position (an array, from 1); its JSON text (bytes), or an
+ErrorInfo saying why it cannot be read; and where it is, for an error that it does not read
+(" on line 7", " in record 6")."""
+
+
+def decode(raw: bytes, line: int, what: str) -> Any:
+    """One JSON value, or the ErrorInfo saying why it cannot be read (never an exception)."""
+    try:
+        value = _DECODER.decode(raw)
+    except _UNREADABLE as exc:
+        reason = "nests too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
+        return ErrorInfo(kind="input", message=f"invalid JSON{what}: {reason}", line=line)
+    found = duplicate_key(raw, value)
+    return value if found is None else twice(found, line, what)
+
+
+def twice(found: tuple[str, str], line: int, what: str) -> ErrorInfo:
+    where, key = found
+    path, message = where.lstrip(".") or "$", f"gives the key {key!r} more than once"
+    return ErrorInfo(kind="input", message=f"invalid JSON{what}: {path} {message}", line=line,
+                     fields=[FieldError(path=path, message=message)])
+
+
+# ---- reading ----
+
+class Source:
+    """The records of a stream as JSON texts, and how far through it reading has come (for progress)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.consumed = 0  # bytes read so far
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.consumed += len(data)
+        return data
+
+    def _lines(self, head: bytes) -> Iterator[bytes]:
+        """The lines of `head` (read already) and of the rest of the stream."""
+        *whole, tail = head.split(b"\n")
+        for line in whole:
+            yield line + b"\n"
+        for line in self.stream:
+            self.consumed += len(line)
+            if tail:
+                line, tail = tail + line, b""
+            yield line
+        if tail:
+            yield tail
+
+    def items(self) -> Iterator[Item]:
+        """(line, JSON text or ErrorInfo, where it is for an error) from one JSON document, an
+        array, or JSON Lines.
+
+        Every JSON Lines line gets its own result, whatever it holds; a first line that does not
+        read is JSON Lines too when the next line reads on its own (else it starts one document
+        written over several lines). An array's records are numbered from 1.
+        """
+        head = self.read(_READ_BYTES)  # an array may be one line of any length: it is not read by lines
+        text = head.lstrip()
+        if text.startswith(b"["):
+            yield from self._array(text[1:], 1 + head[:len(head) - len(text)].count(b"\n"))
+            return
+        numbered = enumerate(self._lines(head), start=1)
+        first, first_line = b"", 0
+        for number, raw in numbered:
+            if raw.strip():
+                first, first_line = raw, number
+                break
+        if not first:
+            return
+        if isinstance(decode(first, first_line, ""), ErrorInfo):
+            second, second_line = b"", 0
+            for number, raw in numbered:
+                if raw.strip():
+                    second, second_line = raw, number
+                    break
+            if second and isinstance(decode(second, second_line, ""), ErrorInfo):
+                yield first_line, first + second + b"".join(raw for _, raw in numbered), ""  # one record, several lines
+                return
+            yield first_line, first, f" on line {first_line}"
+            if second:
+                yield second_line, second, f" on line {second_line}"
+        else:
+            yield first_line, first, f" on line {first_line}"
+        for number, raw in numbered:
+            if raw.strip():
+                yield number, raw, f" on line {number}"
+
+    def _array(self, rest: bytes, first_line: int) -> Iterator[Item]:
+        """The elements of an array whose text after `[` begins with `rest`, read a megabyte at a time."""
+        position = 0
+        ended = False
+        while True:
+            while not ended and len(rest) < _READ_BYTES:
+                more = self.read(_READ_BYTES)
+                ended = not more
+                rest += more
+            if not ended:
+                cut = _whole_elements(rest)
+                if cut is None:  # no whole element yet: one is longer than what is read
+                    if len(rest) > MAX_RECORD_BYTES:
+                        yield position + 1, _broken(position, f"a record is longer than {MAX_RECORD_BYTES} bytes",
+                                                    first_line), ""
+                        return
+                    more = self.read(max(_READ_BYTES, len(rest)))  # doubling: few tries for a long record
+                    ended = not more
+                    rest += more
+                    continue
+                elements = _RAW_LIST.decode(b"[" + rest[:cut] + b"]")
+                rest = rest[cut + 1:]
+            else:  # the last elements, and the closing bracket
+                try:
+                    elements = _RAW_LIST.decode(b"[" + rest)
+                except _UNREADABLE as exc:
+                    yield position + 1, _broken(position, str(exc)[:300], first_line), ""
+                    return
+            for element in elements:
+                position += 1
+                yield position, bytes(element), f" in record {position - 1}"
+            if ended:
+                return
+
+
+def _broken(position: int, reason: str, first_line: int) -> ErrorInfo:
+    """An array that stops reading after `position` records."""
+    where = "" if position == 0 else f" after record {position - 1}"
+    return ErrorInfo(kind="input", message=f"invalid JSON{where}: {reason}",
+                     line=first_line if position == 0 else position + 1)
+
+
+def _whole_elements(text: bytes) -> int | None:
+    """The position of the last comma in `text` that ends a whole number of array elements, or None.
+
+    The text up to a comma is whole elements exactly when `[` + it + `]` decodes: a comma inside a
+    string or a nested value leaves something open. So msgspec finds the boundary, in C; commas
+    after a `}` are tried first (records are objects), then any, a bounded number of tries each.
+    """
+    for after in (b"}", None):
+        end, tries = len(text), 0
+        while tries < 16:
+            comma = text.rfind(b",", 0, end)
+            if comma < 0:
+                break
+            end = comma
+            before = comma - 1
+            while before >= 0 and text[before] in b" \t\r\n":
+                before -= 1
+            if after is not None and text[before:before + 1] != after:
+                continue
+            tries += 1
+            try:
+                _RAW_LIST.decode(b"[" + text[:comma] + b"]")
+            except _UNREADABLE:
+                continue
+            return comma
+    return None
+
+
+# ---- deciding ----
+
+@dataclass(frozen=True)
+class Task:
+    """How each record is decided and written."""
+
+    policy_id: str
+    as_of: dt.date | None = None
+    explain: bool = False
+    explain_text: bool = False
+    unknown_fields: str | None = None
+    lang: str = "en"
+
+
+Keep = Callable[[Any, Any], Any]
+"""`kinerja eval --record`: given a decision and its record, the decision as kept (with its id)."""
+
+
+def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep | None = None) -> tuple[bytes, int]:
+    """The output of `items` (a line each, or a text for --explain-text) and how many failed."""
+    from kinerja_rules.catalogue import translate_field, translate_record_message
+    from kinerja_rules.testing import explain_text
+
+    policy = engine.policy(task.policy_id)
+    explain = task.explain or task.explain_text
+    out: list[bytes] = []
+    failures = 0
+    for line, item, where in items:
+        value = decode(item, line, where) if isinstance(item, bytes) else item
+        if isinstance(value, ErrorInfo):
+            result: Any = ErrorResult(error=value, policy=policy.ref)
+        else:
+            result = engine.evaluate_safely(task.policy_id, value, task.as_of, explain, task.unknown_fields)
+            if keep is not None and not isinstance(result, ErrorResult):
+                result = keep(result, value)
+            if isinstance(result, ErrorResult):
+                result = ErrorResult(policy=result.policy, error=msgspec.structs.replace(result.error, line=line))
+        if isinstance(result, ErrorResult):
+            failures += 1
+            if task.lang != "en":  # records keep English messages; only their output is translated
+                error = result.error
+                result = msgspec.structs.replace(result, error=msgspec.structs.replace(
+                    error, message=translate_record_message(error.message, task.lang),
+                    fields=[translate_field(f, task.lang) for f in error.fields]))
+            out.append(to_json(result) + b"\n")
+        elif task.explain_text:
+            out.append((explain_text(result, policy=policy) + "\n\n").encode())
+        else:
+            out.append(to_json(result) + b"\n")
+    return b"".join(out), failures
+
+
+_worker: tuple[Engine, Task] | None = None  # what a worker process decides with
+
+
+def _start_worker(groups: list[SourceGroup] | None, plugins: list[str], task: Task) -> None:
+    global _worker
+    if groups is not None:  # a spawned process compiles the policy from its files' texts
+        from pathlib import Path
+
+        from kinerja_rules.engine import discover
+
+        _worker = (Engine.from_groups(groups, discover([Path(p) for p in plugins])), task)
+    elif _worker is not None:
+        _worker = (_worker[0], task)
+
+
+def _decide_in_worker(items: list[Item]) -> tuple[bytes, int]:
+    assert _worker is not None
+    return decide_block(_worker[0], _worker[1], items)
+
+
+def blocks(items: Iterable[Item], size: int = BLOCK_RECORDS) -> Iterator[list[Item]]:
+    block: list[Item] = []
+    for item in items:
+        block.append(item)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+class Progress:
+    """Records, rate and time left on a terminal, once a run has taken a few seconds; silent otherwise."""
+
+    def __init__(self, stream: IO[str] | None, total_bytes: int | None, source: Source | None,
+                 after: float = 3.0) -> None:
+        self.stream, self.total, self.source = stream, total_bytes, source
+        self.started = time.monotonic()
+        self.after = after
+        self.shown = 0.0
+        self.count = 0
+
+    def add(self, count: int) -> None:
+        self.count += count
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        elapsed = max(now - self.started, 1e-6)
+        if elapsed < self.after or now - self.shown < 0.5:
+            return
+        self.shown = now
+        rate = self.count / elapsed
+        text = f"\r{self.count:,} records, {rate:,.0f}/s"
+        if self.total and self.source is not None and self.source.consumed:
+            left = elapsed * (self.total - self.source.consumed) / self.source.consumed
+            text += f", {_duration(left)} left" if left >= 1 else ""
+        print(text.ljust(48), end="", file=self.stream, flush=True)
+
+    def done(self, failures: int) -> None:
+        if self.stream is not None and self.shown:
+            elapsed = time.monotonic() - self.started
+            print(f"\r{self.count:,} records, {failures:,} failed, in {_duration(elapsed)}".ljust(48),
+                  file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[bytes], Any], jobs: int = 1,
+        keep: Keep | None = None, progress: Progress | None = None, plugins: Iterable[str] = ()) -> int:
+    """Decide `items` and `write` their output in input order, in `jobs` processes; returns how
+    many failed. A small input (two blocks or less) is decided here, as is every record kept
+    (`keep`); a worker that dies has its blocks decided here, and the rest too."""
+    global _worker
+    progress = progress or Progress(None, None, None)
+    failures = 0
+    chunks = blocks(items)
+    started: list[list[Item]] = []
+    if jobs > 1 and keep is None:
+        for block in chunks:
+            started.append(block)
+            if len(started) > 2:
+                break
+    if len(started) <= 2:  # not worth a process: decide here
+        for block in itertools.chain(started, chunks):
+            data, failed = decide_block(engine, task, block, keep)
+            write(data)
+            failures += failed
+            progress.add(len(block))
+        return failures
+    fork = sys.platform == "linux"  # a forked process has the compiled policy already
+    _worker = (engine, task)
+    groups = None if fork else source_groups([engine.policy(task.policy_id)])
+    executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+                                   initializer=_start_worker, initargs=(groups, list(plugins), task))
+    pending: collections.deque[tuple[list[Item], Future[tuple[bytes, int]] | None]] = collections.deque()
+    here = False  # a worker died: what is left is decided in this process
+    try:
+        def settle(block: list[Item], future: Future[tuple[bytes, int]] | None) -> None:
+            nonlocal failures, here
+            try:
+                if future is None:
+                    raise BrokenProcessPool
+                data, failed = future.result()
+            except BrokenProcessPool:
+                if not here:
+                    here = True
+                    print("warning: a worker process stopped; the remaining records are decided in this one",
+                          file=sys.stderr)
+                data, failed = decide_block(engine, task, block)
+            write(data)
+            failures += failed
+            progress.add(len(block))
+
+        for block in itertools.chain(started, chunks):
+            future = None
+            if not here:
+                try:
+                    future = executor.submit(_decide_in_worker, block)
+                except (BrokenProcessPool, RuntimeError):
+                    here = True
+            pending.append((block, future))
+            while len(pending) > 2 * jobs or (here and pending):
+                settle(*pending.popleft())
+        while pending:
+            settle(*pending.popleft())
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        _worker = None
+    return failures
+
+
+def default_jobs() -> int:
+    """Every CPU this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
