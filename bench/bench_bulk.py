@@ -5,6 +5,7 @@ Prints, from one run (so the ratios hold on a noisy machine):
 - `kinerja eval nasional --jobs 1`: records per CPU-second, and its CPU against the loop's
   (the target: at most 4x);
 - `kinerja eval nasional` with every core: records per second against `--jobs 1`;
+- CSV and Parquet in and out: time and peak memory;
 - the peak memory of a JSON array input as it grows (streamed: it should stay flat).
 
 Run: make bench-bulk   (or python bench/bench_bulk.py --records 100000 --grow 10000,100000,1000000)
@@ -13,11 +14,9 @@ Run: make bench-bulk   (or python bench/bench_bulk.py --records 100000 --grow 10
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import msgspec
@@ -51,16 +50,48 @@ def _write(path: Path, count: int, array: bool = False) -> None:
         f.write(b"\n]\n" if array else b"")
 
 
+def _to_table(lines: Path, target: Path) -> None:
+    """The records of a JSON Lines file as CSV or Parquet, by the rule `kinerja eval` reads them with."""
+    import csv
+
+    from kinerja_rules.formats import csv_cell, flatten
+
+    decoder = msgspec.json.Decoder()
+    with open(lines, "rb") as f:
+        rows = [flatten(decoder.decode(line)) for line in f]
+    names = sorted({name for row in rows for name in row})
+    if target.suffix == ".csv":
+        with open(target, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(names)
+            writer.writerows([csv_cell(row.get(n)) for n in names] for row in rows)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist([{n: row.get(n) for n in names} for row in rows]), target)
+
+
+_WRAPPER = """
+import os, sys, time
+started = time.perf_counter()
+with open(os.devnull, "wb") as sink:
+    pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, sink.fileno(), 1)])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+      os.waitstatus_to_exitcode(status))
+"""
+
+
 def _measure(command: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (the process and what it waited for) and peak memory (KiB) of a command."""
-    started = time.perf_counter()
-    with open(os.devnull, "wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
+    """Wall seconds, CPU seconds (the process and what it waited for) and peak memory (KiB) of a command,
+    started from a small process of its own (a child's peak would count this one's memory as its own)."""
+    found = subprocess.run([sys.executable, "-c", _WRAPPER, *command], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    wall, cpu, peak, code = float(found[0]), float(found[1]), int(found[2]), int(found[3])
+    if code not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return wall, cpu, peak
 
 
 def main() -> None:
@@ -83,6 +114,16 @@ def main() -> None:
         print(f"  --jobs 1                wall {one[0]:5.2f} s  {args.records / one[0]:9,.0f} records/s")
         print(f"  --jobs {jobs:<3}             wall {every[0]:5.2f} s  {args.records / every[0]:9,.0f} records/s   "
               f"{one[0] / every[0]:4.2f}x --jobs 1")
+        print("tables, the same records (--jobs 1):")
+        for suffix in (".csv", ".parquet"):
+            table = Path(folder) / f"records{suffix}"
+            _measure([*eval_, str(lines), "--jobs", str(jobs), "-o", str(table)])  # decisions as a table ...
+            source = Path(folder) / f"input{suffix}"
+            _to_table(lines, source)  # ... and the records as one
+            wall, _, peak = _measure([*eval_, str(source), "--jobs", "1"])
+            out_wall, _, out_peak = _measure([*eval_, str(lines), "--jobs", "1", "-o", str(table)])
+            print(f"  {suffix:9} in: {wall:6.2f} s, {peak / 1024:5.0f} MiB peak   out: {out_wall:6.2f} s, "
+                  f"{out_peak / 1024:5.0f} MiB peak")
         print("peak memory of a JSON array, streamed (--jobs 1):")
         for count in (int(n) for n in args.grow.split(",")):
             array = Path(folder) / f"records-{count}.json"

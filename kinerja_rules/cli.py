@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import msgspec
 
-from kinerja_rules import bulk
+from kinerja_rules import bulk, formats
 from kinerja_rules.catalogue import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -26,7 +26,7 @@ from kinerja_rules.catalogue import (
 )
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, Registry, check_paths, discover
-from kinerja_rules.errors import FieldError, KinerjaError, PluginError, PolicyError
+from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.schema import UNKNOWN_FIELDS
@@ -44,6 +44,7 @@ _EPILOG_EVAL = """examples:
   kinerja eval nasional --input examples/pegawai.json
   kinerja eval nasional --input examples/batch.jsonl > decisions.jsonl
   kinerja eval nasional --input examples/batch.jsonl --jobs 2 > decisions.jsonl
+  kinerja eval nasional --input examples/batch.jsonl --output decisions.xlsx
   cat examples/pegawai.json | kinerja eval nasional --explain
   kinerja eval policies/sawahlunto --input examples/pegawai.json --as-of 2025-07-01
   kinerja eval makassar --input examples/pegawai.json --explain-text
@@ -276,43 +277,70 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
             return 2
+    try:
+        items, source = _items(args.input, stream, policy)
+        sink = _sink(args, policy)
+    except formats.TableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _close(stream)
+        return 2
     recorder = None
     if args.record is not None:
         try:
             recorder = _Recorder(_open_store(args, args.record), policy)
         except StoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            stream.close() if stream is not sys.stdin.buffer else None
+            _close(stream)
             return 2
-    if population:
+    out: Any = sink if recorder is None else recorder.hold(sink)
+    try:
+        if population:
+            return _eval_population(args, engine, policy, items, groups, seats, recorder, out)
         try:
-            return _eval_population(args, engine, policy, stream, groups, seats, recorder)
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
-            if recorder is not None:
-                recorder.close()
-    out: Any = sys.stdout.buffer if recorder is None else recorder.hold(sys.stdout.buffer)
-    source = bulk.Source(stream)
-    try:
-        size = os.fstat(stream.fileno()).st_size if stream is not sys.stdin.buffer else None
-    except (OSError, ValueError):
-        size = None
-    progress = bulk.Progress(sys.stderr if sys.stderr.isatty() and not args.explain_text else None, size, source)
-    task = bulk.Task(policy_id, as_of, args.explain, args.explain_text, args.unknown_fields, args.lang)
-    jobs = 1 if recorder is not None else args.jobs or bulk.default_jobs()  # kept decisions: in this process
-    try:
-        failures = bulk.run(engine, task, source.items(), out.write, jobs,
-                            keep=recorder.keep if recorder is not None else None, progress=progress,
-                            plugins=args.plugins or ())
+            size = os.fstat(stream.fileno()).st_size if stream is not sys.stdin.buffer else None
+        except (OSError, ValueError):
+            size = None
+        progress = bulk.Progress(sys.stderr if sys.stderr.isatty() and not args.explain_text else None, size,
+                                 source)
+        task = bulk.Task(policy_id, as_of, args.explain, args.explain_text, args.unknown_fields, args.lang)
+        jobs = 1 if recorder is not None else args.jobs or bulk.default_jobs()  # kept decisions: in this process
+        failures = bulk.run(engine, task, items, out.write, jobs, keep=recorder.keep if recorder is not None else None,
+                            progress=progress, plugins=args.plugins or ())
+        progress.done(failures)
+    except formats.TableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-        if recorder is not None:
-            recorder.close()  # what is held is written once it is kept
-    progress.done(failures)
-    out.flush()
+        _close(stream)
+        try:
+            if recorder is not None:
+                recorder.close()  # what is held is written once it is kept
+        finally:
+            sink.close()
     return 1 if failures else 0
+
+
+def _close(stream: IO[bytes]) -> None:
+    if stream is not sys.stdin.buffer:
+        stream.close()
+
+
+def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy) -> tuple[Iterator[Any], bulk.Source | None]:
+    """The records of `--input`, read as its extension says: CSV, Parquet, or JSON (any other)."""
+    suffix = Path(path).suffix.lower() if path not in (None, "-") else ""
+    if suffix == ".csv":
+        return formats.csv_items(stream, policy), None
+    if suffix == ".parquet":
+        assert path is not None
+        return formats.parquet_items(path), None
+    source = bulk.Source(stream)
+    return source.items(), source
+
+
+def _sink(args: argparse.Namespace, policy: CompiledPolicy) -> formats.Sink:
+    if args.output is not None and args.explain_text:
+        raise formats.TableError("--explain-text prints text for people: it goes to standard output, not --output")
+    return formats.sink(args.output, sys.stdout.buffer, policy, args.explain)
 
 
 class _Recorder:
@@ -363,14 +391,16 @@ class _Recorder:
             self.store.close()
 
 
-def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledPolicy, stream: IO[bytes],
-                     groups: Any, seats: Any, recorder: _Recorder | None = None) -> int:
-    """`kinerja eval --groups`: decisions in input order on standard output, a group report per line to --report."""
+def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledPolicy, items: Iterator[Any],
+                     groups: Any, seats: Any, recorder: _Recorder | None, out: Any) -> int:
+    """`kinerja eval --groups`: decisions in input order (standard output, or --output), a group report
+    per line to --report."""
     lines: list[int] = []
     given: list[Any] = []
 
     def records() -> Iterator[Any]:
-        for line, item in _records(stream):
+        for line, raw, where in items:
+            item = bulk.decode(raw, line, where) if isinstance(raw, bytes) else raw
             lines.append(line)
             record = ErrorResult(error=item, policy=policy.ref) if isinstance(item, ErrorInfo) else item
             if recorder is not None:
@@ -390,7 +420,6 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
         except OSError as exc:
             print(f"error: cannot write {args.report}: {exc.strerror}", file=sys.stderr)
             return 2
-    out: Any = sys.stdout.buffer if recorder is None else recorder.hold(sys.stdout.buffer)
     failures = position = 0
     try:
         for result in engine.evaluate_population(policy.id, records(), groups, seats, args.as_of,
@@ -424,7 +453,6 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
     finally:
         if report is not None:
             report.close()
-    out.flush()
     return 1 if failures else 0
 
 
@@ -779,7 +807,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Evaluate employee records and print one decision per record.")
     p.add_argument("policy", metavar="POLICY",
                    help="a policy id in the policies folder, a policy file, or a region's folder")
-    p.add_argument("--input", "-i", metavar="FILE", help="JSON or JSON Lines input; '-' or omitted: standard input")
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="the records: JSON, a JSON array or JSON Lines, or by its extension .csv or .parquet (dotted "
+                        "columns); '-' or omitted: standard input (JSON)")
     p.add_argument("--as-of", type=_date, metavar="DATE",
                    help="decide as of this date (default: the first day of the record's period)")
     p.add_argument("--explain", action="store_true", help="add a trace of how each output was reached")
@@ -796,6 +826,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=_whole(1, 1024), metavar="N",
                    help="processes that decide records (default: one per CPU); the output is the same for any N, "
                         "in input order. A population run, and a run with --record, is decided in one")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the decisions to FILE, in the format its extension names: .jsonl, .json (an array), "
+                        ".csv, .parquet or .xlsx (default: JSON Lines on standard output)")
     p.add_argument("--record", metavar="DIR|DSN",
                    help="keep each decision in a decision store (a data directory, or a PostgreSQL DSN); each "
                         "printed decision carries its decision_id")

@@ -1,0 +1,445 @@
+"""Records and decisions as tables: CSV, Parquet (pyarrow) and XLSX (openpyxl, for output), beside
+JSON Lines and JSON arrays, chosen by a file's extension.
+
+One rule, both ways. A nested record's fields are dotted columns (`jabatan.kelas`,
+`outputs.tpp.diterima`); a list is one column: JSON text in CSV and XLSX, a native list in
+Parquet; an absent or null value is an empty cell. A decision's `warnings`, `population` and
+`trace`, objects of many shapes, are one column of JSON text in every table.
+
+CSV cells are text: a record's are read by the types its policy declares (a `decimal` field's
+"87.5" is the number 87.5, exactly; a `text` field's "198507122010011003" stays text). A
+Parquet file's numbers are read as they are typed (a binary float as the shortest decimal that
+gives it back). Both are read a block at a time, and written so, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from kinerja_rules.decision import ENCODER, ErrorInfo
+from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.schema import Field
+from kinerja_rules.types import Kind, Type
+
+INPUTS = (".jsonl", ".json", ".csv", ".parquet")
+OUTPUTS = (".jsonl", ".json", ".csv", ".parquet", ".xlsx")
+MAX_COLUMNS = 10_000
+MAX_CELL_CHARS = 1_000_000
+ROWS_PER_GROUP = 10_000  # rows per Parquet row group (and what is held before writing one)
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,40}(?:\.[0-9]{0,40})?|\.[0-9]{1,40})(?:[eE][+-]?[0-9]{1,3})?")
+_JSON_COLUMNS = ("warnings", "population", "trace")
+_ERROR_COLUMNS = ("error.kind", "error.message", "error.fields", "error.where", "error.paths", "error.line")
+
+
+class TableError(ValueError):
+    """A file that cannot be read or written as a table; says which and why."""
+
+
+def format_of(path: str, allowed: Sequence[str], what: str) -> str:
+    """The format of `path` by its extension, one of `allowed`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in allowed:
+        raise TableError(f"{what} {path}: the extension says which format, one of {', '.join(allowed)}"
+                         f"{'' if suffix else ' (it has none)'}")
+    return suffix
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell for spreadsheets: a text a spreadsheet would read as a formula is quoted."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return ENCODER.encode(value).decode()
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not isinstance(value, (int, Decimal)):
+        return "'" + text  # never a formula in someone's spreadsheet
+    return text
+
+
+def flatten(value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A nested object as dotted names; lists and the JSON columns are kept whole."""
+    out = {} if out is None else out
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and name not in _JSON_COLUMNS:
+            flatten(item, name + ".", out)
+        else:
+            out[name] = item
+    return out
+
+
+def unflatten(row: Mapping[str, Any]) -> dict[str, Any] | ErrorInfo:
+    """Dotted names as a nested object (absent values left out); an ErrorInfo when two columns
+    claim the same place (`a` and `a.b`)."""
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        if value is None:
+            continue
+        *parents, last = name.split(".")
+        here = out
+        for part in parents:
+            here = here.setdefault(part, {})
+            if not isinstance(here, dict):
+                return ErrorInfo(kind="input", message=f"column {name!r} is inside {part!r}, which has a value")
+        if last in here:
+            return ErrorInfo(kind="input", message=f"column {name!r} is given twice, or holds fields given apart")
+        here[last] = value
+    return out
+
+
+# ---- reading ----
+
+def _kinds(field: Field, prefix: str = "", out: dict[str, Field] | None = None) -> dict[str, Field]:
+    """Each dotted column a record's fields may have, with its field (a list, or a record inside a
+    list, is one column)."""
+    out = {} if out is None else out
+    for name, sub in field.fields:
+        path = f"{prefix}{name}"
+        out[path] = sub
+        if sub.type.kind == Kind.RECORD:
+            _kinds(sub, path + ".", out)
+    return out
+
+
+def _from_text(text: str, field: Field | None) -> Any:
+    """A CSV cell as its field's value; a cell that does not read as one stays text (the policy's
+    check then says what is wrong with it)."""
+    if text == "":
+        return None
+    if text[:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r"):
+        return text[1:]
+    kind = field.type.kind if field is not None else None
+    if kind == Kind.INTEGER and _INTEGER.fullmatch(text):
+        return int(text)
+    if kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY) and _DECIMAL.fullmatch(text):
+        value = Decimal(text)
+        return int(value) if kind == Kind.MONEY and value == value.to_integral_value() and "." not in text \
+            and "e" not in text.lower() else value
+    if kind == Kind.BOOLEAN and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind in (Kind.LIST, Kind.RECORD) and text[:1] in ("[", "{"):
+        try:
+            return _DECODER.decode(text)
+        except (msgspec.DecodeError, RecursionError):
+            return text
+    return text
+
+
+def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, Any, str]]:
+    """(line, record or ErrorInfo, "") for each row of a CSV file whose first row names the columns."""
+    fields = _kinds(policy.checked.input)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    reader = csv.reader(text)
+    csv.field_size_limit(MAX_CELL_CHARS)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        yield 1, ErrorInfo(kind="input", message=f"invalid CSV header: {exc}", line=1), ""
+        return
+    if header is None:
+        return
+    if len(header) > MAX_COLUMNS or len(set(header)) != len(header) or not all(header):
+        problem = (f"more than {MAX_COLUMNS} columns" if len(header) > MAX_COLUMNS else
+                   "a column without a name" if not all(header) else "a column named twice")
+        yield 1, ErrorInfo(kind="input", message=f"invalid CSV header: {problem}", line=1), ""
+        return
+    known = [fields.get(name) for name in header]
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell past the limit, or a broken quote: the file is not read further
+            yield reader.line_num, ErrorInfo(kind="input", message=f"invalid CSV on line {reader.line_num}: {exc}",
+                                             line=reader.line_num), ""
+            return
+        line = reader.line_num
+        if not any(cells):
+            continue
+        if len(cells) != len(header):
+            yield line, ErrorInfo(kind="input", line=line, message=f"invalid CSV on line {line}: {len(cells)} cells, "
+                                  f"the header names {len(header)}"), ""
+            continue
+        record = unflatten({name: _from_text(cell, field) for name, cell, field in zip(header, cells, known)})
+        if isinstance(record, ErrorInfo):
+            record = msgspec.structs.replace(record, line=line, message=f"invalid CSV on line {line}: {record.message}")
+        yield line, record, ""
+
+
+def parquet_items(path: str, batch_rows: int = 1024) -> Iterator[tuple[int, Any, str]]:
+    """(row number from 1, record or ErrorInfo, "") for each row of a Parquet file."""
+    pq = _pyarrow_parquet("read")
+    try:
+        file = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow says what is wrong with a file in exceptions of its own
+        raise TableError(f"cannot read {path} as Parquet: {str(exc)[:300]}") from None
+    if len(file.schema_arrow.names) > MAX_COLUMNS:
+        raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
+    position = 0
+    for batch in file.iter_batches(batch_size=batch_rows):
+        for row in batch.to_pylist():
+            position += 1
+            record = unflatten({name: _exact(value) for name, value in row.items()})
+            if isinstance(record, ErrorInfo):
+                record = msgspec.structs.replace(record, line=position,
+                                                 message=f"invalid row {position}: {record.message}")
+            yield position, record, ""
+
+
+def _exact(value: Any) -> Any:
+    """A value as a record holds it: a binary float as the shortest decimal that gives it back, a
+    date as its ISO text."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, list):
+        return [_exact(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _pyarrow_parquet(what: str) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TableError(f"to {what} Parquet, install pyarrow: pip install 'kinerja-rules[formats]'") from None
+    return pq
+
+
+# ---- writing ----
+
+def columns(policy: CompiledPolicy, explain: bool) -> list[str]:
+    """The columns of a table of decisions: the policy, each output, and an error's parts."""
+    return ["policy.id", "policy.version", "policy.digest", "as_of",
+            *(f"outputs.{name}" for name in policy.checked.outputs), "warnings",
+            *(["population"] if policy.population is not None else []), *(["trace"] if explain else []),
+            *_ERROR_COLUMNS]
+
+
+class Sink:
+    """Where decisions go, given as the JSON lines `bulk.decide_block` makes."""
+
+    def write(self, lines: bytes) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLines(Sink):
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+
+    def write(self, lines: bytes) -> None:
+        self.out.write(lines)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class JsonArray(Sink):
+    """One JSON array, an element per line."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.first = True
+
+    def write(self, lines: bytes) -> None:
+        for line in lines.splitlines():
+            self.out.write((b"[\n" if self.first else b",\n") + line)
+            self.first = False
+
+    def close(self) -> None:
+        self.out.write(b"[]\n" if self.first else b"\n]\n")
+        self.out.flush()
+
+
+class _Rows(Sink):
+    """A table: each line decoded and flattened into the columns."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+
+    def write(self, lines: bytes) -> None:
+        rows = []
+        for line in lines.splitlines():
+            flat = flatten(_DECODER.decode(line))
+            rows.append([flat.get(c) for c in self.columns])
+        self.rows(rows)
+
+    def rows(self, rows: list[list[Any]]) -> None:
+        raise NotImplementedError
+
+
+class Csv(_Rows):
+    def __init__(self, out: IO[bytes], columns: list[str]) -> None:
+        super().__init__(columns)
+        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+        self.writer = csv.writer(self.text, lineterminator="\n")
+        self.writer.writerow(columns)
+
+    def rows(self, rows: list[list[Any]]) -> None:
+        self.writer.writerows([csv_cell(v) for v in row] for row in rows)
+
+    def close(self) -> None:
+        self.text.flush()
+        self.text.detach()
+
+
+class Xlsx(_Rows):
+    """A workbook for HR offices (openpyxl, written as it goes); a sheet holds a million rows, then the next begins."""
+
+    MAX_ROWS = 1_048_576
+
+    def __init__(self, path: str, columns: list[str], title: str) -> None:
+        super().__init__(columns)
+        try:
+            from openpyxl import Workbook
+            from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+            from openpyxl.cell import WriteOnlyCell
+        except ImportError:
+            raise TableError("to write XLSX, install openpyxl: pip install 'kinerja-rules[formats]'") from None
+        self.path, self.title = path, title[:25]
+        self._illegal, self._cell = ILLEGAL_CHARACTERS_RE, WriteOnlyCell
+        self.book = Workbook(write_only=True)
+        self.sheets = 0
+        self._sheet()
+
+    def _sheet(self) -> None:
+        self.sheets += 1
+        self.sheet = self.book.create_sheet(self.title if self.sheets == 1 else f"{self.title} {self.sheets}")
+        self.sheet.append(self.columns)
+        self.count = 1
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, (list, dict)):
+            value = ENCODER.encode(value).decode()
+        if isinstance(value, str):
+            cell = self._cell(self.sheet, value=self._illegal.sub("", value))
+            cell.data_type = "s"  # text, even one that starts with '=': never a formula
+            return cell
+        return value
+
+    def rows(self, rows: list[list[Any]]) -> None:
+        for row in rows:
+            if self.count >= self.MAX_ROWS:
+                self._sheet()
+            self.sheet.append([self._value(v) for v in row])
+            self.count += 1
+
+    def close(self) -> None:
+        self.book.save(self.path)
+
+
+def _arrow_type(type_: Type) -> Any:
+    import pyarrow as pa
+
+    kind = type_.kind
+    if kind in (Kind.INTEGER, Kind.MONEY):
+        return pa.int64()
+    if kind in (Kind.DECIMAL, Kind.PERCENT):
+        return pa.decimal128(38, 10)
+    if kind == Kind.BOOLEAN:
+        return pa.bool_()
+    if kind == Kind.LIST and type_.item is not None:
+        return pa.list_(_arrow_type(type_.item))
+    return pa.string()
+
+
+class Parquet(_Rows):
+    """Columns typed by the policy's outputs: whole numbers and money as 64-bit integers, decimals as
+    decimal128(38, 10), lists as lists."""
+
+    def __init__(self, path: str, policy: CompiledPolicy, columns: list[str]) -> None:
+        super().__init__(columns)
+        pq = _pyarrow_parquet("write")
+        import pyarrow as pa
+
+        self.pa = pa
+        message = pa.struct([("path", pa.string()), ("message", pa.string())])
+        types = {f"outputs.{name}": _arrow_type(o.type) for name, o in policy.checked.outputs.items()}
+        types.update({"error.fields": pa.list_(message), "error.paths": pa.list_(pa.string()),
+                      "error.line": pa.int64()})
+        self.json_columns = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
+        self.schema = pa.schema([(c, types.get(c, pa.string())) for c in columns])
+        self.writer = pq.ParquetWriter(path, self.schema)
+        self.held: list[list[Any]] = []
+
+    def rows(self, rows: list[list[Any]]) -> None:
+        for row in rows:
+            for i in self.json_columns:
+                if row[i] is not None:
+                    row[i] = ENCODER.encode(row[i]).decode()
+        self.held.extend(rows)
+        if len(self.held) >= ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.held:
+            return
+        data = {c: [row[i] for row in self.held] for i, c in enumerate(self.columns)}
+        try:
+            table = self.pa.Table.from_pydict(data, schema=self.schema)
+        except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
+            raise TableError(f"a decision does not fit its Parquet column ({str(exc)[:200]}); write .jsonl or "
+                             ".csv instead") from None
+        self.writer.write_table(table)
+        self.held = []
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        finally:
+            self.writer.close()
+
+
+def sink(path: str | None, out: IO[bytes], policy: CompiledPolicy, explain: bool) -> Sink:
+    """Where `kinerja eval` writes: standard output (JSON Lines), or a file in the format its extension names."""
+    if path is None:
+        return JsonLines(out)
+    suffix = format_of(path, OUTPUTS, "--output")
+    if suffix == ".parquet":
+        return Parquet(path, policy, columns(policy, explain))
+    if suffix == ".xlsx":
+        return Xlsx(path, columns(policy, explain), policy.id)
+    try:
+        file = open(path, "wb")  # noqa: SIM115 - the sink closes it
+    except OSError as exc:
+        raise TableError(f"cannot write {path}: {exc.strerror}") from None
+    if suffix == ".csv":
+        return _Closing(Csv(file, columns(policy, explain)), file)
+    return _Closing(JsonArray(file) if suffix == ".json" else JsonLines(file), file)
+
+
+class _Closing(Sink):
+    def __init__(self, inner: Sink, file: IO[bytes]) -> None:
+        self.inner, self.file = inner, file
+
+    def write(self, lines: bytes) -> None:
+        self.inner.write(lines)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.file.close()

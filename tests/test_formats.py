@@ -1,0 +1,205 @@
+"""Records and decisions as tables: CSV, Parquet and XLSX, by the file's extension, one rule both ways."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kinerja_rules import formats
+from tests.conftest import BASE_RECORD, bundled
+from tests.test_bulk import kinerja
+
+_JSON = msgspec.json.Decoder(float_hook=Decimal)
+_NUMBERS = msgspec.json.Encoder(decimal_format="number")
+
+
+def _people(count: int) -> list[dict[str, Any]]:
+    people = []
+    for i in range(count):
+        record = copy.deepcopy(BASE_RECORD)
+        record["nip"] = f"00850712201001{i:04d}"  # leading zeros: a NIP is text, never a number
+        record["perilaku"]["atasan"] = Decimal(60 + i % 40) + Decimal("0.25")
+        record["skp"]["indikator"] = [{"nama": "Laporan, \"bulanan\"", "target": 1000, "realisasi": 700 + i % 400},
+                                      {"nama": "Rapat", "target": 12, "realisasi": i % 13}]
+        if i % 3:
+            record["jabatan"]["kelas"] = 5 + i % 8
+        people.append(record)
+    return people
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(_NUMBERS.encode(r) + b"\n" for r in records)
+
+
+def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    rows = [formats.flatten(r) for r in records]
+    names = sorted({name for row in rows for name in row})
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows([formats.csv_cell(row.get(n)) for n in names] for row in rows)
+
+
+def _write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
+    rows = [formats.flatten(r) for r in records]
+    names = sorted({name for row in rows for name in row})
+    pq.write_table(pa.Table.from_pylist([{n: row.get(n) for n in names} for row in rows]), path)
+
+
+def test_records_from_csv_and_parquet_are_decided_as_from_json_lines(tmp_path: Path) -> None:
+    records = _people(600)
+    (tmp_path / "r.jsonl").write_bytes(_jsonl(records))
+    _write_csv(tmp_path / "r.csv", records)
+    _write_parquet(tmp_path / "r.parquet", records)
+    expected = kinerja("eval", "nasional", "-i", str(tmp_path / "r.jsonl"))
+    assert expected.returncode == 0, expected.stderr
+    for name in ("r.csv", "r.parquet"):
+        for jobs in ("1", "2"):
+            got = kinerja("eval", "nasional", "-i", str(tmp_path / name), "--jobs", jobs)
+            assert got.returncode == 0, got.stderr
+            assert got.stdout == expected.stdout, name
+
+
+def test_a_parquet_float_is_read_as_the_decimal_it_shows(tmp_path: Path) -> None:
+    record = formats.flatten(_people(1)[0])
+    record["perilaku.atasan"] = 87.1  # a binary float, as a spreadsheet tool would write it
+    record["skp.indikator"] = [{"nama": "Laporan", "target": 1000.0, "realisasi": 871.3}]
+    pq.write_table(pa.Table.from_pylist([record]), tmp_path / "f.parquet")
+    (item,) = formats.parquet_items(str(tmp_path / "f.parquet"))
+    assert item[1]["perilaku"]["atasan"] == Decimal("87.1")
+    assert item[1]["skp"]["indikator"][0]["realisasi"] == Decimal("871.3")
+
+
+def _decisions(tmp_path: Path, suffix: str, *flags: str) -> tuple[list[dict[str, Any]], Path]:
+    given = _people(300)
+    given[7] = {**given[7], "status": "bukan_status"}  # an error row among the decisions
+    (tmp_path / "r.jsonl").write_bytes(_jsonl(given))
+    lines = kinerja("eval", "plaju", "-i", str(tmp_path / "r.jsonl"), *flags)
+    out = tmp_path / f"out{suffix}"
+    written = kinerja("eval", "plaju", "-i", str(tmp_path / "r.jsonl"), "-o", str(out), "--jobs", "2", *flags)
+    assert written.returncode == lines.returncode == 1 and written.stdout == b"", written.stderr
+    return [_JSON.decode(line) for line in lines.stdout.splitlines()], out
+
+
+def _columns() -> list[str]:
+    return formats.columns(bundled().policy("plaju"), False)
+
+
+def test_decisions_written_as_a_json_array_are_the_json_lines(tmp_path: Path) -> None:
+    decisions, out = _decisions(tmp_path, ".json")
+    assert _JSON.decode(out.read_bytes()) == decisions
+    assert out.read_bytes().startswith(b"[\n{") and out.read_bytes().endswith(b"}\n]\n")
+
+
+def test_decisions_written_as_csv_read_back_cell_by_cell(tmp_path: Path) -> None:
+    decisions, out = _decisions(tmp_path, ".csv")
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == _columns() and len(rows) == 301
+    for decision, row in zip(decisions, rows[1:]):
+        flat = formats.flatten(decision)
+        assert row == [formats.csv_cell(flat.get(c)) for c in rows[0]]
+    assert rows[1][rows[0].index("outputs.tpp.diterima")] == str(decisions[0]["outputs"]["tpp"]["diterima"])
+    assert rows[8][rows[0].index("error.line")] == "8" and rows[8][rows[0].index("outputs.tpp.diterima")] == ""
+    assert json.loads(rows[1][rows[0].index("outputs.tindak_lanjut.pembinaan")]) == \
+        decisions[0]["outputs"]["tindak_lanjut"]["pembinaan"]  # a list: one cell of JSON text
+
+
+def test_decisions_written_as_parquet_read_back_with_their_types(tmp_path: Path) -> None:
+    decisions, out = _decisions(tmp_path, ".parquet")
+    table = pq.read_table(out)
+    assert table.column_names == _columns() and table.num_rows == 300
+    assert table.schema.field("outputs.tpp.diterima").type == pa.int64()
+    assert table.schema.field("outputs.tindak_lanjut.pembinaan").type == pa.list_(pa.string())
+    for decision, row in zip(decisions, table.to_pylist()):
+        flat = formats.flatten(decision)
+        for column, value in row.items():
+            if column in ("warnings", "population", "trace"):
+                value = None if value is None else _JSON.decode(value)
+            assert value == flat.get(column), column  # decimals equal as numbers: 80.00 == 80.0000000000
+
+
+def test_decisions_written_as_xlsx_open_in_a_spreadsheet(tmp_path: Path) -> None:
+    decisions, out = _decisions(tmp_path, ".xlsx")
+    sheet = openpyxl.load_workbook(out, read_only=True).worksheets[0]
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows[0] == _columns() and len(rows) == 301
+    for decision, row in zip(decisions, rows[1:]):
+        flat = formats.flatten(decision)
+        for column, value in zip(rows[0], row):
+            want = flat.get(column)
+            if isinstance(want, (list, dict)):
+                want = formats.csv_cell(want)
+            if isinstance(want, Decimal):
+                value = Decimal(str(value))
+            assert value == want, column
+
+
+def test_a_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
+    assert formats.csv_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")" and formats.csv_cell(-5) == "-5"
+    sink = formats.Xlsx(str(tmp_path / "f.xlsx"), ["a", "b"], "t")
+    sink.rows([["=1+1", "ok\x07"]])
+    sink.close()
+    cells = next(openpyxl.load_workbook(tmp_path / "f.xlsx").worksheets[0].iter_rows(min_row=2))
+    assert (cells[0].value, cells[0].data_type, cells[1].value) == ("=1+1", "s", "ok")
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (b"nip,nip\n1,2\n", "a column named twice"),
+    (b"nip,\n1,2\n", "a column without a name"),
+    (b",".join(b"c%d" % i for i in range(10_001)) + b"\n", "more than 10000 columns"),
+])
+def test_a_csv_header_that_cannot_be_read_is_the_error(tmp_path: Path, text: bytes, said: str) -> None:
+    (tmp_path / "bad.csv").write_bytes(text)
+    result = kinerja("eval", "nasional", "-i", str(tmp_path / "bad.csv"))
+    assert result.returncode == 1 and said in json.loads(result.stdout)["error"]["message"]
+
+
+def test_bad_csv_rows_are_their_own_errors_and_the_rest_decided(tmp_path: Path) -> None:
+    good = formats.flatten(_people(1)[0])
+    names = sorted(good)
+    cells = [formats.csv_cell(good[n]) for n in names]
+    body = io.StringIO()
+    writer = csv.writer(body)
+    writer.writerows([names, cells, ["1", "2"], cells])  # the second row has too few cells
+    (tmp_path / "rows.csv").write_text(body.getvalue() + '"never closed\n', encoding="utf-8")
+    result = kinerja("eval", "nasional", "-i", str(tmp_path / "rows.csv"))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and len(lines) == 4
+    assert "outputs" in lines[0] and "outputs" in lines[2]
+    assert lines[1]["error"]["line"] == 3 and "2 cells, the header names" in lines[1]["error"]["message"]
+    assert lines[3]["error"]["kind"] == "input" and lines[3]["error"]["line"] == 5
+    clash = io.StringIO()
+    csv.writer(clash).writerows([[*names, "jabatan"], [*cells, "x"]])  # jabatan, and jabatan.kelas inside it
+    (tmp_path / "clash.csv").write_text(clash.getvalue(), encoding="utf-8")
+    said = json.loads(kinerja("eval", "nasional", "-i", str(tmp_path / "clash.csv")).stdout)["error"]
+    assert said["line"] == 2 and "column 'jabatan'" in said["message"]
+
+
+def test_a_huge_csv_cell_stops_the_file_with_an_error(tmp_path: Path) -> None:
+    (tmp_path / "huge.csv").write_bytes(b"nip\n" + b"1" * (formats.MAX_CELL_CHARS + 10) + b"\n")
+    result = kinerja("eval", "nasional", "-i", str(tmp_path / "huge.csv"))
+    assert result.returncode == 1 and "field larger than field limit" in json.loads(result.stdout)["error"]["message"]
+
+
+def test_files_of_the_wrong_kind_are_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "not.parquet").write_bytes(b"PAR1 not really")
+    bad = kinerja("eval", "nasional", "-i", str(tmp_path / "not.parquet"))
+    assert bad.returncode == 2 and b"cannot read" in bad.stderr and b"as Parquet" in bad.stderr
+    odd = kinerja("eval", "nasional", "-o", str(tmp_path / "out.txt"), stdin=json.dumps(BASE_RECORD).encode())
+    assert odd.returncode == 2 and b"one of .jsonl, .json, .csv, .parquet, .xlsx" in odd.stderr
+    text = kinerja("eval", "nasional", "--explain-text", "-o", str(tmp_path / "o.csv"), stdin=b"{}")
+    assert text.returncode == 2 and b"--explain-text" in text.stderr
+    nowhere = kinerja("eval", "nasional", "-o", str(tmp_path / "no" / "such" / "o.csv"), stdin=b"{}")
+    assert nowhere.returncode == 2 and b"cannot write" in nowhere.stderr
