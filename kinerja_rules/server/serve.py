@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules import Engine, PolicyError, discover
+from kinerja_rules.bulk import default_jobs as cpu_count
 from kinerja_rules.engine import reload_paths
 from kinerja_rules.server.app import create_app
 from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
@@ -61,14 +62,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     store: str | None = None  # where decisions are recorded: a data directory or a PostgreSQL DSN; None: not at all
     redact: list[str] = []  # input fields kept as keyed hashes in the decision records
     retention_days: int | None = None  # decision records older than this are deleted (daily)
-
-
-def cpu_count() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def is_loopback(host: str) -> bool:
