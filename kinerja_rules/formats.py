@@ -14,6 +14,7 @@ gives it back). Both are read a block at a time, and written so, so memory stays
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
 import re
@@ -230,11 +231,12 @@ def columns(policy: CompiledPolicy, explain: bool) -> list[str]:
             *_ERROR_COLUMNS]
 
 
-class Sink:
+class Sink(abc.ABC):
     """Where decisions go, given as the JSON lines `bulk.decide_block` makes."""
 
+    @abc.abstractmethod
     def write(self, lines: bytes) -> None:
-        raise NotImplementedError
+        """Take some lines, each a decision or an error."""
 
     def flush(self) -> None:
         pass
@@ -287,8 +289,9 @@ class _Rows(Sink):
             rows.append([flat.get(c) for c in self.columns])
         self.rows(rows)
 
+    @abc.abstractmethod
     def rows(self, rows: list[list[Any]]) -> None:
-        raise NotImplementedError
+        """Write rows of cells, in the order of the columns."""
 
 
 class Csv(_Rows):
