@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kinerja_rules import formats
-from tests.conftest import BASE_RECORD, bundled
+from tests.conftest import BASE_RECORD, ROOT, bundled
 from tests.test_bulk import kinerja
 
 _JSON = msgspec.json.Decoder(float_hook=Decimal)
@@ -203,3 +203,16 @@ def test_files_of_the_wrong_kind_are_refused_clearly(tmp_path: Path) -> None:
     assert text.returncode == 2 and b"--explain-text" in text.stderr
     nowhere = kinerja("eval", "nasional", "-o", str(tmp_path / "no" / "such" / "o.csv"), stdin=b"{}")
     assert nowhere.returncode == 2 and b"cannot write" in nowhere.stderr
+
+
+def test_a_population_run_reads_and_writes_tables_too(tmp_path: Path) -> None:
+    records = [json.loads(line) for line in (ROOT / "examples" / "batch.jsonl").read_text().splitlines()]
+    _write_csv(tmp_path / "batch.csv", records)
+    groups = str(ROOT / "examples" / "groups.json")
+    expected = kinerja("eval", "nasional", "-i", str(ROOT / "examples" / "batch.jsonl"), "--groups", groups)
+    got = kinerja("eval", "nasional", "-i", str(tmp_path / "batch.csv"), "--groups", groups, "--jobs", "2",
+                  "-o", str(tmp_path / "decided.json"))
+    assert expected.returncode == got.returncode == 0, got.stderr
+    decided = _JSON.decode((tmp_path / "decided.json").read_bytes())
+    assert decided == [_JSON.decode(line) for line in expected.stdout.splitlines()]
+    assert all(d["population"]["group"] for d in decided)  # decided within their groups
