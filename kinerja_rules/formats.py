@@ -28,7 +28,7 @@ import msgspec
 from kinerja_rules.decision import ENCODER, ErrorInfo
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.schema import Field
-from kinerja_rules.types import Kind, Type
+from kinerja_rules.types import NUMERIC, Kind, Type
 
 INPUTS = (".jsonl", ".json", ".csv", ".parquet")
 OUTPUTS = (".jsonl", ".json", ".csv", ".parquet", ".xlsx")
@@ -122,12 +122,11 @@ def _from_text(text: str, field: Field | None) -> Any:
     if text[:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r"):
         return text[1:]
     kind = field.type.kind if field is not None else None
-    if kind == Kind.INTEGER and _INTEGER.fullmatch(text):
-        return int(text)
-    if kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY) and _DECIMAL.fullmatch(text):
-        value = Decimal(text)
-        return int(value) if kind == Kind.MONEY and value == value.to_integral_value() and "." not in text \
-            and "e" not in text.lower() else value
+    if kind in NUMERIC:  # as JSON reads a number: whole digits an integer, anything else an exact decimal
+        if _INTEGER.fullmatch(text):
+            return int(text)
+        if _DECIMAL.fullmatch(text):
+            return Decimal(text)
     if kind == Kind.BOOLEAN and text.lower() in ("true", "false"):
         return text.lower() == "true"
     if kind in (Kind.LIST, Kind.RECORD) and text[:1] in ("[", "{"):
