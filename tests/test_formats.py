@@ -132,8 +132,11 @@ def test_decisions_written_as_parquet_read_back_with_their_types(tmp_path: Path)
 
 def test_decisions_written_as_xlsx_open_in_a_spreadsheet(tmp_path: Path) -> None:
     decisions, out = _decisions(tmp_path, ".xlsx")
-    sheet = openpyxl.load_workbook(out, read_only=True).worksheets[0]
-    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    book = openpyxl.load_workbook(out, read_only=True)  # read-only keeps the file open until closed
+    try:
+        rows = [list(r) for r in book.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        book.close()
     assert rows[0] == _columns() and len(rows) == 301
     for decision, row in zip(decisions, rows[1:]):
         flat = formats.flatten(decision)
