@@ -185,17 +185,18 @@ def parquet_items(path: str, batch_rows: int = 1024) -> Iterator[tuple[int, Any,
         file = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow says what is wrong with a file in exceptions of its own
         raise TableError(f"cannot read {path} as Parquet: {str(exc)[:300]}") from None
-    if len(file.schema_arrow.names) > MAX_COLUMNS:
-        raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
-    position = 0
-    for batch in file.iter_batches(batch_size=batch_rows):
-        for row in batch.to_pylist():
-            position += 1
-            record = unflatten({name: _exact(value) for name, value in row.items()})
-            if isinstance(record, ErrorInfo):
-                record = msgspec.structs.replace(record, line=position,
-                                                 message=f"invalid row {position}: {record.message}")
-            yield position, record, ""
+    with file:
+        if len(file.schema_arrow.names) > MAX_COLUMNS:
+            raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
+        position = 0
+        for batch in file.iter_batches(batch_size=batch_rows):
+            for row in batch.to_pylist():
+                position += 1
+                record = unflatten({name: _exact(value) for name, value in row.items()})
+                if isinstance(record, ErrorInfo):
+                    record = msgspec.structs.replace(record, line=position,
+                                                     message=f"invalid row {position}: {record.message}")
+                yield position, record, ""
 
 
 def _exact(value: Any) -> Any:
