@@ -5,6 +5,13 @@ ruamel.yaml keeps line and column marks; we walk its tree once into plain Python
 path to its place, so later stages report `file:line:col` without holding ruamel
 objects. Floats load as exact Decimals. The walk has a node budget, so an alias bomb
 is a diagnostic instead of a hang.
+
+A plain file (no anchors, tags, directives or merge keys, each key once, within the
+budgets) is read a faster way first: libyaml's parser, in C, gives the events with their
+marks, and each plain scalar is resolved and built by ruamel's own YAML 1.2 rules, so the
+data and the places are those of the walk above. Anything else, and every error, is left
+to ruamel, whose messages name the problem; but a document over the node or depth budget is
+refused at once (ruamel takes seconds over a thousand nested brackets).
 """
 
 from __future__ import annotations
@@ -16,6 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.nodes import ScalarNode as RScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+from yaml import (DocumentEndEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent,
+                  SequenceEndEvent, SequenceStartEvent, StreamEndEvent, StreamStartEvent)
+from yaml import MarkedYAMLError as MarkedError
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml: every file is read by the ruamel walk
+    CParser = None
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -121,6 +138,12 @@ def load_text(text: str, name: str) -> SourceFile:
             [Diagnostic(code="E001", message=f"file is larger than {MAX_FILE_BYTES} bytes",
                         span=source.span_at(1, 1))]
         )
+    fast = _fast_load(source)
+    if fast is not _UNUSUAL:
+        source.data = fast
+        return source
+    for table in (source._key_pos, source._value_pos, source._block, source._quoted):
+        table.clear()  # what the fast path noted before it left the file to ruamel
     try:
         tree = _yaml().load(text)
     except DuplicateKeyError as exc:
@@ -134,6 +157,146 @@ def load_text(text: str, name: str) -> SourceFile:
     walker = _Walker(source)
     source.data = walker.walk(tree, ())
     return source
+
+
+_UNUSUAL: Any = object()
+_SCALAR_EVENTS = frozenset({"tag:yaml.org,2002:str"})
+
+
+_Events: Any = None
+if CParser is not None:
+    class _LibYaml(CParser):  # type: ignore[misc]
+        """libyaml's event parser; tags are left unresolved (ruamel's rules resolve plain scalars)."""
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> None:
+            return None
+
+    _Events = _LibYaml
+
+
+_RULES = {first: tuple((tag, regexp.match) for tag, regexp in rules)  # ruamel's YAML 1.2 rules, by first character
+          for first, rules in VersionedResolver(version=(1, 2)).versioned_resolver.items()}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _plain(text: str) -> Any:
+    """A plain scalar as ruamel's YAML 1.2 rules and its constructors (with `exact_float`) build it."""
+    for tag, match in _RULES.get(text[0], ()):
+        if match(text):
+            break
+    else:
+        return text
+    if tag == "tag:yaml.org,2002:int":  # as ruamel's construct_yaml_int reads YAML 1.2
+        digits = text.replace("_", "")
+        sign = -1 if digits[0] == "-" else 1
+        digits = digits[1:] if digits[0] in "+-" else digits
+        base = {"0b": 2, "0x": 16, "0o": 8}.get(digits[:2])
+        return sign * (int(digits) if base is None else int(digits[2:], base))
+    if tag == "tag:yaml.org,2002:float":
+        value = Decimal(text.replace("_", ""))
+        if not value.is_finite() or not in_range(value):
+            raise ValueError(text)  # ruamel's walk gives the error
+        return value
+    if tag == "tag:yaml.org,2002:bool":
+        return text.lower() == "true"
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == _TIMESTAMP:
+        return _scalar(_yaml().constructor.construct_object(RScalarNode(_TIMESTAMP, text), deep=True))
+    raise ValueError(text)  # a merge key, `=`, or a YAML indicator: ruamel's walk reads it
+
+
+def _fast_load(source: SourceFile) -> Any:
+    """The data of a plain YAML file read from libyaml's events (places noted in `source`),
+    or _UNUSUAL for a file the ruamel walk must read (see the module's note); raises PolicyError
+    for a document over the node or depth budget."""
+    if _Events is None:
+        return _UNUSUAL
+    try:
+        return _from_events(source, _Events(source.text))
+    except PolicyError:
+        raise
+    except MarkedError as exc:
+        mark = exc.problem_mark
+        if "maximum nesting depth" in str(exc.problem) and mark is not None:  # libyaml's limit (1000) is far past ours
+            raise PolicyError([Diagnostic(code="E004", message=f"document nests deeper than {MAX_DEPTH} levels",
+                                          span=source.span_at(mark.line + 1, mark.column + 1))]) from None
+        return _UNUSUAL
+    except Exception:  # any other problem: ruamel reads the file and names it
+        return _UNUSUAL
+
+
+def _from_events(source: SourceFile, parser: Any) -> Any:
+    key_pos, value_pos = source._key_pos, source._value_pos
+    budget = MAX_NODES
+    # each open collection: its data, its path, a map's pending key and its mark (or None), its keys as built
+    stack: list[list[Any]] = []
+    root: Any = _UNUSUAL
+    documents = 0
+    while True:
+        event = parser.get_event()
+        kind = type(event)
+        if kind is ScalarEvent or kind is MappingStartEvent or kind is SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None:
+                return _UNUSUAL
+            mark = event.start_mark
+            top = stack[-1] if stack else None
+            if kind is ScalarEvent:
+                style = event.style
+                if style:
+                    value: Any = event.value
+                elif not event.value:  # ruamel places an empty value where the next token starts
+                    return _UNUSUAL
+                else:
+                    value = _plain(event.value)
+                if top is not None and top[2] is None and type(top[0]) is dict:  # a key
+                    if value is None or value == "<<" and not style:
+                        return _UNUSUAL
+                    key = value.isoformat() if isinstance(value, dt.date) else \
+                        str(value) if not isinstance(value, str) else value
+                    if key in top[0] or value in top[3]:  # ruamel compares keys as built (1 == true)
+                        return _UNUSUAL
+                    top[3].add(value)
+                    top[2] = (key, mark)
+                    continue
+            else:
+                value = {} if kind is MappingStartEvent else []
+                style = None
+            budget -= 1
+            if top is None:
+                path: Path_ = ()
+            elif type(top[0]) is dict:
+                key, key_mark = top[2]
+                path = (*top[1], key)
+                key_pos[path] = (key_mark.line + 1, key_mark.column + 1)
+                value_pos[path] = (mark.line + 1, mark.column + 1)
+                top[0][key] = value
+                top[2] = None
+            else:
+                path = (*top[1], len(top[0]))
+                value_pos[path] = key_pos[path] = (mark.line + 1, mark.column + 1)
+                top[0].append(value)
+            _within_budgets(source, budget, path)  # found here, before ruamel would spend seconds on it
+            if top is None:
+                pass  # the walk notes the style of values within the document only
+            elif style == "|":
+                source._block.add(path)
+            elif style == "'" or style == '"':
+                source._quoted.add(path)
+            if kind is not ScalarEvent:
+                stack.append([value, path, None, set()])
+            if top is None:
+                root = value
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            stack.pop()
+        elif kind is DocumentStartEvent:
+            documents += 1
+            if documents > 1 or event.version is not None or event.tags:
+                return _UNUSUAL
+        elif kind is StreamEndEvent:
+            return root
+        elif kind is not StreamStartEvent and kind is not DocumentEndEvent:
+            return _UNUSUAL  # an alias
 
 
 def load_file(path: Path) -> SourceFile:
@@ -154,6 +317,16 @@ def load_file(path: Path) -> SourceFile:
     return load_text(text, str(path))
 
 
+def _within_budgets(source: SourceFile, budget: int, path: Path_) -> None:
+    """Raise the diagnostic of a document that has spent its node budget, or nests too deeply at `path`."""
+    if budget < 0:
+        raise PolicyError([Diagnostic(code="E004", message=f"document expands to more than {MAX_NODES} nodes "
+                                      "(too large, or an alias bomb)", span=source.key_span(path))])
+    if len(path) > MAX_DEPTH:
+        raise PolicyError([Diagnostic(code="E004", message=f"document nests deeper than {MAX_DEPTH} levels",
+                                      span=source.key_span(path))])
+
+
 def _yaml_diag(source: SourceFile, exc: MarkedYAMLError, code: str, what: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or str(exc)
@@ -169,18 +342,7 @@ class _Walker:
 
     def _spend(self, path: Path_) -> None:
         self.budget -= 1
-        if self.budget < 0:
-            raise PolicyError(
-                [Diagnostic(code="E004",
-                            message=f"document expands to more than {MAX_NODES} nodes "
-                                    "(too large, or an alias bomb)",
-                            span=self.source.key_span(path))]
-            )
-        if len(path) > MAX_DEPTH:
-            raise PolicyError(
-                [Diagnostic(code="E004", message=f"document nests deeper than {MAX_DEPTH} levels",
-                            span=self.source.key_span(path))]
-            )
+        _within_budgets(self.source, self.budget, path)
 
     def walk(self, node: Any, path: Path_) -> Any:
         self._spend(path)

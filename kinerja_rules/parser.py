@@ -214,6 +214,13 @@ def _describe(expected: set[str]) -> str:
     return ", ".join(names)
 
 
+@functools.lru_cache(maxsize=4096)
+def _tree(text: str, start: str) -> Any:
+    """Lark's tree of a text; a text parsed before (a parent's definitions, checked again with each
+    region that extends it) comes from a bounded cache. Transforming a tree leaves it as it was."""
+    return _parser().parse(text, start=start)
+
+
 def _nesting(text: str) -> int:
     depth = deepest = 0
     for ch in text:
@@ -226,7 +233,8 @@ def _nesting(text: str) -> int:
 
 
 def parse(text: str, start: str = "expression") -> Any:
-    """Parse one expression (or table cell, with start='tests') into AST nodes."""
+    """Parse one expression (or table cell, with start='tests') into AST nodes (new ones on each call:
+    later stages note facts about each node by its identity)."""
     if not text.strip():
         raise ExpressionSyntaxError("empty expression", 1, 1)
     if len(text) > MAX_EXPRESSION_CHARS:
@@ -234,8 +242,7 @@ def parse(text: str, start: str = "expression") -> Any:
     if _nesting(text) > MAX_NESTING:
         raise ExpressionSyntaxError(f"expression nests deeper than {MAX_NESTING} brackets", 1, 1)
     try:
-        tree = _parser().parse(text, start=start)
-        return _BUILD.transform(tree)
+        return _BUILD.transform(_tree(text, start))
     except UnexpectedToken as exc:
         tok = exc.token
         found = "end of expression" if tok.type == "$END" else repr(str(tok))

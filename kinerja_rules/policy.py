@@ -9,7 +9,7 @@ import hashlib
 import logging
 import re
 import types as pytypes
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -101,7 +101,7 @@ class CompiledPolicy:
         self.unknown_fields: str = assembled.unknown_fields or "warn"
         self._validate = build_validator(checked.input)
         self._fast_validate = build_fast_validator(checked.input)
-        self._fast_loose = build_fast_validator(checked.input, strict=False)
+        self._fast_loose: Callable[[Any], dict[str, Any]] | None = None  # built when first asked for
         self._period_cache: dict[str, dt.date] = {}
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
@@ -141,7 +141,11 @@ class CompiledPolicy:
         RecordError for a bad value or, by the `unknown_fields` rule, an unknown key."""
         mode = unknown_fields or self.unknown_fields
         try:
-            return (self._fast_loose if mode == "ignore" else self._fast_validate)(record), []
+            if mode != "ignore":
+                return self._fast_validate(record), []
+            if self._fast_loose is None:
+                self._fast_loose = build_fast_validator(self.checked.input, strict=False)
+            return self._fast_loose(record), []
         except Exception:  # not plainly valid: the full validator names every problem
             pass
         errors: list[FieldError] = []
