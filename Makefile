@@ -8,12 +8,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-tools bench-server clean
+.PHONY: install serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-cluster bench-tools bench-server clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,formats]' $(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
+	$(BIN)/python -m pip install --quiet -e '.[test,formats,cluster]' $(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,6 +49,9 @@ bench-records: install bench-tools
 
 bench-bulk: install
 	$(BIN)/python bench/bench_bulk.py
+
+bench-cluster: install
+	$(BIN)/python bench/bench_cluster.py
 
 # wrk drives the server benchmark; Debian's package, installed with apt-get (root or sudo).
 bench-tools:

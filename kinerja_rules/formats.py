@@ -178,8 +178,10 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
         yield line, record, ""
 
 
-def parquet_items(path: str, batch_rows: int = 1024) -> Iterator[tuple[int, Any, str]]:
-    """(row number from 1, record or ErrorInfo, "") for each row of a Parquet file."""
+def parquet_items(path: str, batch_rows: int = 1024, row_group: int | None = None,
+                  first: int = 1) -> Iterator[tuple[int, Any, str]]:
+    """(row number, record or ErrorInfo, "") for each row of a Parquet file, or of one of its row groups;
+    rows are numbered from `first`."""
     pq = _pyarrow_parquet("read")
     try:
         file = pq.ParquetFile(path)
@@ -188,8 +190,8 @@ def parquet_items(path: str, batch_rows: int = 1024) -> Iterator[tuple[int, Any,
     with file:
         if len(file.schema_arrow.names) > MAX_COLUMNS:
             raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
-        position = 0
-        for batch in file.iter_batches(batch_size=batch_rows):
+        position = first - 1
+        for batch in file.iter_batches(batch_size=batch_rows, row_groups=None if row_group is None else [row_group]):
             for row in batch.to_pylist():
                 position += 1
                 record = unflatten({name: _exact(value) for name, value in row.items()})
@@ -282,10 +284,13 @@ class _Rows(Sink):
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
 
-    def write(self, lines: bytes) -> None:
+    def write(self, lines: bytes, numbers: Sequence[int] = ()) -> None:
+        """Take lines; with `numbers`, each line's record number goes in the column `line`."""
         rows = []
-        for line in lines.splitlines():
+        for i, line in enumerate(lines.splitlines()):
             flat = flatten(_DECODER.decode(line))
+            if numbers:
+                flat["line"] = numbers[i]
             rows.append([flat.get(c) for c in self.columns])
         self.rows(rows)
 
@@ -382,7 +387,7 @@ class Parquet(_Rows):
         message = pa.struct([("path", pa.string()), ("message", pa.string())])
         types = {f"outputs.{name}": _arrow_type(o.type) for name, o in policy.checked.outputs.items()}
         types.update({"error.fields": pa.list_(message), "error.paths": pa.list_(pa.string()),
-                      "error.line": pa.int64()})
+                      "error.line": pa.int64(), "line": pa.int64()})
         self.json_columns = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
         self.schema = pa.schema([(c, types.get(c, pa.string())) for c in columns])
         self.writer = pq.ParquetWriter(path, self.schema)
