@@ -2,8 +2,9 @@
 
 Both run on the same 100,000 generated records in this process, with the same exact
 decimal semantics and the same input checks, and must agree on every decision.
-Prints microseconds per record and the ratios; also times `kinerja check policies/`
-in a fresh process.
+Prints microseconds per record and the ratios, for evaluation alone and for the full path
+(a JSON line in, its checks, the decision, a JSON line out); also times
+`kinerja check policies/` in a fresh process.
 
     python bench/bench_engine.py [--records N] [--no-before]
 
@@ -340,11 +341,36 @@ def main() -> None:
         mine, theirs = policy.evaluate(r).outputs, hand_written(r)
         assert mine == theirs, (r, mine, theirs)
 
-    hand = off = on = float("inf")
-    for _ in range(5):  # in turn, so a machine that drifts slows all three alike; the best of each
+    import msgspec
+
+    from kinerja_rules.bulk import decode
+    from kinerja_rules.decision import to_json
+    from kinerja_rules.jsontext import duplicate_key
+
+    numbers = msgspec.json.Encoder(decimal_format="number")
+    lines = [numbers.encode(r) for r in records]
+    read = msgspec.json.Decoder(float_hook=Decimal).decode
+
+    def hand_full(line: bytes) -> bytes:  # the same reading, duplicate-key check and writing, by hand
+        record = read(line)
+        if duplicate_key(line, record) is not None:
+            raise ValueError("duplicate key")
+        return numbers.encode({"outputs": hand_written(record)})
+
+    def full(line: bytes) -> bytes:
+        return to_json(policy.evaluate_safely(decode(line, 0, "")))
+
+    def full_explained(line: bytes) -> bytes:
+        return to_json(policy.evaluate_safely(decode(line, 0, ""), explain=True))
+
+    hand = off = on = hand_path = full_path = explained_path = float("inf")
+    for _ in range(5):  # in turn, so a machine that drifts slows all alike; the best of each
         hand = min(hand, _time(hand_written, records, 1))
         off = min(off, _time(lambda r: policy.evaluate(r), records, 1))
         on = min(on, _time(lambda r: policy.evaluate(r, explain=True), records, 1))
+        hand_path = min(hand_path, _time(hand_full, lines, 1))
+        full_path = min(full_path, _time(full, lines, 1))
+        explained_path = min(explained_path, _time(full_explained, lines, 1))
     before = None if args.no_before else _before_exact(records)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "check", str(ROOT / "policies")], check=True,
@@ -355,6 +381,11 @@ def main() -> None:
     print(f"hand-written Python      {hand:8.2f} µs/record   (the same exact arithmetic, the same answers)")
     print(f"compiled, explain off    {off:8.2f} µs/record   {off / hand:5.2f}x hand-written   (target <= 1.3x)")
     print(f"compiled, explain on     {on:8.2f} µs/record   {on / off:5.2f}x explain off     (target <= 4x)")
+    print(f"full path, hand-written  {hand_path:8.2f} µs/record   (JSON in, the checks, JSON out)")
+    print(f"full path, compiled      {full_path:8.2f} µs/record   {full_path / hand_path:5.2f}x hand-written   "
+          "(target <= 1.2x)")
+    print(f"full path, explain on    {explained_path:8.2f} µs/record   {explained_path / full_path:5.2f}x explain off     "
+          "(target <= 2.5x; the trace built and encoded)")
     if before is not None:
         print(f"before exact arithmetic  {before[1]:8.2f} µs/record   (commit {before[0]}, explain off, own process)")
         print(f"after, the same harness  {before[2]:8.2f} µs/record   {before[2] / before[1]:5.2f}x before")

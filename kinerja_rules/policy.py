@@ -108,6 +108,7 @@ class CompiledPolicy:
         self._trace_plan = _TracePlan(checked)
         self._keyed = tuple(p.key is not None for p in checked.params.values())
         self._param_pos = {name: i for i, name in enumerate(checked.params)}
+        self._trace_days: dict[tuple[dt.date, ...], list[tuple[str, str, int, bool]]] = {}
         self._table_inputs = {name: tuple(i for i, _ in table.inputs) for name, table in checked.tables.items()}
         self._row_notes = {(name, row.name): row.note for name, table in checked.tables.items()
                            for row in table.rows if row.note}
@@ -349,21 +350,19 @@ class CompiledPolicy:
             else:
                 fired.add(hit[1])
         parameters: dict[str, dict[str, Any]] = {}  # by the date each took effect: name -> value
-        for name, i in self._param_pos.items():
-            if name not in plan.used_params:
-                continue
-            if not self._keyed[i]:
-                parameters.setdefault(dates[i].isoformat(), {})[name] = params[i]
+        for day, name, i, is_keyed in self._trace_parameters(dates):
+            if not is_keyed:
+                parameters.setdefault(day, {})[name] = params[i]
             elif name in keyed:
-                parameters.setdefault(dates[i].isoformat(), {})[name] = {
+                parameters.setdefault(day, {})[name] = {
                     "values": keyed[name], **({"omitted": omitted[name]} if name in omitted else {})}
         for name, entry in tables.items():
             if name in omitted:
                 entry["omitted"] = omitted[name]
         result: dict[str, Any] = {"as_of": as_of}
-        result["outputs"] = {name: {**static, "value": _get(outputs, name)} for name, static in plan.outputs.items()}
+        result["outputs"] = {name: {**static, "value": _get(outputs, path)} for name, static, path in plan.output_paths}
         result["definitions"] = definitions
-        result["parameters"] = dict(sorted(parameters.items()))
+        result["parameters"] = parameters
         if tables:
             result["tables"] = tables
         if plan.rules:
@@ -372,6 +371,19 @@ class CompiledPolicy:
             result["indicators"] = {name: {**static, "value": value}
                                     for (name, static), value in zip(plan.indicators.items(), indicators)}
         return result
+
+    def _trace_parameters(self, dates: tuple[dt.date, ...]) -> list[tuple[str, str, int, bool]]:
+        """(the day it took effect, name, position, keyed) of each parameter a trace shows, by day then in
+        the policy's order; the same for every record whose parameters took effect on the same days."""
+        found = self._trace_days.get(dates)
+        if found is None:
+            used = self._trace_plan.used_params
+            found = sorted(((dates[i].isoformat(), name, i, self._keyed[i]) for name, i in self._param_pos.items()
+                            if name in used), key=lambda entry: entry[0])
+            if len(self._trace_days) > 4096:
+                self._trace_days.clear()
+            self._trace_days[dates] = found
+        return found
 
     def expressions(self) -> dict[str, dict[str, str]]:
         """The policy text a trace leaves out: each definition's and output's expression and each
@@ -476,6 +488,7 @@ class _TracePlan:
         self.definitions = {name: about(d.cite, d.deps, d.expr) for name, d in checked.definitions.items()}
         self.outputs = {name: {**about(o.cite, o.deps, o.expr), **({"rules": list(o.rules)} if o.rules else {})}
                         for name, o in checked.outputs.items()}
+        self.output_paths = [(name, static, tuple(name.split("."))) for name, static in self.outputs.items()]
         self.rules = {name: {**about(r.cite, r.deps, r.when), "reason": r.reason,
                              "adds": {out: [code for o, code in r.then if o == out]
                                       for out in dict.fromkeys(o for o, _ in r.then)}}
@@ -504,9 +517,9 @@ def _written(value: Any) -> Any:
     return value
 
 
-def _get(outputs: dict[str, Any], dotted: str) -> Any:
+def _get(outputs: dict[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = outputs
-    for part in dotted.split("."):
+    for part in path:
         value = value[part]
     return value
 
