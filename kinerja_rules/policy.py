@@ -100,8 +100,7 @@ class CompiledPolicy:
         self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
         self.unknown_fields: str = assembled.unknown_fields or "warn"
         self._validate = build_validator(checked.input)
-        self._fast_validate = build_fast_validator(checked.input)
-        self._fast_loose: Callable[[Any], dict[str, Any]] | None = None  # built when first asked for
+        self._fast: dict[bool, Callable[[Any], dict[str, Any]]] = {}  # by strictness, built when first used
         self._period_cache: dict[str, dt.date] = {}
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
@@ -137,16 +136,21 @@ class CompiledPolicy:
         `unknown_fields` (warn, error or ignore) overrides the policy's rule for keys it does not declare."""
         return self.check_record(record, unknown_fields)[0]
 
+    def fast_validator(self, strict: bool = True) -> Callable[[Any], dict[str, Any]]:
+        """The generated fast path of `check_record` (see `fastcheck`), built on first use: a check of
+        the policy files, which decides no record, never builds it."""
+        found = self._fast.get(strict)
+        if found is None:
+            found = self._fast[strict] = build_fast_validator(self.checked.input, strict=strict)
+        return found
+
     def check_record(self, record: Any, unknown_fields: str | None = None) -> tuple[dict[str, Any], list[FieldError]]:
         """The record normalised, with a warning for each key the policy does not declare; raises
         RecordError for a bad value or, by the `unknown_fields` rule, an unknown key."""
         mode = unknown_fields or self.unknown_fields
+        strict = mode != "ignore"
         try:
-            if mode != "ignore":
-                return self._fast_validate(record), []
-            if self._fast_loose is None:
-                self._fast_loose = build_fast_validator(self.checked.input, strict=False)
-            return self._fast_loose(record), []
+            return (self._fast.get(strict) or self.fast_validator(strict))(record), []
         except Exception:  # not plainly valid: the full validator names every problem
             pass
         errors: list[FieldError] = []

@@ -129,7 +129,7 @@ def test_fast_validator_never_accepts_what_the_full_one_rejects(changes: list[tu
     errors: list[Any] = []
     full = build_validator(policy.checked.input)(record, "", errors)
     try:
-        fast = policy._fast_validate(copy.deepcopy(record))
+        fast = policy.fast_validator()(copy.deepcopy(record))
     except Exception:
         return  # giving up is always allowed
     assert not errors, errors
