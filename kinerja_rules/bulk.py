@@ -352,17 +352,21 @@ def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[byte
     pending: collections.deque[tuple[list[Item], Future[tuple[bytes, int]] | None]] = collections.deque()
     here = False  # a worker died: what is left is decided in this process
     try:
+        def lost() -> None:
+            nonlocal here
+            if not here:
+                here = True
+                print("warning: a worker process stopped; the remaining records are decided in this one",
+                      file=sys.stderr)
+
         def settle(block: list[Item], future: Future[tuple[bytes, int]] | None) -> None:
-            nonlocal failures, here
+            nonlocal failures
             try:
                 if future is None:
                     raise BrokenProcessPool
                 data, failed = future.result()
             except BrokenProcessPool:
-                if not here:
-                    here = True
-                    print("warning: a worker process stopped; the remaining records are decided in this one",
-                          file=sys.stderr)
+                lost()
                 data, failed = decide_block(engine, task, block)
             write(data)
             failures += failed
@@ -373,8 +377,8 @@ def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[byte
             if not here:
                 try:
                     future = executor.submit(_decide_in_worker, block)
-                except (BrokenProcessPool, RuntimeError):
-                    here = True
+                except (BrokenProcessPool, RuntimeError):  # the pool broke before this block was sent
+                    lost()
             pending.append((block, future))
             while len(pending) > 2 * jobs or (here and pending):
                 settle(*pending.popleft())

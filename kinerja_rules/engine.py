@@ -382,6 +382,8 @@ class Engine:
         self._policies = dict(policies)
         self.registry = registry or default_registry()
         self.warnings = tuple(warnings)
+        for policy in self._policies.values():
+            policy.code  # compiled now, not on a first request (only a check of the files leaves it undone)
 
     @classmethod
     def from_paths(cls, paths: Sequence[Path], registry: Registry | None = None,

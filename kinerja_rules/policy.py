@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import re
+import threading
 import types as pytypes
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -95,7 +96,8 @@ class CompiledPolicy:
         self.effective: dt.date = assembled.effective  # type: ignore[assignment]
         self.period = assembled.period
         self.doc = assembled.doc
-        self.code: CompiledCode = compile_policy(checked)
+        self._code: CompiledCode | None = None  # compiled when first needed (`code`)
+        self._compiling = threading.Lock()
         self.digest = _digest(checked, plugin_versions or {})
         self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
         self.unknown_fields: str = assembled.unknown_fields or "warn"
@@ -128,6 +130,18 @@ class CompiledPolicy:
 
     def __repr__(self) -> str:
         return f"<CompiledPolicy {self.id} {self.version} {self.digest[:12]}>"
+
+    @property
+    def code(self) -> CompiledCode:
+        """The policy's evaluation functions, compiled on first use: a check of the policy files, which
+        decides nothing, never compiles them."""
+        code = self._code
+        if code is None:
+            with self._compiling:
+                code = self._code
+                if code is None:
+                    code = self._code = compile_policy(self.checked)
+        return code
 
     # ---- evaluation ----
     def validate(self, record: Any, unknown_fields: str | None = None) -> dict[str, Any]:
