@@ -488,6 +488,14 @@ class Engine:
             self._observe(policy_id, result)
         return result
 
+    def evaluate_plain_safely(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
+                              explain: bool = False) -> Decision | ErrorResult:
+        """Evaluate a record `CompiledPolicy.plain_record` read; a fault gives an ErrorResult."""
+        result = self.policy(policy_id).evaluate_plain_safely(clean, as_of, explain)
+        if self.registry.observe is not None and isinstance(result, Decision):
+            self._observe(policy_id, result)
+        return result
+
     def evaluate_population(self, policy_id: str, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
                             seats: Sequence[Any] | None = None, as_of: dt.date | None = None, explain: bool = False,
                             unknown_fields: str | None = None,

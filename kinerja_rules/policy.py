@@ -21,7 +21,7 @@ from kinerja_rules.checker import CheckedPolicy, cite_text
 from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
-from kinerja_rules.fastcheck import build_fast_validator
+from kinerja_rules.fastcheck import build_fast_validator, build_typed_decoder
 from kinerja_rules.population import Limit
 from kinerja_rules.population_run import GroupReport, run_population
 from kinerja_rules.functions import period_start
@@ -103,6 +103,8 @@ class CompiledPolicy:
         self.unknown_fields: str = assembled.unknown_fields or "warn"
         self._validate = build_validator(checked.input)
         self._fast: dict[bool, Callable[[Any], dict[str, Any]]] = {}  # by strictness, built when first used
+        self._typed: Callable[[bytes], dict[str, Any]] | None = None  # see plain_record
+        self._typed_built = False
         self._period_cache: dict[str, dt.date] = {}
         self._param_cache: dict[dt.date, tuple[tuple[Any, ...], tuple[dt.date, ...]]] = {}
         self._indicators = tuple(checked.indicators.values())
@@ -229,6 +231,29 @@ class CompiledPolicy:
         """Evaluate one record; raises RecordError (bad input) or EvaluationError (a fault).
         `unknown_fields` overrides the policy's rule for keys it does not declare."""
         clean, warnings = self.check_record(record, unknown_fields)
+        return self._decide(clean, warnings, as_of, explain)
+
+    def plain_record(self, raw: bytes) -> dict[str, Any] | None:
+        """The record in the JSON text `raw` normalised, when it is plainly valid (no unknown or repeated
+        key, every value as declared), read and checked by msgspec in C; None for anything else, which
+        the caller decodes and checks the usual way (whose messages name every problem)."""
+        if not self._typed_built:
+            self._typed, self._typed_built = build_typed_decoder(self.checked.input), True
+        decode = self._typed
+        if decode is None:
+            return None
+        try:
+            return decode(raw)
+        except Exception:  # not plainly valid
+            return None
+
+    def evaluate_plain(self, clean: dict[str, Any], as_of: dt.date | None = None,
+                       explain: bool = False) -> Decision:
+        """Evaluate a record `plain_record` gave; raises as `evaluate` does."""
+        return self._decide(clean, [], as_of, explain)
+
+    def _decide(self, clean: dict[str, Any], warnings: list[FieldError], as_of: dt.date | None,
+                explain: bool) -> Decision:
         when = as_of or self.as_of_for(clean)
         params, dates = self.params_for(when, "as_of" if as_of else self.period or "as_of")
         indicators = self._indicator_values(clean)
@@ -278,8 +303,16 @@ class CompiledPolicy:
 
     def evaluate_safely(self, record: Any, as_of: dt.date | None = None,
                         explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
+        return self._safely(self.evaluate, record, as_of, explain, unknown_fields)
+
+    def evaluate_plain_safely(self, clean: dict[str, Any], as_of: dt.date | None = None,
+                              explain: bool = False) -> Decision | ErrorResult:
+        """`evaluate_plain`, a fault becoming the record's ErrorResult (as `evaluate_safely`)."""
+        return self._safely(self.evaluate_plain, clean, as_of, explain)
+
+    def _safely(self, decide: Callable[..., Decision], *args: Any) -> Decision | ErrorResult:
         try:
-            return self.evaluate(record, as_of, explain, unknown_fields)
+            return decide(*args)
         except (RecordError, EvaluationError) as exc:
             return self.error_result(exc)
         except Exception as exc:  # a fault of ours never takes the other records down with this one

@@ -1,0 +1,112 @@
+"""Records read straight from JSON by msgspec (`CompiledPolicy.plain_record`): never a record the
+full validator rejects, always its normalised record, and the same decisions as the usual path."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kinerja_rules import bulk
+from kinerja_rules.fastcheck import build_typed_decoder
+from kinerja_rules.jsontext import duplicate_key
+from kinerja_rules.schema import build_validator
+from tests.conftest import BASE_RECORD, bundled
+from tests.test_properties import PATHS, _set
+
+ENGINE = bundled()
+NUMBERS = msgspec.json.Encoder(decimal_format="number")
+READ = msgspec.json.Decoder(float_hook=Decimal)
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=5),
+                   st.integers(-2**70, 2**70), st.sampled_from(["2025-03", "1985071220100110030", "pns", "baik"]),
+                   st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-1000, max_value=1000),
+                   st.sampled_from([Decimal("1E+30"), Decimal("1E-30"), Decimal("12.5E+3"), Decimal("0.000")]),
+                   st.lists(st.integers(-5, 200), max_size=3), st.lists(st.decimals(places=1, min_value=0,
+                                                                                    max_value=120), max_size=2),
+                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+EDITS = ["none", "unknown key", "key twice", "escaped colon", "drop"]
+
+
+def _text(record: dict[str, Any], edit: str, path: str) -> bytes:
+    raw = NUMBERS.encode(record)
+    if edit == "unknown key":
+        return b'{"catatan":"x",' + raw[1:] if raw != b"{}" else raw
+    if edit == "key twice":
+        return b'{"nip":"198507122010011003",' + raw[1:] if raw != b"{}" else raw
+    if edit == "escaped colon":
+        return raw.replace(b'"Dinas', b'"Dinas\\u003a', 1)
+    return raw
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(ENGINE.ids), st.lists(st.tuples(st.sampled_from(PATHS), values), max_size=4),
+       st.sampled_from(EDITS), st.sampled_from(PATHS))
+def test_a_plain_record_is_exactly_what_the_full_validator_makes(policy_id: str, changes: list[tuple[str, Any]],
+                                                                  edit: str, dropped: str) -> None:
+    policy = ENGINE.policy(policy_id)
+    record = copy.deepcopy(BASE_RECORD)
+    for path, value in changes:
+        _set(record, path, value)
+    if edit == "drop":
+        parts = dropped.split(".")
+        node = record
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node.get(part), dict) else {}
+        node.pop(parts[-1], None)
+    raw = _text(record, edit, dropped)
+    plain = policy.plain_record(raw)
+    if plain is None:
+        return  # left to the usual path: always allowed
+    given_value = READ.decode(raw)
+    assert duplicate_key(raw, given_value) is None
+    errors: list[Any] = []
+    full = build_validator(policy.checked.input)(given_value, "", errors)
+    assert not errors, errors  # no unknown key either: those are warnings or errors of the usual path
+    assert plain == full
+    assert policy.evaluate_plain(plain).outputs == policy.evaluate(given_value).outputs
+
+
+def test_every_bundled_policy_reads_its_records_in_c() -> None:
+    for policy in ENGINE.policies():
+        assert build_typed_decoder(policy.checked.input) is not None, policy.id
+        assert policy.plain_record(NUMBERS.encode(BASE_RECORD)) is not None, policy.id
+
+
+@pytest.mark.parametrize("text", [
+    b'{"nip": "198507122010011003", "nip": "198507122010011004"}',
+    b"[1, 2]", b"null", b"not json", b'{"nip": 1e999999}', b"{" * 10_000,
+])
+def test_hostile_or_odd_texts_are_left_to_the_usual_path(text: bytes) -> None:
+    assert ENGINE.policy("nasional").plain_record(text) is None
+
+
+def test_a_batch_decides_the_same_bytes_by_either_path() -> None:
+    records = []
+    for i in range(300):
+        record = copy.deepcopy(BASE_RECORD)
+        record["nip"] = f"19850712201001{i:04d}"
+        record["perilaku"]["atasan"] = Decimal(55 + i % 45) + Decimal("0.25")
+        record["jabatan"]["kelas"] = 1 + i % 17
+        if i % 7 == 3:
+            record["catatan"] = "an unknown key: a warning"
+        if i % 11 == 5:
+            record["jabatan"]["kelas"] = 40  # out of range: an error
+        if i % 13 == 7:
+            record["presensi"]["terlambat_menit"] = [10, 0]  # an item out of range
+        records.append(record)
+    texts = [(i, NUMBERS.encode(r), f" on line {i}") for i, r in enumerate(records, start=1)]
+    values = [(i, READ.decode(text), where) for i, text, where in texts]
+    for policy_id in ENGINE.ids:
+        for task in (bulk.Task(policy_id), bulk.Task(policy_id, explain=True), bulk.Task(policy_id, lang="id"),
+                     bulk.Task(policy_id, unknown_fields="error")):
+            fast, fast_failed = bulk.decide_block(ENGINE, task, texts)
+            usual, usual_failed = bulk.decide_block(ENGINE, task, values)  # decoded already: the usual path
+            assert fast == usual, policy_id
+            assert fast_failed == usual_failed > 0
+    assert sum(ENGINE.policy("nasional").plain_record(text) is not None for _, text, _ in texts) > 200
