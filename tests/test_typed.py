@@ -86,7 +86,8 @@ def test_hostile_or_odd_texts_are_left_to_the_usual_path(text: bytes) -> None:
     assert ENGINE.policy("nasional").plain_record(text) is None
 
 
-def test_a_batch_decides_the_same_bytes_by_either_path() -> None:
+def _batch_texts() -> list[tuple[int, bytes, str]]:
+    """300 records as JSON texts: most plainly valid, some with an unknown key, some out of range."""
     records = []
     for i in range(300):
         record = copy.deepcopy(BASE_RECORD)
@@ -100,7 +101,11 @@ def test_a_batch_decides_the_same_bytes_by_either_path() -> None:
         if i % 13 == 7:
             record["presensi"]["terlambat_menit"] = [10, 0]  # an item out of range
         records.append(record)
-    texts = [(i, NUMBERS.encode(r), f" on line {i}") for i, r in enumerate(records, start=1)]
+    return [(i, NUMBERS.encode(r), f" on line {i}") for i, r in enumerate(records, start=1)]
+
+
+def test_a_batch_decides_the_same_bytes_by_either_path() -> None:
+    texts = _batch_texts()
     values = [(i, READ.decode(text), where) for i, text, where in texts]
     for policy_id in ENGINE.ids:
         for task in (bulk.Task(policy_id), bulk.Task(policy_id, explain=True), bulk.Task(policy_id, lang="id"),
@@ -110,3 +115,21 @@ def test_a_batch_decides_the_same_bytes_by_either_path() -> None:
             assert fast == usual, policy_id
             assert fast_failed == usual_failed > 0
     assert sum(ENGINE.policy("nasional").plain_record(text) is not None for _, text, _ in texts) > 200
+
+
+def test_a_service_batch_answers_the_same_bytes_by_either_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinerja_rules.policy import CompiledPolicy
+    from kinerja_rules.server import batch
+    from kinerja_rules.server.bodies import Limits
+
+    texts = [msgspec.Raw(text) for _, text, _ in _batch_texts()]
+    texts.append(msgspec.Raw(b'{"nip": "1", "nip": "2"}'))  # a key twice
+    texts.append(msgspec.Raw(NUMBERS.encode({**BASE_RECORD, "riwayat_predikat": ["baik"] * 40})))  # a long list
+    for limits in (Limits(), Limits(max_list_items=20, unknown_fields="error")):
+        for explain in (False, True):
+            fast = batch.decide(ENGINE, "nasional", texts, None, explain, limits)
+            with monkeypatch.context() as usual_only:
+                usual_only.setattr(CompiledPolicy, "plain_record", lambda self, raw: None)
+                usual = batch.decide(ENGINE, "nasional", texts, None, explain, limits)
+            assert fast is not None and usual is not None
+            assert fast[:2] == usual[:2] and fast[1] > 0

@@ -29,7 +29,7 @@ from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
 from kinerja_rules.recording import with_id
-from kinerja_rules.server.bodies import Limits, decode_record
+from kinerja_rules.server.bodies import Limits, decode_record, fits
 from kinerja_rules.server.problems import ApiProblem
 from kinerja_rules.store import CHUNK_DECISIONS, NO_REDACTION, Chunk, Redactor, Row, chunk_row, decision_row
 
@@ -123,13 +123,18 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
     failed = size = 0
     for i, raw in enumerate(records, start=offset):
         record = None
-        try:
-            record = decode_record(raw, limits, f"records[{i}]")
-        except ApiProblem as exc:
-            result: Any = ErrorResult(policy=policy.ref, error=ErrorInfo(
-                kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
+        text = bytes(raw)
+        plain = policy.plain_record(text) if recording is None and fits(text, limits) else None
+        if plain is not None:  # read and checked in C, within every limit: the same decision, sooner
+            result: Any = engine.evaluate_plain_safely(policy_id, plain, as_of, explain)
         else:
-            result = engine.evaluate_safely(policy_id, record, as_of, explain, limits.unknown_fields)
+            try:
+                record = decode_record(text, limits, f"records[{i}]")
+            except ApiProblem as exc:
+                result = ErrorResult(policy=policy.ref, error=ErrorInfo(
+                    kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
+            else:
+                result = engine.evaluate_safely(policy_id, record, as_of, explain, limits.unknown_fields)
         if type(result) is ErrorResult:
             failed += 1
             encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]  # the discriminator of a batch item
