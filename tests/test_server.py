@@ -485,6 +485,30 @@ def test_another_worker_takes_up_the_generation_from_its_files(folder: Path, tmp
     assert second.engine.policy("makassar").version == first.engine.policy("makassar").version
 
 
+def test_a_worker_that_starts_after_a_reload_takes_up_the_generation(folder: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    shared = Shared(tmp_path / "shared", workers=2)
+    first = PolicyService(Engine.from_paths([folder]), [folder], shared=shared)
+    late = PolicyService(Engine.from_paths([folder]), [folder], shared=shared)  # compiled, not yet started
+    _bump(folder / "nasional.yaml", "2099.4")
+    assert not first.reload().refused and first.generation == 1  # published before the late one watches
+
+    async def started() -> int:
+        await late.start()
+        try:
+            for _ in range(200):  # its watcher looks every WATCH_SECONDS
+                if late.generation == 1:
+                    break
+                await asyncio.sleep(0.05)
+            return late.generation
+        finally:
+            await late.stop()
+
+    assert asyncio.run(started()) == 1
+    assert late.engine.policy("nasional").version == "2099.4"
+
+
 def test_reload_without_a_folder_is_409(client: TestClient[Litestar]) -> None:
     assert_problem(client.post("/v1/admin/reload"), 409, "reload-unavailable")
 

@@ -36,6 +36,7 @@ from kinerja_rules.server.problems import DiagnosticOut
 
 _log = logging.getLogger("kinerja_rules.server")
 WATCH_SECONDS = 0.2  # how often a worker looks for a newer generation
+RETRY_SECONDS = 5.0  # after a newer generation could not be served, before trying it again
 
 
 class _Group(msgspec.Struct, frozen=True):
@@ -232,7 +233,8 @@ class PolicyService:
 
     async def _watch(self) -> None:
         assert self.shared is not None
-        seen = self.shared.stamp()
+        seen: int | None = None  # the first look always compares generations: one may have been published
+        # between this worker's start and now, and its stamp would look like nothing changed
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             stamp = self.shared.stamp()
@@ -243,6 +245,8 @@ class PolicyService:
                 changed = await asyncio.to_thread(self._locked_catch_up)
             except Exception:  # the same texts compiled in another worker: this is a fault of ours, logged
                 _log.exception("could not serve the newest generation; keeping generation %d", self.generation)
+                seen = None  # try again, after a pause
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
             if changed:
                 await self.renew_pool()
