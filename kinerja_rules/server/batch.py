@@ -124,8 +124,11 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
     for i, raw in enumerate(records, start=offset):
         record = None
         text = bytes(raw)
-        plain = policy.plain_record(text) if recording is None and fits(text, limits) else None
+        # a record kept row by row (redacted) is stored as decoded; a chunk keeps its text as it came
+        plain = policy.plain_record(text) if (recording is None or chunker is not None) and fits(text, limits) \
+            else None
         if plain is not None:  # read and checked in C, within every limit: the same decision, sooner
+            record = plain  # what a chunk's row reads (nip, periode): as given, for a plainly valid record
             result: Any = engine.evaluate_plain_safely(policy_id, plain, as_of, explain)
         else:
             try:
