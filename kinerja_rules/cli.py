@@ -30,7 +30,6 @@ from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.schema import UNKNOWN_FIELDS
-from kinerja_rules.store import StoreError, default_data_dir
 from kinerja_rules.testing import explain_text, run_all
 
 DEFAULT_POLICIES = Path("policies")
@@ -286,6 +285,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     recorder = None
     if args.record is not None:
+        from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
+
         try:
             recorder = _Recorder(_open_store(args, args.record), policy)
         except StoreError as exc:
@@ -458,6 +459,8 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """`kinerja replay ID`: decide a recorded decision again; with --set, an appeal."""
+    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
+
     from kinerja_rules.recording import ReplayError, Replayer, source_of, traces_of
 
     values = dict(args.set or [])
@@ -571,6 +574,8 @@ def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
 
 def cmd_impact(args: argparse.Namespace) -> int:
     """`kinerja impact`: the same records under two versions of a policy, compared."""
+    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
+
     from kinerja_rules.impact import impact, render
 
     registry = _registry(args)
@@ -602,6 +607,8 @@ def cmd_impact(args: argparse.Namespace) -> int:
 
 def cmd_rapel(args: argparse.Namespace) -> int:
     """`kinerja rapel`: back pay owed when a policy signed late takes effect from an earlier month."""
+    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
+
     from kinerja_rules.impact import RAPEL_COLUMNS, rapel_entries, rapel_report, to_csv
 
     if args.to < args.since:
@@ -677,6 +684,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _store_location(args: argparse.Namespace) -> str | None:
     """Where decisions are recorded: --store DSN, else --data DIR, else the default data directory."""
+    from kinerja_rules.store import default_data_dir  # the store (and asyncio) only when used
+
     if getattr(args, "no_store", False):
         return None
     if args.store is not None:
