@@ -5,6 +5,10 @@ straight-line code; anything unusual (a wrong type, a bound missed, a value need
 conversion) makes it give up, and the path-collecting validator in `schema` decides,
 so every error is still reported with its path. The code is built as `ast` from the
 fixed templates below; policy values enter only as constants in the namespace.
+
+Two fast paths share these templates: `build_fast_validator` checks a decoded record, and
+`build_typed_decoder` reads a record straight from its JSON text with a msgspec decoder whose
+types come from the schema, so most of the checking happens in C.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from kinerja_rules.compiler import _function_def
 from kinerja_rules.numbers import MAX_EXPONENT
 from kinerja_rules.schema import DATE_TEXT, LIMIT, MAX_LIST_ITEMS, Field
 from kinerja_rules.types import Kind
-
 
 
 class GiveUp(Exception):
@@ -188,8 +191,6 @@ def _function(builder: _Build, body: list[ast.stmt], filename: str) -> Callable[
     ast.fix_missing_locations(module)
     exec(compile(module, filename, "exec"), builder.ns)  # built from ast; no policy text runs
     return builder.ns["run"]  # type: ignore[no-any-return]
-
-
 
 
 # ---- straight from JSON: msgspec checks types in C, generated code does the rest ----
