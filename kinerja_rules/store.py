@@ -106,8 +106,28 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE decisions ADD COLUMN answer_at INTEGER; -- and its result in the answers
     ALTER TABLE decisions ADD COLUMN answer_len INTEGER;
     """,
+    # 4 (SQLite): decisions by person in a table of their own, filled in bulk (see `SQLiteStore`)
+    """
+    CREATE TABLE people (
+        policy_id TEXT NOT NULL,
+        nip TEXT NOT NULL,             -- x'' (a blob, equal to no text) for a decision without one
+        periode TEXT NOT NULL,         -- the same
+        id TEXT NOT NULL,
+        PRIMARY KEY (policy_id, nip, periode, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE people_mark (
+        last_rowid INTEGER NOT NULL    -- the decisions up to this rowid are in people; those after, not yet
+    );
+    INSERT INTO people SELECT policy_id, coalesce(nip, x''), coalesce(periode, x''), id FROM decisions
+        ORDER BY 1, 2, 3, 4;
+    INSERT INTO people_mark SELECT coalesce(max(rowid), 0) FROM decisions;
+    DROP INDEX decisions_by_person;
+    """,
 )
 """Each step of the schema, in order; a store records how many it has applied."""
+
+_SQLITE_ONLY = frozenset({3})
+"""The steps (by index) a PostgreSQL store skips: it keeps its index by person as it is."""
 
 
 class StoreError(Exception):
@@ -241,40 +261,48 @@ def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None
             CANONICAL.encode(population) if type(population) is dict else None, request_id, *_IN_ROW)
 
 
-def chunk_row(decision: Any, record: Any, made_at: str, chunk_id: str, input_at: int, input_len: int,
-              answer_at: int, answer_len: int, *, key_id: str | None = None, request_id: str | None = None) -> Row:
-    """The row of a `Decision` (with its id) kept in a chunk (see `Chunk`): where its record and its
-    result lie there, and the columns it is found by; its input and outputs are read from the chunk."""
-    nip = periode = None
-    if type(record) is dict:
-        nip, periode = record.get("nip"), record.get("periode")
-    policy = decision.policy
-    return (decision.decision_id, made_at, policy.id, policy.version, policy.digest, decision.as_of.isoformat(),
-            nip if type(nip) is str else None, periode if type(periode) is str else None, b"", b"", None,
-            key_id, None, None, None, None, request_id, chunk_id, input_at, input_len, answer_at, answer_len)
-
-
 CHUNK_DECISIONS = 100
 """The most decisions in one chunk: reading one decision reads its chunk (some 150 KB at most
 without traces), and writing a chunk costs about what writing one row does."""
 
+_LOCATIONS = msgspec.json.Encoder()
+
 
 class Chunk(NamedTuple):
     """A batch's decisions as they came and were answered: writing one blob for the batch, instead of
-    each record and result again row by row, is what lets a store keep up with batches. Rows
-    (`chunk_row`) say where each decision's record and result lie."""
+    each record and result again row by row, is what lets a store keep up with batches. Each
+    decision still gets its row (found by id and by person), made by the database from `decisions`:
+    where its record and its result lie in the blobs, and the columns it is found by."""
 
     id: str  # its first decision's id
     last_id: str  # its last decision's id
     inputs: bytes  # the records' JSON texts as received, one after another, compressed (zlib)
     answers: bytes  # the batch results, comma-separated, compressed: {"result":"decision",...} or {"result":"error",...}
+    decisions: str  # JSON: [[id, nip, periode, as_of, input_at, input_len, answer_at, answer_len], ...]
+    size: int  # how many decisions
+    made_at: str  # what all its decisions share
+    policy: tuple[str, str, str]  # id, version, digest
+    key_id: str | None
+    request_id: str | None
 
     @classmethod
-    def of(cls, id_: str, last_id: str, inputs: bytes, answers: bytes) -> Chunk:
-        """A chunk of these texts. They shrink about eight times (JSON of one shape, over and over),
-        and writing fewer bytes is what a store spends least on: zlib's fastest level costs a
-        process some 7 µs per decision, and saves the store's writer several times that."""
-        return cls(id_, last_id, zlib.compress(inputs, 1), zlib.compress(answers, 1))
+    def of(cls, inputs: bytes, answers: bytes, decisions: list[tuple[Any, ...]], made_at: str,
+           policy: tuple[str, str, str], key_id: str | None, request_id: str | None) -> Chunk:
+        """A chunk of these texts and the decisions in them (`decisions` as above, in id order). The
+        texts shrink about eight times (JSON of one shape, over and over): zlib's fastest level
+        costs a process some 4 µs per decision, and spares the store's writer (and the disk) over a
+        kilobyte of each."""
+        return cls(decisions[0][0], decisions[-1][0], zlib.compress(inputs, 1), zlib.compress(answers, 1),
+                   _LOCATIONS.encode(decisions).decode(), len(decisions), made_at, policy, key_id, request_id)
+
+
+_CHUNK_ROWS = ("INSERT INTO decisions (id, made_at, policy_id, policy_version, policy_digest, as_of, nip, periode, "
+               "input, outputs, key_id, request_id, chunk_id, input_at, input_len, answer_at, answer_len) "
+               "SELECT value->>0, ?, ?, ?, ?, value->>3, value->>1, value->>2, ?, ?, ?, ?, ?, "
+               "CAST(value->>4 AS INTEGER), CAST(value->>5 AS INTEGER), CAST(value->>6 AS INTEGER), "
+               "CAST(value->>7 AS INTEGER) FROM {rows}")
+"""A chunk's decisions' rows, made by the database from its `decisions` JSON in one statement: no
+values bound (and checked) one by one in Python."""
 
 
 def row_of(record: DecisionRecord) -> Row:
@@ -377,6 +405,11 @@ class _Pending:
     future: asyncio.Future[None] | None = None  # or an event loop
     error: BaseException | None = None
 
+    @property
+    def size(self) -> int:
+        """How many decisions."""
+        return len(self.rows) + sum(chunk.size for chunk in self.chunks)
+
 
 class Store(abc.ABC):
     """Decisions kept in a database. Thread-safe: `put` from any thread (or `put_async` from an event
@@ -389,6 +422,7 @@ class Store(abc.ABC):
     where: str  # for messages: the file or the server
     redactor: Redactor = NO_REDACTION
     _insert_source = "INSERT OR IGNORE INTO sources (digest, policy_id, files, plugins) VALUES (?, ?, ?, ?)"
+    _json_rows = "json_each(?)"  # the elements of a JSON array given as text, each as `value`
     _errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     _ready_committer: _InThread | _InProcess | None = None
@@ -438,7 +472,7 @@ class Store(abc.ABC):
 
     def put_rows(self, rows: list[Row], sources: Iterable[Sequence[Any]] = (), runs: Sequence[Run] = (),
                  chunks: Sequence[Chunk] = ()) -> None:
-        """`put` of rows already made (`row_of`, `decision_row`, or `chunk_row` with their `chunks`)."""
+        """`put` of rows already made (`row_of`, `decision_row`), or of `chunks` of decisions."""
         pending = self._pending(rows, sources, runs, chunks)
         pending.done = done = threading.Event()
         self._queue.put(pending)
@@ -504,6 +538,8 @@ class Store(abc.ABC):
                     loop.call_soon_threadsafe(_settle, futures)
                 except RuntimeError:  # that loop has closed: nobody is waiting there any more
                     pass
+            if isinstance(committer, _InThread):
+                committer.tidy()
             if stop:
                 committer.close()
                 return
@@ -540,6 +576,7 @@ class Store(abc.ABC):
                         "VALUES (?, ?, ?, ?, ?, ?, ?)")
         source = self._sql(self._insert_source)
         chunk = self._sql("INSERT INTO chunks (id, last_id, inputs, answers) VALUES (?, ?, ?, ?)")
+        chunk_rows = self._sql(_CHUNK_ROWS.format(rows=self._json_rows))
         rows = [row for pending in batch for row in pending.rows]
         cursor = connection.cursor()
         try:
@@ -549,8 +586,10 @@ class Store(abc.ABC):
                     cursor.executemany(source, pending.sources)
                 if pending.runs:
                     cursor.executemany(run, pending.runs)
-                if pending.chunks:
-                    cursor.executemany(chunk, pending.chunks)
+                for given in pending.chunks:
+                    cursor.execute(chunk, given[:4])
+                    cursor.execute(chunk_rows, (given.made_at, *given.policy, b"", b"", given.key_id,
+                                                given.request_id, given.id, given.decisions))
             if rows:
                 self._insert_rows(cursor, rows)
             cursor.execute("COMMIT")
@@ -674,8 +713,24 @@ class Store(abc.ABC):
             clauses.append("id > ?")
             args.append(after)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"{_SELECT} {where} ORDER BY id LIMIT ?", (*args, max(1, min(limit, 10_000))))
-        return self._records(rows)
+        limit = max(1, min(limit, 10_000))
+        if nip is not None:
+            return self._records(self._by_person(where, args, limit))
+        return self._records(self._read(f"{_SELECT} {where} ORDER BY id LIMIT ?", (*args, limit)))
+
+    def _by_person(self, where: str, args: list[Any], limit: int) -> list[tuple[Any, ...]]:
+        """The rows of a person's decisions (`where` names a nip) in id order, up to `limit`."""
+        return self._read(f"{_SELECT} {where} ORDER BY id LIMIT ?", (*args, limit))
+
+    # ---- between commits ----
+    def _unindexed(self, connection: Any) -> int:
+        """How many decisions are not yet in the index by person that `_index` keeps (none here)."""
+        return 0
+
+    def _index(self, connection: Any) -> int:
+        """Bring the index by person up to date; returns how many decisions it still lacks (none here:
+        the database keeps it as each decision is written)."""
+        return 0
 
     def delete_older_than(self, days: int) -> int:
         """Retention: delete the decisions made more than `days` days ago (and the runs left without
@@ -694,6 +749,7 @@ class _InThread:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.connection = store._connect()
+        self.unindexed = store._unindexed(self.connection)
 
     def commit(self, batch: list[_Pending]) -> None:
         """Commit the batch, or each of its callers' records alone; a caller's failure is its `error`."""
@@ -701,6 +757,12 @@ class _InThread:
             self.store._commit(self.connection, batch)
         except self.store._errors as exc:
             self.connection = self.store._retry_alone(self.connection, batch, exc)
+        self.unindexed += sum(pending.size for pending in batch)
+
+    def tidy(self) -> None:
+        """What the store does between commits, once their callers are answered (see `Store._index`)."""
+        if self.unindexed >= INDEX_ROWS:
+            self.unindexed = self.store._index(self.connection)
 
     def close(self) -> None:
         self.connection.close()
@@ -736,7 +798,7 @@ class _InProcess:
     def send(self, pending: _Pending) -> bool:
         """Hand `pending` to the writer process from the running event loop; its future is settled by
         the loop once committed. False when this loop cannot (another loop holds the pipe): queue it."""
-        if len(pending.rows) > DIRECT_ROWS:  # a large batch: its writing could hold up the loop
+        if pending.size > DIRECT_ROWS:  # a large batch: its writing could hold up the loop
             return False
         loop = asyncio.get_running_loop()
         if self._loop is None:
@@ -807,6 +869,8 @@ class _InProcess:
         self._pipe.close()
 
 
+INDEX_ROWS = 32_768
+"""How many decisions a SQLite store writes before it adds them to its table by person (`people`)."""
 DIRECT_ROWS = 64
 """The most rows an event loop writes to the writer process itself (more go through the writer thread)."""
 _DEAD: Any = object()  # a direct pipe whose process died: requests go through the writer thread until it restarts
@@ -829,6 +893,7 @@ def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:
 
     store = SQLiteStore.__new__(SQLiteStore)
     store.path = Path(path)
+    store.where = path
     committer = _InThread(store)
     channels = [pipe, direct]
     while True:
@@ -868,6 +933,7 @@ def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:
                 channels = [pipe]
         if stop:
             break
+        committer.tidy()
     committer.close()
 
 
@@ -883,6 +949,13 @@ class SQLiteStore(Store):
     Its writes run in a process of their own (`writer_process`): SQLite's Python binding takes the
     GIL back for every row, and in the service's process that contends with the event loop, which
     then answers far fewer requests. The process commits and says so before anyone is answered.
+
+    Decisions are found by person through the table `people`, which is not written as each decision
+    is. An index entry per decision, in a tree far larger than one commit, makes each commit write
+    about one page per decision: that was half of what recording a batch cost. The writer adds the
+    decisions to `people` in bulk instead, in key order, once `INDEX_ROWS` are waiting
+    (`people_mark` says up to which decision), and a look-up reads `people` and scans the
+    decisions after the mark.
     """
 
     def __init__(self, path: Path, redactor: Redactor = NO_REDACTION, writer_process: bool = True) -> None:
@@ -942,6 +1015,38 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreError(f"the decision store {self.where} could not be read: {exc}") from None
 
+    def _by_person(self, where: str, args: list[Any], limit: int) -> list[tuple[Any, ...]]:
+        # one statement, so one snapshot: a decision is either in people or after the mark
+        return self._read(f"{_SELECT} WHERE id IN (SELECT id FROM people {where} UNION ALL SELECT id FROM "
+                          f"decisions {where} AND rowid > (SELECT last_rowid FROM people_mark)) ORDER BY id LIMIT ?",
+                          (*args, *args, limit))
+
+    def _unindexed(self, connection: sqlite3.Connection) -> int:
+        found = connection.execute("SELECT coalesce(max(rowid), 0) - (SELECT last_rowid FROM people_mark) "
+                                   "FROM decisions").fetchone()
+        return max(0, int(found[0]))
+
+    def _index(self, connection: sqlite3.Connection) -> int:
+        """Add the decisions after the mark to `people`, in key order, and move the mark: a tree written
+        in order, many decisions at a time, changes each of its pages once, not once per decision."""
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute("INSERT OR IGNORE INTO people SELECT policy_id, coalesce(nip, x''), "
+                                   "coalesce(periode, x''), id FROM decisions WHERE rowid > "
+                                   "(SELECT last_rowid FROM people_mark) ORDER BY 1, 2, 3, 4")
+                connection.execute("UPDATE people_mark SET last_rowid = (SELECT coalesce(max(rowid), 0) "
+                                   "FROM decisions)")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # look-ups still find them after the mark; the next turn tries again
+            logging.getLogger("kinerja_rules").warning("the decision store %s could not index decisions by "
+                                                       "person: %s", self.where, exc)
+            return 0
+        return 0
+
     def _delete(self, cutoff: str) -> int:
         with self._read_lock:
             self._reader.execute("BEGIN IMMEDIATE")
@@ -949,6 +1054,11 @@ class SQLiteStore(Store):
                 count = self._reader.execute("DELETE FROM decisions WHERE id < ? AND id NOT IN "
                                              "(SELECT appeal_of FROM decisions WHERE appeal_of IS NOT NULL "
                                              "AND id >= ?)", (cutoff, cutoff)).rowcount
+                self._reader.execute("DELETE FROM people WHERE id < ? AND id NOT IN "
+                                     "(SELECT id FROM decisions WHERE id < ?)", (cutoff, cutoff))
+                # the next decision's rowid follows the last one left: the mark must not be past it
+                self._reader.execute("UPDATE people_mark SET last_rowid = min(last_rowid, "
+                                     "(SELECT coalesce(max(rowid), 0) FROM decisions))")
                 self._reader.execute("DELETE FROM runs WHERE id < ? AND id NOT IN "
                                      "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
                 self._reader.execute(_DELETE_CHUNKS, (cutoff, cutoff))
@@ -975,6 +1085,7 @@ class PostgresStore(Store):
 
     _insert_source = ("INSERT INTO sources (digest, policy_id, files, plugins) VALUES (?, ?, ?, ?) "
                       "ON CONFLICT (digest) DO NOTHING")
+    _json_rows = "json_array_elements(?::json)"
 
     def __init__(self, dsn: str, redactor: Redactor = NO_REDACTION) -> None:
         try:
@@ -1006,7 +1117,8 @@ class PostgresStore(Store):
                 raise StoreError(f"the decision store has schema version {version}; this kinerja-rules knows up "
                                  f"to {len(MIGRATIONS)}: upgrade kinerja-rules")
             for step in range(version, len(MIGRATIONS)):
-                connection.execute(_pg_migration(MIGRATIONS[step]))
+                if step not in _SQLITE_ONLY:
+                    connection.execute(_pg_migration(MIGRATIONS[step]))
             connection.execute("DELETE FROM kinerja_schema")
             connection.execute("INSERT INTO kinerja_schema VALUES (%s)", (len(MIGRATIONS),))
         return len(MIGRATIONS)

@@ -387,9 +387,9 @@ def test_the_decisions_of_the_batch_processes_are_kept(folder: Path, tmp_path: P
     sent: list[int] = []
     put_async = store.put_async
 
-    async def counted(rows: list[Any], *args: Any) -> None:
-        sent.append(len(rows))
-        await put_async(rows, *args)
+    async def counted(rows: list[Any], sources: Any, runs: Any, chunks: Any) -> None:
+        sent.append(len(rows) + sum(c.size for c in chunks))
+        await put_async(rows, sources, runs, chunks)
 
     store.put_async = counted  # type: ignore[method-assign]
     with TestClient(create_app(service, policies=[folder], recorder=Recorder(store))) as client:

@@ -232,8 +232,8 @@ def batch_kept_in_chunks(store: Store) -> None:
     answer = decide(engine, "nasional", texts, None, True, Limits(), 0, Recording())
     assert answer is not None
     joined, failed, rows, chunks = answer
-    assert failed == 3 and len(rows) == 247 and [len(c.inputs) > 0 for c in chunks] == [True] * 3
-    assert -(-247 // CHUNK_DECISIONS) == len(chunks) and all(c.id <= c.last_id for c in chunks)
+    assert failed == 3 and rows == [] and [c.size for c in chunks] == [CHUNK_DECISIONS, CHUNK_DECISIONS, 47]
+    assert all(c.id <= c.last_id and c.inputs and c.answers for c in chunks)
     store.put_rows(rows, [source_of(engine.policy("nasional"))], chunks=chunks)
     results = _JSON.decode(b"[" + joined + b"]")
     decided = [(record, result) for record, result in zip(records, results) if result["result"] == "decision"]
@@ -291,5 +291,56 @@ def test_a_store_of_the_last_version_is_upgraded_and_its_records_read(tmp_path: 
         connection.execute(f"INSERT INTO decisions VALUES ({', '.join('?' * 17)})", row_of(record)[:17])
     store = SQLiteStore(path)
     assert store.get(record.id) == record
+    assert [r.id for r in store.find(nip=record.nip)] == [record.id]
+    with sqlite3.connect(path) as connection:  # found by person through the table made for it
+        assert connection.execute("SELECT id FROM people WHERE nip = ?", (record.nip,)).fetchall() == [(record.id,)]
     batch_kept_in_chunks(store)  # and batches are kept in chunks from then on
+    store.close()
+
+
+def _people(path: Path) -> tuple[int, int]:
+    """How many decisions are in `people`, and the mark."""
+    with sqlite3.connect(path) as connection:
+        return (connection.execute("SELECT count(*) FROM people").fetchone()[0],
+                connection.execute("SELECT last_rowid FROM people_mark").fetchone()[0])
+
+
+def test_a_person_is_found_before_and_after_the_writer_indexes_them(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kinerja_rules.store.INDEX_ROWS", 4)
+    path = tmp_path / "d.sqlite"
+    store = SQLiteStore(path, writer_process=False)
+    kept: list[DecisionRecord] = []
+    for i in range(11):  # 3 waiting, then 6 (indexed), 3 waiting again, 6 (indexed) ...
+        kept += [_record(nip=f"19850712201001100{j}", periode=f"2025-0{1 + (i + j) % 2}") for j in range(3)]
+        store.put(kept[-3:], [("d" * 64, "nasional", {})])
+        for j in range(3):
+            nip = f"19850712201001100{j}"
+            mine = [r.id for r in kept if r.nip == nip]
+            assert [r.id for r in store.find(nip=nip, limit=10_000)] == mine
+            assert [r.id for r in store.find(policy_id="nasional", nip=nip, periode="2025-02")] == \
+                [r.id for r in kept if r.nip == nip and r.periode == "2025-02"]
+            paged = store.find(nip=nip, limit=4)  # pages run across what is indexed and what is not
+            while len(paged) < len(mine):
+                paged += store.find(nip=nip, limit=4, after=paged[-1].id)
+            assert [r.id for r in paged] == mine
+    assert store.find(nip="199001012020011001") == []
+    store.close()
+    assert _people(path) == (30, 30)  # in bulk, once 4 were waiting: the last 3 are not yet
+
+
+def test_retention_leaves_no_one_behind_in_the_table_by_person(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kinerja_rules.store.INDEX_ROWS", 1)
+    path = tmp_path / "d.sqlite"
+    store = SQLiteStore(path, writer_process=False)
+    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    store.put([_record(made_at=then, id=uuid7(int(then.timestamp() * 1000)))], [("d" * 64, "nasional", {})])
+    store.close()
+    assert _people(path) == (1, 1)
+    store.reopen()
+    assert store.delete_older_than(30) == 1
+    assert _people(path) == (0, 0)  # the next decision's rowid is 1 again: the mark went back with it
+    new = _record()
+    store.put([new])
+    assert [r.id for r in store.find(nip=new.nip)] == [new.id]
     store.close()

@@ -31,7 +31,7 @@ from kinerja_rules.engine import SourceGroup
 from kinerja_rules.recording import with_id
 from kinerja_rules.server.bodies import Limits, decode_record, fits
 from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import CHUNK_DECISIONS, NO_REDACTION, Chunk, Redactor, Row, chunk_row, decision_row
+from kinerja_rules.store import CHUNK_DECISIONS, NO_REDACTION, Chunk, Redactor, Row, decision_row
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -72,39 +72,46 @@ class Recording:
 
 
 class Chunker:
-    """Keeps a batch's decisions in chunks (`Chunk`), as they are decided: a row for each decision
-    saying where its record and its result lie, and nothing else of it held on to."""
+    """Keeps a batch's decisions in chunks (`Chunk`), as they are decided: where each decision's record
+    and result lie, and the columns it is found by, and nothing else of it held on to."""
 
     def __init__(self, recording: Recording, records: Sequence[msgspec.Raw | bytes], results: list[bytes]) -> None:
         self.recording, self.records, self.results = recording, records, results
         self.made_at = recording.made_at or dt.datetime.now(dt.timezone.utc).isoformat()
-        self.rows: list[Row] = []
         self.chunks: list[Chunk] = []
-        self._count = self._first = self._last = self._input_at = self._answer_at = 0
-        self._id = self._last_id = ""
+        self._decisions: list[tuple[Any, ...]] = []
+        self._first = self._last = self._input_at = self._answer_at = 0
+        self._policy = ("", "", "")
 
     def add(self, position: int, result: Any, record: Any) -> None:
         """`results[position]`, just added: a decision (with its id) of `record`, or an error."""
         if type(result) is Decision:
-            if not self._count:  # ids count up: the chunk's id, its first decision's, sorts first
-                self._id, self._first, self._input_at, self._answer_at = str(result.decision_id), position, 0, 0
-            self.rows.append(chunk_row(result, record, self.made_at, self._id, self._input_at,
-                                       len(self.records[position]), self._answer_at, len(self.results[position]),
-                                       key_id=self.recording.key_id, request_id=self.recording.request_id))
-            self._count += 1
-            self._last, self._last_id = position, str(result.decision_id)
-        if self._count:
+            if not self._decisions:  # ids count up: the chunk's id, its first decision's, sorts first
+                self._first, self._input_at, self._answer_at = position, 0, 0
+                policy = result.policy
+                self._policy = (policy.id, policy.version, policy.digest)
+            nip = periode = None
+            if type(record) is dict:
+                nip, periode = record.get("nip"), record.get("periode")
+            input_len, answer_len = len(self.records[position]), len(self.results[position])
+            self._decisions.append((result.decision_id, nip if type(nip) is str else None,
+                                    periode if type(periode) is str else None, result.as_of, self._input_at,
+                                    input_len, self._answer_at, answer_len))
+            self._last = position
+        if self._decisions:
             self._input_at += len(self.records[position])
             self._answer_at += len(self.results[position]) + 1
-            if self._count == CHUNK_DECISIONS:
+            if len(self._decisions) == CHUNK_DECISIONS:
                 self.close()
 
     def close(self) -> None:
         """End the chunk being filled."""
-        if self._count:
-            self.chunks.append(Chunk.of(self._id, self._last_id, b"".join(self.records[self._first:self._last + 1]),
-                                        b",".join(self.results[self._first:self._last + 1])))
-            self._count = 0
+        if self._decisions:
+            first, last = self._first, self._last + 1
+            self.chunks.append(Chunk.of(b"".join(self.records[first:last]), b",".join(self.results[first:last]),
+                                        self._decisions, self.made_at, self._policy, self.recording.key_id,
+                                        self.recording.request_id))
+            self._decisions = []
 
 
 BatchAnswer = tuple[bytes, int, list[Row], list[Chunk]]
@@ -155,7 +162,7 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             chunker.add(len(out) - 1, result, record)
     if chunker is not None:
         chunker.close()
-        return b",".join(out), failed, chunker.rows, chunker.chunks
+        return b",".join(out), failed, [], chunker.chunks
     return b",".join(out), failed, rows, []
 
 

@@ -71,7 +71,7 @@ class Recorder:
         """Commit `rows` (and the `runs` and `chunks` they name), archiving the policy's sources with
         them; the request fails (503 not-recorded) when the store cannot keep them, and nothing is
         answered."""
-        if not rows:
+        if not rows and not chunks:
             return
         try:
             await self.store.put_async(rows, [source_of(policy)], runs, chunks)
