@@ -788,6 +788,7 @@ class _InProcess:
         child_requests, self._requests = context.Pipe(duplex=False)
         self._direct, child_answers = context.Pipe(duplex=False)
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop reading the direct pipe's answers
+        self._outbox: list[tuple[Any, ...]] = []  # what the loop sends once its callbacks of this turn ran
         self._process = context.Process(target=_commit_in_child,
                                         args=(str(self.path), child, child_requests, child_answers),
                                         daemon=True, name="kinerja-decision-store")
@@ -809,12 +810,19 @@ class _InProcess:
             return False
         self._sent += 1
         self._waiting[self._sent] = pending
-        try:
-            self._requests.send_bytes(pickle.dumps((self._sent, pending.rows, pending.sources, pending.runs,
-                                                    pending.chunks), protocol=5))
-        except OSError:  # the process died: this and whatever waits fail; the writer thread restarts it
-            self._answered()
+        self._outbox.append((self._sent, pending.rows, pending.sources, pending.runs, pending.chunks))
+        if len(self._outbox) == 1:  # what else this turn of the loop sends goes with it, in one write
+            loop.call_soon(self._flush)
         return True
+
+    def _flush(self) -> None:
+        sending, self._outbox = self._outbox, []
+        if not sending or self._loop is _DEAD:  # the process died meanwhile: what it held has failed already
+            return
+        try:
+            self._requests.send_bytes(pickle.dumps(sending, protocol=5))
+        except OSError:  # the process died: these and whatever waits fail; the writer thread restarts it
+            self._answered()
 
     def _answered(self) -> None:
         try:
@@ -913,9 +921,9 @@ def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:
                         thread = [_Pending(*given) for given in pickle.loads(data)]
                         batch.extend(thread)
                     else:
-                        sent, *given = pickle.loads(data)
-                        direct_ids.append((sent, _Pending(*given)))
-                        batch.append(direct_ids[-1][1])
+                        for sent, *given in pickle.loads(data):
+                            direct_ids.append((sent, _Pending(*given)))
+                            batch.append(direct_ids[-1][1])
             except (EOFError, OSError):  # the service is gone (or stopped using the direct pipe)
                 if channel is pipe:
                     stop = True
