@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import itertools
 import logging
 import multiprocessing
 import os
@@ -167,6 +168,27 @@ class _Ids:
                 if self._bits >= 2 ** 74:  # the millisecond is used up: borrow the next one
                     self._ms, self._bits = self._ms + 1, self._random.getrandbits(73)
             return uuid7(self._ms, self._bits)
+
+    def take(self, count: int) -> list[str]:
+        """`count` ids at once, as `next` would make them one after another (a batch's), for a fraction
+        of the cost: they share their first 24 characters, unless a carry reaches them."""
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms > self._ms:
+                self._ms, self._bits = ms, self._random.getrandbits(73)
+            steps = memoryview(self._random.randbytes(2 * count)).cast("H")
+            values = list(itertools.accumulate(steps, lambda bits, step: bits + 1 + step, initial=self._bits))[1:]
+            used_up = values[-1] >= 2 ** 74 if values else False
+            if not used_up and values:
+                ms, self._bits = self._ms, values[-1]
+        if used_up:  # the millisecond's ids run out within these: one by one, which borrows the next one
+            return [self.next() for _ in range(count)]
+        if not values:
+            return []
+        if values[0] >> 48 != values[-1] >> 48:
+            return [uuid7(ms, bits) for bits in values]
+        shared = uuid7(ms, values[0])[:24]
+        return [shared + "%012x" % (bits & 0xFFFFFFFFFFFF) for bits in values]
 
 
 IDS = _Ids()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ import msgspec
 from kinerja_rules.recording import source_of
 from kinerja_rules.server.batch import Recording, decide
 from kinerja_rules.server.bodies import Limits
-from kinerja_rules.store import (CHUNK_DECISIONS, IDS, MIGRATIONS, DecisionRecord, Redactor, SQLiteStore, Store,
+from kinerja_rules.store import (CHUNK_DECISIONS, IDS, MIGRATIONS, _Ids, DecisionRecord, Redactor, SQLiteStore, Store,
                                  StoreError, row_of, uuid7)
 from tests.conftest import BASE_RECORD, ROOT, bundled
 
@@ -39,6 +40,24 @@ def test_ids_are_uuid7_and_sort_in_the_order_they_were_made() -> None:
     assert all(len(i) == 36 and i[14] == "7" and i[19] in "89ab" for i in made)
     assert uuid7(1_700_000_000_000) < uuid7(1_700_000_000_001)
     assert int(uuid7(1_700_000_000_000)[:8] + uuid7(1_700_000_000_000)[9:13], 16) == 1_700_000_000_000
+
+
+_UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@pytest.mark.parametrize("bits", [None, 2 ** 48 - 1_000_000, 5 * 2 ** 48 - 9_000_000, 2 ** 74 - 40_000])
+def test_ids_taken_at_once_are_the_ids_made_one_by_one(bits: int | None) -> None:
+    """A batch's ids: in order, after the last one made and before the next, whether or not a carry
+    reaches their shared first characters or the millisecond runs out of them."""
+    ids = _Ids()
+    if bits is not None:
+        ids._ms, ids._bits = 2 ** 47, bits  # a millisecond ahead of the clock: all of these are made in it
+    before = ids.next()
+    taken = ids.take(1000)
+    after = ids.next()
+    assert [before, *taken, after] == sorted({before, *taken, after})  # in order, none twice
+    assert all(_UUID7.fullmatch(i) for i in taken)
+    assert ids.take(0) == []
 
 
 def test_a_record_comes_back_exactly_and_its_sources_once(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from kinerja_rules.engine import SourceGroup
 from kinerja_rules.recording import with_id
 from kinerja_rules.server.bodies import Limits, decode_record, fits
 from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import CHUNK_DECISIONS, NO_REDACTION, Chunk, Redactor, Row, decision_row
+from kinerja_rules.store import CHUNK_DECISIONS, IDS, NO_REDACTION, Chunk, Redactor, Row, decision_row
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -127,6 +127,7 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
     out: list[bytes] = []
     rows: list[Row] = []
     chunker = Chunker(recording, records, out) if recording is not None and recording.chunked else None
+    ids = iter(IDS.take(len(records)) if chunker is not None else ())
     failed = size = 0
     for i, raw in enumerate(records, start=offset):
         record = None
@@ -150,7 +151,7 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
             encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]  # the discriminator of a batch item
         else:
             if chunker is not None:
-                result = with_id(result)
+                result = msgspec.structs.replace(result, decision_id=next(ids))
             elif recording is not None:
                 result = recording.keep(result, record, rows)
             encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
