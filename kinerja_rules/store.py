@@ -167,7 +167,18 @@ class _Ids:
                 self._bits += 1 + self._random.getrandbits(16)
                 if self._bits >= 2 ** 74:  # the millisecond is used up: borrow the next one
                     self._ms, self._bits = self._ms + 1, self._random.getrandbits(73)
-            return uuid7(self._ms, self._bits)
+            ms, bits = self._ms, self._bits
+        return self._text(ms, bits)
+
+    _shared: tuple[int, int, str] = (-1, -1, "")  # the last id's time, bits >> 48 and first 24 characters
+
+    def _text(self, ms: int, bits: int) -> str:
+        """`uuid7(ms, bits)`, formatting only the last 12 characters while the first 24 stay the same."""
+        shared_ms, high, first = self._shared  # one tuple, read and replaced whole: safe across threads
+        if shared_ms != ms or high != bits >> 48:
+            first = uuid7(ms, bits)[:24]
+            self._shared = (ms, bits >> 48, first)
+        return first + "%012x" % (bits & 0xFFFFFFFFFFFF)
 
     def take(self, count: int) -> list[str]:
         """`count` ids at once, as `next` would make them one after another (a batch's), for a fraction
@@ -186,9 +197,9 @@ class _Ids:
         if not values:
             return []
         if values[0] >> 48 != values[-1] >> 48:
-            return [uuid7(ms, bits) for bits in values]
-        shared = uuid7(ms, values[0])[:24]
-        return [shared + "%012x" % (bits & 0xFFFFFFFFFFFF) for bits in values]
+            return [self._text(ms, bits) for bits in values]
+        first = uuid7(ms, values[0])[:24]
+        return [first + "%012x" % (bits & 0xFFFFFFFFFFFF) for bits in values]
 
 
 IDS = _Ids()
