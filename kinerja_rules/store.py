@@ -109,17 +109,17 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 4 (SQLite): decisions by person in a table of their own, filled in bulk (see `SQLiteStore`)
     """
-    CREATE TABLE people (
-        policy_id TEXT NOT NULL,
+    CREATE TABLE people (              -- read when a look-up names a nip
         nip TEXT NOT NULL,             -- x'' (a blob, equal to no text) for a decision without one
-        periode TEXT NOT NULL,         -- the same
+        policy_id TEXT NOT NULL,
+        periode TEXT NOT NULL,         -- x'' as for nip
         id TEXT NOT NULL,
-        PRIMARY KEY (policy_id, nip, periode, id)
+        PRIMARY KEY (nip, policy_id, periode, id)
     ) WITHOUT ROWID;
     CREATE TABLE people_mark (
         last_rowid INTEGER NOT NULL    -- the decisions up to this rowid are in people; those after, not yet
     );
-    INSERT INTO people SELECT policy_id, coalesce(nip, x''), coalesce(periode, x''), id FROM decisions
+    INSERT INTO people SELECT coalesce(nip, x''), policy_id, coalesce(periode, x''), id FROM decisions
         ORDER BY 1, 2, 3, 4;
     INSERT INTO people_mark SELECT coalesce(max(rowid), 0) FROM decisions;
     DROP INDEX decisions_by_person;
@@ -1073,7 +1073,7 @@ class SQLiteStore(Store):
         try:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute("INSERT OR IGNORE INTO people SELECT policy_id, coalesce(nip, x''), "
+                connection.execute("INSERT OR IGNORE INTO people SELECT coalesce(nip, x''), policy_id, "
                                    "coalesce(periode, x''), id FROM decisions WHERE rowid > "
                                    "(SELECT last_rowid FROM people_mark) ORDER BY 1, 2, 3, 4")
                 connection.execute("UPDATE people_mark SET last_rowid = (SELECT coalesce(max(rowid), 0) "

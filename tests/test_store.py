@@ -348,6 +348,17 @@ def test_a_person_is_found_before_and_after_the_writer_indexes_them(tmp_path: Pa
     assert _people(path) == (30, 30)  # in bulk, once 4 were waiting: the last 3 are not yet
 
 
+def test_a_look_up_by_nip_searches_the_table_by_person_and_not_the_whole_store(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "d.sqlite", writer_process=False)
+    seen: list[str] = []
+    store._reader.set_trace_callback(seen.append)
+    store.find(nip="198507122010011003")  # no policy named: the nip alone leads to the person
+    plan = " ".join(str(step) for step in store._reader.execute(f"EXPLAIN QUERY PLAN {seen[-1]}"))
+    assert "SEARCH people USING PRIMARY KEY (nip=?)" in plan and "SCAN people'" not in plan
+    assert "SEARCH decisions USING INTEGER PRIMARY KEY (rowid>?)" in plan  # only those after the mark
+    store.close()
+
+
 def test_retention_leaves_no_one_behind_in_the_table_by_person(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("kinerja_rules.store.INDEX_ROWS", 1)
     path = tmp_path / "d.sqlite"
