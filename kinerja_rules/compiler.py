@@ -492,7 +492,11 @@ class _Gen:
                 stmts.append(ast.Return(value=value))
             if conds:
                 test = conds[0] if len(conds) == 1 else ast.BoolOp(op=ast.And(), values=conds)
-                body.append(ast.If(test=test, body=stmts, orelse=[]))
+                last = body[-1] if body else None
+                if collect and isinstance(last, ast.If) and ast.dump(last.test) == ast.dump(test):
+                    last.body.extend(stmts)  # the same test as the row before (a pure one): asked once
+                else:
+                    body.append(ast.If(test=test, body=stmts, orelse=[]))
             else:
                 body.extend(stmts)
                 if not collect:
@@ -614,13 +618,21 @@ def _unpack(source: str, prefix: str, positions: Iterable[tuple[int, int]]) -> l
             for local, at in positions]
 
 
+def _unpack_all(source: str, prefix: str, count: int) -> list[ast.stmt]:
+    """`p0, p1, … = P`: every item of the tuple an evaluation function receives, in one step."""
+    if not count:
+        return []
+    names: list[ast.expr] = [_name(f"{prefix}{i}", ast.Store()) for i in range(count)]
+    return [ast.Assign(targets=[ast.Tuple(elts=names, ctx=ast.Store())], value=_name(source))]
+
+
 def _compile_variant(policy: CheckedPolicy, traced: bool, post: bool = False) -> tuple[Callable[..., Any], dict[int, Site], str]:
     """Build and compile one variant (plain or traced; alone or after the population stage) of a
     policy's evaluation function."""
     mod = _Module(policy, traced, f"<policy {policy.id}>")
     ns, sites, gen, at = mod.ns, mod.sites, mod.gen, mod.at
-    body: list[ast.stmt] = _unpack("P", "p", ((i, i) for i in range(len(policy.params))))
-    body += _unpack("N", "n", ((i, i) for i in range(len(policy.indicators))))
+    body: list[ast.stmt] = _unpack_all("P", "p", len(policy.params))
+    body += _unpack_all("N", "n", len(policy.indicators))
     decided: dict[str, int] = {}
     if policy.population is not None:
         if post:
@@ -698,8 +710,8 @@ class PopulationCode:
         assert pop is not None
         mod = _Module(policy, False, f"<policy {policy.id} population>")
         gen = mod.gen
-        params = _unpack("P", "p", ((i, i) for i in range(len(policy.params))))
-        indicators = _unpack("N", "n", ((i, i) for i in range(len(policy.indicators))))
+        params = _unpack_all("P", "p", len(policy.params))
+        indicators = _unpack_all("N", "n", len(policy.indicators))
         def_index = {name: i for i, name in enumerate(policy.definitions)}
         body = params + indicators
         for name in pop.before:
