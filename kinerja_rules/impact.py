@@ -21,6 +21,7 @@ from typing import Any
 
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.engine import Engine
+from kinerja_rules.formats import csv_cell
 from kinerja_rules.population_run import GroupReport, collector_paused
 from kinerja_rules.recording import differences, traces_of
 from kinerja_rules.store import DecisionRecord, Store
@@ -208,25 +209,8 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
     return out.getvalue()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text):
-        return "'" + text  # never a formula in someone's spreadsheet
-    return text
-
-
-def _number(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
 
 
 def to_json(report: Mapping[str, Any]) -> bytes:

@@ -141,6 +141,16 @@ def test_impact_reports_transitions_and_exact_totals(work: Path) -> None:
     assert len(rows) == 31 and sum(int(r["tpp_difference"] or 0) for r in rows) == tpp["difference"]
 
 
+def test_an_impact_spreadsheet_never_holds_a_formula() -> None:
+    from kinerja_rules.impact import CSV_COLUMNS, to_csv
+
+    row = {"line": 1, "nip": "198507122010011003", "unit_kerja": '=HYPERLINK("http://x","klik")', "kelas": "@9",
+           "tpp_before": 4_500_000, "tpp_after": 4_275_000, "tpp_difference": -225_000, "changed": "tpp.diterima"}
+    cells = next(csv.DictReader(io.StringIO(to_csv([row], CSV_COLUMNS))))
+    assert cells["unit_kerja"] == "'" + row["unit_kerja"] and cells["kelas"] == "'@9"  # text, not a formula
+    assert cells["tpp_difference"] == "-225000" and cells["predikat_before"] == ""  # numbers stay numbers
+
+
 def test_impact_html_renders_its_charts_and_totals_in_a_real_browser(work: Path) -> None:
     result = _run(["impact", "--base", "policies", "--proposed", "proposed", "--policy", "nasional",
                    "-i", "records.jsonl", "-o", "dampak.html"], work)
