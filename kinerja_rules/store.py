@@ -277,6 +277,12 @@ _CHUNK = _COLUMNS.index("chunk_id")
 _CHUNKS_PER_READ = 16  # chunks of at most CHUNK_DECISIONS decisions: a few MiB at a time
 
 
+def findable(value: Any) -> str | None:
+    """A record's nip or periode as the store finds decisions by it: a text, and none with a NUL
+    character (SQLite's JSON functions end a text there; no NIP or period holds one)."""
+    return value if type(value) is str and "\x00" not in value else None
+
+
 def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None = None, run_id: str | None = None,
                  request_id: str | None = None, redactor: Redactor | None = None) -> Row:
     """The row that keeps a `Decision` (with its id) of `record`: `row_of(record_of(...))` without the
@@ -288,7 +294,7 @@ def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None
     population = decision.population
     policy = decision.policy
     return (decision.decision_id, made_at, policy.id, policy.version, policy.digest, decision.as_of.isoformat(),
-            nip if type(nip) is str else None, periode if type(periode) is str else None, CANONICAL.encode(kept),
+            findable(nip), findable(periode), CANONICAL.encode(kept),
             CANONICAL.encode(decision.outputs), None if decision.trace is None else CANONICAL.encode(decision.trace),
             key_id, run_id, None, CANONICAL.encode(list(redacted)) if redacted else None,
             CANONICAL.encode(population) if type(population) is dict else None, request_id, *_IN_ROW)

@@ -16,8 +16,9 @@ import pytest
 
 import msgspec
 
+from kinerja_rules.decision import ENCODER
 from kinerja_rules.recording import source_of
-from kinerja_rules.server.batch import Recording, decide
+from kinerja_rules.server.batch import Chunker, Recording, decide
 from kinerja_rules.server.bodies import Limits
 from kinerja_rules.store import (CHUNK_DECISIONS, IDS, MIGRATIONS, _Ids, DecisionRecord, Redactor, SQLiteStore, Store,
                                  StoreError, row_of, uuid7)
@@ -288,6 +289,23 @@ def test_a_batch_is_kept_in_chunks_and_each_decision_read_back_from_them(tmp_pat
     with sqlite3.connect(tmp_path / "d.sqlite") as connection:  # kept once, in the chunk
         assert connection.execute("SELECT count(*) FROM decisions WHERE length(input) > 0 AND chunk_id IS NOT NULL"
                                   ).fetchone() == (0,)
+    store.close()
+
+
+def test_a_nip_with_a_nul_character_is_kept_but_not_found_by_a_cut_short_one(tmp_path: Path) -> None:
+    """SQLite's JSON functions end a text at a NUL character: such a nip must not be kept cut short
+    (found by "1985", and not by itself). No NIP holds one; the decision is still found by its id."""
+    store = SQLiteStore(tmp_path / "d.sqlite", writer_process=False)
+    engine = bundled()
+    decision = msgspec.structs.replace(engine.evaluate("nasional", BASE_RECORD), decision_id=IDS.next())
+    text = msgspec.json.encode(BASE_RECORD)
+    chunker = Chunker(Recording(), [text], [ENCODER.encode(decision)])
+    chunker.add(0, decision, {**BASE_RECORD, "nip": "1985\x00071220", "periode": "2025-03\x00"})
+    chunker.close()
+    store.put_rows([], [source_of(engine.policy("nasional"))], chunks=chunker.chunks)
+    kept = store.get(decision.decision_id)
+    assert kept is not None and (kept.nip, kept.periode) == (None, None) and kept.outputs == decision.outputs
+    assert store.find(nip="1985") == [] and store.find(nip="1985\x00071220") == []
     store.close()
 
 

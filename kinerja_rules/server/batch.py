@@ -31,7 +31,7 @@ from kinerja_rules.engine import SourceGroup
 from kinerja_rules.recording import with_id
 from kinerja_rules.server.bodies import Limits, decode_record, fits
 from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import CHUNK_DECISIONS, IDS, NO_REDACTION, Chunk, Redactor, Row, decision_row
+from kinerja_rules.store import CHUNK_DECISIONS, IDS, NO_REDACTION, Chunk, Redactor, Row, decision_row, findable
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -94,9 +94,8 @@ class Chunker:
             if type(record) is dict:
                 nip, periode = record.get("nip"), record.get("periode")
             input_len, answer_len = len(self.records[position]), len(self.results[position])
-            self._decisions.append((result.decision_id, nip if type(nip) is str else None,
-                                    periode if type(periode) is str else None, result.as_of, self._input_at,
-                                    input_len, self._answer_at, answer_len))
+            self._decisions.append((result.decision_id, findable(nip), findable(periode), result.as_of,
+                                    self._input_at, input_len, self._answer_at, answer_len))
             self._last = position
         if self._decisions:
             self._input_at += len(self.records[position])
