@@ -157,6 +157,14 @@ class _Ids:
         # ids name records, they grant nothing (reading one needs a key for its policy): a generator seeded
         # from the system's is random enough, and far cheaper than a system call per id
         self._random = random.Random(secrets.randbits(256))
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """A forked process makes ids of its own: a new seed, and its next id starts afresh."""
+        self._lock = threading.Lock()
+        self._random.seed(secrets.randbits(256))
+        self._ms = self._bits = 0
+        self._shared = (-1, -1, "")
 
     def next(self) -> str:
         with self._lock:

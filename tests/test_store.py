@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import warnings
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,6 +62,30 @@ def test_ids_taken_at_once_are_the_ids_made_one_by_one(bits: int | None) -> None
     assert [before, *taken, after] == sorted({before, *taken, after})  # in order, none twice
     assert all(_UUID7.fullmatch(i) for i in taken)
     assert ids.take(0) == []
+
+
+def _in_a_fork(draw: Callable[[], int]) -> tuple[int, int]:
+    """What `draw` gives in a forked child, and then in this process."""
+    readable, writable = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # a fork beside threads: the child only draws
+        pid = os.fork()
+    if pid == 0:
+        os.write(writable, str(draw()).encode())
+        os._exit(0)
+    os.close(writable)
+    os.waitpid(pid, 0)
+    with os.fdopen(readable) as child:
+        return int(child.read()), draw()
+
+
+def test_a_forked_process_draws_ids_of_its_own() -> None:
+    from kinerja_rules.server.metrics import _REQUEST_BITS
+
+    IDS.next()
+    for draw in (lambda: IDS._random.getrandbits(64), lambda: _REQUEST_BITS(64)):
+        child, parent = _in_a_fork(draw)
+        assert child != parent  # the same seed in both would repeat the parent's draws
 
 
 def test_a_record_comes_back_exactly_and_its_sources_once(tmp_path: Path) -> None:
