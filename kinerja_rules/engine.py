@@ -473,6 +473,14 @@ class Engine:
             self._observe(policy_id, decision)
         return decision
 
+    def evaluate_plain(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
+                       explain: bool = False) -> Decision:
+        """Evaluate a record `CompiledPolicy.plain_record` read; raises EvaluationError for a fault."""
+        decision = self.policy(policy_id).evaluate_plain(clean, as_of, explain)
+        if self.registry.observe is not None:
+            self._observe(policy_id, decision)
+        return decision
+
     def _observe(self, policy_id: str, decision: Decision) -> None:
         try:
             self.registry.observe(policy_id=policy_id, decision=decision)

@@ -115,6 +115,8 @@ def test_a_client_pins_the_policy_it_was_promised(client: TestClient[Litestar], 
     digest = engine.policy("nasional").digest
     answer = evaluate(client, {"record": BASE_RECORD}, headers={"if-match": f'"{digest}"'})
     assert answer.status_code == 200 and answer.headers["etag"] == f'"{digest}"'
+    assert answer.headers["content-type"] == "application/json"
+    assert int(answer.headers["content-length"]) == len(answer.content) and answer.headers["x-request-id"]
     other = "0" * 64
     problem = assert_problem(evaluate(client, {"record": BASE_RECORD}, headers={"if-match": f'"{other}"'}), 412,
                              "policy-changed")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from kinerja_rules import bulk
 from kinerja_rules.fastcheck import build_typed_decoder
+from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.jsontext import duplicate_key
 from kinerja_rules.schema import build_validator
 from tests.conftest import BASE_RECORD, bundled
@@ -133,3 +134,65 @@ def test_a_service_batch_answers_the_same_bytes_by_either_path(monkeypatch: pyte
                 usual = batch.decide(ENGINE, "nasional", texts, None, explain, limits)
             assert fast is not None and usual is not None
             assert fast[:2] == usual[:2] and fast[1] > 0
+
+
+_PLAIN_BODY = NUMBERS.encode(BASE_RECORD).decode()
+EVALUATE_BODIES = [  # what the evaluate endpoint is sent: (body, decided by the plain path?)
+    ('{"record": %s}' % _PLAIN_BODY, True),
+    ('{"explain": true, "record": %s, "as_of": "2025-03-15"}' % _PLAIN_BODY, True),
+    ('{"record": %s, "as_of": null, "explain": false}' % _PLAIN_BODY, True),
+    ('{"\\u0072ecord": %s}' % _PLAIN_BODY, True),  # a member's name escaped is still that member
+    ('{"record": %s, "as_of": "2025-03-15", "as_of": "2024-01-01"}' % _PLAIN_BODY, False),  # a member twice
+    ('{"explain": false, "record": %s, "explain": true}' % _PLAIN_BODY, False),
+    ('{"record": %s, "record": %s}' % (_PLAIN_BODY, _PLAIN_BODY), False),
+    ('{"record": %s}' % _PLAIN_BODY.replace('"nip"', '"catatan": "x", "nip"'), False),  # a warning
+    ('{"record": %s}' % _PLAIN_BODY.replace('"kelas":7', '"kelas":7,"kelas":8'), False),
+    ('{"record": %s}' % _PLAIN_BODY.replace('"kelas":7', '"kelas":40'), False),  # out of range
+    ('{"record": %s, "extra": 1}' % _PLAIN_BODY, False),
+    ('{"record": [1, 2]}', False), ('{"record": %s' % _PLAIN_BODY, False), ('[]', False), ('', False),
+    ('{"record": %s, "as_of": "2025-02-30"}' % _PLAIN_BODY, False),
+    ('{"record": {"nip": %s}}' % ("[" * 40 + "]" * 40), False),  # deeper than the limit
+]
+
+
+@pytest.mark.parametrize("body, plain", EVALUATE_BODIES)
+def test_a_single_evaluate_answers_the_same_by_either_path(monkeypatch: pytest.MonkeyPatch, body: str,
+                                                          plain: bool) -> None:
+    """The evaluate endpoint decides a plainly valid body in C and any other the usual way: the same
+    status and the same bytes either way, and only a body plainly valid takes the shortcut."""
+    from litestar.testing import TestClient
+
+    from kinerja_rules.engine import Engine
+    from kinerja_rules.server import create_app
+
+    taken: list[str] = []
+    real = Engine.evaluate_plain
+
+    def counted(self: Engine, *args: Any) -> Any:
+        taken.append(args[0])
+        return real(self, *args)
+
+    monkeypatch.setattr(Engine, "evaluate_plain", counted)
+    answers = []
+    with TestClient(create_app(ENGINE)) as client:
+        for shortcut in (True, False):
+            with monkeypatch.context() as usual_only:
+                if not shortcut:
+                    usual_only.setattr(CompiledPolicy, "plain_record", lambda self, raw: None)
+                response = client.post("/v1/policies/nasional/evaluate", content=body.encode(),
+                                       headers={"content-type": "application/json"})
+            answers.append((response.status_code, response.content))
+    assert answers[0] == answers[1]
+    assert taken == (["nasional"] if plain else [])
+    assert (answers[0][0] == 200) == plain
+
+
+@pytest.mark.parametrize("text", [
+    b'{"record": {}, "as_of": "2025-01-01", "as_of": null}', b'{"record": {}, "explain": 1}',
+    b'{"record": {}, "other": 1}', b'{"as_of": "2025-01-01"}', b'{"record": {"a": %s}}' % (b"[" * 40 + b"]" * 40),
+    b'{"record": {"a": [%s]}}' % b",".join([b"1"] * 20_000), b'\xff', b"{" * 10_000, b"null",
+])
+def test_an_evaluate_body_not_plainly_well_formed_is_left_to_the_usual_reading(text: bytes) -> None:
+    from kinerja_rules.server.bodies import Limits, plain_evaluate
+
+    assert plain_evaluate(text, Limits()) is None

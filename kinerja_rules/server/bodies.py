@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -38,6 +38,41 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     record: dict[str, Any]
     as_of: dt.date | None = None
     explain: bool = False
+
+
+class _PlainEvaluate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`EvaluateRequest` with its record left as text, and each member told given or not."""
+
+    record: msgspec.Raw
+    as_of: dt.date | None | msgspec.UnsetType = msgspec.UNSET
+    explain: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+_PLAIN_EVALUATE = msgspec.json.Decoder(_PlainEvaluate)
+
+
+class PlainEvaluate(NamedTuple):
+    record: bytes  # its JSON text, as it came
+    as_of: dt.date | None
+    explain: bool
+
+
+def plain_evaluate(raw: bytes, limits: Limits) -> PlainEvaluate | None:
+    """(record text, as_of, explain) of an evaluate body that is plainly well formed: each member
+    given once, within the depth and list limits; None for anything else, which `decode` and the
+    checks after it read and answer with the problem they find."""
+    try:
+        body = _PLAIN_EVALUATE.decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    record = bytes(body.record)
+    as_of, explain = body.as_of, body.explain
+    # outside the record, a `:` can only follow a member's name (the names are fixed, `as_of` a date),
+    # so one more `:` than members given is a member given twice
+    given = 1 + (as_of is not msgspec.UNSET) + (explain is not msgspec.UNSET)
+    if raw.count(b":") - record.count(b":") != given or not fits(raw, limits):
+        return None
+    return PlainEvaluate(record, None if as_of is msgspec.UNSET else as_of, explain is True)
 
 
 class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -89,7 +89,8 @@ class Metrics:
             self.reloads.labels(outcome)
         for where in ("service", "batch_processes"):
             self.batch_records.labels(where)
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # each labelled series, found once
+        self._decided: dict[tuple[str, str], Any] = {}
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
@@ -102,7 +103,11 @@ class Metrics:
 
     def observe_decisions(self, policy_id: str, outcome: str, count: int = 1) -> None:
         if count:
-            self.decisions.labels(policy_id, outcome).inc(count)
+            key = (policy_id, outcome)
+            counter = self._decided.get(key)
+            if counter is None:
+                counter = self._decided[key] = self.decisions.labels(policy_id, outcome)
+            counter.inc(count)
 
     def render(self, policies: list[tuple[str, str, str]], generation: int = 0) -> bytes:
         """The Prometheus text exposition, every worker's counts added up."""
