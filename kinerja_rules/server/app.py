@@ -56,6 +56,7 @@ from kinerja_rules.server.bodies import (
     decode,
     decode_record,
     plain_evaluate,
+    record_as_sent,
     unique_members,
     within_limits,
 )
@@ -247,7 +248,7 @@ class PolicyController(Controller):
         if recorder is not None:  # durable before it is answered, with the record as it came
             if body is None:
                 assert plain is not None
-                record = decode_record(plain.record, limits, "record")
+                record = record_as_sent(plain.record)
             else:
                 record = body.record
             decision = await recorder.keep_one(request, policy, decision, record)
