@@ -93,7 +93,10 @@ def test_hook_kinerja_observe_decision(contoh: tuple[Engine, Any]) -> None:
     engine, module = contoh
     engine.evaluate("pakai", {"x": 2}, as_of=WHEN)
     list(engine.evaluate_many("pakai", [{"x": 3}, {"x": "bad"}], as_of=WHEN))
-    assert [outputs["ganda"] for _, outputs in module.SEEN] == [4, 6]
+    plain = engine.policy("pakai").plain_record(b'{"x": 5}')  # a record read in C, as the service reads one
+    assert plain is not None
+    engine.evaluate_plain("pakai", plain, as_of=WHEN)
+    assert [outputs["ganda"] for _, outputs in module.SEEN] == [4, 6, 10]
     assert all(pid == "pakai" for pid, _ in module.SEEN)
 
 
