@@ -6,7 +6,8 @@
 #
 # The service listens on every address inside the container, so it needs API keys: it
 # reads them from /run/kinerja/keys.yaml (KINERJA_API_KEYS_FILE) and refuses to start
-# without them. Extra options go after the image name (`--workers 2`, say).
+# without them. Extra options go after the image name (`--workers 2`, say). Decisions are
+# kept in the /data volume, or in PostgreSQL with `--store postgresql://…` (psycopg is installed).
 
 FROM python:3.12-slim AS build
 WORKDIR /src
@@ -14,7 +15,7 @@ COPY pyproject.toml README.md ./
 COPY kinerja_rules ./kinerja_rules
 COPY plugins ./plugins
 RUN python -m venv /opt/kinerja \
- && /opt/kinerja/bin/pip install --no-cache-dir . ./plugins/*/
+ && /opt/kinerja/bin/pip install --no-cache-dir '.[postgresql]' ./plugins/*/
 
 FROM python:3.12-slim
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin kinerja

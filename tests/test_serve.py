@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -363,6 +364,10 @@ def test_the_container_image_runs_the_service_as_documented() -> None:
     data = re.search(r"KINERJA_DATA=(\S+)", text)  # the decision store: in a volume the unprivileged user owns
     assert data is not None and f'"{data.group(1)}"' in re.search(r"^VOLUME (.*)$", text, re.M).group(1)  # type: ignore[union-attr]
     assert re.search(rf"^RUN mkdir {data.group(1)} && chown {user[-1]} {data.group(1)}", text, re.M)
+    # the README offers `--store postgresql://…` to the container: the image installs its driver
+    install = re.search(r"pip install [^\n]*'\.\[([a-z,]+)\]'", text)
+    assert install is not None and "postgresql" in install.group(1).split(",")
+    assert "postgresql" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 
 
 def test_serve_names_a_broken_plugin_and_the_policies_it_takes_out_at_start(tmp_path: Path) -> None:
