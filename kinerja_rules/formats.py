@@ -18,7 +18,7 @@ import abc
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -79,6 +79,54 @@ def flatten(value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | No
         else:
             out[name] = item
     return out
+
+
+def cells_of(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """A function giving an object's value in each dotted column (named once each), as
+    `flatten(value).get(column)` would for keys without dots (as every key of a decision is),
+    walking the object once without making the flat one."""
+    if len(set(columns)) != len(columns):
+        raise ValueError("a column is named twice")
+    root: dict[str, list[Any]] = {}  # key: [its column's index or -1, kept whole, the columns inside it]
+    for index, column in enumerate(columns):
+        parts = column.split(".")
+        if any(".".join(parts[:i]) in _JSON_COLUMNS for i in range(1, len(parts))):
+            continue  # inside a column kept whole: flatten never makes it
+        node = root
+        for part in parts[:-1]:
+            entry = node.setdefault(part, [-1, False, None])
+            if entry[2] is None:
+                entry[2] = {}
+            node = entry[2]
+        entry = node.setdefault(parts[-1], [-1, False, None])
+        entry[0], entry[1] = index, column in _JSON_COLUMNS
+
+    def frozen(node: dict[str, list[Any]]) -> tuple[tuple[str, int, bool, Any], ...]:
+        return tuple((key, at, whole, None if inner is None else frozen(inner))
+                     for key, (at, whole, inner) in node.items())
+
+    plan = frozen(root)
+    width = len(columns)
+
+    def fill(plan: tuple[tuple[str, int, bool, Any], ...], value: Mapping[str, Any], row: list[Any]) -> None:
+        for key, at, whole, inner in plan:
+            item = value.get(key)
+            if item is None:
+                continue
+            if type(item) is dict:
+                if inner is not None:
+                    fill(inner, item, row)
+                if whole and at >= 0:
+                    row[at] = item
+            elif at >= 0:
+                row[at] = item
+
+    def cells(value: Mapping[str, Any]) -> list[Any]:
+        row = [None] * width
+        fill(plan, value, row)
+        return row
+
+    return cells
 
 
 def unflatten(row: Mapping[str, Any]) -> dict[str, Any] | ErrorInfo:
@@ -181,24 +229,93 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
 def parquet_items(path: str, batch_rows: int = 1024, row_group: int | None = None,
                   first: int = 1) -> Iterator[tuple[int, Any, str]]:
     """(row number, record or ErrorInfo, "") for each row of a Parquet file, or of one of its row groups;
-    rows are numbered from `first`."""
+    rows are numbered from `first`.
+
+    Each batch is read column by column: only a column whose type can hold a binary float, a date or
+    a nested value is converted (`_exact`), and each row is put together by a plan made once from the
+    column names. Names that cannot make one record (`a` beside `a.b`, a name twice) are put together
+    row by row (`unflatten`), which says where each row goes wrong."""
     pq = _pyarrow_parquet("read")
     try:
         file = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow says what is wrong with a file in exceptions of its own
         raise TableError(f"cannot read {path} as Parquet: {str(exc)[:300]}") from None
     with file:
-        if len(file.schema_arrow.names) > MAX_COLUMNS:
+        schema = file.schema_arrow
+        if len(schema.names) > MAX_COLUMNS:
             raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
+        plan = _assembly(schema.names)
+        converted = [i for i, f in enumerate(schema) if not _as_read(f.type)]
         position = first - 1
         for batch in file.iter_batches(batch_size=batch_rows, row_groups=None if row_group is None else [row_group]):
-            for row in batch.to_pylist():
+            if plan is None:
+                for row in batch.to_pylist():
+                    position += 1
+                    record = unflatten({name: _exact(value) for name, value in row.items()})
+                    if isinstance(record, ErrorInfo):
+                        record = msgspec.structs.replace(record, line=position,
+                                                         message=f"invalid row {position}: {record.message}")
+                    yield position, record, ""
+                continue
+            columns = [column.to_pylist() for column in batch.columns]
+            for i in converted:
+                columns[i] = [_exact(value) for value in columns[i]]
+            for row in zip(*columns):
                 position += 1
-                record = unflatten({name: _exact(value) for name, value in row.items()})
-                if isinstance(record, ErrorInfo):
-                    record = msgspec.structs.replace(record, line=position,
-                                                     message=f"invalid row {position}: {record.message}")
-                yield position, record, ""
+                yield position, _assemble(plan, row), ""
+
+
+_Plan = list[tuple[tuple[str, ...], str]]
+
+
+def _assembly(names: Sequence[str]) -> _Plan | None:
+    """How each column's value goes into a record: (the fields it lies in, its own name); None when
+    one name is given twice or holds another (`a` and `a.b`), which `unflatten` judges row by row."""
+    paths = [tuple(name.split(".")) for name in names]
+    tree: dict[str | None, Any] = {}  # the names as a tree of their parts; None marks where one ends
+    for path in paths:
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if None in node:  # a shorter name ends here
+                return None
+        node = node.setdefault(path[-1], {})
+        if node:  # given before, or holding a longer name
+            return None
+        node[None] = True
+    return [(path[:-1], path[-1]) for path in paths]
+
+
+def _assemble(plan: _Plan, row: Sequence[Any]) -> dict[str, Any]:
+    """One record from its row's values by `plan`: what `unflatten` makes of them, absent values left out."""
+    record: dict[str, Any] = {}
+    for (parents, last), value in zip(plan, row):
+        if value is None:
+            continue
+        here = record
+        for part in parents:
+            inner = here.get(part)
+            if inner is None:
+                inner = here[part] = {}
+            here = inner
+        here[last] = value
+    return record
+
+
+def _as_read(type_: Any) -> bool:
+    """Whether pyarrow reads a column of this type as a record holds it (integers, text, booleans,
+    exact decimals, bytes, and lists and structs of these): `_exact` would give back its values equal."""
+    import pyarrow.types as t
+
+    if t.is_dictionary(type_):
+        return _as_read(type_.value_type)
+    if t.is_list(type_) or t.is_large_list(type_) or t.is_fixed_size_list(type_):
+        return _as_read(type_.value_type)
+    if t.is_struct(type_):
+        return all(_as_read(type_.field(i).type) for i in range(type_.num_fields))
+    return bool(t.is_integer(type_) or t.is_boolean(type_) or t.is_string(type_) or t.is_large_string(type_)
+                or t.is_decimal(type_) or t.is_null(type_) or t.is_binary(type_) or t.is_large_binary(type_)
+                or t.is_fixed_size_binary(type_))
 
 
 def _exact(value: Any) -> Any:
@@ -283,15 +400,20 @@ class _Rows(Sink):
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
+        self._cells: Callable[[Mapping[str, Any]], list[Any]] | None = None
+        self._line = columns.index("line") if "line" in columns else None
 
     def write(self, lines: bytes, numbers: Sequence[int] = ()) -> None:
         """Take lines; with `numbers`, each line's record number goes in the column `line`."""
+        cells = self._cells
+        if cells is None:
+            cells = self._cells = cells_of(self.columns)
         rows = []
         for i, line in enumerate(lines.splitlines()):
-            flat = flatten(_DECODER.decode(line))
-            if numbers:
-                flat["line"] = numbers[i]
-            rows.append([flat.get(c) for c in self.columns])
+            row = cells(_DECODER.decode(line))
+            if numbers and self._line is not None:
+                row[self._line] = numbers[i]
+            rows.append(row)
         self.rows(rows)
 
     @abc.abstractmethod

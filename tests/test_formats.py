@@ -219,3 +219,105 @@ def test_a_population_run_reads_and_writes_tables_too(tmp_path: Path) -> None:
     decided = _JSON.decode((tmp_path / "decided.json").read_bytes())
     assert decided == [_JSON.decode(line) for line in expected.stdout.splitlines()]
     assert all(d["population"]["group"] for d in decided)  # decided within their groups
+
+
+def _row_by_row(path: Path) -> list[Any]:
+    """What a Parquet file's rows read as one row at a time (each value made exact, then nested)."""
+    return [formats.unflatten({name: formats._exact(value) for name, value in row.items()})
+            for row in pq.ParquetFile(path).read().to_pylist()]
+
+
+def test_a_parquet_file_read_column_by_column_gives_the_records_row_by_row_would(tmp_path: Path) -> None:
+    import datetime as dt
+
+    point = pa.struct([("on", pa.date32()), ("score", pa.float64()), ("n", pa.int64())])
+    plain = pa.struct([("name", pa.string()), ("n", pa.int32())])
+    columns = {
+        "nip": pa.array([f"19850712{i:010d}" if i % 4 else None for i in range(10)]),
+        "jabatan.kelas": pa.array([i if i % 3 else None for i in range(10)], pa.int16()),
+        "jabatan.jenis": pa.array(["pelaksana", "fungsional"] * 5).dictionary_encode(),
+        "perilaku.atasan": pa.array([80.1 + i if i != 5 else None for i in range(10)]),
+        "perilaku.rekan_kerja": pa.array([[87.5, 90.25]] * 9 + [None], pa.list_(pa.float64())),
+        "presensi.terlambat_menit": pa.array([[i, 2 * i] for i in range(10)], pa.list_(pa.int64())),
+        "skp.indikator": pa.array([[{"on": dt.date(2025, 1, i + 1), "score": 0.1 * i, "n": i}] for i in range(10)],
+                                  pa.list_(point)),
+        "skp.ringkas": pa.array([{"name": "a", "n": i} for i in range(10)], plain),
+        "skp.nilai": pa.array([Decimal(f"{i}.50") for i in range(10)], pa.decimal128(10, 2)),
+        "x.y.z": pa.array([dt.datetime(2025, 3, 1, 8, i) for i in range(10)], pa.timestamp("s")),
+        "x.tanggal": pa.array([dt.date(2025, 2, i + 1) for i in range(10)], pa.date32()),
+        "x.riwayat": pa.array([[{"on": dt.date(2024, 12, i + 1)}] for i in range(10)],
+                              pa.list_(pa.struct([("on", pa.date32())]))),
+        "aktif": pa.array([bool(i % 2) for i in range(10)]),
+        "berkas": pa.array([b"\x00\x01"] * 10),
+        "kosong": pa.nulls(10),
+    }
+    path = tmp_path / "many.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=4)
+    expected = _row_by_row(path)
+    assert [item[1] for item in formats.parquet_items(str(path), batch_rows=3)] == expected
+    assert expected[5]["perilaku"] == {"rekan_kerja": [Decimal("87.5"), Decimal("90.25")]}
+    assert expected[1]["skp"]["indikator"][0] == {"on": "2025-01-02", "score": Decimal("0.1"), "n": 1}
+    assert "nip" not in expected[0] and expected[2]["x"]["y"]["z"] == "2025-03-01T08:02:00"
+    assert expected[2]["x"]["tanggal"] == "2025-02-03" and expected[2]["x"]["riwayat"] == [{"on": "2024-12-03"}]
+    one_group = [item for item in formats.parquet_items(str(path), row_group=1, first=5)]
+    assert [line for line, _, _ in one_group] == [5, 6, 7, 8] and [r for _, r, _ in one_group] == expected[4:8]
+
+
+def test_parquet_columns_that_clash_are_judged_row_by_row(tmp_path: Path) -> None:
+    clash = pa.table({"jabatan": pa.array(["x", None, "y"]), "jabatan.kelas": pa.array([5, 6, None]),
+                      "nip": pa.array(["1", "2", "3"])})
+    pq.write_table(clash, tmp_path / "clash.parquet")
+    read = [record for _, record, _ in formats.parquet_items(str(tmp_path / "clash.parquet"))]
+    assert isinstance(read[0], formats.ErrorInfo) and read[0].line == 1
+    assert "invalid row 1: column 'jabatan.kelas' is inside 'jabatan'" in read[0].message
+    assert read[1:] == [{"jabatan": {"kelas": 6}, "nip": "2"}, {"jabatan": "y", "nip": "3"}] == _row_by_row(
+        tmp_path / "clash.parquet")[1:]
+    twice = pa.Table.from_arrays([pa.array(["1", "3"]), pa.array(["2", None])], names=["nip", "nip"])
+    pq.write_table(twice, tmp_path / "twice.parquet")
+    assert [r for _, r, _ in formats.parquet_items(str(tmp_path / "twice.parquet"))] == \
+        _row_by_row(tmp_path / "twice.parquet")
+
+
+def test_a_tables_cells_are_what_flatten_makes_of_each_decision(tmp_path: Path) -> None:
+    records = _people(40)
+    records[3] = {**records[3], "status": "bukan_status"}  # an error
+    records[4] = {**records[4], "xyzzy_lain": "x"}  # an unknown field: a warning
+    (tmp_path / "r.jsonl").write_bytes(_jsonl(records))
+    decisions = []
+    for flags in ((), ("--explain",), ("--groups", str(ROOT / "examples" / "groups.json"))):
+        run = kinerja("eval", "nasional", "-i", str(tmp_path / "r.jsonl"), "--unknown-fields", "warn", *flags)
+        decisions += [_JSON.decode(line) for line in run.stdout.splitlines()]
+    assert any("trace" in d for d in decisions) and any(d.get("population") for d in decisions)
+    assert any(d.get("warnings") for d in decisions) and any("error" in d for d in decisions)
+    policy = bundled().policy("nasional")
+    for columns in (formats.columns(policy, True), ["line", *formats.columns(policy, False)]):
+        cells = formats.cells_of(columns)
+        for decision in decisions:
+            flat = formats.flatten(decision)
+            assert cells(decision) == [flat.get(c) for c in columns]
+    odd = {"a": {"b": 1}, "c": [1], "warnings": {"x": 1}, "trace": {"k": {"j": 2}}, "d": {"e": {"f": 3}}, "g": None}
+    columns = ["a", "a.b", "c", "c.x", "warnings", "warnings.x", "trace", "trace.k", "d.e", "d.e.f", "g", "g.h",
+               "missing.x", "line"]
+    flat = formats.flatten(odd)
+    assert formats.cells_of(columns)(odd) == [flat.get(c) for c in columns]
+    with pytest.raises(ValueError, match="named twice"):
+        formats.cells_of(["a", "a"])
+
+
+def test_hostile_parquet_column_names_are_read_in_bounded_work(tmp_path: Path) -> None:
+    deep = "a" + ".a" * 200_000  # one name 200,001 fields deep
+    pq.write_table(pa.table({deep: ["x"], "nip": ["1"]}), tmp_path / "deep.parquet")
+    ((_, record, _),) = formats.parquet_items(str(tmp_path / "deep.parquet"))
+    assert record["nip"] == "1" and set(record) == {"a", "nip"}
+    wide = {f"c{i}." + "b." * 50 + "z": [i] for i in range(5_000)}  # 5,000 names, 52 fields deep each
+    pq.write_table(pa.table(wide), tmp_path / "wide.parquet")
+    ((_, record, _),) = formats.parquet_items(str(tmp_path / "wide.parquet"))
+    assert len(record) == 5_000
+    clash = {deep: ["x"], deep.rsplit(".", 1)[0]: ["y"]}  # a name, and one a field shorter
+    pq.write_table(pa.table(clash), tmp_path / "clash.parquet")
+    ((_, record, _),) = formats.parquet_items(str(tmp_path / "clash.parquet"))
+    assert isinstance(record, formats.ErrorInfo) and "invalid row 1" in record.message
+    decided = kinerja("eval", "nasional", "--unknown-fields", "error", "-i", str(tmp_path / "deep.parquet"))
+    said = json.loads(decided.stdout)["error"]
+    assert decided.returncode == 1 and {"path": "a", "message": "is not a field of this record (unknown_fields: "
+                                        "error)"} in said["fields"]
