@@ -204,6 +204,7 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
         yield 1, ErrorInfo(kind="input", message=f"invalid CSV header: {problem}", line=1), ""
         return
     known = [fields.get(name) for name in header]
+    plan = _assembly(header)  # None when names clash: unflatten then says where, row by row
     while True:
         try:
             cells = next(reader)
@@ -219,6 +220,9 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
         if len(cells) != len(header):
             yield line, ErrorInfo(kind="input", line=line, message=f"invalid CSV on line {line}: {len(cells)} cells, "
                                   f"the header names {len(header)}"), ""
+            continue
+        if plan is not None:
+            yield line, _assemble(plan, [_from_text(cell, field) for cell, field in zip(cells, known)]), ""
             continue
         record = unflatten({name: _from_text(cell, field) for name, cell, field in zip(header, cells, known)})
         if isinstance(record, ErrorInfo):

@@ -321,3 +321,23 @@ def test_hostile_parquet_column_names_are_read_in_bounded_work(tmp_path: Path) -
     said = json.loads(decided.stdout)["error"]
     assert decided.returncode == 1 and {"path": "a", "message": "is not a field of this record (unknown_fields: "
                                         "error)"} in said["fields"]
+
+
+def test_csv_rows_are_put_together_as_unflatten_would(tmp_path: Path) -> None:
+    policy = bundled().policy("nasional")
+    rows = [formats.flatten(r) for r in _people(30)]
+    for i, row in enumerate(rows):
+        if i % 4 == 0:
+            row["jabatan.kelas"] = None  # an empty cell: the field is absent
+        if i % 5 == 0:
+            row["potensi.skor"] = "=1+1"  # a formula-like text, kept as text
+    names = sorted({name for row in rows for name in row})
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerows([names, *([formats.csv_cell(row.get(n)) for n in names] for row in rows)])
+    read = list(formats.csv_items(io.BytesIO(text.getvalue().encode()), policy))
+    fields = formats._kinds(policy.checked.input)
+    expected = [formats.unflatten({n: formats._from_text(formats.csv_cell(row.get(n)), fields.get(n)) for n in names})
+                for row in rows]
+    assert [record for _, record, _ in read] == expected and [line for line, _, _ in read] == list(range(2, 32))
+    assert "kelas" not in expected[0]["jabatan"] and expected[0]["potensi"]["skor"] == "=1+1"
