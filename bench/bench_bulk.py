@@ -6,7 +6,8 @@ Prints, from one run (so the ratios hold on a noisy machine):
   (the target: at most 4x);
 - `kinerja eval nasional` with every core: records per second against `--jobs 1`;
 - CSV and Parquet in and out: time and peak memory;
-- the peak memory of a JSON array input as it grows (streamed: it should stay flat).
+- the peak memory as the input grows (streamed: it should stay flat), for a JSON array, CSV and
+  Parquet in, and CSV and Parquet out.
 
 Run: make bench-bulk   (or python bench/bench_bulk.py --records 100000 --grow 10000,100000,1000000)
 """
@@ -97,7 +98,8 @@ def _measure(command: list[str]) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--grow", default="10000,100000", help="array sizes whose peak memory is measured")
+    parser.add_argument("--grow", default="10000,100000",
+                        help="input sizes whose peak memory is measured (JSON array, CSV and Parquet in; tables out)")
     parser.add_argument("--to-table", nargs=2, metavar=("JSONL", "TABLE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.to_table:
@@ -129,15 +131,49 @@ def main() -> None:
             out_wall, _, out_peak = _measure([*eval_, str(lines), "--jobs", "1", "-o", str(table)])
             print(f"  {suffix:9} in: {wall:6.2f} s, {peak / 1024:5.0f} MiB peak   out: {out_wall:6.2f} s, "
                   f"{out_peak / 1024:5.0f} MiB peak")
-        print("peak memory of a JSON array, streamed (--jobs 1):")
+        print("peak memory as the input grows, streamed (--jobs 1): MiB peak (seconds)")
+        print(f"  {'records':>10}  {'.json in':>14}  {'.csv in':>14}  {'.parquet in':>14}  {'.csv out':>14}  "
+              f"{'.parquet out':>14}")
+        block = Path(folder) / "block.jsonl"
+        _write(block, min(max(int(n) for n in args.grow.split(",")), 10_000))
         for count in (int(n) for n in args.grow.split(",")):
-            array = Path(folder) / f"records-{count}.json"
-            _write(array, count, array=True)
-            wall, _, peak = _measure([*eval_, str(array), "--jobs", "1"])
-            print(f"  {count:>10,} records  {array.stat().st_size / 2**20:8.0f} MiB in  {peak / 1024:6.0f} MiB peak  "
-                  f"{wall:7.1f} s")
-            array.unlink()
+            inputs = [Path(folder) / f"grow-{count}{suffix}" for suffix in (".json", ".csv", ".parquet")]
+            _write(inputs[0], count, array=True)
+            _repeat_table(block, inputs[1], count)
+            _repeat_table(block, inputs[2], count)
+            grown = Path(folder) / f"grow-{count}.jsonl"
+            _write(grown, count)
+            cells = []
+            for source in inputs:
+                wall, _, peak = _measure([*eval_, str(source), "--jobs", "1"])
+                cells.append(f"{peak / 1024:6.0f} ({wall:5.1f})")
+            for suffix in (".csv", ".parquet"):
+                wall, _, peak = _measure([*eval_, str(grown), "--jobs", "1", "-o", str(Path(folder) / f"out{suffix}")])
+                cells.append(f"{peak / 1024:6.0f} ({wall:5.1f})")
+            print(f"  {count:>10,}  " + "  ".join(f"{c:>14}" for c in cells))
+            for path in (*inputs, grown):
+                path.unlink()
 
+
+def _repeat_table(block: Path, target: Path, count: int) -> None:
+    """`count` records as CSV or Parquet: the table of `block`'s records, its rows written again and again
+    (a Parquet row group per block), made in a process of its own so this one stays small."""
+    one = target.with_name("block" + target.suffix)
+    if not one.exists():
+        subprocess.run([sys.executable, __file__, "--to-table", str(block), str(one)], check=True)
+    if target.suffix == ".csv":
+        header, *rows = one.read_bytes().splitlines(keepends=True)
+        with open(target, "wb") as f:
+            f.write(header)
+            for i in range(count):
+                f.write(rows[i % len(rows)])
+        return
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(one)
+    with pq.ParquetWriter(target, table.schema) as writer:
+        for start in range(0, count, table.num_rows):
+            writer.write_table(table.slice(0, min(table.num_rows, count - start)))
 
 if __name__ == "__main__":
     main()
