@@ -404,14 +404,12 @@ class _Rows(Sink):
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
-        self._cells: Callable[[Mapping[str, Any]], list[Any]] | None = None
+        self._cells = cells_of(columns)
         self._line = columns.index("line") if "line" in columns else None
 
     def write(self, lines: bytes, numbers: Sequence[int] = ()) -> None:
         """Take lines; with `numbers`, each line's record number goes in the column `line`."""
         cells = self._cells
-        if cells is None:
-            cells = self._cells = cells_of(self.columns)
         rows = []
         for i, line in enumerate(lines.splitlines()):
             row = cells(_DECODER.decode(line))
