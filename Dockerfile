@@ -11,11 +11,15 @@
 
 FROM python:3.12-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE requirements-server.lock ./
 COPY kinerja_rules ./kinerja_rules
 COPY plugins ./plugins
+# The locked versions, hashes checked (the service's share of requirements.lock), then the
+# package and its plugins with nothing more.
 RUN python -m venv /opt/kinerja \
- && /opt/kinerja/bin/pip install --no-cache-dir '.[postgresql]' ./plugins/*/
+ && /opt/kinerja/bin/pip install --no-cache-dir --require-hashes -r requirements-server.lock \
+ && /opt/kinerja/bin/pip install --no-cache-dir --no-deps --no-build-isolation . ./plugins/*/ \
+ && /opt/kinerja/bin/pip check
 
 FROM python:3.12-slim
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin kinerja

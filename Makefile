@@ -8,15 +8,43 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-cluster bench-tools bench-server clean
+.PHONY: install lock lint serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-cluster bench-tools bench-server clean
 
-$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+PLUGINS := $(dir $(wildcard plugins/*/pyproject.toml))
+
+# Every dependency comes from requirements.lock at the version and with the hashes written
+# there (pip included); then the project and its plugins, editable, with nothing more.
+$(STAMP): requirements.lock pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,formats,cluster]' $(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh both locks to the newest releases that pyproject.toml allows, for every Python
+# from 3.11 on: requirements.lock holds the package with all its extras (what `make install`
+# installs), requirements-server.lock the same pins for the service alone (the Dockerfile).
+# `make lock UPGRADE=` only follows pyproject.toml and keeps every other pin. Then `make
+# test` and commit (README: Upgrading dependencies).
+UPGRADE ?= --upgrade
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+lock: $(BIN)/uv
+	$(LOCK) --all-extras --group pyproject.toml:build --group pyproject.toml:lock --group pyproject.toml:plugins \
+	  $(UPGRADE) -o requirements.lock
+	$(LOCK) --extra postgresql --group pyproject.toml:build --group pyproject.toml:plugins -c requirements.lock \
+	  -o requirements-server.lock
+
+# uv alone at its locked version, so a lock can be made even when the install cannot
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	awk '/^uv==/ {p = 1} p {print} p && !/\\$$/ {exit}' requirements.lock > $(VENV)/uv.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/uv.txt
+
+# ruff (pyflakes, pycodestyle, bugbear, pyupgrade, isort, mccabe: pyproject.toml)
+lint: install
+	$(BIN)/ruff check
 
 serve: install
 	$(BIN)/kinerja serve --host $(HOST) --port $(PORT)
@@ -30,8 +58,9 @@ test-tools:
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium; }
 
-# mypy strict, then every test on every core (pytest-xdist; the slow ones too)
+# ruff, mypy strict, then every test on every core (pytest-xdist; the slow ones too)
 test: install test-tools
+	$(BIN)/ruff check
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 

@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import msgspec
-
 from bench_engine import ROOT, generate
 
 from kinerja_rules.bulk import default_jobs

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster
-
 from bench_engine import ROOT, generate
+from distributed import Client, LocalCluster
 
 from kinerja_rules import formats
 from kinerja_rules.cluster import evaluate_dataset

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engine import generate  # noqa: E402
+from bench_engine import generate
 
-from kinerja_rules import Engine  # noqa: E402
+from kinerja_rules import Engine
 
 ORG = ["istimewa", "baik", "butuh_perbaikan", "kurang", "sangat_kurang"]
 
@@ -71,7 +71,7 @@ def streamed(n: int, units: int) -> Iterator[dict[str, Any]]:
 def memory_child(n: int, units: int, sorted_by_group: bool) -> None:
     engine = Engine.from_paths([ROOT / "policies"])
     decided = 0
-    for result in engine.evaluate_population("nasional", streamed(n, units), groups_of(units),
+    for _ in engine.evaluate_population("nasional", streamed(n, units), groups_of(units),
                                              sorted_by_group=sorted_by_group):
         decided += 1
     print(json.dumps({"results": decided, "peak_mib": round(_peak_kib() / 1024, 1)}))
@@ -114,7 +114,8 @@ def main() -> None:
     decided = [r for r in population[:n] if hasattr(r, "outputs")]
     assert len(decided) == sum(1 for r in batch if hasattr(r, "outputs")), "the same records are decided"
     violations = sum(len(r.violations) for r in population[n:])
-    print(f"{n:,} records in {args.units:,} units (nasional: the kurva distribusi reported, {violations:,} limits not met)")
+    print(f"{n:,} records in {args.units:,} units "
+          f"(nasional: the kurva distribusi reported, {violations:,} limits not met)")
     t_batch = _best(lambda: list(engine.evaluate_many("nasional", records)))
     t_pop = _best(lambda: list(engine.evaluate_population("nasional", records, groups)))
     print(f"  per-record batch   {t_batch / n * 1e6:8.1f} µs/record")

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import msgspec
-
 from bench_engine import ROOT, generate
 from bench_server import DEFAULT_PROCESSES, free_port, run_wrk, wait_ready
 
@@ -78,7 +77,7 @@ def bench_http(seconds: int, connections: int, rounds: int) -> None:
     for kind, unit in (("single", f"evaluate/s at {connections} connections"),
                        ("batch", "records/s in batches of 1,000, 4 connections")):
         off, on = found["off"][kind], found["on"][kind]
-        ratios = sorted(b / a for a, b in zip(off, on))
+        ratios = sorted(b / a for a, b in zip(off, on, strict=True))
         print(f"  {kind:6}  store off {statistics.median(off):10,.0f}  on {statistics.median(on):10,.0f} {unit} "
               f"(medians)   on/off: median {statistics.median(ratios):.2f}, "
               f"rounds {' '.join(f'{r:.2f}' for r in ratios)}")

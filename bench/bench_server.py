@@ -35,8 +35,8 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,9 +45,8 @@ import urllib.request
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
-
 from bench_engine import ROOT, generate
+from litestar import Request, Response, get, post
 
 from kinerja_rules import Engine
 from kinerja_rules.decision import ENCODER

@@ -4,6 +4,8 @@ Load policies with `Engine.from_paths`, evaluate records with `Engine.evaluate`;
 error the engine raises on purpose derives from `KinerjaError`.
 """
 
+from importlib import metadata as _metadata
+
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef, to_json
 from kinerja_rules.engine import CheckReport, Engine, Registry, check_paths, discover, validate_text
 from kinerja_rules.errors import (
@@ -22,7 +24,10 @@ from kinerja_rules.hookspecs import hookimpl
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("kinerja-rules")  # the one place it is written is pyproject.toml
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CheckReport",

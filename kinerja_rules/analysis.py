@@ -39,7 +39,7 @@ class Facts:
         self._ranges: dict[str, Range] = {}
 
     # ---- whole rupiah ----------------------------------------------------------------
-    def not_whole(self, node: n.Expr) -> str | None:
+    def not_whole(self, node: n.Expr) -> str | None:  # noqa: C901
         """Why the value may hold a fraction of a rupiah, or None when it is provably whole."""
         kind = self.notes.types.get(id(node))
         if kind is not None and kind.kind == Kind.INTEGER:
@@ -95,7 +95,7 @@ class Facts:
         return "it is not rounded"
 
     # ---- ranges -------------------------------------------------------------------------
-    def range(self, node: n.Expr) -> Range:
+    def range(self, node: n.Expr) -> Range:  # noqa: C901
         """Bounds on the node's value; a bound is None when nothing limits it."""
         kind = self.notes.types.get(id(node))
         if kind is not None and not kind.numeric:

@@ -53,7 +53,8 @@ class Assembled(msgspec.Struct, kw_only=True):
     flawed: bool = False  # assembling it found errors: it is checked for the others, never compiled
 
 
-def _merge_files(policy_id: str, files: list[PolicyFile]) -> tuple[dict[str, Any], dict[str, dict[str, Item]], list[Diagnostic]]:
+def _merge_files(policy_id: str, files: list[PolicyFile]) -> tuple[dict[str, Any], dict[str, dict[str, Item]],
+                                                                   list[Diagnostic]]:
     diags: list[Diagnostic] = []
     header: dict[str, Any] = {}
     header_from: dict[str, PolicyFile] = {}
@@ -126,7 +127,7 @@ def _merge_rows(parent: list[RowItem], child: Item, diags: list[Diagnostic]) -> 
     return [r for r in rows if r.name]
 
 
-def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),
+def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C901
              known: Iterable[str] = ()) -> tuple[dict[str, Assembled], list[Diagnostic]]:
     """Group files by policy id and resolve every policy's `extends` chain.
 
@@ -148,7 +149,7 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),
     done: dict[str, Assembled] = {}
     failed: set[str] = set()
 
-    def resolve(pid: str, stack: tuple[str, ...]) -> Assembled | None:
+    def resolve(pid: str, stack: tuple[str, ...]) -> Assembled | None:  # noqa: C901
         if pid in done:
             return done[pid]
         if pid in failed or pid in broken:
@@ -161,8 +162,8 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),
             parent_id = str(parent_id)
             span = head_file.source.value_span(("extends",))
             if parent_id in stack or parent_id == pid:
-                diags.append(Diagnostic(code="E023",
-                                        message=f"policy {pid!r} extends itself through {' -> '.join((*stack, pid, parent_id))}",
+                cycle = " -> ".join((*stack, pid, parent_id))
+                diags.append(Diagnostic(code="E023", message=f"policy {pid!r} extends itself through {cycle}",
                                         span=span))
                 failed.add(pid)
                 return None
@@ -205,9 +206,9 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),
                         continue
                     if inherited is None:
                         known = list(out_items[section])
-                        diags.append(Diagnostic(code="E021",
-                                                message=f"{_singular(section)} {name!r} {word}s nothing: {parent.id!r} has no "
-                                                        f"such name{did_you_mean(name, known)}", span=span))
+                        diags.append(Diagnostic(code="E021", span=span,
+                                                message=f"{_singular(section)} {name!r} {word}s nothing: "
+                                                        f"{parent.id!r} has no such name{did_you_mean(name, known)}"))
                         if section == "tables":
                             rows[name] = _rows_of(item)
                         out_items[section][name] = item  # kept, so its uses are not reported as unknown
@@ -284,9 +285,9 @@ def _extend(section: str, name: str, inherited: Item, item: Item, diags: list[Di
     if section == "types":
         parent_values, added = inherited.spec.values, item.spec.values
         if parent_values is None or not added or item.spec.fields is not None:
+            what = "a record" if parent_values is None else "it"
             diags.append(Diagnostic(code="E025", message=f"type {name!r}: 'extend' adds 'values' to an enumeration "
-                                    f"(the parent's {name!r} at {where} is {'a record' if parent_values is None else 'it'})",
-                                    span=span))
+                                    f"(the parent's {name!r} at {where} is {what})", span=span))
             return None
         again = [v for v in added if v in parent_values]
         if again:

@@ -26,7 +26,7 @@ class PluginReturnError(Exception):
     """A plugin returned a value its declaration does not allow."""
 
 
-def conforms(value: Any, kind: Type) -> str:
+def conforms(value: Any, kind: Type) -> str:  # noqa: C901
     """Why `value` is not a `kind`, or "" when it is one."""
     if value is None:
         return "" if kind.optional or kind.kind in (Kind.NULL, Kind.ANY) else "null"

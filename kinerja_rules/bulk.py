@@ -10,8 +10,8 @@ input order, so the output of `--jobs 8` is byte for byte that of `--jobs 1`.
 from __future__ import annotations
 
 import collections
-import itertools
 import datetime as dt
+import itertools
 import multiprocessing
 import os
 import sys
@@ -28,7 +28,7 @@ import msgspec
 from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, SourceGroup, source_groups
 from kinerja_rules.errors import FieldError
-from kinerja_rules.jsontext import duplicate_key
+from kinerja_rules.jsontext import duplicate_key, not_utf8
 
 BLOCK_RECORDS = 256
 """Records decided together: enough that shipping a block to a process costs little beside deciding it."""
@@ -50,7 +50,7 @@ def decode(raw: bytes, line: int, what: str) -> Any:
     try:
         value = _DECODER.decode(raw)
     except _UNREADABLE as exc:
-        reason = "nests too deeply" if isinstance(exc, RecursionError) else str(exc)[:300]
+        reason = "nests too deeply" if isinstance(exc, RecursionError) else not_utf8(raw) or str(exc)[:300]
         return ErrorInfo(kind="input", message=f"invalid JSON{what}: {reason}", line=line)
     found = duplicate_key(raw, value)
     return value if found is None else twice(found, line, what)
@@ -155,7 +155,7 @@ class Source:
                 try:
                     elements = _RAW_LIST.decode(b"[" + rest)
                 except _UNREADABLE as exc:
-                    yield position + 1, _broken(position, str(exc)[:300], first_line), ""
+                    yield position + 1, _broken(position, not_utf8(rest) or str(exc)[:300], first_line), ""
                     return
             for element in elements:
                 position += 1
@@ -326,7 +326,7 @@ def _duration(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[bytes], Any], jobs: int = 1,
+def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[bytes], Any], jobs: int = 1,  # noqa: C901
         keep: Keep | None = None, progress: Progress | None = None, plugins: Iterable[str] = ()) -> int:
     """Decide `items` and `write` their output in input order, in `jobs` processes; returns how
     many failed. A small input (two blocks or less) is decided here, as is every record kept

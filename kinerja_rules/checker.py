@@ -12,13 +12,6 @@ from collections.abc import Callable
 
 from kinerja_rules import types as t
 from kinerja_rules.assemble import Assembled
-from kinerja_rules.documents import FieldSpec, Item
-from kinerja_rules.errors import Diagnostic
-from kinerja_rules.functions import FunctionSpec, IndicatorSpec
-from kinerja_rules.schema import Field
-from kinerja_rules.tables import Table
-from kinerja_rules.typecheck import Annotations, Scope, TableSig, TypeProblem
-from kinerja_rules.types import Type
 from kinerja_rules.checking.cases import check_cases, set_path
 from kinerja_rules.checking.declarations import (
     check_cite,
@@ -31,10 +24,30 @@ from kinerja_rules.checking.declarations import (
     cite_text,
     inputs_field,
 )
-from kinerja_rules.checking.population import Declared, Population, check_population, declare, param_scope_types, quota_parameters
 from kinerja_rules.checking.exactness import check_exactness, point_at_extensions
-from kinerja_rules.checking.expressions import check_definition, check_outputs, check_rules, check_table, table_signature
+from kinerja_rules.checking.expressions import (
+    check_definition,
+    check_outputs,
+    check_rules,
+    check_table,
+    table_signature,
+)
 from kinerja_rules.checking.model import Case, CheckedPolicy, Context, Definition, Output, Param, Rule
+from kinerja_rules.checking.population import (
+    Declared,
+    Population,
+    check_population,
+    declare,
+    param_scope_types,
+    quota_parameters,
+)
+from kinerja_rules.documents import FieldSpec, Item
+from kinerja_rules.errors import Diagnostic
+from kinerja_rules.functions import FunctionSpec, IndicatorSpec
+from kinerja_rules.schema import Field
+from kinerja_rules.tables import Table
+from kinerja_rules.typecheck import Annotations, Scope, TableSig, TypeProblem
+from kinerja_rules.types import Type
 
 __all__ = ["STAGES", "Case", "CheckedPolicy", "Definition", "Output", "Param", "Rule", "check", "cite_text", "set_path"]
 
@@ -232,5 +245,6 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
     checked = CheckedPolicy(
         assembled=policy, input=w.root, params=w.params, tables=w.tables, definitions=w.definitions,
         outputs=w.outputs, rules=w.rules, references=w.references, functions=w.functions,
-        indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=ctx.warnings, test_errors=ctx.test_diags)
+        indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=ctx.warnings,
+                            test_errors=ctx.test_diags)
     return checked, []

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import msgspec
 
-from kinerja_rules import bulk, formats
+from kinerja_rules import __version__, bulk, formats
 from kinerja_rules.catalogue import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -69,7 +69,7 @@ _EPILOG_REPLAY = """examples:
 A replay compiles the policy archived with the decision (not the files in policies/ now) and
 decides the recorded input with the same as_of. A member of a population run is decided again
 with its whole run. Fields kept redacted (kinerja serve --redact) are asked for with --set.
-"""
+"""  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
 _EPILOG_IMPACT = """examples:
   kinerja impact --base policies --proposed policies --policy nasional --input examples/batch.jsonl
   kinerja impact --base policies --proposed policies --policy nasional -i examples/batch.jsonl --groups examples/groups.json -o dampak.html
@@ -77,12 +77,12 @@ _EPILOG_IMPACT = """examples:
 
 The TPP is tpp.diterima and the predikat evaluasi.predikat; units are each record's
 unit_kerja and kelas its jabatan.kelas. Money is whole rupiah.
-"""
+"""  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
 _EPILOG_RAPEL = """examples:
   kinerja eval nasional -i examples/batch.jsonl --record kinerja-data > decided.jsonl && kinerja rapel --policy nasional --proposed policies --from 2025-01 --to 2025-12
 
 Each person's latest decision of each month counts (an appeal over what it appealed).
-"""
+"""  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
 _EPILOG_TEST = """examples:
   kinerja test                        run the tests of every policy under policies/
   kinerja test policies/sawahlunto    one region's tests (its parents come from policies/)
@@ -247,7 +247,7 @@ def _beside(path: str, what: str) -> Any:
     return value
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
     engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
     policy = engine.policy(policy_id)
     as_of = args.as_of
@@ -272,7 +272,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         stream = sys.stdin.buffer
     else:
         try:
-            stream = open(args.input, "rb")  # noqa: SIM115 - closed below
+            stream = open(args.input, "rb")
         except OSError as exc:
             print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
             return 2
@@ -392,7 +392,7 @@ class _Recorder:
             self.store.close()
 
 
-def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledPolicy, items: Iterator[Any],
+def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledPolicy, items: Iterator[Any],  # noqa: C901
                      groups: Any, seats: Any, recorder: _Recorder | None, out: Any) -> int:
     """`kinerja eval --groups`: decisions in input order (standard output, or --output), a group report
     per line to --report."""
@@ -411,13 +411,13 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
     if recorder is not None:
         from kinerja_rules.store import IDS, Run
 
-        recorder.run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id=policy.id,
+        recorder.run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.UTC), policy_id=policy.id,
                            policy_digest=policy.digest, groups=groups, seats=seats, as_of=args.as_of)
 
     report: IO[bytes] | None = None
     if args.report is not None:
         try:
-            report = open(args.report, "wb")  # noqa: SIM115 - closed below
+            report = open(args.report, "wb")
         except OSError as exc:
             print(f"error: cannot write {args.report}: {exc.strerror}", file=sys.stderr)
             return 2
@@ -459,9 +459,8 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """`kinerja replay ID`: decide a recorded decision again; with --set, an appeal."""
+    from kinerja_rules.recording import Replayer, ReplayError, source_of, traces_of
     from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
-
-    from kinerja_rules.recording import ReplayError, Replayer, source_of, traces_of
 
     values = dict(args.set or [])
     try:
@@ -574,9 +573,8 @@ def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
 
 def cmd_impact(args: argparse.Namespace) -> int:
     """`kinerja impact`: the same records under two versions of a policy, compared."""
-    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
-
     from kinerja_rules.impact import impact, render
+    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
 
     registry = _registry(args)
     try:
@@ -588,7 +586,7 @@ def cmd_impact(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        stream: IO[bytes] = sys.stdin.buffer if args.input in (None, "-") else open(args.input, "rb")  # noqa: SIM115
+        stream: IO[bytes] = sys.stdin.buffer if args.input in (None, "-") else open(args.input, "rb")
     except OSError as exc:
         print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -607,9 +605,8 @@ def cmd_impact(args: argparse.Namespace) -> int:
 
 def cmd_rapel(args: argparse.Namespace) -> int:
     """`kinerja rapel`: back pay owed when a policy signed late takes effect from an earlier month."""
-    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
-
     from kinerja_rules.impact import RAPEL_COLUMNS, rapel_entries, rapel_report, to_csv
+    from kinerja_rules.store import StoreError  # the store (and asyncio) only when used
 
     if args.to < args.since:
         print(f"error: --to {args.to} is before --from {args.since}", file=sys.stderr)
@@ -715,7 +712,8 @@ def cmd_key(args: argparse.Namespace) -> int:
     print(f"# the key, for {args.name} only (it is not stored anywhere):", file=sys.stderr)
     print(key, file=sys.stderr)
     print("# add this entry under 'keys:' in the server's key file:", file=sys.stderr)
-    entry = {"name": args.name, "sha256": hash_key(key), "policies": policies, **({"admin": True} if args.admin else {})}
+    entry = {"name": args.name, "sha256": hash_key(key), "policies": policies,
+             **({"admin": True} if args.admin else {})}
     print("  - " + msgspec.json.encode(entry).decode())
     return 0
 
@@ -767,8 +765,8 @@ def _assignment(text: str) -> tuple[str, Any]:
     if len(raw) > 10_000:
         raise argparse.ArgumentTypeError(f"{name[:80]}: the value is longer than 10000 characters")
     try:
-        value = _decoder().decode(raw.encode()) if raw else ""
-    except (msgspec.DecodeError, RecursionError):
+        value = _decoder().decode(raw.encode("utf-8", "surrogateescape")) if raw else ""
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         value = raw
     return name, value
 
@@ -800,8 +798,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="kinerja", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Rules as code for ASN performance, TPP and placement: check, test and evaluate policies.",
-        epilog="examples:\n  kinerja check\n  kinerja test\n  kinerja eval nasional --input examples/pegawai.json --explain\n\n"
+        epilog="examples:\n  kinerja check\n  kinerja test\n"
+               "  kinerja eval nasional --input examples/pegawai.json --explain\n\n"
                "Run `kinerja COMMAND --help` for a command's options.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -825,7 +825,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--explain-text", action="store_true", help="print the trace as readable text instead of JSON")
     p.add_argument("--groups", metavar="FILE",
                    help="a population run: a JSON object of each group's data by its key (for nasional, each "
-                        'unit_kerja: {"predikat_organisasi": …}); the policy\'s kurva distribusi and group values apply')
+                        'unit_kerja: {"predikat_organisasi": …}); the policy\'s kurva distribusi and group values '
+                        "apply")
     p.add_argument("--seats", metavar="FILE", help="a population run with an assignment: a JSON list of seats (posts), "
                                                    "each with an id")
     p.add_argument("--report", metavar="FILE", help="write a report per group (one JSON object per line)")
@@ -869,7 +870,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the policies folder in force, or the digest of a version archived in the decision store")
     p.add_argument("--proposed", required=True, metavar="DIR", help="the policies folder with the change")
     p.add_argument("--policy", required=True, metavar="ID", help="the policy compared (such as nasional)")
-    p.add_argument("--input", "-i", metavar="FILE", help="the records: JSON, a JSON array or JSON Lines ('-': standard input)")
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="the records: JSON, a JSON array or JSON Lines ('-': standard input)")
     p.add_argument("--groups", metavar="FILE", help="group data: the records are decided as a population")
     p.add_argument("--seats", metavar="FILE", help="seats of an assignment")
     p.add_argument("--as-of", type=_date, metavar="DATE", help="decide as of this date (default: each record's period)")
@@ -913,7 +915,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_new)
 
     p = sub.add_parser("plugins", help="list plugins and the functions and indicators they add",
-                       formatter_class=fmt, epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins examples/plugins\n",
+                       formatter_class=fmt,
+                       epilog="examples:\n  kinerja plugins\n  kinerja plugins --plugins examples/plugins\n",
                        description="List the loaded plugins, their versions, and every function and indicator.")
     p.set_defaults(run=cmd_plugins)
     p = sub.add_parser("serve", help="serve decisions over HTTP", formatter_class=fmt, epilog=_EPILOG_SERVE,

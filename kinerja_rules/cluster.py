@@ -103,8 +103,8 @@ def evaluate_dataset(client: Any, policy_id: str, library: str | Path, inputs: s
     """Decide every record of a Parquet dataset on the cluster of `client` (a `distributed.Client`)
     and write the decisions as Parquet parts in the new folder `output`; see the module's note.
     Raises ClusterError before anything is decided when the policy, input or output is unusable."""
-    from dask.delayed import delayed
     import dask.bag as db
+    from dask.delayed import delayed
 
     engine = Engine.for_policy(policy_id, Path(library), discover([Path(p) for p in plugins]))
     policy = engine.policy(policy_id)
@@ -237,7 +237,8 @@ def _bucket_of(item: tuple[int, bytes, int, Any]) -> int:
     return item[0]
 
 
-def _decide_bucket(grouped: tuple[int, list[tuple[int, bytes, int, Any]]], spec: _Spec) -> tuple[int, int, int, str, int]:
+def _decide_bucket(grouped: tuple[int, list[tuple[int, bytes, int, Any]]],
+                   spec: _Spec) -> tuple[int, int, int, str, int]:
     """Decide the whole groups of one bucket as a population; (bucket, records, failed, part, reports)."""
     from kinerja_rules.population_run import GroupReport
 

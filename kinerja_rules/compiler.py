@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from kinerja_rules import nodes as n
-from kinerja_rules.checker import CheckedPolicy
 from kinerja_rules import numbers
 from kinerja_rules.boundary import checked_call, declared
+from kinerja_rules.checker import CheckedPolicy
 from kinerja_rules.functions import BUILTINS, FunctionSpec
 from kinerja_rules.numbers import ROUNDING_MODES
 from kinerja_rules.tables import Table
@@ -460,7 +460,7 @@ class _Gen:
         cond = parts[0] if len(parts) == 1 else ast.BoolOp(op=ast.Or(), values=parts)
         return ast.UnaryOp(op=ast.Not(), operand=cond) if test.negated else cond
 
-    def table_function(self, table: Table, idx: int) -> ast.FunctionDef:
+    def table_function(self, table: Table, idx: int) -> ast.FunctionDef:  # noqa: C901
         names = [f"a{i}" for i in range(len(table.inputs))]
         self.vars.append({name: f"a{i}" for i, (name, _) in enumerate(table.inputs)})
         body: list[ast.stmt] = []
@@ -626,7 +626,8 @@ def _unpack_all(source: str, prefix: str, count: int) -> list[ast.stmt]:
     return [ast.Assign(targets=[ast.Tuple(elts=names, ctx=ast.Store())], value=_name(source))]
 
 
-def _compile_variant(policy: CheckedPolicy, traced: bool, post: bool = False) -> tuple[Callable[..., Any], dict[int, Site], str]:
+def _compile_variant(  # noqa: C901
+        policy: CheckedPolicy, traced: bool, post: bool = False) -> tuple[Callable[..., Any], dict[int, Site], str]:
     """Build and compile one variant (plain or traced; alone or after the population stage) of a
     policy's evaluation function."""
     mod = _Module(policy, traced, f"<policy {policy.id}>")
@@ -750,7 +751,8 @@ class PopulationCode:
                                      body=[ast.Return(value=_const(None))], orelse=[]),
                               Site("population", "assignment eligible"))
             score = mod.at(ast.Return(value=gen.expr(pop.assignment.score)), Site("population", "assignment score"))
-            mod.function("pair", ["r", "P", "N", "as_of", "D", "seat"], params + indicators + decided + [eligible, score])
+            mod.function("pair", ["r", "P", "N", "as_of", "D", "seat"],
+                         params + indicators + decided + [eligible, score])
             gen.vars.pop()
         ns = mod.build()
         self.before: Callable[..., Any] = ns["before"]

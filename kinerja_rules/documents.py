@@ -8,6 +8,7 @@ back to the YAML node's `file:line:col`.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 from typing import Annotated, Any, Literal
 
@@ -251,7 +252,18 @@ def policy_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a policy file, for editors with a YAML language server."""
     schema: dict[str, Any] = msgspec.json.schema(PolicyDocument)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "kinerja-rules/policy.schema.json",
-            "title": "kinerja-rules policy file", **schema}
+            "title": "kinerja-rules policy file", **_clean_descriptions(schema)}
+
+
+def _clean_descriptions(schema: Any) -> Any:
+    """Each docstring taken as a description, cleaned as `inspect.cleandoc` does: msgspec
+    releases differ in how they indent them (0.23 dedents, 0.22 keeps the source's indent)."""
+    if isinstance(schema, dict):
+        return {key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+                else _clean_descriptions(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_clean_descriptions(item) for item in schema]
+    return schema
 
 
 SECTIONS: dict[str, type[_Spec] | None] = {
@@ -366,8 +378,8 @@ def convert_item(data: Any, spec: type, source: SourceFile, path: Path_) -> tupl
                 if not NAME_RE.match(match.group(1)):
                     return None, [Diagnostic(
                         code="E010", message=message, span=source.key_span(full),
-                        hint="inside { … } a comma ends the value: quote a value (an expression, a text) that has commas, "
-                             'e.g. expr: "round(x, 2, half_up)"')]
+                        hint="inside { … } a comma ends the value: quote a value (an expression, a text) that "
+                             'has commas, e.g. expr: "round(x, 2, half_up)"')]
         elif "missing required field" in text:
             message = text.replace("Object missing required field", "missing required key").replace("`", "'")
         else:
@@ -451,7 +463,7 @@ _CONVERTERS = {"inputs": convert_field, "group_data": convert_field, "seats": co
                "types": convert_type_decl, "tables": convert_table, "population": convert_population_item}
 
 
-def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagnostic]]:
+def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagnostic]]:  # noqa: C901
     """Split a loaded file into its header and section items, checking the top-level shape."""
     data = source.data
     diags: list[Diagnostic] = []

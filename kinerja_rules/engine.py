@@ -190,7 +190,8 @@ def _add_parents(reading: _Reading, library: Path, seed: frozenset[str] = frozen
     index: dict[str, list[Path]] | None = None
     while True:
         wanted = ({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
-                  | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined} | seed) - reading.broken
+                  | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined}
+                  | seed) - reading.broken
         if not wanted or index is not None and not wanted & set(index):
             return
         if index is None:
@@ -383,7 +384,7 @@ class Engine:
         self.registry = registry or default_registry()
         self.warnings = tuple(warnings)
         for policy in self._policies.values():
-            policy.code  # compiled now, not on a first request (only a check of the files leaves it undone)
+            _ = policy.code  # compiled now, not on a first request (only a check of the files leaves it undone)
 
     @classmethod
     def from_paths(cls, paths: Sequence[Path], registry: Registry | None = None,

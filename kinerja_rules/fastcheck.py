@@ -101,7 +101,8 @@ class _Build:
         if kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY):
             body = _stmts("if type(OUT) is int and -LIMIT < OUT < LIMIT:\n    OUT = D(OUT)\n"
                           "elif type(OUT) is not D or not OUT.is_finite() or OUT and not LOW <= OUT.adjusted() <= HIGH:"
-                          "\n    raise GiveUp", OUT=out, LOW=ast.Constant(-MAX_EXPONENT), HIGH=ast.Constant(MAX_EXPONENT),
+                          "\n    raise GiveUp", OUT=out, LOW=ast.Constant(-MAX_EXPONENT),
+                          HIGH=ast.Constant(MAX_EXPONENT),
                           LIMIT=ast.Constant(LIMIT))
             return body + self.bounds(field, out)
         if kind == Kind.BOOLEAN:
@@ -109,14 +110,16 @@ class _Build:
         if kind == Kind.TEXT:
             body = _stmts("if type(OUT) is not str:\n    raise GiveUp", OUT=out)
             if field.pattern is not None:
-                body += _stmts("if PAT(OUT) is None:\n    raise GiveUp", OUT=out, PAT=self.const(field.pattern.fullmatch))
+                body += _stmts("if PAT(OUT) is None:\n    raise GiveUp", OUT=out,
+                               PAT=self.const(field.pattern.fullmatch))
             return body
         if kind == Kind.ENUM:
             return _stmts("if type(OUT) is not str or OUT not in VALUES:\n    raise GiveUp", OUT=out,
                           VALUES=self.const(frozenset(field.type.values)))
         if kind == Kind.DATE:
             return _stmts("if type(OUT) is str and len(OUT) == 10 and DATE(OUT):\n    OUT = fromiso(OUT)\n"
-                          "elif type(OUT) is not date_type:\n    raise GiveUp", OUT=out, DATE=self.const(DATE_TEXT.fullmatch))
+                          "elif type(OUT) is not date_type:\n    raise GiveUp", OUT=out,
+                          DATE=self.const(DATE_TEXT.fullmatch))
         if kind == Kind.LIST:
             assert field.items is not None
             item_fn = self.function(field.items)
@@ -145,7 +148,8 @@ class _Build:
     def bounds(self, field: Field, out: str) -> list[ast.stmt]:
         spec = field.spec
         body: list[ast.stmt] = []
-        for bound, template in ((spec.min, "if OUT < B:\n    raise GiveUp"), (spec.max, "if OUT > B:\n    raise GiveUp"),
+        for bound, template in ((spec.min, "if OUT < B:\n    raise GiveUp"),
+                                (spec.max, "if OUT > B:\n    raise GiveUp"),
                                 (spec.greater_than, "if OUT <= B:\n    raise GiveUp"),
                                 (spec.less_than, "if OUT >= B:\n    raise GiveUp")):
             if bound is not None:
@@ -230,7 +234,7 @@ class _Typed(_Build):
         self.count_types = 0
 
     # -- the msgspec type of a field --
-    def annotation(self, field: Field) -> Any:
+    def annotation(self, field: Field) -> Any:  # noqa: C901
         from typing import Annotated, Literal, NotRequired, Required, TypedDict
 
         kind = field.type.kind

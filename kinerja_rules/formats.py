@@ -81,7 +81,7 @@ def flatten(value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | No
     return out
 
 
-def cells_of(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
+def cells_of(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[Any]]:  # noqa: C901
     """A function giving an object's value in each dotted column (named once each), as
     `flatten(value).get(column)` would for keys without dots (as every key of a decision is),
     walking the object once without making the flat one."""
@@ -222,9 +222,10 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
                                   f"the header names {len(header)}"), ""
             continue
         if plan is not None:
-            yield line, _assemble(plan, [_from_text(cell, field) for cell, field in zip(cells, known)]), ""
+            yield line, _assemble(plan, [_from_text(cell, field) for cell, field in zip(cells, known, strict=True)]), ""
             continue
-        record = unflatten({name: _from_text(cell, field) for name, cell, field in zip(header, cells, known)})
+        record = unflatten({name: _from_text(cell, field)
+                            for name, cell, field in zip(header, cells, known, strict=True)})
         if isinstance(record, ErrorInfo):
             record = msgspec.structs.replace(record, line=line, message=f"invalid CSV on line {line}: {record.message}")
         yield line, record, ""
@@ -264,7 +265,7 @@ def parquet_items(path: str, batch_rows: int = 1024, row_group: int | None = Non
             columns = [column.to_pylist() for column in batch.columns]
             for i in converted:
                 columns[i] = [_exact(value) for value in columns[i]]
-            for row in zip(*columns):
+            for row in zip(*columns, strict=True):
                 position += 1
                 yield position, _assemble(plan, row), ""
 
@@ -293,7 +294,7 @@ def _assembly(names: Sequence[str]) -> _Plan | None:
 def _assemble(plan: _Plan, row: Sequence[Any]) -> dict[str, Any]:
     """One record from its row's values by `plan`: what `unflatten` makes of them, absent values left out."""
     record: dict[str, Any] = {}
-    for (parents, last), value in zip(plan, row):
+    for (parents, last), value in zip(plan, row, strict=True):
         if value is None:
             continue
         here = record
@@ -361,10 +362,10 @@ class Sink(abc.ABC):
     def write(self, lines: bytes) -> None:
         """Take some lines, each a decision or an error."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 (optional: a sink that writes through has nothing to flush)
         pass
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: nothing to close unless the sink opened something)
         pass
 
 
@@ -447,8 +448,8 @@ class Xlsx(_Rows):
         super().__init__(columns)
         try:
             from openpyxl import Workbook
-            from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
             from openpyxl.cell import WriteOnlyCell
+            from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
         except ImportError:
             raise TableError("to write XLSX, install openpyxl: pip install 'kinerja-rules[formats]'") from None
         self.path, self.title = path, title[:25]
@@ -555,7 +556,7 @@ def sink(path: str | None, out: IO[bytes], policy: CompiledPolicy, explain: bool
     if suffix == ".xlsx":
         return Xlsx(path, columns(policy, explain), policy.id)
     try:
-        file = open(path, "wb")  # noqa: SIM115 - the sink closes it
+        file = open(path, "wb")
     except OSError as exc:
         raise TableError(f"cannot write {path}: {exc.strerror}") from None
     if suffix == ".csv":

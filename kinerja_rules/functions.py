@@ -14,6 +14,7 @@ import msgspec
 
 from kinerja_rules.numbers import ceil, floor, rational, round_to
 
+
 class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A function policies may call.
 

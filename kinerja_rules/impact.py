@@ -152,7 +152,8 @@ class Impact:
             "records": self.records, "errors": self.errors,
             "changed": len(self.people),
             "predikat": {"output": RATING, "changed": sum(n for (a, b), n in self.transitions.items() if a != b),
-                         "matrix": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(self.transitions.items())]},
+                         "matrix": [{"from": a, "to": b, "count": n}
+                                    for (a, b), n in sorted(self.transitions.items())]},
             "tpp": {"output": PAY, **self.overall.out("scope", "overall"),
                     "up": self.moves["up"], "down": self.moves["down"], "unchanged": self.moves["unchanged"],
                     "by_unit": [t.out("unit_kerja", k) for k, t in sorted(self.by_unit.items())],
@@ -243,7 +244,8 @@ def render(report: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], fmt: st
 RAPEL_COLUMNS = ("nip", "periode", "unit_kerja", "kelas", "decision_id", "paid", "due", "difference", "note")
 
 
-def rapel_report(entries: Iterator[dict[str, Any]], policy_id: str, proposed: Any, months: tuple[str, str]) -> dict[str, Any]:
+def rapel_report(entries: Iterator[dict[str, Any]], policy_id: str, proposed: Any,
+                 months: tuple[str, str]) -> dict[str, Any]:
     """Per person and month the TPP difference owed under the proposed version, totals per unit."""
     people = list(entries)
     by_unit: dict[str, _Totals] = defaultdict(_Totals)
@@ -338,10 +340,10 @@ bars("units", T.by_unit, u => u.unit_kerja, u => u.before, u => u.after);
   document.getElementById("largest").appendChild(t); })();
 document.body.dataset.rendered = "yes";
 </script></body></html>
-"""
+"""  # noqa: E501 (the page's own CSS and script)
 
 
-def rapel_entries(store: Store, proposed: Engine, policy_id: str, months: tuple[str, str]) -> list[dict[str, Any]]:
+def rapel_entries(store: Store, proposed: Engine, policy_id: str, months: tuple[str, str]) -> list[dict[str, Any]]:  # noqa: C901
     """Each person's recorded decision of each month in `months` (the latest, so an appeal counts
     over what it appealed), decided again under `proposed`: what was paid, what is due, the difference."""
     latest: dict[tuple[str, str], DecisionRecord] = {}

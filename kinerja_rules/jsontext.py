@@ -1,4 +1,5 @@
-"""JSON text from outside: keys given twice, which every decoder resolves silently (the last wins)."""
+"""JSON text from outside: keys given twice, which every decoder resolves silently (the last
+wins), and text that is not UTF-8, which each decoder release words its own way."""
 
 from __future__ import annotations
 
@@ -9,6 +10,19 @@ from typing import Any
 import msgspec
 
 _PLAIN = msgspec.json.Encoder()
+
+
+def not_utf8(raw: bytes) -> str | None:
+    """"not UTF-8 (byte N)" for text that is not UTF-8, naming its first bad byte; else None.
+
+    Asked only once a decoder has refused `raw`, so that what a client reads is our wording
+    whichever error, with whichever text, the decoder raised.
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 (byte {exc.start})"
+    return None
 
 
 def duplicate_key(raw: bytes, decoded: Any) -> tuple[str, str] | None:

@@ -25,8 +25,17 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode as RScalarNode
 from ruamel.yaml.resolver import VersionedResolver
-from yaml import (DocumentEndEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent,
-                  SequenceEndEvent, SequenceStartEvent, StreamEndEvent, StreamStartEvent)
+from yaml import (
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
 from yaml import MarkedYAMLError as MarkedError
 
 try:
@@ -181,10 +190,8 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 def _plain(text: str) -> Any:
     """A plain scalar as ruamel's YAML 1.2 rules and its constructors (with `exact_float`) build it."""
-    for tag, match in _RULES.get(text[0], ()):
-        if match(text):
-            break
-    else:
+    tag = next((tag for tag, match in _RULES.get(text[0], ()) if match(text)), None)
+    if tag is None:
         return text
     if tag == "tag:yaml.org,2002:int":  # as ruamel's construct_yaml_int reads YAML 1.2
         digits = text.replace("_", "")
@@ -226,7 +233,7 @@ def _fast_load(source: SourceFile) -> Any:
         return _UNUSUAL
 
 
-def _from_events(source: SourceFile, parser: Any) -> Any:
+def _from_events(source: SourceFile, parser: Any) -> Any:  # noqa: C901
     key_pos, value_pos = source._key_pos, source._value_pos
     budget = MAX_NODES
     # each open collection: its data, its path, a map's pending key and its mark (or None), its keys as built

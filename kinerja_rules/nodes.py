@@ -114,7 +114,7 @@ class TestList(Node, frozen=True, kw_only=True, tag=True):
 Test = AnyTest | TestList
 
 
-def children(node: Expr) -> list[Expr]:
+def children(node: Expr) -> list[Expr]:  # noqa: C901
     """The direct sub-expressions of a node, in source order."""
     if isinstance(node, (Literal, Name)):
         return []

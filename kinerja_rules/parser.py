@@ -203,7 +203,8 @@ _BUILD = _Build()
 _TOKEN_NAMES = {
     "$END": "end of expression", "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['",
     "COMMA": "','", "NAME": "a name", "NUMBER": "a number", "STRING": "a text", "THEN": "'then'",
-    "ELSE": "'else'", "COMPARE": "a comparison", "MINUS": "'-'", "PERCENT": "a percentage", "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'",
+    "ELSE": "'else'", "COMPARE": "a comparison", "MINUS": "'-'", "PERCENT": "a percentage", "ADD_OP": "'+' or '-'",
+                "MUL_OP": "'*' or '/'",
 }
 
 

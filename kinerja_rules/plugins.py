@@ -42,7 +42,7 @@ def _version_of(dist: Any) -> str:
         return ""
 
 
-def plugin_manager(plugin_dirs: Sequence[Path] = (), entry_points: bool = True
+def plugin_manager(plugin_dirs: Sequence[Path] = (), entry_points: bool = True  # noqa: C901
                    ) -> tuple[pluggy.PluginManager, dict[str, str], list[BrokenPlugin]]:
     """A plugin manager with the built-ins, the installed plugins and those in `plugin_dirs`.
 
@@ -165,7 +165,8 @@ def _registrations(hook: Any, kind: type[Spec], versions: dict[str, str],
             specs = impl.function()
         except Exception as exc:
             broken.append(BrokenPlugin(plugin=impl.plugin_name, version=versions.get(impl.plugin_name, ""),
-                                       reason=f"{hook.name} raised {type(exc).__name__}: {exc}", **_where(impl.function)))
+                                       reason=f"{hook.name} raised {type(exc).__name__}: {exc}",
+                                       **_where(impl.function)))
             continue
         if not isinstance(specs, (list, tuple)) or not all(isinstance(s, kind) for s in specs):
             broken.append(BrokenPlugin(plugin=impl.plugin_name, version=versions.get(impl.plugin_name, ""),

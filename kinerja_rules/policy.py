@@ -22,22 +22,25 @@ from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator, build_typed_decoder
-from kinerja_rules.population import Limit
-from kinerja_rules.population_run import GroupReport, run_population
 from kinerja_rules.functions import period_start
 from kinerja_rules.numbers import EVAL_CONTEXT, PRECISION, Rational, approximate, rational_decimal
+from kinerja_rules.population import Limit
+from kinerja_rules.population_run import GroupReport, run_population
 from kinerja_rules.schema import build_validator, json_schema, judge_unknown
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
 
 _log = logging.getLogger("kinerja_rules")
 
-ENGINE_VERSION = "0.1.0"
+SEMANTICS_VERSION = "0.1.0"
+"""Hashed into every policy digest. Not the package version: raise it when what a compiled
+policy decides changes for the same policy files (a stored decision's digest then no longer
+names the code that would decide it now), and only then."""
 TRACE_ITEMS = 100  # table rows (per table) and keyed values (per parameter) shown in one record's trace
 _PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
 
 
-def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = None) -> set[str]:
+def input_paths(expr: n.Expr, notes: Annotations, loop: dict[str, str] | None = None) -> set[str]:  # noqa: C901
     """The record paths an expression reads (`skp.indikator[*].target`)."""
     scope: dict[str, str] = dict(loop or {})
     found: set[str] = set()
@@ -324,7 +327,7 @@ class CompiledPolicy:
         if not self._indicators:
             return ()
         out = []
-        for spec, call in zip(self._indicators, self._indicator_calls):
+        for spec, call in zip(self._indicators, self._indicator_calls, strict=True):
             value: Any = clean
             for part in spec.source.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
@@ -368,14 +371,14 @@ class CompiledPolicy:
             out[("rule", name)] = input_paths(r.when, checked.notes)
         return out
 
-    def _trace(self, outputs: dict[str, Any], defs: tuple[Any, ...], hits: list[Any], params: tuple[Any, ...],
+    def _trace(self, outputs: dict[str, Any], defs: tuple[Any, ...], hits: list[Any], params: tuple[Any, ...],  # noqa: C901
                dates: tuple[dt.date, ...], as_of: dt.date, indicators: tuple[Any, ...]) -> dict[str, Any]:
         """How each output was reached, each fact once: the definitions, parameters, table hits and
         rules that outputs and definitions name in their `uses`."""
         plan = self._trace_plan
         definitions = {name: {**static, "value": value} if type(value) is not Rational else
                        {**static, **_rational_entry(value)}
-                       for (name, static), value in zip(plan.definitions.items(), defs)}
+                       for (name, static), value in zip(plan.definitions.items(), defs, strict=True)}
         tables: dict[str, dict[str, Any]] = {}
         keyed: dict[str, list[dict[str, Any]]] = {}
         omitted: dict[str, int] = {}  # table hits and keyed values past TRACE_ITEMS
@@ -389,7 +392,8 @@ class CompiledPolicy:
                     omitted[hit[1]] = omitted.get(hit[1], 0) + 1
                     continue
                 note = self._row_notes.get((hit[1], hit[2]))
-                entry["hits"].append({"row": hit[2], "inputs": dict(zip(self._table_inputs[hit[1]], hit[3])),
+                entry["hits"].append({"row": hit[2],
+                                      "inputs": dict(zip(self._table_inputs[hit[1]], hit[3], strict=True)),
                                       "output": hit[4], **({"note": note} if note else {})})
             elif hit[0] == "param":
                 pairs = keyed.setdefault(hit[1], [])
@@ -420,7 +424,7 @@ class CompiledPolicy:
             result["rules"] = {name: {**static, "fired": name in fired} for name, static in plan.rules.items()}
         if plan.indicators:
             result["indicators"] = {name: {**static, "value": value}
-                                    for (name, static), value in zip(plan.indicators.items(), indicators)}
+                                    for (name, static), value in zip(plan.indicators.items(), indicators, strict=True)}
         return result
 
     def _trace_parameters(self, dates: tuple[dt.date, ...]) -> list[tuple[str, str, int, bool]]:
@@ -494,7 +498,8 @@ class CompiledPolicy:
         return {
             "group_by": [text for text, _ in stage.by],
             "member": stage.member_text,
-            "order": [f"{o.text} {'desc' if o.descending else 'asc'}" for o in stage.order] + [f"{stage.member_text} asc"],
+            "order": [f"{o.text} {'desc' if o.descending else 'asc'}" for o in stage.order]
+                     + [f"{stage.member_text} asc"],
             "groups_keyed_by": stage.by[stage.data_key][0],
             "group_data_schema": {"title": f"{self.id} group data", **json_schema(stage.data, closed=mode == "error")},
             "seat_schema": None if stage.seats is None else {"title": f"{self.id} seat",
@@ -608,13 +613,13 @@ def _plugin_describe(exc: Exception) -> str:
 
 
 def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
-    """What decides: the policy files (not files of test cases only), the engine version, and
+    """What decides: the policy files (not files of test cases only), SEMANTICS_VERSION, and
     each plugin used, by version and by the code of its functions (a changed plugin changes
     the digest even when its version string does not)."""
     from kinerja_rules.engine import _tests_only
 
     h = hashlib.sha256()
-    h.update(f"kinerja-rules {ENGINE_VERSION}\n".encode())
+    h.update(f"kinerja-rules {SEMANTICS_VERSION}\n".encode())
     for source in sorted(checked.assembled.sources, key=lambda s: s.text):
         if _tests_only(source.text):
             continue  # test cases never change a decision

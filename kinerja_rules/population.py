@@ -84,7 +84,7 @@ def ordered(members: Iterable[Member]) -> list[Member]:
     return sorted(members, key=lambda m: (m.order, m.key))
 
 
-def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Sequence[Limit],
+def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Sequence[Limit],  # noqa: C901
                 mode: Literal["report", "enforce"], rounding: str = "floor") -> QuotaResult:
     """Check (`report`) or apply (`enforce`) `limits` on a group. `categories` runs best to worst.
 
@@ -201,7 +201,7 @@ def _ranked(people: list[str], seat: str, scores: dict[tuple[str, str], Any]) ->
     return sorted((c for c in people if (c, seat) in scores), key=lambda c: (-scores[(c, seat)], c))
 
 
-def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], Any]) -> dict[str, str | None]:
+def _optimal(people: list[str], seats: list[str], scores: dict[tuple[str, str], Any]) -> dict[str, str | None]:  # noqa: C901
     """The placement of the largest total score: the Hungarian method on costs, a row per seat
     and a column per person plus one "left empty" column per seat (cost 0). A placement costs its
     negated score; an ineligible pair costs more than any placement gains, so it is never taken."""

@@ -13,8 +13,8 @@ it concerns; the other groups are decided. Nothing depends on the order records 
 
 from __future__ import annotations
 
-import datetime as dt
 import contextlib
+import datetime as dt
 import decimal
 import gc
 import operator
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from kinerja_rules import population as pop_math
+from kinerja_rules import types as t
 from kinerja_rules.checking.population import Population
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
 from kinerja_rules.schema import build_validator, judge_unknown
-from kinerja_rules import types as t
 from kinerja_rules.types import Kind
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ class _Run:
             warnings = warnings + [FieldError(path=name, message=(
                 f"in a population run the group's {value!r} stands for it; the record's value is not used"))
                 for name, value in self.instead.items() if name in record]
-        order_key = tuple((1, 0) if v is None else (0, f(v)) for f, v in zip(self.order, order))
+        order_key = tuple((1, 0) if v is None else (0, f(v)) for f, v in zip(self.order, order, strict=True))
         return _Member(position=position, clean=clean, warnings=warnings, as_of=when, params=params, dates=dates,
                        indicators=indicators, decided=decided, group=group, key=key, order=order_key,
                        category=category)
@@ -263,7 +263,7 @@ class _Run:
     def decide_group(self, members: list[_Member]) -> tuple[GroupReport, dict[int, ErrorResult]]:
         stage = self.stage
         first = members[0]
-        shown_group = dict(zip(self.by_names, first.group))
+        shown_group = dict(zip(self.by_names, first.group, strict=True))
         size = len(members)
         data, problems, warnings = self._group_data(first)
         report = GroupReport(group=shown_group, size=size, counts_before={}, counts_after={}, violations=[], moved=[])
@@ -280,7 +280,7 @@ class _Run:
         members_list: list[dict[str, Any]] = []
         if stage.members_used:
             names = stage.before
-            members_list = [{**m.clean, **dict(zip(names, m.decided))} for m in members]
+            members_list = [{**m.clean, **dict(zip(names, m.decided, strict=True))} for m in members]
         ranked = sorted(members, key=lambda m: (m.order, _sortable(m.key)))
         ranks = {id(m): i + 1 for i, m in enumerate(ranked)}
         values: dict[str, Any] = {}
@@ -356,7 +356,7 @@ class _Run:
             m.story["quota"] = story
 
     # ---- step 2b: the assignment, over the whole run ----
-    def assign(self, members: list[_Member]) -> GroupReport:
+    def assign(self, members: list[_Member]) -> GroupReport:  # noqa: C901
         stage = self.stage
         assignment = stage.assignment
         assert assignment is not None and self.code.pair is not None
@@ -398,7 +398,7 @@ class _Run:
             if key is None:
                 return None
             m = by_key[key]
-            return {"member": m.key, "group": dict(zip(self.by_names, m.group))}
+            return {"member": m.key, "group": dict(zip(self.by_names, m.group, strict=True))}
 
         seat_by_id = {s["id"]: s for s in seats}
         rows = []
@@ -417,7 +417,7 @@ class _Run:
             if sid is not None:
                 story["score"] = _shown(scores[(key, sid)])
                 story["against"] = [entry for entry in shortlists[sid] if entry["member"] != m.key
-                                    or entry["group"] != dict(zip(self.by_names, m.group))]
+                                    or entry["group"] != dict(zip(self.by_names, m.group, strict=True))]
             competing = [s for s in seat_by_id if (key, s) in scores]
             story["eligible_for"] = competing
             m.story["assignment"] = story
@@ -514,7 +514,7 @@ def _results(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Dec
         yield from _decided(run, records, streaming)
 
 
-def _decided(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Decision | ErrorResult | GroupReport]:
+def _decided(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Decision | ErrorResult | GroupReport]:  # noqa: C901
     policy = run.policy
     pending: dict[int, Decision | ErrorResult] = {}
     next_out = 0

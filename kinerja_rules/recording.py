@@ -68,7 +68,7 @@ def record_of(decision: Decision, record: Any, *, made_at: dt.datetime | None = 
     population = decision.population if isinstance(decision.population, dict) else None
     return DecisionRecord(
         id=decision.decision_id if isinstance(decision.decision_id, str) else IDS.next(),
-        made_at=made_at or dt.datetime.now(dt.timezone.utc), policy_id=decision.policy.id,
+        made_at=made_at or dt.datetime.now(dt.UTC), policy_id=decision.policy.id,
         policy_version=decision.policy.version, policy_digest=decision.policy.digest, as_of=decision.as_of,
         input=kept, outputs=decision.outputs, trace=decision.trace, nip=nip if isinstance(nip, str) else None,
         periode=periode if isinstance(periode, str) else None, key_id=key_id, run_id=run_id, appeal_of=appeal_of,

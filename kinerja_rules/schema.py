@@ -201,7 +201,7 @@ def _outside_common(tree: Any, text: str) -> str:
     return _outside_tree(tree)
 
 
-def _outside_tree(tree: Any) -> str:
+def _outside_tree(tree: Any) -> str:  # noqa: C901
     for op, arg in tree:
         if op is _sre.ANY:
             return "'.' (write [^\\n] for any character but a newline)"
@@ -279,7 +279,7 @@ def _check_constraints(field: Field) -> None:
 
 # ---- validators -------------------------------------------------------------
 
-def _number(kind: str) -> Callable[[Any], Any]:
+def _number(kind: str) -> Callable[[Any], Any]:  # noqa: C901
     def integer(v: Any) -> Any:
         if type(v) is int:
             if not -LIMIT < v < LIMIT:
@@ -338,7 +338,7 @@ def build_validator(field: Field) -> Validator:
     return validate
 
 
-def _inner(field: Field) -> Validator:
+def _inner(field: Field) -> Validator:  # noqa: C901
     spec, kind = field.spec, field.type.kind
     if kind in t.NUMERIC:
         convert = _number(kind)
@@ -476,7 +476,7 @@ MISSING = _MISSING
 
 # ---- JSON Schema --------------------------------------------------------------
 
-def json_schema(field: Field, closed: bool = False) -> dict[str, Any]:
+def json_schema(field: Field, closed: bool = False) -> dict[str, Any]:  # noqa: C901
     """The JSON Schema (2020-12 vocabulary) of a field, for API clients; `closed` objects take no
     key they do not declare (`unknown_fields: error`)."""
     spec, kind = field.spec, field.type.kind

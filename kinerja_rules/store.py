@@ -26,14 +26,14 @@ import logging
 import multiprocessing
 import os
 import pickle
-import re
 import queue
 import random
+import re
 import secrets
 import sqlite3
 import threading
-import zlib
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -268,6 +268,12 @@ class Run:
 
 _ROWS_PER_INSERT = 256  # 22 values each: well within SQLite's and PostgreSQL's limits on parameters
 
+
+@functools.cache  # at most _ROWS_PER_INSERT texts
+def _insert_sql(count: int) -> str:
+    one = f"({', '.join('?' * len(_COLUMNS))})"
+    return f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * count)}"
+
 Row = tuple[Any, ...]
 """A decision as the store writes it (see `row_of`)."""
 
@@ -275,7 +281,7 @@ _COLUMNS = ("id", "made_at", "policy_id", "policy_version", "policy_digest", "as
             "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id",
             "chunk_id", "input_at", "input_len", "answer_at", "answer_len")
 _IN_ROW = (None, None, None, None, None)  # a decision kept whole in its row, in no chunk
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM decisions"  # noqa: S608 - names of our own columns
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM decisions"
 _CHUNK = _COLUMNS.index("chunk_id")
 _CHUNKS_PER_READ = 16  # chunks of at most CHUNK_DECISIONS decisions: a few MiB at a time
 
@@ -319,7 +325,7 @@ class Chunk(NamedTuple):
     id: str  # its first decision's id
     last_id: str  # its last decision's id
     inputs: bytes  # the records' JSON texts as received, one after another, compressed (zlib)
-    answers: bytes  # the batch results, comma-separated, compressed: {"result":"decision",...} or {"result":"error",...}
+    answers: bytes  # the batch results, comma-separated, compressed: {"result":"decision",...}, {"result":"error",...}
     decisions: str  # JSON: [[id, nip, periode, as_of, input_at, input_len, answer_at, answer_len], ...]
     size: int  # how many decisions
     made_at: str  # what all its decisions share
@@ -550,7 +556,7 @@ class Store(abc.ABC):
             raise StoreError(f"the decision could not be kept: {pending.error}") from None
         self._known_sources.update(digest for digest, _, _, _ in pending.sources)
 
-    def _write_loop(self) -> None:
+    def _write_loop(self) -> None:  # noqa: C901
         committer = self._ready_committer or self._committer()
         while True:
             first = self._queue.get()
@@ -647,10 +653,8 @@ class Store(abc.ABC):
             chunk = rows[start:start + _ROWS_PER_INSERT]
             cursor.execute(self._insert(len(chunk)), [value for row in chunk for value in row])
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - a few statement texts per store, kept for its life
     def _insert(self, count: int) -> str:
-        one = f"({', '.join('?' * len(_COLUMNS))})"
-        return self._sql(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * count)}")
+        return self._sql(_insert_sql(count))
 
     def close(self) -> None:
         """Commit what is waiting, then stop the writer (a second close does nothing)."""
@@ -777,7 +781,7 @@ class Store(abc.ABC):
     def delete_older_than(self, days: int) -> int:
         """Retention: delete the decisions made more than `days` days ago (and the runs left without
         members); returns how many decisions."""
-        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         return self._delete(uuid7(int(cutoff.timestamp() * 1000), 0))  # the first id of that millisecond
 
     @abc.abstractmethod
@@ -936,7 +940,7 @@ def _settle_one(pending: _Pending) -> None:
         pending.future.set_result(None)
 
 
-def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:
+def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:  # noqa: C901
     """The writer process of a SQLite store: commits what both pipes bring, together, and answers each
     what failed."""
     from multiprocessing.connection import wait
@@ -1050,7 +1054,8 @@ class SQLiteStore(Store):
                              f"{len(MIGRATIONS)}: upgrade kinerja-rules")
         for step in range(version, len(MIGRATIONS)):
             try:  # one transaction per step: a step applies whole or not at all
-                connection.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;")
+                connection.executescript(
+                    f"BEGIN IMMEDIATE; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;")
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")

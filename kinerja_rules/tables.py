@@ -106,7 +106,7 @@ class _Other:
         return 0
 
 
-def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]]) -> list[Any]:
+def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]]) -> list[Any]:  # noqa: C901
     """The values of one input worth trying."""
     out: list[Any] = []
     if kind.kind == Kind.ENUM:
@@ -130,7 +130,7 @@ def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]])
             ordered = sorted(points)
             out = list(ordered)
             one = dt.timedelta(days=1)
-            for a, b in zip(ordered, ordered[1:]):
+            for a, b in itertools.pairwise(ordered):
                 if (b - a).days > 1:
                     out.append(a + one)
             if ordered:
@@ -141,9 +141,10 @@ def samples(kind: Type, column: list[n.Test], names: dict[int, tuple[str, Any]])
             ordered = sorted(Decimal(p) for p in points)
             out = list(ordered)
             integer = kind.kind == Kind.INTEGER
-            for a, b in zip(ordered, ordered[1:]):
+            for a, b in itertools.pairwise(ordered):
                 if integer:
-                    inside = a.to_integral_value() + 1 if a == a.to_integral_value() else a.to_integral_value(rounding="ROUND_CEILING")
+                    whole = a.to_integral_value()
+                    inside = whole + 1 if a == whole else a.to_integral_value(rounding="ROUND_CEILING")
                     if inside < b:
                         out.append(inside)
                 else:
@@ -172,7 +173,7 @@ def _row_masks(kind: Type, tests: list[n.Test], values: list[Any], names: dict[i
     return masks
 
 
-def _sweep(kind: Type, tests: list[n.Test], values: list[Any], names: dict[int, tuple[str, Any]]) -> list[int] | None:
+def _sweep(kind: Type, tests: list[n.Test], values: list[Any], names: dict[int, tuple[str, Any]]) -> list[int] | None:  # noqa: C901
     """`_row_masks` in O(rows + samples) steps: each row's test is a few runs of the sorted samples,
     and one sweep over them gives every sample its rows. None when a test is not of that shape."""
     ordered = sorted((i for i, v in enumerate(values) if v is not None and not isinstance(v, _Other)),
@@ -183,7 +184,8 @@ def _sweep(kind: Type, tests: list[n.Test], values: list[Any], names: dict[int, 
         return None
     places = list(ordered)  # the sample index at each position: sorted values, then other text, then null
     comparable = len(places)
-    places += [i for i, v in enumerate(values) if isinstance(v, _Other)] + [i for i, v in enumerate(values) if v is None]
+    places += [i for i, v in enumerate(values) if isinstance(v, _Other)] + [i for i,
+                                                                            v in enumerate(values) if v is None]
     null = places.index(values.index(None)) if None in values else None
     total = len(places)
     ordering = kind.kind not in (Kind.TEXT, Kind.ENUM, Kind.BOOLEAN)
@@ -248,7 +250,7 @@ def _sweep(kind: Type, tests: list[n.Test], values: list[Any], names: dict[int, 
     return masks
 
 
-def analyse(table: Table, names: dict[int, tuple[str, Any]],
+def analyse(table: Table, names: dict[int, tuple[str, Any]],  # noqa: C901
             deadline: float | None = None) -> list[tuple[str, str, Row | None]]:
     """Find gaps, overlaps and unreachable rows; returns (code, message, row) triples.
 
@@ -283,13 +285,14 @@ def analyse(table: Table, names: dict[int, tuple[str, Any]],
                              f"({done} of {total} input combinations)", None))
             return problems
         hit = everything
-        for masks_of, s in zip(masks, combo):
+        for masks_of, s in zip(masks, combo, strict=True):
             hit &= masks_of[s]
         first = hit & -hit
         reached |= first
         if (not hit and table.default is None and not seen_gap) or \
                 (table.hit == "unique" and hit != first and not seen_overlap):
-            where = ", ".join(f"{name} = {_show(col[s])}" for (name, _), col, s in zip(table.inputs, columns, combo))
+            where = ", ".join(f"{name} = {_show(col[s])}"
+                              for (name, _), col, s in zip(table.inputs, columns, combo, strict=True))
             if not hit:
                 seen_gap = True
                 problems.append(("E201", f"table {table.name!r} has a gap: no row matches {where}", None))

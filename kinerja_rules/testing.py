@@ -37,7 +37,7 @@ def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, (int, Decimal)) and isinstance(actual, (int, Decimal)):
         return Decimal(expected) == Decimal(actual)
     if isinstance(expected, list) and isinstance(actual, list):
-        return len(expected) == len(actual) and all(_same(a, b) for a, b in zip(expected, actual))
+        return len(expected) == len(actual) and all(_same(a, b) for a, b in zip(expected, actual, strict=True))
     if isinstance(expected, dict) and isinstance(actual, dict):
         return expected.keys() == actual.keys() and all(_same(expected[k], actual[k]) for k in expected)
     if isinstance(expected, dt.date) and isinstance(actual, str):
@@ -102,7 +102,7 @@ def _population_value(result: Decision | ErrorResult, name: str) -> Any:
     return result.get(name)
 
 
-def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> CaseResult:
+def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> CaseResult:  # noqa: C901
     assert case.members is not None
     labels = list(case.members)
     try:
@@ -165,7 +165,7 @@ def _population_story(story: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:
+def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:  # noqa: C901
     """A decision trace as text a policy author can read: each output with everything it was
     reached through (definitions, table hits, parameters, rules, plugin functions, inputs read).
     With the `policy` that made it, the expressions and the cited references are written out too."""

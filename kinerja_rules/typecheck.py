@@ -43,7 +43,8 @@ class TableSig:
 
 
 # What a name means, recorded per Name node for the compiler.
-Resolution = tuple[str, Any]  # ('input'|'def'|'param'|'table'|'var'|'enum'|'as_of'|'func'|'indicator'|'population', payload)
+Resolution = tuple[str,
+                   Any]  # ('input'|'def'|'param'|'table'|'var'|'enum'|'as_of'|'func'|'indicator'|'population', payload)
 
 
 @dataclass
@@ -155,7 +156,8 @@ class Checker:
         result = self._check(node, expected, env or {})
         self.notes.types[id(node)] = result
         self.notes.keep.append(node)
-        if expected is not None and result.kind == Kind.INTEGER and expected.kind in (Kind.DECIMAL, Kind.PERCENT, Kind.MONEY, Kind.NUMBER):
+        if expected is not None and result.kind == Kind.INTEGER and expected.kind in (Kind.DECIMAL, Kind.PERCENT,
+                                                                                      Kind.MONEY, Kind.NUMBER):
             self.notes.coerce.add(id(node))
         return result
 
@@ -186,7 +188,7 @@ class Checker:
         self.notes.names[id(node)] = ("enum", value)
         return enum.required()
 
-    def _name(self, node: n.Name, expected: Type | None, env: dict[str, Type]) -> Type:
+    def _name(self, node: n.Name, expected: Type | None, env: dict[str, Type]) -> Type:  # noqa: C901
         name = node.name
         if name in env:
             self.notes.names[id(node)] = ("var", name)
@@ -229,7 +231,8 @@ class Checker:
         if name in scope.tables or name in scope.functions:
             raise TypeProblem(f"{name!r} is a {'table' if name in scope.tables else 'function'}; call it "
                               f"with {name}(…)", node.pos, "E104")
-        candidates = scope.all_names() + list(env) + (list(expected.values) if expected and expected.kind == Kind.ENUM else [])
+        symbols = list(expected.values) if expected and expected.kind == Kind.ENUM else []
+        candidates = scope.all_names() + list(env) + symbols
         nested = scope.nested_fields()  # `kelas` is found as `jabatan.kelas`
         suggestion = did_you_mean(name, [c for c in candidates if c[:1] != chr(0)] + list(nested), nested)
         hint = ""
@@ -265,7 +268,8 @@ class Checker:
         raise TypeProblem(f"a {obj} has no fields (looked for {node.name!r})", node.pos, "E107")
 
     def _index(self, node: n.Index, expected: Type | None, env: dict[str, Type]) -> Type:
-        if isinstance(node.obj, n.Name) and node.obj.name not in env and isinstance(self.scope.params.get(node.obj.name), Keyed):
+        if isinstance(node.obj,
+                      n.Name) and node.obj.name not in env and isinstance(self.scope.params.get(node.obj.name), Keyed):
             keyed = self.scope.params[node.obj.name]
             assert isinstance(keyed, Keyed)
             self.notes.names[id(node.obj)] = ("param", node.obj.name)
@@ -278,7 +282,7 @@ class Checker:
             return obj.item
         raise TypeProblem(f"a {obj} cannot be indexed", node.pos, "E108")
 
-    def _call(self, node: n.Call, expected: Type | None, env: dict[str, Type]) -> Type:
+    def _call(self, node: n.Call, expected: Type | None, env: dict[str, Type]) -> Type:  # noqa: C901
         name = node.func
         scope = self.scope
         if name == "parent" and "parent" not in scope.functions:
@@ -297,7 +301,7 @@ class Checker:
                     self.check(arg, None, env)
                 return t.ANY
             self._arity(node, len(sig.params), len(sig.params))
-            for i, ((pname, ptype), arg) in enumerate(zip(sig.params, node.args)):
+            for i, ((pname, ptype), arg) in enumerate(zip(sig.params, node.args, strict=False)):
                 if self.expect(arg, ptype, env, f"argument {pname!r} of table {name!r}").repeating:
                     self.notes.rational_args.add((name, i))  # its cells then compare exact rationals
             return sig.returns
@@ -330,7 +334,8 @@ class Checker:
             try:
                 parse_date(node.args[0].value)
             except (ValueError, TypeError):
-                raise TypeProblem(f"{node.args[0].value!r} is not a date (YYYY-MM-DD)", node.args[0].pos, "E111") from None
+                raise TypeProblem(f"{node.args[0].value!r} is not a date (YYYY-MM-DD)", node.args[0].pos,
+                                  "E111") from None
         if spec.returns == "number":
             assert number is not None
             if name in ("floor", "ceil") and number.kind != Kind.MONEY:
@@ -339,7 +344,7 @@ class Checker:
                 return t.DECIMAL
             if name in ("round", "floor", "ceil"):
                 number = t.exact(number)
-            for arg, got in zip(node.args, arg_types):
+            for arg, got in zip(node.args, arg_types, strict=False):
                 if got.kind == Kind.INTEGER and number.kind != Kind.INTEGER:
                     self.notes.coerce.add(id(arg))
             return number
@@ -434,7 +439,7 @@ class Checker:
             return True
         return (isinstance(node, n.Name) and node.name not in env and node.name not in self.scope.all_names())
 
-    def _binary(self, node: n.Binary, expected: Type | None, env: dict[str, Type]) -> Type:
+    def _binary(self, node: n.Binary, expected: Type | None, env: dict[str, Type]) -> Type:  # noqa: C901
         op = node.op
         if op in ("and", "or"):
             self.expect(node.left, t.BOOLEAN, env, f"the left of `{op}`")

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 import msgspec
 
+
 class Kind(StrEnum):
     """What a type is. The scalars are written by their names; the rest are built from parts."""
 
@@ -229,7 +230,8 @@ def parse_type(text: str, named: dict[str, Type]) -> Type:
 
         known = sorted(SCALARS | set(named) | {"list of …", "optional …", "record {…}", "enum {…}"})
         raise TypeSyntaxError(f"unknown type {word!r}{did_you_mean(word, known)}")
-    raise TypeSyntaxError(f"cannot read type {text.strip()!r}; write e.g. 'decimal', 'list of text', 'optional integer'")
+    raise TypeSyntaxError(f"cannot read type {text.strip()!r}; "
+                          "write e.g. 'decimal', 'list of text', 'optional integer'")
 
 
 def _record(body: str, named: dict[str, Type]) -> Type:

@@ -51,7 +51,8 @@ tables:
 """)
     assert sorted(p.split(" ")[0] for p in problems) == ["E057", "E057", "E057"], problems
     assert any("key 2: a bare 5 here means 500%" in p for p in problems)
-    assert any("row 'a': a bare 2" in p for p in problems) and any("a test of 'bagian': a bare 2" in p for p in problems)
+    assert any("row 'a': a bare 2" in p for p in problems)
+    assert any("a test of 'bagian': a bare 2" in p for p in problems)
 
 
 def test_a_bare_fraction_stays_a_valid_percent(tmp_path: Path) -> None:
@@ -70,7 +71,8 @@ def test_a_bare_fraction_stays_a_valid_percent(tmp_path: Path) -> None:
     ("pagu / 4", "a quotient"),
 ])
 def test_a_money_output_not_provably_whole_is_a_check_error(expr: str, reason: str) -> None:
-    problems = diagnose(f"policy: region\nextends: nasional\noutputs:\n  region.uang: {{type: money, expr: \"{expr}\"}}\n")
+    problems = diagnose("policy: region\nextends: nasional\noutputs:\n"
+                        f"  region.uang: {{type: money, expr: \"{expr}\"}}\n")
     assert len(problems) == 1 and problems[0].startswith("E134") and reason in problems[0], problems
 
 
@@ -78,7 +80,8 @@ def test_a_money_output_not_provably_whole_is_a_check_error(expr: str, reason: s
                                   "ceil(komponen_kinerja_bruto) + 250_000", "pagu_tpp[3] * 2",
                                   "if status = cpns then floor(pagu * 80%) else pagu"])
 def test_whole_rupiah_forms_pass(expr: str) -> None:
-    assert diagnose(f"policy: region\nextends: nasional\noutputs:\n  region.uang: {{type: money, expr: \"{expr}\"}}\n") == []
+    assert diagnose("policy: region\nextends: nasional\noutputs:\n"
+                    f"  region.uang: {{type: money, expr: \"{expr}\"}}\n") == []
 
 
 # ---- declared ranges on outputs -----------------------------------------------------------

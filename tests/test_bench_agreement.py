@@ -8,7 +8,7 @@ from kinerja_rules import Engine
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_engine import generate, hand_written  # noqa: E402
+from bench_engine import generate, hand_written
 
 
 def test_policy_matches_hand_written_rules(engine: Engine) -> None:

@@ -129,7 +129,8 @@ def _dies_on_line_600(items: list[Any]) -> tuple[bytes, int]:
     return _REAL_WORKER(items)
 
 
-def test_a_worker_that_dies_costs_no_record(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_worker_that_dies_costs_no_record(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     engine = bundled()
     items = [(i, json.dumps(r).encode(), f" on line {i}") for i, r in enumerate(_people(1500), start=1)]
     task = bulk.Task("nasional")

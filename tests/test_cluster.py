@@ -88,7 +88,7 @@ def test_a_dataset_is_decided_on_the_cluster_as_the_cli_decides_it(client: Clien
 def test_a_population_run_keeps_each_group_whole(client: Client, tmp_path: Path) -> None:
     records = _people(240)
     parts = _dataset(tmp_path, records, files=4, row_group=25)
-    groups = {unit: {"predikat_organisasi": org} for unit, org in zip(UNITS, ORGS)}
+    groups = {unit: {"predikat_organisasi": org} for unit, org in zip(UNITS, ORGS, strict=True)}
     summary = evaluate_dataset(client, "nasional", POLICIES, parts, tmp_path / "out", groups=groups)
     (tmp_path / "groups.json").write_text(json.dumps(groups))
     cli = kinerja("eval", "nasional", "-i", str(tmp_path / "all.parquet"), "-o", str(tmp_path / "cli.parquet"),

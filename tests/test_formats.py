@@ -107,7 +107,7 @@ def test_decisions_written_as_csv_read_back_cell_by_cell(tmp_path: Path) -> None
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     assert rows[0] == _columns() and len(rows) == 301
-    for decision, row in zip(decisions, rows[1:]):
+    for decision, row in zip(decisions, rows[1:], strict=True):
         flat = formats.flatten(decision)
         assert row == [formats.csv_cell(flat.get(c)) for c in rows[0]]
     assert rows[1][rows[0].index("outputs.tpp.diterima")] == str(decisions[0]["outputs"]["tpp"]["diterima"])
@@ -122,7 +122,7 @@ def test_decisions_written_as_parquet_read_back_with_their_types(tmp_path: Path)
     assert table.column_names == _columns() and table.num_rows == 300
     assert table.schema.field("outputs.tpp.diterima").type == pa.int64()
     assert table.schema.field("outputs.tindak_lanjut.pembinaan").type == pa.list_(pa.string())
-    for decision, row in zip(decisions, table.to_pylist()):
+    for decision, row in zip(decisions, table.to_pylist(), strict=True):
         flat = formats.flatten(decision)
         for column, value in row.items():
             if column in ("warnings", "population", "trace"):
@@ -138,9 +138,9 @@ def test_decisions_written_as_xlsx_open_in_a_spreadsheet(tmp_path: Path) -> None
     finally:
         book.close()
     assert rows[0] == _columns() and len(rows) == 301
-    for decision, row in zip(decisions, rows[1:]):
+    for decision, row in zip(decisions, rows[1:], strict=True):
         flat = formats.flatten(decision)
-        for column, value in zip(rows[0], row):
+        for column, value in zip(rows[0], row, strict=False):
             want = flat.get(column)
             if isinstance(want, (list, dict)):
                 want = formats.csv_cell(want)

@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from kinerja_rules import Engine
 from kinerja_rules.server import create_app
-from tests.conftest import BASE_RECORD, POLICIES, ROOT, bundled
+from tests.conftest import BASE_RECORD, ROOT, bundled
 
 ENGINE = bundled()
 MARK = "__hostile__"
@@ -121,7 +120,7 @@ def with_mark(policy_id: str, place: tuple[Any, ...]) -> dict[str, Any]:
     """The policy's full record with MARK at `place`."""
     record = copy.deepcopy(BASES[policy_id])
     node: Any = record
-    for part, following in zip(place, (*place[1:], None)):
+    for part, following in zip(place, (*place[1:], None), strict=True):
         fresh: Any = MARK if following is None else [] if isinstance(following, int) else {}
         if isinstance(part, int):
             if not isinstance(node, list):
@@ -224,7 +223,7 @@ def test_kinerja_eval_answers_every_hostile_line_in_order(lines: list[tuple[tupl
     assert result.returncode in (0, 1) and b"Traceback" not in result.stderr, result.stderr.decode()
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(out) == len(texts) + 2 and "outputs" in out[0] and "outputs" in out[-1]
-    for answer, ((_, where), raw) in zip(out[1:-1], lines):
+    for answer, ((_, where), raw) in zip(out[1:-1], lines, strict=True):
         if "error" in answer and answer["error"].get("line") is not None:
             assert answer["error"]["line"] == out.index(answer) + 1 or answer["error"]["kind"] != "input"
         if "error" in answer and answer["error"]["kind"] == "input" and not answer["error"].get("fields"):

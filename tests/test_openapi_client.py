@@ -100,7 +100,8 @@ def test_the_documents_declare_keys_problems_and_stable_operation_ids(tmp_path: 
     with TestClient(create_app(bundled(), keys=KeyRing.load(keys))) as secured:
         general = secured.get("/docs/openapi.json").json()
         ops = {op["operationId"]: (path, op) for path, item in general["paths"].items() for op in item.values()}
-        assert {"evaluate", "evaluateBatch", "evaluatePopulation", "describePolicy", "listPolicies", "validatePolicy", "policyOpenAPI",
+        assert {"evaluate", "evaluateBatch", "evaluatePopulation", "describePolicy", "listPolicies", "validatePolicy",
+                "policyOpenAPI",
                 "reloadPolicies", "health", "ready"} <= set(ops)
         assert ops["evaluate"][1]["security"] == [{"bearer": []}] and ops["health"][1]["security"] == []
         for path, op in ops.values():

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kinerja_rules import Engine, EvaluationError, PluginError, check_paths, hookspecs
+from kinerja_rules import Engine, EvaluationError, check_paths, hookspecs
 from kinerja_rules.engine import discover
 
 WHEN = dt.date(2024, 5, 1)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from itertools import permutations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kinerja_rules.population import Limit, Member, apply_quota, ordered
+from kinerja_rules.population import Limit, Member, apply_quota, assign, group_records, ordered
 
 PREDIKAT = ("sangat_baik", "baik", "butuh_perbaikan", "kurang", "sangat_kurang")
 BAIK_UNIT = [Limit(frozenset({"baik"}), "max", share=Decimal("0.7")),
@@ -20,7 +21,8 @@ AT_MOST_20_SANGAT_BAIK = [Limit(frozenset({"sangat_baik"}), "max", share=Decimal
 
 
 def _group(categories: list[str], scores: list[int]) -> list[Member]:
-    return [Member(key=f"{i:018d}", category=c, order=(-s,)) for i, (c, s) in enumerate(zip(categories, scores))]
+    return [Member(key=f"{i:018d}", category=c, order=(-s,)) for i,
+            (c, s) in enumerate(zip(categories, scores, strict=True))]
 
 
 def test_a_unit_of_37_keeps_seven_sangat_baik_and_moves_the_lowest_ranked() -> None:
@@ -118,10 +120,6 @@ def test_one_maximum_moves_exactly_the_bottom_of_its_category_one_step(group: li
 
 # ---- assignment -------------------------------------------------------------------------
 
-from itertools import permutations  # noqa: E402
-
-from kinerja_rules.population import assign  # noqa: E402
-
 
 def test_priority_fills_the_first_seat_with_the_best_eligible_candidate_first() -> None:
     scores = {("ani", "kabid"): Decimal(90), ("budi", "kabid"): Decimal(80), ("ani", "kasi"): Decimal(85),
@@ -168,13 +166,12 @@ def test_an_assignment_never_double_books_nor_places_the_ineligible(scores: dict
     if method == "optimal":  # no placement of the eligible does better
         best = Decimal(0)
         for order in permutations(people, len(seats)):
-            best = max(best, sum((scores[(p, s)] for p, s in zip(order, seats) if (p, s) in scores), Decimal(0)))
+            best = max(best,
+                       sum((scores[(p, s)] for p, s in zip(order, seats, strict=True) if (p, s) in scores), Decimal(0)))
         assert result.total == best
 
 
 # ---- grouping -------------------------------------------------------------------------------
-
-from kinerja_rules.population import group_records  # noqa: E402
 
 
 def _unit(record: dict[str, str]) -> tuple[str, str] | None:

@@ -12,7 +12,6 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from litestar.testing import TestClient
 
 from kinerja_rules import Decision, Engine, ErrorResult, GroupReport, PopulationInputError
@@ -25,7 +24,8 @@ UNITS = ["Dinas A", "Dinas B", "Dinas C"]
 _JSON = msgspec.json.Encoder(decimal_format="number")
 
 
-def _record(nip: int, unit: str, periode: str, realisasi: int, atasan: int, potensi: int | None = None) -> dict[str, Any]:
+def _record(nip: int, unit: str, periode: str, realisasi: int, atasan: int,
+            potensi: int | None = None) -> dict[str, Any]:
     record = copy.deepcopy(BASE_RECORD)
     record.update(nip=f"19900101201501{nip:04d}", unit_kerja=unit, periode=periode)
     record["skp"]["indikator"][0]["realisasi"] = realisasi
@@ -41,7 +41,8 @@ RECORDS = st.lists(st.tuples(st.integers(0, 40), st.sampled_from(UNITS), st.samp
 GROUP_DATA = st.fixed_dictionaries({unit: st.sampled_from(ORG) for unit in UNITS})
 
 
-def _run(engine: Engine, policy: str, records: list[Any], groups: dict[str, Any], **kw: Any) -> tuple[list[Any], list[GroupReport]]:
+def _run(engine: Engine, policy: str, records: list[Any], groups: dict[str, Any], **kw: Any) -> tuple[list[Any],
+                                                                                                      list[GroupReport]]:
     out = list(engine.evaluate_population(policy, records, groups, **kw))
     return ([r for r in out if not isinstance(r, GroupReport)], [r for r in out if isinstance(r, GroupReport)])
 
@@ -106,7 +107,8 @@ SEATS = st.lists(st.tuples(st.sampled_from([8, 9, 10]), st.sampled_from([0, 60, 
 
 
 @settings(max_examples=30, deadline=None)
-@given(RECORDS, SEATS, st.lists(st.integers(40, 100), min_size=30, max_size=30), st.sampled_from(["plaju", "sawahlunto"]))
+@given(RECORDS, SEATS, st.lists(st.integers(40, 100), min_size=30, max_size=30),
+       st.sampled_from(["plaju", "sawahlunto"]))
 def test_an_assignment_never_double_books_nor_places_the_ineligible(rows: list[Any], seat_rows: list[Any],
                                                                     potensi: list[int], policy: str) -> None:
     engine = bundled()
@@ -115,7 +117,8 @@ def test_an_assignment_never_double_books_nor_places_the_ineligible(rows: list[A
         record["kompetensi"] = [{"nama": "analisis", "level": 1 + i % 5}]
     seats = [{"id": f"s{i}", "unit": "Dinas A", "kelas": kelas, "potensi_minimum": minimum, "jenis_asal": asal}
              for i, (kelas, minimum, asal) in enumerate(seat_rows)] if policy == "plaju" else \
-        [{"id": f"s{i}", "kompetensi": [{"nama": "analisis", "level": kelas - 6}]} for i, (kelas, _, _) in enumerate(seat_rows)]
+        [{"id": f"s{i}", "kompetensi": [{"nama": "analisis", "level": kelas - 6}]} for i,
+         (kelas, _, _) in enumerate(seat_rows)]
     results, reports = _run(engine, policy, records, _groups(dict.fromkeys(UNITS, "istimewa")), seats=seats)
     placed = [(d.population["seat"], i) for i, d in enumerate(results)  # type: ignore[index]
               if isinstance(d, Decision) and d.population["seat"] is not None]  # type: ignore[index]
@@ -205,7 +208,8 @@ def test_what_is_sent_beside_the_records_is_checked_before_anything_is_decided(e
         ("plaju", {"groups": {}, "seats": [{"id": "a", "unit": "x", "kelas": 99}]}, "seats[0].kelas"),
         ("plaju", {"groups": {}, "seats": [{"id": "a", "unit": "x", "kelas": 9}, {"id": "a", "unit": "y", "kelas": 9}]},
          "seat 'a' is listed twice"),
-        ("plaju", {"groups": {}, "seats": [{"id": "a", "unit": "x", "kelas": 9, "kelass": 1}]}, "did you mean 'seats[0].kelas'"),
+        ("plaju", {"groups": {}, "seats": [{"id": "a", "unit": "x", "kelas": 9, "kelass": 1}]},
+         "did you mean 'seats[0].kelas'"),
         ("plaju", {"groups": {}, "seats": [7]}, "a seat must be an object"),
     ]
     for policy, beside, expected in cases:
@@ -226,7 +230,8 @@ def _standalone() -> Any:
     return folder
 
 
-def test_group_data_too_many_groups_and_a_huge_assignment_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_group_data_too_many_groups_and_a_huge_assignment_are_bounded(engine: Engine,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from kinerja_rules import population_run
 
     monkeypatch.setattr(population_run, "MAX_GROUPS", 2)
@@ -268,17 +273,21 @@ _LANGUAGE = {
     "a cycle across the stages through a definition": (
         "definitions:\n  skor: {expr: 'if population != null then population.rank else 0'}\n"
         + GROUPING.format(order="skor desc"), "E162", "reads `population` (through skor)", (10, 13)),
-    "an ordering without its direction": (GROUPING.format(order="capaian_skp"), "E160", "ends with desc or asc", (8, 13)),
+    "an ordering without its direction": (GROUPING.format(order="capaian_skp"), "E160", "ends with desc or asc",
+                                          (8, 13)),
     "an ordering by a list": (GROUPING.format(order="cuti desc"), "E161", "not list of record", (8, 13)),
     "a group named by a decimal": (
         "population:\n  grouping:\n    override: true\n    by: [capaian_skp]\n    member: nip\n", "E161",
         "capaian_skp' is decimal", (6, 10)),
     "a mode that is not report or enforce": (
-        QUOTA.format(of="predikat_awal", limits="kurva_distribusi", mode="group.predikat_organisasi"), "E161", "an enumeration of report and enforce", (8, 11)),
+        QUOTA.format(of="predikat_awal", limits="kurva_distribusi", mode="group.predikat_organisasi"), "E161",
+                                             "an enumeration of report and enforce", (8, 11)),
     "a quota of another category": (
-        QUOTA.format(of="hasil_kerja", limits="kurva_distribusi", mode="mode_kurva_distribusi"), "E102", "must be predikat", (6, 9)),
+        QUOTA.format(of="hasil_kerja", limits="kurva_distribusi", mode="mode_kurva_distribusi"), "E102",
+                                    "must be predikat", (6, 9)),
     "limits that are not a quota parameter": (
-        QUOTA.format(of="predikat_awal", limits="pagu_tpp", mode="mode_kurva_distribusi"), "E160", "'pagu_tpp' is not a `quota of …` parameter", (7, 13)),
+        QUOTA.format(of="predikat_awal", limits="pagu_tpp", mode="mode_kurva_distribusi"), "E160",
+                                              "'pagu_tpp' is not a `quota of …` parameter", (7, 13)),
     "an unknown rounding": (
         QUOTA.format(of="predikat_awal", limits="kurva_distribusi", mode="mode_kurva_distribusi")
         + "    rounding: round\n", "E160", "rounding 'round' is one of", (9, 15)),
@@ -296,16 +305,20 @@ _LANGUAGE = {
     "a group definition that hides a fixed field": (
         "group_definitions:\n  rank: {type: integer, expr: size}\n", "E160", "would hide population.rank", (4, 3)),
     "a quota share over 100 %": (
-        "parameters:\n  kurva_distribusi:\n    override: true\n    type: quota of predikat\n    key: predikat_organisasi\n"
+        "parameters:\n  kurva_distribusi:\n    override: true\n    type: quota of predikat\n"
+        "    key: predikat_organisasi\n"
         "    values:\n      2024-01-01:\n        istimewa: {sangat_baik: '<= 170%'}\n        baik: {}\n"
-        "        butuh_perbaikan: {}\n        kurang: {}\n        sangat_kurang: {}\n", "E052", "at most 100%", (10, 9)),
+        "        butuh_perbaikan: {}\n        kurang: {}\n        sangat_kurang: {}\n", "E052", "at most 100%",
+                                 (10, 9)),
     "a quota bound of the wrong shape": (
-        "parameters:\n  kurva_distribusi:\n    override: true\n    type: quota of predikat\n    key: predikat_organisasi\n"
+        "parameters:\n  kurva_distribusi:\n    override: true\n    type: quota of predikat\n"
+        "    key: predikat_organisasi\n"
         "    values:\n      2024-01-01:\n        istimewa: {sangat_baik: 'max 70%'}\n        baik: {baik: '<= 70%'}\n"
         "        butuh_perbaikan: {baik: '<= 70%'}\n        kurang: {baik: '<= 70%'}\n"
         "        sangat_kurang: {bagus: '<= 70%'}\n", "E052", "write <=, >= or = and a share", (10, 9)),
     "a shortlist past its bound": (
-        "seats:\n  id: text\npopulation:\n  assignment: {eligible: 'true', score: '1', shortlist: 100000000000000000000}\n",
+        "seats:\n  id: text\npopulation:\n"
+        "  assignment: {eligible: 'true', score: '1', shortlist: 100000000000000000000}\n",
         "E160", "'shortlist' is between 0 and 100", (6, 57)),
     "a long shortlist": (
         "seats:\n  id: text\npopulation:\n  assignment: {eligible: 'true', score: '1', shortlist: 1000}\n",
@@ -314,7 +327,8 @@ _LANGUAGE = {
         "population:\n  grouping: {override: true, by: [unit_kerja], member: nip, order: capaian_skp desc}\n",
         "E010", "expected a list, got 'str' (at order)", (4, 61)),
     "a quota of a text": (
-        "parameters:\n  q: {type: quota of text, values: {2024-01-01: {}}}\n", "E050", "a quota is of an enumeration", (4, 7)),
+        "parameters:\n  q: {type: quota of text, values: {2024-01-01: {}}}\n", "E050", "a quota is of an enumeration",
+                          (4, 7)),
 }
 
 
@@ -345,7 +359,8 @@ def test_a_region_extends_the_population_stage(engine: Engine) -> None:
         "  mode_kurva_distribusi: {override: true, type: mode_kuota, values: {2024-01-01: enforce}}\n"
         "group_definitions:\n  rata_capaian:\n    type: decimal\n"
         "    expr: round(mean(m.capaian_skp for m in members), 2, half_up)\n"
-        "definitions:\n  rata_unit: {type: optional decimal, expr: 'if population != null then population.rata_capaian else null'}\n"
+        "definitions:\n"
+        "  rata_unit: {type: optional decimal, expr: 'if population != null then population.rata_capaian else null'}\n"
         "outputs:\n  region.rata_unit: {type: optional decimal, expr: rata_unit}\n")
     policy = _region(engine, text)
     records = [_record(i, "Dinas A", period, 1150, 95) for i in range(5) for period in ("2025-02", "2025-03")]
@@ -401,7 +416,8 @@ def test_kinerja_eval_decides_a_population_and_writes_the_reports(tmp_path: Any,
     (b"{}", ["--seats", "groups.json"], "must hold a JSON list of seat objects"),
     (b"{}", ["--sorted-by-group", "--policies", "policies"], ""),
 ])
-def test_kinerja_eval_refuses_what_it_cannot_use_beside_the_records(tmp_path: Any, groups: bytes | None, args: list[str],
+def test_kinerja_eval_refuses_what_it_cannot_use_beside_the_records(tmp_path: Any, groups: bytes | None,
+                                                                    args: list[str],
                                                                     message: str,
                                                                     capsys: pytest.CaptureFixture[str],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -411,7 +427,8 @@ def test_kinerja_eval_refuses_what_it_cannot_use_beside_the_records(tmp_path: An
     inputs, beside = _files(tmp_path, [_record(1, "Dinas A", "2025-03", 1000, 80)], groups or b"{}")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policies").symlink_to(ROOT / "policies")
-    command = ["eval", "nasional", "--input", str(inputs), *([] if groups is None else ["--groups", str(beside)]), *args]
+    command = ["eval", "nasional", "--input", str(inputs), *([] if groups is None else ["--groups", str(beside)]),
+               *args]
     assert main(command) == (2 if message else 1)
     assert message in capsys.readouterr().err
 
@@ -591,5 +608,6 @@ def test_a_unit_named_with_a_colon_keeps_its_place_in_the_error(engine: Engine) 
     [result, report] = list(engine.evaluate_population("nasional", [record], _groups({"Dinas A": "baik"})))
     assert isinstance(result, ErrorResult) and isinstance(report, GroupReport)
     [field] = result.error.fields
-    assert field.path == 'groups["Dinas: Kesehatan"]' and field.message == "group 'Dinas: Kesehatan' has no data in groups"
+    assert field.path == 'groups["Dinas: Kesehatan"]'
+    assert field.message == "group 'Dinas: Kesehatan' has no data in groups"
     assert report.error == "groups[\"Dinas: Kesehatan\"]: group 'Dinas: Kesehatan' has no data in groups"

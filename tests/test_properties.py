@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kinerja_rules import Engine, EvaluationError, PolicyError, RecordError, check_paths
+from kinerja_rules import EvaluationError, PolicyError, RecordError, check_paths
 from kinerja_rules.engine import validate_text
 from kinerja_rules.parser import ExpressionSyntaxError, parse
-from tests.conftest import BASE_RECORD, POLICIES, bundled
+from tests.conftest import BASE_RECORD, bundled
 
 ENGINE = bundled()
 TOKENS = ["capaian_skp", "pagu", "jabatan.kelas", "skp.indikator", "1", "0", "2.5", "60%", "null", "true",
@@ -63,7 +63,8 @@ def test_random_policy_documents_only_give_diagnostics(doc: Any) -> None:
 
 values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=5),
                    st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-1000, max_value=1000),
-                   st.lists(st.integers(-5, 200), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+                   st.lists(st.integers(-5, 200), max_size=3),
+                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 PATHS = ["nip", "periode", "status", "jabatan", "jabatan.kelas", "jabatan.jenis", "jabatan.jenjang", "skp.indikator",
          "perilaku.atasan", "perilaku.rekan_kerja", "presensi.terlambat_menit", "presensi.tanpa_keterangan_hari",
          "presensi.tanpa_keterangan_tahun", "hukuman_disiplin", "potensi", "potensi.skor", "riwayat_predikat",

@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from kinerja_rules import Engine
 from kinerja_rules.server import KeyRing, create_app, hash_key
 from kinerja_rules.server.decisions import Recorder
-from kinerja_rules.store import IDS, Redactor, SQLiteStore, Source, Store, StoreError, open_store, uuid7
+from kinerja_rules.store import IDS, Redactor, Source, SQLiteStore, Store, StoreError, open_store, uuid7
 from tests.conftest import BASE_RECORD, POLICIES, ROOT
 from tests.test_server import assert_problem
 
@@ -74,7 +74,7 @@ def test_a_batch_keeps_each_decision_and_no_error(client: TestClient[Litestar]) 
     results = client.post("/v1/policies/nasional/evaluate/batch", json={"records": records}).json()["results"]
     assert [r["result"] for r in results] == ["decision", "decision", "error", "decision", "decision"]
     assert "decision_id" not in results[2]
-    for result, record in zip(results, records):
+    for result, record in zip(results, records, strict=True):
         if result["result"] == "decision":
             assert client.get(f"/v1/decisions/{result['decision_id']}").json()["input"] == record
 
@@ -293,7 +293,7 @@ def test_retention_keeps_an_appealed_original_while_its_appeal_is_kept(tmp_path:
     from kinerja_rules.store import DecisionRecord
 
     store = SQLiteStore(tmp_path / "d.sqlite3")
-    old_time = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    old_time = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
 
     def made(**changes: Any) -> DecisionRecord:
         values: dict[str, Any] = dict(id=uuid7(int(old_time.timestamp() * 1000)), made_at=old_time,
@@ -303,7 +303,7 @@ def test_retention_keeps_an_appealed_original_while_its_appeal_is_kept(tmp_path:
         return DecisionRecord(**values)
 
     appealed, lone = made(), made()
-    appeal = made(appeal_of=appealed.id, made_at=dt.datetime.now(dt.timezone.utc), id=IDS.next())
+    appeal = made(appeal_of=appealed.id, made_at=dt.datetime.now(dt.UTC), id=IDS.next())
     store.put([appealed, lone, appeal], [Source("d" * 64, "nasional", {})])
     assert store.delete_older_than(30) == 1
     assert store.get(lone.id) is None and store.get(appealed.id) is not None and store.get(appeal.id) is not None
@@ -333,7 +333,7 @@ def test_impact_over_http_equals_the_engine_deciding_both(client: TestClient[Lit
     before = [base.evaluate("nasional", r).get("tpp.diterima") for r in records[:-1]]
     after = [proposed.evaluate("nasional", r).get("tpp.diterima") for r in records[:-1]]
     assert (report["tpp"]["before"], report["tpp"]["after"]) == (sum(before), sum(after))
-    assert report["tpp"]["down"] == sum(a < b for a, b in zip(after, before)) > 0
+    assert report["tpp"]["down"] == sum(a < b for a, b in zip(after, before, strict=True)) > 0
     assert [u["unit_kerja"] for u in report["tpp"]["by_unit"]] == ["A", "B"]
     assert report["proposed"]["version"] == "2025.1" and report["errors"] == {"base": 1, "proposed": 1}
     # the base may be an archived version, named by its digest

@@ -117,14 +117,15 @@ def test_impact_reports_transitions_and_exact_totals(work: Path) -> None:
                    "-i", "records.jsonl", "--explain"], work)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    pairs = [(b, a) for b, a in zip(before, after) if hasattr(b, "outputs") and hasattr(a, "outputs")]
+    pairs = [(b, a) for b, a in zip(before, after, strict=True) if hasattr(b, "outputs") and hasattr(a, "outputs")]
     paid = [(b.get("tpp.diterima"), a.get("tpp.diterima")) for b, a in pairs]
     tpp = report["tpp"]
     assert (tpp["before"], tpp["after"]) == (sum(b for b, _ in paid), sum(a for _, a in paid))
     assert tpp["difference"] == tpp["after"] - tpp["before"] < 0
     assert (tpp["up"], tpp["down"], tpp["unchanged"]) == (sum(a > b for b, a in paid), sum(a < b for b, a in paid),
                                                           sum(a == b for b, a in paid))
-    assert sum(u["difference"] for u in tpp["by_unit"]) == tpp["difference"] == sum(k["difference"] for k in tpp["by_kelas"])
+    assert sum(u["difference"] for u in tpp["by_unit"]) == tpp["difference"] \
+        == sum(k["difference"] for k in tpp["by_kelas"])
     assert sum(c["count"] for c in report["predikat"]["matrix"]) == len(pairs) == 30
     assert report["records"] == 31 and report["errors"] == {"base": 1, "proposed": 1}
     assert report["base"]["version"] == "2024.1" and report["proposed"]["version"] == "2025.1"
@@ -189,12 +190,12 @@ def test_impact_base_from_an_archived_digest(work: Path) -> None:
 def test_rapel_owes_the_difference_per_person_and_month(work: Path) -> None:
     decided = _lines(_run(["eval", "nasional", "-i", "records.jsonl", "--record", "data"], work).stdout)
     records = [json.loads(line) for line in (work / "records.jsonl").read_text().splitlines()][:-1]
-    due = {(r["nip"], r["periode"]): d for r, d in zip(records, _decide(work / "proposed", records))}
+    due = {(r["nip"], r["periode"]): d for r, d in zip(records, _decide(work / "proposed", records), strict=True)}
     result = _run(["rapel", "--policy", "nasional", "--proposed", "proposed", "--from", "2025-01", "--to", "2025-02",
                    "--data", "data"], work)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    paid = {(r["nip"], r["periode"]): d["outputs"]["tpp"]["diterima"] for r, d in zip(records, decided)}
+    paid = {(r["nip"], r["periode"]): d["outputs"]["tpp"]["diterima"] for r, d in zip(records, decided, strict=False)}
     wanted = {k for k in paid if k[1] <= "2025-02"}
     assert {(p["nip"], p["periode"]) for p in report["people"]} == wanted and len(wanted) == 20
     for person in report["people"]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import datetime as dt
+import io
 import json
 import re
 import shutil
@@ -320,6 +320,7 @@ def test_validate_accepts_a_valid_region(client: TestClient[Litestar]) -> None:
 @pytest.mark.parametrize(("content", "ctype", "status", "name"), [
     (b"", "application/yaml", 400, "missing-body"),
     (b"\xff\xfe", "application/yaml", 400, "bad-request"),
+    (b'{"files": {"a.yaml": "policy: \xff"}}', "application/json", 400, "bad-request"),
     (b"policy: x", "image/png", 415, "unsupported-media-type"),
 ])
 def test_validate_bad_bodies(client: TestClient[Litestar], content: bytes, ctype: str, status: int,
@@ -567,7 +568,8 @@ def test_metrics_count_requests_decisions_and_policies(engine: Engine) -> None:
 def test_openapi_documents_the_bodies(client: TestClient[Litestar]) -> None:
     spec = client.get("/docs/openapi.json").json()
     post = spec["paths"]["/v1/policies/{policy_id}/evaluate"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/EvaluateRequest"}
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/EvaluateRequest"}
     assert spec["components"]["schemas"]["EvaluateRequest"]["required"] == ["record"]
     assert "422" in post["responses"] and "404" in post["responses"]
     assert {"/v1/policies", "/v1/validate", "/v1/admin/reload", "/health", "/ready", "/metrics"} <= set(spec["paths"])
@@ -671,7 +673,8 @@ def test_metrics_need_an_admin_key_unless_public(secured: TestClient[Litestar], 
     assert_problem(secured.get("/metrics"), 401, "unauthorized")
     assert_problem(secured.get("/metrics", headers=bearer("payroll")), 403, "forbidden")
     assert "kinerja_policy_info" in secured.get("/metrics", headers=bearer("ops")).text
-    ring = KeyRing.parse(json.dumps({"keys": [{"name": "ops", "sha256": hash_key(KEYS["ops"]), "policies": [], "admin": True}]}), "k")
+    ring = KeyRing.parse(json.dumps({"keys": [{"name": "ops", "sha256": hash_key(KEYS["ops"]), "policies": [],
+                                               "admin": True}]}), "k")
     with TestClient(create_app(engine, keys=ring, public_metrics=True)) as client:
         assert client.get("/metrics").status_code == 200
 
@@ -691,8 +694,8 @@ def test_admin_scope_for_reload(secured: TestClient[Litestar]) -> None:
     assert_problem(secured.post("/v1/admin/reload"), 401, "unauthorized")
     assert_problem(secured.post("/v1/admin/reload", headers=bearer("payroll")), 403, "forbidden")
     assert secured.post("/v1/admin/reload", headers=bearer("ops")).status_code == 200
-    assert secured.post("/v1/validate", content="policy: x\n", headers={**bearer("payroll"),
-                                                                         "content-type": "text/yaml"}).status_code == 200
+    assert secured.post("/v1/validate", content="policy: x\n",
+                        headers={**bearer("payroll"), "content-type": "text/yaml"}).status_code == 200
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -10,7 +10,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from kinerja_rules import Engine
 from kinerja_rules.recording import record_of, source_of, with_id
 from kinerja_rules.server import create_app
 from kinerja_rules.server.decisions import Recorder

@@ -104,7 +104,8 @@ def test_slow_evaluations_run_side_by_side_and_health_answers_at_once(slow: tupl
         health, waited = client.get("/health"), time.monotonic() - start - 0.2
         answers = [f.result() for f in running]
         assert health.status_code == 200 and waited < 0.5, waited
-        assert all(a.status_code == 200 and a.json()["outputs"]["hasil"] == 1 for a, _ in answers), [a.text for a, _ in answers]
+        assert all(a.status_code == 200 and a.json()["outputs"]["hasil"] == 1 for a, _ in answers), [a.text for a,
+                                                                                                     _ in answers]
         assert max(took for _, took in answers) < 2.5  # side by side: not 1, 2, 3 and 4 s
         assert time.monotonic() - start < 3
 
@@ -124,7 +125,8 @@ def test_a_runaway_plugin_call_is_that_records_error_within_its_budget(slow: tup
         fine, _ = _evaluate(client, "tunggu", 0)  # the same process goes on deciding
         assert fine.status_code == 200
         batch = client.post("/v1/policies/lambat/evaluate/batch",
-                            json={"records": [{"cara": cara, "x": 30}, {"cara": "tunggu", "x": 0}], "as_of": "2025-01-01"})
+                            json={"records": [{"cara": cara, "x": 30}, {"cara": "tunggu", "x": 0}],
+                                  "as_of": "2025-01-01"})
         first, second = batch.json()["results"]
         assert "did not return within 0.5 s" in first["error"]["message"] and second["outputs"]["hasil"] == 1
         assert service.pool is not None and service.pool.slices >= 1  # a short batch of plugin code: the pool
@@ -175,7 +177,8 @@ group_data:
 group_definitions:
   hasil_unit:
     type: integer
-    expr: "when group.cara = tunggu then tunggu(group.x) when group.cara = putar then putar(group.x) else kebal(group.x)"
+    expr: "when group.cara = tunggu then tunggu(group.x) when group.cara = putar then putar(group.x)
+      else kebal(group.x)"
 population:
   grouping: {by: [unit], member: id}
 outputs:

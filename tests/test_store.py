@@ -15,22 +15,32 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 import msgspec
+import pytest
 
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.recording import source_of
 from kinerja_rules.server.batch import Chunker, Recording, decide
 from kinerja_rules.server.bodies import Limits
-from kinerja_rules.store import (CHUNK_DECISIONS, IDS, MIGRATIONS, _Ids, DecisionRecord, Redactor, SQLiteStore, Store,
-                                 StoreError, row_of, uuid7)
+from kinerja_rules.store import (
+    CHUNK_DECISIONS,
+    IDS,
+    MIGRATIONS,
+    DecisionRecord,
+    Redactor,
+    SQLiteStore,
+    Store,
+    StoreError,
+    _Ids,
+    row_of,
+    uuid7,
+)
 from tests.conftest import BASE_RECORD, ROOT, bundled
 
 
 def _record(nip: str = "198507122010011003", periode: str = "2025-03", **changes: object) -> DecisionRecord:
     values: dict[str, object] = dict(
-        id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id="nasional", policy_version="2024.1",
+        id=IDS.next(), made_at=dt.datetime.now(dt.UTC), policy_id="nasional", policy_version="2024.1",
         policy_digest="d" * 64, as_of=dt.date(2025, 3, 1), input={**BASE_RECORD, "nip": nip, "periode": periode},
         outputs={"tpp": {"diterima": 4_500_000}, "evaluasi": {"capaian_skp": Decimal("100.25")}},
         nip=nip, periode=periode)
@@ -160,7 +170,7 @@ def test_a_store_from_a_newer_version_is_refused_and_an_older_one_upgraded(tmp_p
 
 def test_retention_deletes_what_is_older_than_its_days(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "d.sqlite")
-    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
     old = _record(made_at=then, id=uuid7(int(then.timestamp() * 1000)))  # an id sorts by when it was made
     new = _record()
     store.put([old, new], [("d" * 64, "nasional", {})])
@@ -283,7 +293,8 @@ def batch_kept_in_chunks(store: Store) -> None:
     assert all(c.id <= c.last_id and c.inputs and c.answers for c in chunks)
     store.put_rows(rows, [source_of(engine.policy("nasional"))], chunks=chunks)
     results = _JSON.decode(b"[" + joined + b"]")
-    decided = [(record, result) for record, result in zip(records, results) if result["result"] == "decision"]
+    decided = [(record, result) for record,
+               result in zip(records, results, strict=True) if result["result"] == "decision"]
     assert len(decided) == 247
     for record, result in decided:
         kept = store.get(result["decision_id"])
@@ -297,7 +308,7 @@ def batch_kept_in_chunks(store: Store) -> None:
 
     appealed = store.get(decided[120][1]["decision_id"])  # in the second chunk
     assert appealed is not None
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     appeal = DecisionRecord(id=uuid7(int(later.timestamp() * 1000)), made_at=later, policy_id="nasional",
                             policy_version=appealed.policy_version, policy_digest=appealed.policy_digest,
                             as_of=appealed.as_of, input=appealed.input, outputs=appealed.outputs, appeal_of=appealed.id)
@@ -408,7 +419,7 @@ def test_retention_leaves_no_one_behind_in_the_table_by_person(tmp_path: Path, m
     monkeypatch.setattr("kinerja_rules.store.INDEX_ROWS", 1)
     path = tmp_path / "d.sqlite"
     store = SQLiteStore(path, writer_process=False)
-    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
     store.put([_record(made_at=then, id=uuid7(int(then.timestamp() * 1000)))], [("d" * 64, "nasional", {})])
     store.close()
     assert _people(path) == (1, 1)

@@ -20,7 +20,17 @@ from litestar.testing import TestClient
 from kinerja_rules import Engine
 from kinerja_rules.server import create_app
 from kinerja_rules.server.decisions import Recorder
-from kinerja_rules.store import IDS, MIGRATIONS, DecisionRecord, PostgresStore, Run, Source, StoreError, open_store, uuid7
+from kinerja_rules.store import (
+    IDS,
+    MIGRATIONS,
+    DecisionRecord,
+    PostgresStore,
+    Run,
+    Source,
+    StoreError,
+    open_store,
+    uuid7,
+)
 from tests.conftest import BASE_RECORD, POLICIES
 
 
@@ -50,7 +60,7 @@ def dsn(server: str) -> str:
 
 def _record(**changes: Any) -> DecisionRecord:
     values: dict[str, Any] = dict(
-        id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id="nasional", policy_version="2024.1",
+        id=IDS.next(), made_at=dt.datetime.now(dt.UTC), policy_id="nasional", policy_version="2024.1",
         policy_digest="d" * 64, as_of=dt.date(2025, 3, 1), input={**BASE_RECORD},
         outputs={"tpp": {"diterima": 4_500_000}, "evaluasi": {"capaian_skp": Decimal("100.25")}},
         nip=BASE_RECORD["nip"], periode="2025-03")
@@ -61,7 +71,7 @@ def _record(**changes: Any) -> DecisionRecord:
 def test_records_runs_and_sources_come_back_exactly(dsn: str) -> None:
     store = open_store(dsn)
     assert isinstance(store, PostgresStore)
-    run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id="nasional", policy_digest="d" * 64,
+    run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.UTC), policy_id="nasional", policy_digest="d" * 64,
               groups={"Dinas Kesehatan": {"predikat_organisasi": "baik"}}, seats=None, as_of=dt.date(2025, 3, 1))
     member = _record(run_id=run.id, trace={"outputs": {}}, population={"group": ["x"], "rank": 1})
     alone = _record(periode="2025-04")
@@ -126,7 +136,7 @@ def test_the_schema_is_migrated_once_and_a_newer_one_refused(dsn: str) -> None:
 
 def test_retention_and_a_server_that_cannot_be_reached(dsn: str) -> None:
     store = open_store(dsn)
-    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     old = _record(made_at=then, id=uuid7(int(then.timestamp() * 1000)))
     new = _record()
     store.put([old, new], [Source("d" * 64, "nasional", {})])

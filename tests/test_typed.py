@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from kinerja_rules import bulk
 from kinerja_rules.fastcheck import build_typed_decoder
-from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.jsontext import duplicate_key
+from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.schema import build_validator
 from tests.conftest import BASE_RECORD, bundled
 from tests.test_properties import PATHS, _set

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kinerja_rules import Engine, RecordError
-from kinerja_rules import checker
+from kinerja_rules import Engine, RecordError, checker
 from kinerja_rules.types import Kind, Type, parse_type
-from tests.conftest import POLICIES, bundled
+from tests.conftest import bundled
 
 WHEN = dt.date(2024, 3, 1)
 
@@ -33,7 +32,8 @@ def test_an_inline_enumeration_works_in_every_section(tmp_path: Path) -> None:
     engine = standalone(tmp_path, """inputs:
   zona: {type: 'enum {kota, desa, terpencil}'}
 parameters:
-  tunjangan: {type: money, key: 'enum {kota, desa, terpencil}', values: {2024-01-01: {kota: 0, desa: 100_000, terpencil: 300_000}}}
+  tunjangan: {type: money, key: 'enum {kota, desa, terpencil}',
+              values: {2024-01-01: {kota: 0, desa: 100_000, terpencil: 300_000}}}
 definitions:
   kategori: {type: 'enum {biasa, khusus}', expr: 'if zona = terpencil then khusus else biasa'}
 tables:
@@ -96,7 +96,7 @@ def test_every_type_is_a_kind(engine: Engine) -> None:
 
 def test_check_runs_every_stage_once_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    stages = tuple((name, (lambda fn, name: lambda w: (calls.append(name), fn(w))[1])(fn, name))
+    stages = tuple((name, (lambda stage, named: lambda w: (calls.append(named), stage(w))[1])(fn, name))
                    for name, fn in checker.STAGES)
     monkeypatch.setattr(checker, "STAGES", stages)
     report = bundled().validate_text("policy: c\nextends: nasional\n", "c.yaml")

@@ -9,7 +9,6 @@ from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.checking.model import Case, Context, Output
 from kinerja_rules.documents import Item
 
-
 # ---- policy tests ----------------------------------------------------------------------
 
 def set_path(record: dict[str, Any], dotted: str, value: Any) -> None:
@@ -44,7 +43,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def check_cases(ctx: Context, fixtures: dict[str, Item], tests: dict[str, Item], outputs: dict[str, Output]) -> dict[str, Case]:
+def check_cases(ctx: Context, fixtures: dict[str, Item], tests: dict[str, Item],
+                outputs: dict[str, Output]) -> dict[str, Case]:
     out: dict[str, Case] = {}
     for name, item in fixtures.items():
         if not isinstance(item.spec, dict):

@@ -13,7 +13,7 @@ from kinerja_rules import nodes as n
 from kinerja_rules import types as t
 from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.assemble import Assembled
-from kinerja_rules.checking.model import Context, DATE_RE, Param
+from kinerja_rules.checking.model import DATE_RE, Context, Param
 from kinerja_rules.documents import FieldSpec, Item
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
 from kinerja_rules.loader import Path_
@@ -21,7 +21,6 @@ from kinerja_rules.numbers import RANGE_MESSAGE, in_range
 from kinerja_rules.population import Limit
 from kinerja_rules.schema import Field, SchemaProblem, build_validator, resolve_field
 from kinerja_rules.types import Kind, Type
-
 
 # ---- header, references, citations ---------------------------------------------
 
@@ -208,7 +207,7 @@ def quota_value(raw: Any, kind: Type) -> tuple[Limit, ...]:
     return tuple(out)
 
 
-def scalar_value(raw: Any, kind: Type) -> Any:
+def scalar_value(raw: Any, kind: Type) -> Any:  # noqa: C901
     if is_quota(kind):
         return quota_value(raw, kind)
     if kind.kind == Kind.PERCENT and isinstance(raw, (int, Decimal)) and not isinstance(raw, bool) and raw > 1:
@@ -256,7 +255,8 @@ def _key_value(raw: str, key: Type) -> Any:
     return raw
 
 
-def check_parameters(ctx: Context, items: dict[str, Item], named: dict[str, Field], policy: Assembled) -> dict[str, Param]:
+def check_parameters(ctx: Context, items: dict[str, Item], named: dict[str, Field],  # noqa: C901
+                     policy: Assembled) -> dict[str, Param]:
     named_types = {k: f.type for k, f in named.items()}
     out: dict[str, Param] = {}
     for name, item in items.items():
@@ -271,7 +271,8 @@ def check_parameters(ctx: Context, items: dict[str, Item], named: dict[str, Fiel
             ctx.error("E050", str(exc), ctx.at(item, "type" if "key" not in str(exc) else "key"))
             continue
         if key is not None and key.kind not in (Kind.INTEGER, Kind.ENUM, Kind.TEXT):
-            ctx.error("E050", f"a parameter key must be integer, text or an enumeration, not {key}", ctx.at(item, "key"))
+            ctx.error("E050", f"a parameter key must be integer, text or an enumeration, not {key}",
+                      ctx.at(item, "key"))
             continue
         dated: list[tuple[dt.date, Any]] = []
         ok = True

@@ -17,10 +17,9 @@ from kinerja_rules.tables import Table
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
 
-
 # ---- exactness: whole rupiah, repeating table inputs, declared ranges ---------------
 
-def check_exactness(ctx: Context, items: dict[str, dict[str, Item]], root: Field, params: dict[str, Param],
+def check_exactness(ctx: Context, items: dict[str, dict[str, Item]], root: Field, params: dict[str, Param],  # noqa: C901
                tables: dict[str, Table], definitions: dict[str, Definition], outputs: dict[str, Output],
                notes: Annotations) -> None:
     def input_field(path: str) -> Field | None:
@@ -87,7 +86,8 @@ def _reads_var(expr: n.Expr, var: str, notes: Annotations) -> bool:
 
 def point_at_extensions(ctx: Context, policy: Assembled) -> None:
     """Report a gap the child's added enumeration values open in a parent's item at the child's extension line."""
-    extensions = [item for item in policy.items["types"].values() if item.added and item.source.name in policy.own_files]
+    extensions = [item for item in policy.items["types"].values()
+                  if item.added and item.source.name in policy.own_files]
     if not extensions:
         return
     first = extensions[0]

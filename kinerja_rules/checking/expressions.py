@@ -21,7 +21,6 @@ from kinerja_rules.tables import AGGREGATIONS, HIT_POLICIES, Row, Table, analyse
 from kinerja_rules.typecheck import Annotations, Checker, Scope, TypeProblem
 from kinerja_rules.types import Kind, Type
 
-
 # ---- definitions ------------------------------------------------------------------
 
 def check_definition(ctx: Context, item: Item, scope: Scope, notes: Annotations, named: dict[str, Field],
@@ -60,7 +59,8 @@ def declared_type(ctx: Context, item: Item, text: str | None, named: dict[str, F
 
 # ---- tables -------------------------------------------------------------------------
 
-def table_signature(ctx: Context, item: Item, named: dict[str, Field]) -> tuple[tuple[tuple[str, Type], ...], Type, Type] | None:
+def table_signature(ctx: Context, item: Item,
+                    named: dict[str, Field]) -> tuple[tuple[tuple[str, Type], ...], Type, Type] | None:
     spec: TableSpec = item.spec
     if not spec.inputs:
         ctx.error("E060", f"table {item.name!r} needs 'inputs' (name: type)", ctx.at(item))
@@ -104,7 +104,7 @@ def table_signature(ctx: Context, item: Item, named: dict[str, Field]) -> tuple[
     return tuple(inputs), output, returns
 
 
-def check_table(ctx: Context, item: Item, row_items: list[RowItem], inputs: tuple[tuple[str, Type], ...], output: Type,
+def check_table(ctx: Context, item: Item, row_items: list[RowItem], inputs: tuple[tuple[str, Type], ...], output: Type,  # noqa: C901
            returns: Type, scope: Scope, notes: Annotations) -> Table | None:
     spec: TableSpec = item.spec
     input_names = [name for name, _ in inputs]
@@ -227,7 +227,7 @@ def _check_test(ctx: Context, test: n.Test, kind: Type, name: str, checker: Chec
 
 # ---- outputs and rules ---------------------------------------------------------------
 
-def check_outputs(ctx: Context, items: dict[str, Item], scope: Scope, notes: Annotations,
+def check_outputs(ctx: Context, items: dict[str, Item], scope: Scope, notes: Annotations,  # noqa: C901
              named: dict[str, Field]) -> dict[str, Output]:
     out: dict[str, Output] = {}
     names = set(items)

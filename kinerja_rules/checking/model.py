@@ -20,7 +20,6 @@ from kinerja_rules.tables import Table
 from kinerja_rules.typecheck import Annotations, TypeProblem
 from kinerja_rules.types import Type
 
-
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 

@@ -124,7 +124,8 @@ def declare(ctx: Context, items: dict[str, dict[str, Item]], named: dict[str, Fi
     definitions; reported where they are declared."""
     out = Declared()
     parts = items["population"]
-    extra = [s for s in ("group_data", "seats", "group_definitions") if items[s]] + [p for p in parts if p != "grouping"]
+    extra = ([s for s in ("group_data", "seats", "group_definitions") if items[s]]
+             + [p for p in parts if p != "grouping"])
     if "grouping" not in parts:
         if extra:
             first = next(iter(parts.values()), None) or next(iter(items[extra[0]].values()))
@@ -187,16 +188,18 @@ def _limits(ctx: Context, item: Item, params: dict[str, Param]) -> tuple[str, n.
                   item.source.value_span((*item.path, "limits")))
         return None
     if param.key is not None and key is None:
-        ctx.error("E160", f"quota parameter {name!r} is keyed by {param.key}; write {name}[key]", item.source.value_span((*item.path, "limits")))
+        ctx.error("E160", f"quota parameter {name!r} is keyed by {param.key}; write {name}[key]",
+                  item.source.value_span((*item.path, "limits")))
         return None
     if param.key is None and key is not None:
-        ctx.error("E160", f"quota parameter {name!r} is not keyed; write {name}", item.source.value_span((*item.path, "limits")))
+        ctx.error("E160", f"quota parameter {name!r} is not keyed; write {name}",
+                  item.source.value_span((*item.path, "limits")))
         return None
     assert param.type.item is not None
     return name, key, param.type.item
 
 
-def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: Declared, scope: Scope,
+def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: Declared, scope: Scope,  # noqa: C901
                      notes: Annotations, definitions: dict[str, Definition], tables: dict[str, Table],
                      params: dict[str, Param]) -> Population | None:
     """Check every expression of the stage and split the definitions into before and after it."""
@@ -293,7 +296,8 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         if mode is not None and not (got.kind == Kind.ENUM and set(got.values) <= {"report", "enforce"}
                                      and not got.optional):
             ctx.error("E161", f"the quota's mode is an enumeration of report and enforce, not {got}",
-                      item.source.value_span((*item.path, "mode")), "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
+                      item.source.value_span((*item.path, "mode")),
+                      "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
             mode = None
         if q.rounding not in ROUNDINGS:
             ctx.error("E160", f"rounding {q.rounding!r} is one of {', '.join(ROUNDINGS)}"
@@ -311,14 +315,16 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         eligible, _ = check(item, "eligible", a.eligible, t.BOOLEAN, "the assignment's 'eligible'", seat_env)
         score, got = check(item, "score", a.score, None, "the assignment's 'score'", seat_env)
         if score is not None and (not got.numeric or got.optional):
-            ctx.error("E161", f"the assignment's score is a number, not {got}", item.source.value_span((*item.path, "score")),
+            ctx.error("E161", f"the assignment's score is a number, not {got}",
+                      item.source.value_span((*item.path, "score")),
                       "give a fallback with `??` when it may be null")
             score = None
         if a.method not in METHODS:
             ctx.error("E160", f"method {a.method!r} is priority or optimal{did_you_mean(a.method, METHODS)}",
                       item.source.value_span((*item.path, "method")))
         elif not 0 <= a.shortlist <= MAX_SHORTLIST:
-            ctx.error("E160", f"'shortlist' is between 0 and {MAX_SHORTLIST}", item.source.value_span((*item.path, "shortlist")))
+            ctx.error("E160", f"'shortlist' is between 0 and {MAX_SHORTLIST}",
+                      item.source.value_span((*item.path, "shortlist")))
         elif eligible is not None and score is not None:
             assignment = Assignment(eligible=eligible, eligible_text=a.eligible.strip(), score=score,
                                     score_text=a.score.strip(), method=a.method, shortlist=a.shortlist,

@@ -15,10 +15,10 @@ from typing import Any, BinaryIO
 import msgspec
 from anyio import to_thread
 from litestar import Controller, Litestar, Request, Response, Router, get, post
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
-from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -38,11 +38,10 @@ from kinerja_rules.engine import BrokenPlugin
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide, decide_population, unpack
-from kinerja_rules.server.decisions import DecisionController, Recorder, impact_endpoint
 from kinerja_rules.server.bodies import (
     BatchRequest,
-    BrokenPluginOut,
     BatchResult,
+    BrokenPluginOut,
     EvaluateRequest,
     Limits,
     PolicyDetail,
@@ -61,6 +60,7 @@ from kinerja_rules.server.bodies import (
     unique_members,
     within_limits,
 )
+from kinerja_rules.server.decisions import DecisionController, Recorder, impact_endpoint
 from kinerja_rules.server.logs import LineWriter, to_stream
 from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
 from kinerja_rules.server.openapi import finish_general, policy_document
@@ -193,7 +193,8 @@ class PolicyController(Controller):
         key = key_scope(request)
         return _json({"policies": [p.describe() for p in engine.policies() if key is None or key.allows(p.id)]})
 
-    @get("/{policy_id:str}", operation_id="describePolicy", summary="Describe a policy: input schema, outputs, parameters, references",
+    @get("/{policy_id:str}", operation_id="describePolicy",
+         summary="Describe a policy: input schema, outputs, parameters, references",
          responses={200: ResponseSpec(PolicyDetail, generate_examples=False, description="The policy"),
                     **_problems(401, 403, 404, 412)})
     async def describe(self, request: Request[Any, Any, Any], policy_id: FromPath[str],
@@ -255,7 +256,8 @@ class PolicyController(Controller):
             raise _too_large(limits)
         return _Answer(encoded, policy.digest)
 
-    @post("/{policy_id:str}/evaluate/batch", operation_id="evaluateBatch", status_code=200, summary="Decide many records, each on its own",
+    @post("/{policy_id:str}/evaluate/batch", operation_id="evaluateBatch", status_code=200,
+          summary="Decide many records, each on its own",
           operation_class=_with_body(BatchRequest), responses={
               200: ResponseSpec(BatchResult, generate_examples=False, description="One result per record, in order"),
               **_problems(400, 401, 403, 404, 412, 413, 415, 422)})
@@ -311,7 +313,7 @@ class PolicyController(Controller):
                                                  for i, value in enumerate(body.seats)]
         answer: Any = None
         recorder: Recorder | None = request.app.state.recorder
-        run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.timezone.utc), policy_id=policy.id,
+        run = Run(id=IDS.next(), made_at=dt.datetime.now(dt.UTC), policy_id=policy.id,
                   policy_digest=policy.digest, groups=groups, seats=seats, as_of=body.as_of)
         recording = recorder.recording(request, run.id) if recorder is not None else None
         pool = request.app.state.service.pool
@@ -416,7 +418,7 @@ def _region_files(raw: bytes, limits: Limits) -> dict[str, str] | None:
     """A JSON body `{"files": {name: text}}`: a region's files, checked together; None for a JSON policy document."""
     try:
         probe = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return None  # not JSON after all: read as YAML, which reports where it breaks
     if not isinstance(probe, dict) or "files" not in probe:
         return None
@@ -430,7 +432,8 @@ class ServiceController(Controller):
 
     tags = ["service"]
 
-    @post("/v1/validate", operation_id="validatePolicy", status_code=200, summary="Check a policy document; nothing is put in service",
+    @post("/v1/validate", operation_id="validatePolicy", status_code=200,
+          summary="Check a policy document; nothing is put in service",
           operation_class=_with_body(ValidateFiles, JSON, also={"application/yaml": str}),
           responses={200: ResponseSpec(ValidateResult, generate_examples=False, description="The diagnostics"),
                      **_problems(400, 401, 413, 415, 422, 503)})
@@ -457,15 +460,18 @@ class ServiceController(Controller):
                                     diagnostics=[DiagnosticOut.of(translate(d, lang)) for d in report.problems],
                                     warnings=[DiagnosticOut.of(translate(d, lang)) for d in report.warnings]))
 
-    @get("/v1/plugins", operation_id="listPlugins", summary="The plugins the service loaded: versions, functions and indicators")
+    @get("/v1/plugins", operation_id="listPlugins",
+         summary="The plugins the service loaded: versions, functions and indicators")
     async def plugins(self, engine: NamedDependency[Engine]) -> Response[bytes]:
         return _json(plugins_listing(engine))
 
-    @get("/v1/schema/policy", operation_id="policyFileSchema", summary="The JSON Schema of a policy file (for editors with a YAML language server)")
+    @get("/v1/schema/policy", operation_id="policyFileSchema",
+         summary="The JSON Schema of a policy file (for editors with a YAML language server)")
     async def policy_schema(self) -> Response[bytes]:
         return Response(content=_policy_schema_json(), media_type="application/schema+json")
 
-    @post("/v1/admin/reload", operation_id="reloadPolicies", status_code=200, opt={"admin": True}, summary="Re-read the policies folder",
+    @post("/v1/admin/reload", operation_id="reloadPolicies", status_code=200, opt={"admin": True},
+          summary="Re-read the policies folder",
           responses={200: ResponseSpec(ReloadResult, generate_examples=False, description="The new set"),
                      **_problems(401, 403, 409, 422, 503)})
     async def reload(self, request: Request[Any, Any, Any], service: NamedDependency[PolicyService]) -> Response[bytes]:
@@ -516,7 +522,8 @@ class ProbeController(Controller):
                                  failed=service.failed, batch_processes=pool.ready if pool is not None else 0,
                                  broken_plugins=[broken_out(b) for b in service.engine.registry.broken]))
 
-    @get("/metrics", operation_id="metrics", summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
+    @get("/metrics", operation_id="metrics",
+         summary="Prometheus metrics (with keys: an admin key, unless served with --public-metrics)",
          media_type=CONTENT_TYPE_LATEST, opt={"admin": True}, responses=_problems(401, 403))
     async def metrics(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
                       service: NamedDependency[PolicyService]) -> ASGIResponse:
@@ -526,7 +533,8 @@ class ProbeController(Controller):
         text = _metrics(request).render([(p.id, p.version, p.digest) for p in engine.policies()], service.generation)
         return ASGIResponse(body=text, headers={"content-type": CONTENT_TYPE_LATEST})  # as it is: one charset
 
-    @get("/problems/{name:str}", operation_id="problemType", summary="What a problem type means", responses=_problems(404))
+    @get("/problems/{name:str}", operation_id="problemType", summary="What a problem type means",
+         responses=_problems(404))
     async def problem_type(self, name: FromPath[str]) -> dict[str, Any]:
         if name not in PROBLEMS:
             raise ApiProblem("unknown-problem", f"no problem type {name!r}")

@@ -124,7 +124,7 @@ class KeyRing:
         """The key matching `presented`; every stored digest is compared, in constant time."""
         digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         found = None
-        for key, stored in zip(self.keys, self._digests):
+        for key, stored in zip(self.keys, self._digests, strict=True):
             if hmac.compare_digest(digest, stored):
                 found = key
         return found

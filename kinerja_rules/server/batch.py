@@ -10,8 +10,8 @@ reload landed in between) is not trusted: the batch is decided in the service pr
 from __future__ import annotations
 
 import asyncio
-import enum
 import datetime as dt
+import enum
 import logging
 import multiprocessing
 from collections.abc import Callable, Sequence
@@ -23,8 +23,18 @@ from typing import Any
 
 import msgspec
 
-from kinerja_rules import (Decision, Engine, ErrorInfo, ErrorResult, EvaluationError, FieldError, GroupReport,
-                           PopulationInputError, RecordError, discover)
+from kinerja_rules import (
+    Decision,
+    Engine,
+    ErrorInfo,
+    ErrorResult,
+    EvaluationError,
+    FieldError,
+    GroupReport,
+    PopulationInputError,
+    RecordError,
+    discover,
+)
 from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
@@ -65,7 +75,7 @@ class Recording:
     def keep(self, decision: Decision, record: Any, rows: list[Row]) -> Decision:
         """`decision` with its id, its row added to `rows`."""
         decision = with_id(decision)
-        rows.append(decision_row(decision, record, self.made_at or dt.datetime.now(dt.timezone.utc).isoformat(),
+        rows.append(decision_row(decision, record, self.made_at or dt.datetime.now(dt.UTC).isoformat(),
                                  key_id=self.key_id, run_id=self.run_id, request_id=self.request_id,
                                  redactor=self.redactor))
         return decision
@@ -77,7 +87,7 @@ class Chunker:
 
     def __init__(self, recording: Recording, records: Sequence[msgspec.Raw | bytes], results: list[bytes]) -> None:
         self.recording, self.records, self.results = recording, records, results
-        self.made_at = recording.made_at or dt.datetime.now(dt.timezone.utc).isoformat()
+        self.made_at = recording.made_at or dt.datetime.now(dt.UTC).isoformat()
         self.chunks: list[Chunk] = []
         self._decisions: list[tuple[Any, ...]] = []
         self._first = self._last = self._input_at = self._answer_at = 0
@@ -379,7 +389,8 @@ class BatchPool:
             self.on_broken()
 
     async def decide(self, policy_id: str, digest: str, records: Sequence[msgspec.Raw], as_of: dt.date | None,
-                     explain: bool, limits: Limits, recording: Recording | None = None) -> BatchAnswer | None | TooLarge:
+                     explain: bool, limits: Limits,
+                     recording: Recording | None = None) -> BatchAnswer | None | TooLarge:
         """Decide `records` across the processes; None when a process holds another version (or
         cannot decide them), TOO_LARGE when the results pass the response limit."""
         loop = asyncio.get_running_loop()

@@ -13,10 +13,9 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
-from kinerja_rules.population_run import GroupReport
-
 from kinerja_rules import Decision, ErrorResult, FieldError
-from kinerja_rules.jsontext import duplicate_key
+from kinerja_rules.jsontext import duplicate_key, not_utf8
+from kinerja_rules.population_run import GroupReport
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
 
 
@@ -228,13 +227,13 @@ def decode(body: bytes, kind: type[Any], limits: Limits) -> Any:
         raise ApiProblem("missing-body", "send a JSON object")
     try:
         return _decoder(kind).decode(body)
-    except UnicodeDecodeError as exc:
-        raise ApiProblem("malformed-json", f"the body is not UTF-8 (byte {exc.start})") from None
-    except msgspec.ValidationError as exc:
-        path, text = field_path(str(exc))
-        raise ApiProblem("invalid-body", f"{path}: {text}" if path else text,
-                         errors=[FieldError(path=path, message=text)]) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        if (bad := not_utf8(body)) is not None:
+            raise ApiProblem("malformed-json", f"the body is {bad}") from None
+        if isinstance(exc, msgspec.ValidationError):
+            path, text = field_path(str(exc))
+            raise ApiProblem("invalid-body", f"{path}: {text}" if path else text,
+                             errors=[FieldError(path=path, message=text)]) from None
         raise ApiProblem("malformed-json", str(exc)) from None
     except RecursionError:
         raise ApiProblem("too-deep", f"the body nests deeper than {limits.max_depth} levels") from None
@@ -277,11 +276,12 @@ def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
     """Decode one record of a batch; raises ApiProblem naming `path` when it breaks a limit."""
     try:
         record = _RECORD.decode(raw)
-    except UnicodeDecodeError as exc:
-        raise ApiProblem("malformed-json", f"{path}: not UTF-8 (byte {exc.start})") from None
     except RecursionError:
         raise ApiProblem("too-deep", f"{path}: nests deeper than {limits.max_depth} levels") from None
-    except msgspec.DecodeError as exc:  # valid JSON that Python cannot hold, such as a 5,000-digit integer
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        if (bad := not_utf8(bytes(raw))) is not None:
+            raise ApiProblem("malformed-json", f"{path}: {bad}") from None
+        # valid JSON that Python cannot hold, such as a 5,000-digit integer
         where, text = field_path(str(exc))
         where = path + where.removeprefix("[...]").replace("[...]", "")
         raise ApiProblem("invalid-body", f"{where}: {text}", errors=[FieldError(path=where, message=text)]) from None

@@ -25,7 +25,7 @@ from litestar.params import FromPath, FromQuery
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.engine import Engine, _declared_id, validate_files
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.recording import ReplayError, Replayer, source_of, traces_of, with_id
+from kinerja_rules.recording import Replayer, ReplayError, source_of, traces_of, with_id
 from kinerja_rules.server.auth import key_scope
 from kinerja_rules.server.batch import Recording
 from kinerja_rules.server.bodies import Limits, decode, decode_record, unique_members, within_limits
@@ -53,14 +53,14 @@ class Recorder:
         key = key_scope(request)
         return Recording(redactor=self.store.redactor, key_id=key.name if key is not None else None,
                          request_id=request.scope.get("state", {}).get("request_id"), run_id=run_id,
-                         made_at=dt.datetime.now(dt.timezone.utc).isoformat())
+                         made_at=dt.datetime.now(dt.UTC).isoformat())
 
     async def keep_one(self, request: Request[Any, Any, Any], policy: CompiledPolicy, decision: Decision,
                        record: Any) -> Decision:
         """`decision` with its id, once its record is committed."""
         decision = with_id(decision)
         key = key_scope(request)
-        row = decision_row(decision, record, dt.datetime.now(dt.timezone.utc).isoformat(),
+        row = decision_row(decision, record, dt.datetime.now(dt.UTC).isoformat(),
                            key_id=key.name if key is not None else None,
                            request_id=request.scope["state"].get("request_id"), redactor=self.store.redactor)
         await self.keep_rows(policy, [row])

@@ -128,7 +128,10 @@ TRACE_SCHEMAS: dict[str, Any] = {
             "required": ["row", "inputs", "output"]}}}, "required": ["hits"]},
     "TraceRule": {"type": "object", "properties": {
         "fired": {"type": "boolean"}, "reason": {"type": "string"}, "cite": {"type": "string"}, "uses": _USES,
-        "reads": _READS, "adds": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}},
+        "reads": _READS,
+                                                   "adds": {"type": "object",
+                                                            "additionalProperties": {"type": "array",
+                                                                                     "items": {"type": "string"}}}},
         "required": ["fired", "reason", "adds"]},
     "TraceIndicator": {"type": "object", "properties": {
         "value": _ANY, "source": {"type": "string"}, "plugin": {"type": "string"}, "version": {"type": "string"},
@@ -164,7 +167,8 @@ def _population_components(policy: CompiledPolicy, schemas: dict[str, Any], unkn
     schemas["GroupData"] = about["group_data_schema"]
     request = schemas["PopulationRequest"]["properties"]
     request["records"] = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}
-    request["groups"] = {"anyOf": [{"type": "object", "additionalProperties": {"$ref": "#/components/schemas/GroupData"},
+    request["groups"] = {"anyOf": [{"type": "object",
+                                    "additionalProperties": {"$ref": "#/components/schemas/GroupData"},
                                     "description": f"each group's data by its {about['groups_keyed_by']}"},
                                    {"type": "null"}]}
     if about["seat_schema"] is not None:
@@ -173,7 +177,8 @@ def _population_components(policy: CompiledPolicy, schemas: dict[str, Any], unkn
                                       {"type": "null"}]}
     else:
         del request["seats"]
-    schemas["PopulationResult"]["properties"]["results"] = copy.deepcopy(schemas["BatchResult"]["properties"]["results"])
+    results = schemas["BatchResult"]["properties"]["results"]
+    schemas["PopulationResult"]["properties"]["results"] = copy.deepcopy(results)
 
 
 def policy_document(policy: CompiledPolicy, secured: bool, unknown_fields: str | None = None) -> dict[str, Any]:

@@ -56,7 +56,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "invalid-set": (422, "Invalid set", "`set` names a field that cannot be set, or too many."),
     "invalid-proposal": (422, "Invalid proposal", "The proposed policy files do not check (`diagnostics` lists "
                                                   "each problem with file:line:col), or do not hold the policy named."),
-    "not-replayable": (422, "Not replayable", "The decision's archived sources or population run are not in the store."),
+    "not-replayable": (422, "Not replayable",
+                       "The decision's archived sources or population run are not in the store."),
     "not-found": (404, "Not found", "No endpoint has this path."),
     "unknown-problem": (404, "Unknown problem type", "No problem type has this name."),
     "method-not-allowed": (405, "Method not allowed", "The endpoint does not answer this HTTP method."),

@@ -26,13 +26,13 @@ from kinerja_rules.engine import reload_paths
 from kinerja_rules.server.app import create_app
 from kinerja_rules.server.auth import ENV_KEYS, KeyFileError, KeyRing
 from kinerja_rules.server.bodies import FailedPolicy, Limits
+from kinerja_rules.server.decisions import Recorder
 from kinerja_rules.server.guard import ConnectionLimits, GuardedHttpTools, file_descriptors_for
 from kinerja_rules.server.logs import writer
 from kinerja_rules.server.problems import DiagnosticOut
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
-from kinerja_rules.server.decisions import Recorder
 from kinerja_rules.server.validation import Validator
-from kinerja_rules.store import StoreError, without_password, open_store
+from kinerja_rules.store import StoreError, open_store, without_password
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
 _log = logging.getLogger("kinerja_rules.server")

@@ -101,7 +101,8 @@ class Validator:
         await asyncio.shield(self._warm)  # the time budget starts once a process is there to check
         return self._executor
 
-    async def check(self, engine: Engine, texts: Mapping[str, str], allowed: Sequence[str] | None = None) -> CheckReport:
+    async def check(self, engine: Engine, texts: Mapping[str, str],
+                    allowed: Sequence[str] | None = None) -> CheckReport:
         """Check `texts` against the policies of `engine` that `allowed` names (all when None)."""
         if self.waiting >= max(self.processes, 1) * 4:
             raise ApiProblem("validation-busy", f"{self.waiting} documents are being checked; retry shortly")
