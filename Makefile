@@ -42,9 +42,11 @@ $(BIN)/uv:
 	awk '/^uv==/ {p = 1} p {print} p && !/\\$$/ {exit}' requirements.lock > $(VENV)/uv.txt
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/uv.txt
 
-# ruff (pyflakes, pycodestyle, bugbear, pyupgrade, isort, mccabe: pyproject.toml)
+# ruff (pyflakes, pycodestyle, bugbear, pyupgrade, isort, mccabe), then the layers and no
+# import cycles (import-linter); both configured in pyproject.toml
 lint: install
 	$(BIN)/ruff check
+	$(BIN)/lint-imports --no-cache
 
 serve: install
 	$(BIN)/kinerja serve --host $(HOST) --port $(PORT)
@@ -58,9 +60,10 @@ test-tools:
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium; }
 
-# ruff, mypy strict, then every test on every core (pytest-xdist; the slow ones too)
+# ruff, the import layers, mypy strict, then every test on every core (pytest-xdist; the slow ones too)
 test: install test-tools
 	$(BIN)/ruff check
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 

@@ -25,10 +25,11 @@ from kinerja_rules.catalogue import (
     translate_record_message,
 )
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
-from kinerja_rules.engine import Engine, Registry, check_paths, discover
+from kinerja_rules.engine import Engine, check_paths, discover
 from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
+from kinerja_rules.registry import Registry
 from kinerja_rules.schema import UNKNOWN_FIELDS
 from kinerja_rules.testing import explain_text, run_all
 
@@ -207,12 +208,12 @@ def _load_engine(policy_arg: str, policies: Path, registry: Registry) -> tuple[E
 
 
 def _ids_in(path: Path) -> set[str]:
-    from kinerja_rules.engine import _declared_id
+    from kinerja_rules.documents import declared_id
     from kinerja_rules.loader import iter_policy_files
 
     found = set()
     for file in iter_policy_files(path):
-        declared = _declared_id(file.read_text(encoding="utf-8", errors="replace"))
+        declared = declared_id(file.read_text(encoding="utf-8", errors="replace"))
         if declared is not None:
             found.add(declared)
     return found

@@ -289,6 +289,24 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: `$` would let a trailing new
 DOTTED_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\Z")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 
+# A file's header read without parsing it: for a file that does not parse, and to sort files
+_DECLARED_RE = re.compile(r"^policy:[ \t]*[\"']?([a-z0-9][a-z0-9_-]*)", re.M)
+EXTENDS_RE = re.compile(r"^extends:[ \t]*[\"']?([a-z0-9][a-z0-9_-]*)", re.M)
+_TOP_KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", re.M)
+_TEST_KEYS = frozenset({"policy", "fixtures", "tests", "doc"})
+
+
+def declared_id(text: str) -> str | None:
+    """The `policy:` id a file declares, read without parsing it (for a file that does not parse)."""
+    match = _DECLARED_RE.search(text)
+    return match.group(1) if match else None
+
+
+def tests_only(text: str) -> bool:
+    """Whether a file holds only test cases and fixtures (so its mistakes never block the policy)."""
+    keys = set(_TOP_KEY_RE.findall(text))
+    return keys <= _TEST_KEYS and bool(keys & {"fixtures", "tests"})
+
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):
     """One named section entry, with the file and node path it came from."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,42 +19,12 @@ import msgspec
 from kinerja_rules.assemble import assemble
 from kinerja_rules.checker import check
 from kinerja_rules.decision import Decision, ErrorResult
-from kinerja_rules.documents import PolicyFile, read_policy_file
+from kinerja_rules.documents import EXTENDS_RE, PolicyFile, declared_id, read_policy_file, tests_only
 from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
-from kinerja_rules.functions import BUILTINS, FunctionSpec, IndicatorSpec
 from kinerja_rules.loader import MAX_FILE_BYTES, SourceFile, iter_policy_files, load_file, load_text
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.population_run import GroupReport
-
-
-@dataclass(frozen=True)
-class BrokenPlugin:
-    """A plugin left out: why, and the file and line at fault (when known)."""
-
-    plugin: str
-    reason: str
-    version: str = ""
-    file: str = ""
-    line: int = 0
-
-    def __str__(self) -> str:
-        where = f" ({self.file}:{self.line})" if self.file and self.line else f" ({self.file})" if self.file else ""
-        return f"plugin {self.plugin!r}{where}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Registry:
-    """The functions and indicators policies may use, and the plugins that gave them."""
-
-    functions: Mapping[str, FunctionSpec]
-    indicators: Mapping[str, IndicatorSpec] = field(default_factory=dict)
-    plugins: Mapping[str, str] = field(default_factory=dict)  # plugin name -> version
-    observe: Any = None  # the decision-observer hook caller, or None when no plugin observes
-    broken: tuple[BrokenPlugin, ...] = ()  # plugins left out: what they would give is unknown to policies
-
-    @classmethod
-    def builtins(cls) -> Registry:
-        return cls(functions={spec.name: spec for spec in BUILTINS}, plugins={"builtins": ""})
+from kinerja_rules.population_run import GroupReport, run_population
+from kinerja_rules.registry import BrokenPlugin, Registry
 
 
 @dataclass(frozen=True)
@@ -90,24 +59,6 @@ def default_registry() -> Registry:
     return discover()
 
 
-_ID_RE = re.compile(r"^policy:[ \t]*[\"']?([a-z0-9][a-z0-9_-]*)", re.M)
-_EXTENDS_RE = re.compile(r"^extends:[ \t]*[\"']?([a-z0-9][a-z0-9_-]*)", re.M)
-_TOP_KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", re.M)
-_TEST_KEYS = frozenset({"policy", "fixtures", "tests", "doc"})
-
-
-def _declared_id(text: str) -> str | None:
-    """The `policy:` id a file declares, read without parsing it (for a file that does not parse)."""
-    match = _ID_RE.search(text)
-    return match.group(1) if match else None
-
-
-def _tests_only(text: str) -> bool:
-    """Whether a file holds only test cases and fixtures (so its mistakes never block the policy)."""
-    keys = set(_TOP_KEY_RE.findall(text))
-    return keys <= _TEST_KEYS and bool(keys & {"fixtures", "tests"})
-
-
 @dataclass
 class _Reading:
     files: list[PolicyFile] = field(default_factory=list)
@@ -125,20 +76,20 @@ class _Reading:
         try:
             source = load()
         except PolicyError as exc:
-            tests = text is not None and _tests_only(text)
+            tests = text is not None and tests_only(text)
             (self.test_diags if tests else self.diags).extend(exc.diagnostics)
-            declared = _declared_id(text) if text is not None and not tests else None
+            declared = declared_id(text) if text is not None and not tests else None
             if declared is not None:
                 self.broken.add(declared)
                 self.owners[name] = declared
-                if parent := _EXTENDS_RE.search(text or ""):
+                if parent := EXTENDS_RE.search(text or ""):
                     self.parents[declared] = parent.group(1)
             return
         pf, problems = read_policy_file(source)
-        tests = _tests_only(source.text)
+        tests = tests_only(source.text)
         (self.test_diags if tests else self.diags).extend(problems)
         if pf is None:
-            if (declared := _declared_id(source.text)) is not None:
+            if (declared := declared_id(source.text)) is not None:
                 self.owners[source.name] = declared
             return
         self.files.append(pf)
@@ -201,7 +152,7 @@ def _add_parents(reading: _Reading, library: Path, seed: frozenset[str] = frozen
                 if file.resolve() in reading.seen:
                     continue
                 text = _peek(file)
-                declared = _declared_id(text) if text is not None else None
+                declared = declared_id(text) if text is not None else None
                 if declared is not None:
                     reading.library_ids.add(declared)
                     index.setdefault(declared, []).append(file)
@@ -361,7 +312,7 @@ def validate_files(texts: Mapping[str, str], base: Sequence[Path] = (), registry
     reading = _read(base, list(texts.items()), [s for s in base_sources if s.name not in names])
     own = [pf for pf in reading.files if pf.source.name in names]
     ids = {pf.policy_id for pf in own} | {pid for pid in reading.broken if any(
-        _declared_id(text) == pid for text in texts.values())}
+        declared_id(text) == pid for text in texts.values())}
     others = [pf for pf in reading.files if pf.source.name not in names and pf.policy_id not in ids]
     report = build(own + others, registry or default_registry(), only=ids, broken=reading.broken)
 
@@ -515,8 +466,8 @@ class Engine:
         the posts of an assignment. Raises PopulationInputError for unusable group data or seats, and
         ValueError for a policy without a population stage. With `sorted_by_group` (input sorted by
         group, no assignment) one group is held in memory at a time."""
-        results = self.policy(policy_id).evaluate_population(records, groups, seats, as_of, explain, unknown_fields,
-                                                             sorted_by_group)
+        results = run_population(self.policy(policy_id), records, groups, seats, as_of, explain, unknown_fields,
+                                 sorted_by_group)
         return results if self.registry.observe is None else self._observed(policy_id, results)
 
     def _observed(self, policy_id: str, results: Iterator[Any]) -> Iterator[Any]:

@@ -25,9 +25,9 @@ import pluggy
 
 from kinerja_rules import builtin_plugin, hookspecs
 from kinerja_rules._suggest import did_you_mean
-from kinerja_rules.engine import BrokenPlugin, Registry
 from kinerja_rules.errors import PluginError
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
+from kinerja_rules.registry import BrokenPlugin, Registry
 from kinerja_rules.typecheck import _param_type
 from kinerja_rules.types import TypeSyntaxError
 

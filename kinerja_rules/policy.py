@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 import types as pytypes
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -20,12 +20,12 @@ from kinerja_rules.boundary import PluginReturnError, checked_call, declared
 from kinerja_rules.checker import CheckedPolicy, cite_text
 from kinerja_rules.compiler import CompiledCode, TableMiss, compile_policy
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef
+from kinerja_rules.documents import tests_only
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.fastcheck import build_fast_validator, build_typed_decoder
 from kinerja_rules.functions import period_start
 from kinerja_rules.numbers import EVAL_CONTEXT, PRECISION, Rational, approximate, rational_decimal
 from kinerja_rules.population import Limit
-from kinerja_rules.population_run import GroupReport, run_population
 from kinerja_rules.schema import build_validator, json_schema, judge_unknown
 from kinerja_rules.typecheck import Annotations
 from kinerja_rules.types import Kind
@@ -284,17 +284,6 @@ class CompiledPolicy:
         """Evaluate records in order; a bad record yields an ErrorResult and the rest go on."""
         for record in records:
             yield self.evaluate_safely(record, as_of, explain, unknown_fields)
-
-    def evaluate_population(self, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
-                            seats: Sequence[Any] | None = None, as_of: dt.date | None = None,
-                            explain: bool = False, unknown_fields: str | None = None,
-                            sorted_by_group: bool = False) -> Iterator[Decision | ErrorResult | GroupReport]:
-        """Decide records as a population (see `population_run.run_population`): each record's result
-        in input order, then each group's report. Raises PopulationInputError for unusable group
-        data or seats, ValueError for a policy without a population stage."""
-        if self.population is None:
-            raise ValueError(f"policy {self.id!r} has no population stage; decide its records one by one")
-        return run_population(self, records, groups, seats, as_of, explain, unknown_fields, sorted_by_group)
 
     def error_result(self, exc: RecordError | EvaluationError) -> ErrorResult:
         """The result of a record that could not be decided."""
@@ -616,12 +605,10 @@ def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
     """What decides: the policy files (not files of test cases only), SEMANTICS_VERSION, and
     each plugin used, by version and by the code of its functions (a changed plugin changes
     the digest even when its version string does not)."""
-    from kinerja_rules.engine import _tests_only
-
     h = hashlib.sha256()
     h.update(f"kinerja-rules {SEMANTICS_VERSION}\n".encode())
     for source in sorted(checked.assembled.sources, key=lambda s: s.text):
-        if _tests_only(source.text):
+        if tests_only(source.text):
             continue  # test cases never change a decision
         h.update(b"\0file\0")
         h.update(source.text.encode("utf-8"))

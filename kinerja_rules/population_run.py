@@ -21,7 +21,7 @@ import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -31,11 +31,9 @@ from kinerja_rules.checking.population import Population
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
 from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
+from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.schema import build_validator, judge_unknown
 from kinerja_rules.types import Kind
-
-if TYPE_CHECKING:
-    from kinerja_rules.policy import CompiledPolicy
 
 MAX_GROUPS = 100_000
 """Entries in the group data of one run."""
@@ -473,7 +471,10 @@ def run_population(policy: CompiledPolicy, records: Iterable[Any], groups: Mappi
 
     With `sorted_by_group` (and no assignment) one group is held at a time; a record of a group
     that came earlier is then that record's error. Raises PopulationInputError before deciding
-    anything when the group data or the seats are unusable."""
+    anything when the group data or the seats are unusable, and ValueError for a policy without
+    a population stage."""
+    if policy.population is None:
+        raise ValueError(f"policy {policy.id!r} has no population stage; decide its records one by one")
     run = _Run(policy, groups, seats, as_of, explain, unknown_fields)  # checks what is sent beside, now
     return _results(run, records, sorted_by_group and run.stage.assignment is None)
 

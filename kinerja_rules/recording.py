@@ -21,9 +21,11 @@ from typing import Any
 import msgspec
 
 from kinerja_rules.decision import Decision, ErrorResult
-from kinerja_rules.engine import Engine, Registry, SourceGroup, _tests_only
+from kinerja_rules.documents import tests_only
+from kinerja_rules.engine import Engine, SourceGroup
 from kinerja_rules.errors import KinerjaError, PolicyError
 from kinerja_rules.policy import CompiledPolicy, plugins_used
+from kinerja_rules.registry import Registry
 from kinerja_rules.store import IDS, NO_REDACTION, DecisionRecord, Redactor, Source, Store
 
 MAX_SET = 64
@@ -49,7 +51,7 @@ def source_of(policy: CompiledPolicy) -> Source:
     change a decision) and the plugins it uses."""
     known = _SOURCES.get(policy.digest)
     if known is None:
-        files = {s.name: s.text for s in policy.checked.assembled.sources if not _tests_only(s.text)}
+        files = {s.name: s.text for s in policy.checked.assembled.sources if not tests_only(s.text)}
         known = Source(policy.digest, policy.id, files, plugins_used(policy.checked))
         with _SOURCES_LOCK:
             if len(_SOURCES) > 256:

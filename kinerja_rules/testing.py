@@ -14,7 +14,7 @@ from kinerja_rules.checker import Case
 from kinerja_rules.decision import Decision, ErrorResult, to_json
 from kinerja_rules.errors import EvaluationError, RecordError
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.population_run import GroupReport
+from kinerja_rules.population_run import GroupReport, run_population
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,8 @@ def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> Case
     assert case.members is not None
     labels = list(case.members)
     try:
-        out = list(policy.evaluate_population(list(case.members.values()), case.groups, case.seats, case.as_of,
-                                              explain=True))
+        out = list(run_population(policy, list(case.members.values()), case.groups, case.seats, case.as_of,
+                                  explain=True))
     except (RecordError, ValueError) as exc:
         if case.expect_error is not None and case.expect_error in str(exc):
             return CaseResult(policy.id, case.name, True, where)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from kinerja_rules import Decision, Engine, ErrorResult, GroupReport, PopulationInputError
+from kinerja_rules.population_run import run_population
 from kinerja_rules.server import create_app
 from tests.conftest import BASE_RECORD, bundled, metric
 
@@ -365,7 +366,7 @@ def test_a_region_extends_the_population_stage(engine: Engine) -> None:
     policy = _region(engine, text)
     records = [_record(i, "Dinas A", period, 1150, 95) for i in range(5) for period in ("2025-02", "2025-03")]
     results, reports = [], []
-    for item in policy.evaluate_population(records, _groups({"Dinas A": "baik"})):
+    for item in run_population(policy, records, _groups({"Dinas A": "baik"})):
         (reports if isinstance(item, GroupReport) else results).append(item)
     feb, mar = reports
     assert feb.limits == ["baik: at most floor(70 % × 5) = 3", "butuh_perbaikan or kurang: at least 1"]
@@ -598,7 +599,7 @@ def test_aggregates_over_the_group_in_group_definitions(engine: Engine) -> None:
         "  bagian_baik: {type: decimal, expr: 'count(m for m in members where m.predikat_awal = baik) / size'}\n"
         "  tertinggi: {type: decimal, expr: 'max(m.skor_perilaku for m in members)'}\n")
     records = [_record(i, "Dinas A", "2025-03", 900 + 50 * i, 60 + 4 * i) for i in range(10)]
-    reports = [r for r in _region(engine, text).evaluate_population(records, _groups({"Dinas A": "baik"}))
+    reports = [r for r in run_population(_region(engine, text), records, _groups({"Dinas A": "baik"}))
                if isinstance(r, GroupReport)]
     assert reports[0].values == {"p80": Decimal("120.00"), "bagian_baik": Decimal("0.5"), "tertinggi": Decimal("96.00")}
 

@@ -30,15 +30,16 @@ from litestar.static_files import create_static_files_router
 from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from kinerja_rules import Decision, Engine, EvaluationError, FieldError, RecordError, __version__
+from kinerja_rules import Decision, Engine, EvaluationError, RecordError, __version__
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
-from kinerja_rules.engine import BrokenPlugin
 from kinerja_rules.policy import CompiledPolicy
+from kinerja_rules.registry import BrokenPlugin
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide, decide_population, unpack
 from kinerja_rules.server.bodies import (
+    JSON,
     BatchRequest,
     BatchResult,
     BrokenPluginOut,
@@ -53,10 +54,14 @@ from kinerja_rules.server.bodies import (
     ReloadResult,
     ValidateFiles,
     ValidateResult,
+    batch_length,
+    check_json,
+    content_type,
     decode,
     decode_record,
     plain_evaluate,
     record_as_sent,
+    too_large,
     unique_members,
     within_limits,
 )
@@ -76,7 +81,6 @@ from kinerja_rules.server.service import PolicyService
 from kinerja_rules.server.validation import Validator
 from kinerja_rules.store import IDS, Run
 
-JSON = "application/json"
 _ENCODER = ENCODER
 RELOAD_CONVERGE_SECONDS = 60  # a reload answers once every worker serves the new generation, or after this
 SWAGGER_UI_VERSION = "5.35.0"  # the files in server/static/swagger-ui (see its README)
@@ -114,18 +118,6 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
                                  description="; ".join(f"{name}: {title}" for name, (s, title, _) in PROBLEMS.items()
                                                        if s == status))
             for status in statuses}
-
-
-def _content_type(request: Request[Any, Any, Any]) -> str:
-    """The media type of the body, read from the raw headers (cheaper than building `request.headers`)."""
-    raw = next((v for k, v in request.scope["headers"] if k == b"content-type"), b"")
-    return raw.decode("latin-1").split(";")[0].strip().lower()
-
-
-def _check_json(request: Request[Any, Any, Any]) -> None:
-    kind = _content_type(request)
-    if kind and kind != JSON and not kind.endswith("+json"):
-        raise ApiProblem("unsupported-media-type", f"send {JSON}, not {kind}")
 
 
 class _Answer(ASGIResponse):
@@ -253,7 +245,7 @@ class PolicyController(Controller):
             decision = await recorder.keep_one(request, policy, decision, record)
         encoded = _ENCODER.encode(decision)
         if len(encoded) > limits.max_response_bytes:
-            raise _too_large(limits)
+            raise too_large(limits)
         return _Answer(encoded, policy.digest)
 
     @post("/{policy_id:str}/evaluate/batch", operation_id="evaluateBatch", status_code=200,
@@ -267,7 +259,7 @@ class PolicyController(Controller):
         body: BatchRequest = decode(raw, BatchRequest, limits)
         unique_members(raw, {})  # each record is checked on its own, as it is decoded
         records = body.records
-        _batch_length(len(records), body.explain, limits)
+        batch_length(len(records), body.explain, limits)
         answer = None
         metrics = _metrics(request)
         recorder: Recorder | None = request.app.state.recorder
@@ -281,7 +273,7 @@ class PolicyController(Controller):
             off_loop = len(records) >= _THREAD_AT or policy.calls_plugins
             answer = await to_thread.run_sync(run) if off_loop else run()
         if answer is None or answer is TOO_LARGE:
-            raise _too_large(limits)
+            raise too_large(limits)
         joined, failed, rows, chunks = answer
         if recorder is not None:
             await recorder.keep_rows(policy, rows, chunks=chunks)
@@ -305,7 +297,7 @@ class PolicyController(Controller):
         if policy.population is None:
             raise ApiProblem("no-population-stage", f"policy {policy.id!r} has no population stage")
         records = body.records
-        _batch_length(len(records), body.explain, limits)
+        batch_length(len(records), body.explain, limits)
         groups = None if body.groups is None else {
             key: decode_record(value, limits, f"groups[{_ENCODER.encode(key).decode()}]")
             for key, value in body.groups.items()}
@@ -324,7 +316,7 @@ class PolicyController(Controller):
             answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
                                                       body.as_of, body.explain, limits, recording))
         if answer is None or answer is TOO_LARGE:
-            raise _too_large(limits)
+            raise too_large(limits)
         metrics = _metrics(request)
         metrics.batch_records.labels("service").inc(len(records))
         joined, reports, failed, rows = answer
@@ -363,25 +355,8 @@ async def _request_of(request: Request[Any, Any, Any], engine: Engine,
     """The policy a decision request names (as pinned by If-Match), the limits in force and the JSON body."""
     policy = engine.policy(policy_id)
     _pinned(request, policy.digest)
-    _check_json(request)
+    check_json(request)
     return policy, _limits(request), await request.body()
-
-
-def _batch_length(count: int, explain: bool, limits: Limits) -> None:
-    """Refuse more records in one request than the service decides at once (fewer with explain)."""
-    if count > limits.max_batch:
-        raise ApiProblem("batch-too-long", f"{count} records; at most {limits.max_batch} per request",
-                         errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
-    if explain and count > limits.max_explain_batch:
-        raise ApiProblem("batch-too-long", f"{count} records with explain: true; at most "
-                         f"{limits.max_explain_batch} per request (a trace is many times its record)",
-                         errors=[FieldError(path="records", message=f"at most {limits.max_explain_batch} "
-                                                                    "records with explain: true")])
-
-
-def _too_large(limits: Limits) -> ApiProblem:
-    return ApiProblem("response-too-large", f"the answer would pass {limits.max_response_bytes} bytes; ask without "
-                                            "explain, or send fewer records per request")
 
 
 def plugins_listing(engine: Engine) -> dict[str, Any]:
@@ -439,7 +414,7 @@ class ServiceController(Controller):
                      **_problems(400, 401, 413, 415, 422, 503)})
     async def validate(self, request: Request[Any, Any, Any], engine: NamedDependency[Engine],
                        name: FromQuery[str] = "policy.yaml") -> Response[bytes]:
-        kind = _content_type(request)
+        kind = content_type(request)
         if kind and not (kind.startswith("text/") or "yaml" in kind or kind == JSON):
             raise ApiProblem("unsupported-media-type", f"send the policy as application/yaml or text/plain, not {kind}")
         raw = await request.body()

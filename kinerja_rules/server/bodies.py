@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
+from litestar import Request
 
 from kinerja_rules import Decision, ErrorResult, FieldError
 from kinerja_rules.jsontext import duplicate_key, not_utf8
@@ -327,3 +328,35 @@ def check_shape(value: Any, limits: Limits, path: str = "record") -> FieldError 
                 if type(item) is dict or type(item) is list:
                     stack.append((item, f"{where}[{i}]", depth + 1))
     return None
+
+
+JSON = "application/json"
+
+
+def content_type(request: Request[Any, Any, Any]) -> str:
+    """The media type of the body, read from the raw headers (cheaper than building `request.headers`)."""
+    raw = next((v for k, v in request.scope["headers"] if k == b"content-type"), b"")
+    return raw.decode("latin-1").split(";")[0].strip().lower()
+
+
+def check_json(request: Request[Any, Any, Any]) -> None:
+    kind = content_type(request)
+    if kind and kind != JSON and not kind.endswith("+json"):
+        raise ApiProblem("unsupported-media-type", f"send {JSON}, not {kind}")
+
+
+def batch_length(count: int, explain: bool, limits: Limits) -> None:
+    """Refuse more records in one request than the service decides at once (fewer with explain)."""
+    if count > limits.max_batch:
+        raise ApiProblem("batch-too-long", f"{count} records; at most {limits.max_batch} per request",
+                         errors=[FieldError(path="records", message=f"at most {limits.max_batch} records")])
+    if explain and count > limits.max_explain_batch:
+        raise ApiProblem("batch-too-long", f"{count} records with explain: true; at most "
+                         f"{limits.max_explain_batch} per request (a trace is many times its record)",
+                         errors=[FieldError(path="records", message=f"at most {limits.max_explain_batch} "
+                                                                    "records with explain: true")])
+
+
+def too_large(limits: Limits) -> ApiProblem:
+    return ApiProblem("response-too-large", f"the answer would pass {limits.max_response_bytes} bytes; ask without "
+                                            "explain, or send fewer records per request")

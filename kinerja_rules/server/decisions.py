@@ -23,17 +23,27 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
 
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
-from kinerja_rules.engine import Engine, _declared_id, validate_files
+from kinerja_rules.documents import declared_id
+from kinerja_rules.engine import Engine, validate_files
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.recording import Replayer, ReplayError, source_of, traces_of, with_id
 from kinerja_rules.server.auth import key_scope
 from kinerja_rules.server.batch import Recording
-from kinerja_rules.server.bodies import Limits, decode, decode_record, unique_members, within_limits
+from kinerja_rules.server.bodies import (
+    JSON,
+    Limits,
+    batch_length,
+    check_json,
+    decode,
+    decode_record,
+    too_large,
+    unique_members,
+    within_limits,
+)
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
 from kinerja_rules.store import Chunk, DecisionRecord, Row, Run, Store, StoreError, decision_row, row_of
 
 _log = logging.getLogger("kinerja_rules.server")
-JSON = "application/json"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _POLICY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -294,10 +304,9 @@ MAX_PROPOSED_FILES = 64
       responses={200: ResponseSpec(dict[str, Any], generate_examples=False, description="The impact report")})
 async def impact_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     from kinerja_rules.impact import impact
-    from kinerja_rules.server.app import _batch_length, _check_json, _too_large
     from kinerja_rules.server.batch import decode_records
 
-    _check_json(request)
+    check_json(request)
     limits: Limits = request.app.state.limits
     raw = await request.body()
     body: ImpactRequest = decode(raw, ImpactRequest, limits)
@@ -305,7 +314,7 @@ async def impact_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     key = key_scope(request)
     if key is not None and not key.admin and not key.allows(body.policy):
         raise ApiProblem("forbidden", f"key {key.name!r} may not use policy {body.policy!r}", policy=body.policy)
-    _batch_length(len(body.records), body.explain, limits)
+    batch_length(len(body.records), body.explain, limits)
     files = dict(body.proposed.files)
     if not files or len(files) > MAX_PROPOSED_FILES:
         raise ApiProblem("invalid-body", f"proposed.files: from 1 to {MAX_PROPOSED_FILES} files")
@@ -343,14 +352,14 @@ async def impact_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
                                                       groups, seats, body.as_of, body.explain).report())
     encoded = ENCODER.encode(outcome)
     if len(encoded) > limits.max_response_bytes:
-        raise _too_large(limits)
+        raise too_large(limits)
     return Response(encoded, media_type=JSON)
 
 
 def _parents_for(engine: Engine, files: dict[str, str], key: Any) -> list[str]:
     """The policies in service the proposed files may extend: every one the key may use, except the
     policies the files propose anew and those extending them (their files would declare them twice)."""
-    proposed = {declared for text in files.values() if (declared := _declared_id(text)) is not None}
+    proposed = {declared for text in files.values() if (declared := declared_id(text)) is not None}
 
     def chain(policy_id: str) -> set[str]:
         seen: set[str] = set()

@@ -26,9 +26,10 @@ from pathlib import Path
 from anyio import CapacityLimiter, to_thread
 
 from kinerja_rules import CheckReport, Engine, discover
-from kinerja_rules.engine import Registry, validate_files
+from kinerja_rules.engine import validate_files
 from kinerja_rules.errors import PolicyError
 from kinerja_rules.loader import SourceFile, load_text
+from kinerja_rules.registry import Registry
 from kinerja_rules.server.problems import ApiProblem
 from kinerja_rules.tables import ANALYSIS_DEADLINE
 
