@@ -7,7 +7,7 @@ error the engine raises on purpose derives from `KinerjaError`.
 from importlib import metadata as _metadata
 
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult, PolicyRef, to_json
-from kinerja_rules.engine import CheckReport, Engine, check_paths, discover, validate_text
+from kinerja_rules.engine import Engine, check_paths, discover, validate_text
 from kinerja_rules.errors import (
     Diagnostic,
     EvaluationError,
@@ -21,6 +21,7 @@ from kinerja_rules.errors import (
 )
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
 from kinerja_rules.hookspecs import hookimpl
+from kinerja_rules.pipeline import CheckReport
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.registry import Registry

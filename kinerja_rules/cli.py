@@ -8,7 +8,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +39,7 @@ _EPILOG_CHECK = """examples:
   kinerja check                       check every policy under policies/
   kinerja check policies/sawahlunto   one region (its parents come from policies/)
   kinerja check policies/nasional.yaml policies/sawahlunto
+  kinerja check --timings             the seconds each stage of the pipeline took
 """
 _EPILOG_EVAL = """examples:
   kinerja eval nasional --input examples/pegawai.json
@@ -150,8 +151,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [Path(args.policies)]
-    report = check_paths(paths, _registry(args), Path(args.policies))
+    report = check_paths(paths, _registry(args), Path(args.policies), generate=args.timings)
     _print_diagnostics(report.problems, report.warnings, sys.stderr, args.lang)
+    if args.timings:
+        _print_timings(report.timings, args.lang)
     if report.problems:
         n = len(report.problems)
         print(f"{n} galat" if args.lang == "id" else f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
@@ -160,6 +163,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         parent = f" (extends {policy.extends})" if policy.extends else ""
         print(f"ok  {policy.id} {policy.version}{parent}  {policy.digest[:12]}")
     return 0
+
+
+def _print_timings(timings: Mapping[str, float], lang: str) -> None:
+    """The seconds each stage of the pipeline took, to standard error (standard output stays the result)."""
+    stage, seconds, total = ("tahap", "detik", "jumlah") if lang == "id" else ("stage", "seconds", "total")
+    rows = [*timings.items(), (total, sum(timings.values()))]  # in the pipeline's order
+    print(f"{stage:<10} {seconds:>8}", file=sys.stderr)
+    for name, value in rows:
+        print(f"{name:<10} {value:>8.3f}", file=sys.stderr)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -811,6 +823,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="policy files or folders (default: policies/)")
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
                    help="where the parents of the policies checked are found (default: policies/)")
+    p.add_argument("--timings", action="store_true",
+                   help="print the seconds each stage took (load, documents, assemble, check, compile: the "
+                        "evaluation code is generated too) to standard error")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("eval", help="evaluate records against a policy", epilog=_EPILOG_EVAL, formatter_class=fmt,

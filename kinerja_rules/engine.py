@@ -1,7 +1,9 @@
-"""The engine facade: the one module that knows the whole pipeline.
+"""The engine facade: the one module the CLI and the server drive policies through.
 
-load (YAML) -> documents -> assemble (extends) -> check -> compile -> CompiledPolicy.
-The CLI and the server use only this module, its result types and its errors.
+Each way in (`check_paths`, `reload_paths`, `validate_files`, `Engine.for_policy`,
+`Engine.from_groups`) runs the one pipeline (`pipeline.py`: load -> documents -> assemble ->
+check -> compile, each stage timed) over what it reads; the CLI and the server use this
+module, its result types and its errors.
 """
 
 from __future__ import annotations
@@ -14,36 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from kinerja_rules.assemble import assemble
-from kinerja_rules.checker import check
 from kinerja_rules.decision import Decision, ErrorResult
-from kinerja_rules.documents import EXTENDS_RE, PolicyFile, declared_id, read_policy_file, tests_only
+from kinerja_rules.documents import declared_id
 from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
-from kinerja_rules.loader import MAX_FILE_BYTES, SourceFile, iter_policy_files, load_file, load_text
+from kinerja_rules.loader import SourceFile
+from kinerja_rules.pipeline import CheckReport, Pipeline
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, run_population
-from kinerja_rules.registry import BrokenPlugin, Registry
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """The outcome of checking a set of policy files: policies, errors and warnings."""
-
-    policies: Mapping[str, CompiledPolicy]
-    errors: tuple[Diagnostic, ...]  # what keeps a policy out of service
-    warnings: tuple[Diagnostic, ...]
-    test_errors: tuple[Diagnostic, ...] = ()  # mistakes in test cases and fixtures: they fail `check`, not service
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.test_errors
-
-    @property
-    def problems(self) -> tuple[Diagnostic, ...]:
-        """Every error, of policies and of their tests."""
-        return self.errors + self.test_errors
+from kinerja_rules.registry import Registry
 
 
 def discover(plugin_dirs: Sequence[Path] = (), entry_points: bool = True) -> Registry:
@@ -59,167 +39,20 @@ def default_registry() -> Registry:
     return discover()
 
 
-@dataclass
-class _Reading:
-    files: list[PolicyFile] = field(default_factory=list)
-    diags: list[Diagnostic] = field(default_factory=list)
-    test_diags: list[Diagnostic] = field(default_factory=list)
-    broken: set[str] = field(default_factory=set)  # policies with a file that did not load
-    seen: set[Path] = field(default_factory=set)
-    library_ids: set[str] = field(default_factory=set)  # every policy the library folder holds, for suggestions
-    defined: set[str] = field(default_factory=set)  # policies with a file that is more than test cases
-
-    owners: dict[str, str] = field(default_factory=dict)  # file name -> the policy it declares
-    parents: dict[str, str] = field(default_factory=dict)  # policy -> the policy it extends
-
-    def add(self, load: Any, text: str | None, name: str = "") -> None:
-        try:
-            source = load()
-        except PolicyError as exc:
-            tests = text is not None and tests_only(text)
-            (self.test_diags if tests else self.diags).extend(exc.diagnostics)
-            declared = declared_id(text) if text is not None and not tests else None
-            if declared is not None:
-                self.broken.add(declared)
-                self.owners[name] = declared
-                if parent := EXTENDS_RE.search(text or ""):
-                    self.parents[declared] = parent.group(1)
-            return
-        pf, problems = read_policy_file(source)
-        tests = tests_only(source.text)
-        (self.test_diags if tests else self.diags).extend(problems)
-        if pf is None:
-            if (declared := declared_id(source.text)) is not None:
-                self.owners[source.name] = declared
-            return
-        self.files.append(pf)
-        self.owners[source.name] = pf.policy_id
-        if pf.header.get("extends"):
-            self.parents[pf.policy_id] = str(pf.header["extends"])
-        if not tests:
-            self.defined.add(pf.policy_id)
-
-    def add_path(self, file: Path) -> None:
-        resolved = file.resolve()
-        if resolved in self.seen:  # a folder and a file in it, or a region and its library: once
-            return
-        self.seen.add(resolved)
-        self.add(lambda: load_file(file), _peek(file), str(file))
-
-
-def _peek(file: Path) -> str | None:
-    try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            return None
-        return file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def _read(paths: Iterable[Path], texts: Iterable[tuple[str, str]] = (), loaded: Iterable[SourceFile] = (),
-          library: Path | None = None) -> _Reading:
-    """Load the files under `paths` (each once), then the parents they extend from `library`."""
-    reading = _Reading()
-    for source in loaded:
-        reading.add(lambda source=source: source, None)
-    for path in paths:
-        if not path.exists():
-            reading.diags.append(Diagnostic(code="E000", message=f"no such file or folder: {path}"))
-            continue
-        for file in iter_policy_files(path):
-            reading.add_path(file)
-    for name, text in texts:
-        reading.add(lambda name=name, text=text: load_text(text, name), text, name)
-    if library is not None and library.is_dir():
-        _add_parents(reading, library)
-    return reading
-
-
-def _add_parents(reading: _Reading, library: Path, seed: frozenset[str] = frozenset()) -> None:
-    """Load, from the library folder, every file of every policy extended (its parents, and their
-    fixtures, complete), and of the policies in `seed`, each file once."""
-    index: dict[str, list[Path]] | None = None
-    while True:
-        wanted = ({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
-                  | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined}
-                  | seed) - reading.broken
-        if not wanted or index is not None and not wanted & set(index):
-            return
-        if index is None:
-            index = {}
-            reading.library_ids |= {pf.policy_id for pf in reading.files}
-            for file in iter_policy_files(library):
-                if file.resolve() in reading.seen:
-                    continue
-                text = _peek(file)
-                declared = declared_id(text) if text is not None else None
-                if declared is not None:
-                    reading.library_ids.add(declared)
-                    index.setdefault(declared, []).append(file)
-        found = [file for pid in sorted(wanted) for file in index.pop(pid, [])]
-        if not found:
-            return
-        for file in found:
-            reading.add_path(file)
-
-
-def build(files: list[PolicyFile], registry: Registry, only: set[str] | None = None,
-          broken: Iterable[str] = (), known: Iterable[str] = ()) -> CheckReport:
-    """Assemble, check and compile every policy in `files` (or only those in `only` and their parents).
-
-    A policy with a file that did not load (`broken`) is not checked: its other files alone
-    would only give follow-on errors. Test-case problems are reported apart (`test_errors`):
-    they fail `check` and `test`, but never keep a policy out of service.
-    """
-    assembled, diags = assemble(files, broken, known)
-    warnings: list[Diagnostic] = []
-    test_diags: list[Diagnostic] = []
-    compiled: dict[str, CompiledPolicy] = {}
-    for pid, policy in assembled.items():
-        if only is not None and pid not in only:
-            continue
-        checked, problems = check(policy, dict(registry.functions), dict(registry.indicators))
-        diags += problems
-        if checked is not None:
-            warnings += checked.warnings
-            test_diags += checked.test_errors
-            if not policy.flawed:
-                compiled[pid] = CompiledPolicy(checked, dict(registry.plugins))
-    if registry.broken:
-        diags = [_maybe_broken(d, registry.broken) for d in diags]
-    return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)),
-                       test_errors=tuple(_unique(test_diags)))
-
-
-def _maybe_broken(diag: Diagnostic, broken: tuple[BrokenPlugin, ...]) -> Diagnostic:
-    """An unknown function or name, when a plugin was left out: say so, it may be the one that gives it."""
-    if diag.code not in ("E105", "E110"):
-        return diag
-    names = ", ".join(f"{b.plugin!r}" for b in broken)
-    return msgspec.structs.replace(diag, message=f"{diag.message} (plugin{'s' if len(broken) > 1 else ''} {names} "
-                                                 "could not be loaded and may provide it: see `kinerja plugins`)")
-
-
-def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen = set()
-    out = []
-    for d in diags:
-        key = (d.code, d.message, str(d.span))
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
-
-
-def check_paths(paths: Sequence[Path], registry: Registry | None = None, library: Path | None = None) -> CheckReport:
+def check_paths(paths: Sequence[Path], registry: Registry | None = None, library: Path | None = None,
+                generate: bool = False) -> CheckReport:
     """Load, check and compile the policies under `paths`, collecting every diagnostic.
 
     A policy extended but not under `paths` is loaded from `library` (a policies folder).
+    `generate` compiles the evaluation code too (as an engine does), so that the compile
+    stage's time is whole.
     """
-    reading = _read(paths, library=library)
-    report = build(reading.files, registry or default_registry(), broken=reading.broken, known=reading.library_ids)
+    pipeline = Pipeline(registry or default_registry(), generate)
+    reading = pipeline.read(paths, library=library)
+    report = pipeline.build(reading.files, broken=reading.broken, known=reading.library_ids)
     return CheckReport(policies=report.policies, errors=tuple(reading.diags) + report.errors,
-                       warnings=report.warnings, test_errors=tuple(reading.test_diags) + report.test_errors)
+                       warnings=report.warnings, test_errors=tuple(reading.test_diags) + report.test_errors,
+                       timings=report.timings)
 
 
 @dataclass(frozen=True)
@@ -232,6 +65,7 @@ class Reload:
     removed: tuple[str, ...]  # no longer in the folder
     refused: tuple[Diagnostic, ...]  # mistakes no policy can be named for (an unreadable folder): nothing changes
     warnings: tuple[Diagnostic, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)  # seconds by stage (pipeline.STAGES)
 
 
 def reload_paths(paths: Sequence[Path], registry: Registry, previous: Mapping[str, CompiledPolicy]) -> Reload:
@@ -242,8 +76,9 @@ def reload_paths(paths: Sequence[Path], registry: Registry, previous: Mapping[st
     those in its own files and its parents'. A mistake no policy can be named for refuses the
     whole reload.
     """
-    reading = _read(paths)
-    report = build(reading.files, registry, broken=reading.broken, known=reading.library_ids)
+    pipeline = Pipeline(registry, generate=True)
+    reading = pipeline.read(paths)
+    report = pipeline.build(reading.files, broken=reading.broken, known=reading.library_ids)
     errors = tuple(reading.diags) + report.errors
     found = reading.defined | reading.broken
     failed_ids = sorted(found - set(report.policies))
@@ -264,7 +99,8 @@ def reload_paths(paths: Sequence[Path], registry: Registry, previous: Mapping[st
     policies = {**{pid: previous[pid] for pid in failed_ids if pid in previous}, **report.policies}
     return Reload(policies=policies, reloaded=tuple(sorted(report.policies)), failed=failed,
                   removed=tuple(sorted(set(previous) - found)), refused=refused,
-                  warnings=report.warnings + tuple(reading.test_diags) + report.test_errors)
+                  warnings=report.warnings + tuple(reading.test_diags) + report.test_errors,
+                  timings=report.timings)
 
 
 @dataclass(frozen=True)
@@ -309,12 +145,13 @@ def validate_files(texts: Mapping[str, str], base: Sequence[Path] = (), registry
     and `base_sources` for their parents; diagnostics are those in the given files. Nothing is put in service.
     """
     names = set(texts)
-    reading = _read(base, list(texts.items()), [s for s in base_sources if s.name not in names])
+    pipeline = Pipeline(registry or default_registry())
+    reading = pipeline.read(base, list(texts.items()), [s for s in base_sources if s.name not in names])
     own = [pf for pf in reading.files if pf.source.name in names]
     ids = {pf.policy_id for pf in own} | {pid for pid in reading.broken if any(
         declared_id(text) == pid for text in texts.values())}
     others = [pf for pf in reading.files if pf.source.name not in names and pf.policy_id not in ids]
-    report = build(own + others, registry or default_registry(), only=ids, broken=reading.broken)
+    report = pipeline.build(own + others, only=ids, broken=reading.broken)
 
     def mine(d: Diagnostic) -> bool:
         return d.span is None or d.span.file in names
@@ -323,7 +160,8 @@ def validate_files(texts: Mapping[str, str], base: Sequence[Path] = (), registry
     # even where it stands in a parent's file (an override that breaks an inherited item)
     return CheckReport(policies=report.policies, errors=tuple(filter(mine, reading.diags)) + report.errors,
                        warnings=report.warnings,
-                       test_errors=tuple(filter(mine, reading.test_diags)) + report.test_errors)
+                       test_errors=tuple(filter(mine, reading.test_diags)) + report.test_errors,
+                       timings=report.timings)
 
 
 class Engine:
@@ -346,7 +184,7 @@ class Engine:
         Raises PolicyError if any policy fails to compile; mistakes in test cases only warn.
         """
         registry = registry or default_registry()
-        report = check_paths(paths, registry, library)
+        report = check_paths(paths, registry, library, generate=True)
         if report.errors:
             raise PolicyError(report.errors)
         return cls(report.policies, registry, report.warnings + report.test_errors)
@@ -359,12 +197,11 @@ class Engine:
         Raises PolicyError if it fails to compile, UnknownPolicyError if the folder has no such policy.
         """
         registry = registry or default_registry()
-        reading = _Reading()
-        if library.is_dir():
-            _add_parents(reading, library, frozenset({policy_id}))
-        elif not library.exists():
+        pipeline = Pipeline(registry, generate=True)
+        reading = pipeline.read(library=library, seed=frozenset({policy_id}))
+        if not library.exists():
             reading.diags.append(Diagnostic(code="E000", message=f"no such file or folder: {library}"))
-        report = build(reading.files, registry, only={policy_id}, broken=reading.broken, known=reading.library_ids)
+        report = pipeline.build(reading.files, only={policy_id}, broken=reading.broken, known=reading.library_ids)
         errors = tuple(reading.diags) + report.errors
         if errors:
             raise PolicyError(errors)
@@ -378,8 +215,9 @@ class Engine:
         registry = registry or default_registry()
         policies: dict[str, CompiledPolicy] = {}
         for group in groups:
-            reading = _read([], list(group.files.items()))
-            report = build(reading.files, registry, only=set(group.ids), broken=reading.broken)
+            pipeline = Pipeline(registry, generate=True)
+            reading = pipeline.read(texts=list(group.files.items()))
+            report = pipeline.build(reading.files, only=set(group.ids), broken=reading.broken)
             missing = set(group.ids) - set(report.policies)
             if reading.diags or report.errors or missing:
                 raise PolicyError(tuple(reading.diags) + report.errors or (

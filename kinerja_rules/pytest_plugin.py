@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from kinerja_rules.engine import CheckReport, check_paths
+from kinerja_rules.engine import check_paths
 from kinerja_rules.errors import PolicyError
+from kinerja_rules.pipeline import CheckReport
 from kinerja_rules.testing import run_case
 
 

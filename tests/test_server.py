@@ -410,7 +410,11 @@ def test_reload_that_compiles_replaces_the_set(folder: Path) -> None:
         assert answer["reloaded"] == ["kotalama", "makassar", "nasional", "plaju", "sawahlunto"]
         assert client.get("/v1/policies/makassar").json()["version"] == "2099.1"
         assert client.get("/ready").json()["generation"] == 1
-        assert metric(client.get("/metrics").text, "kinerja_reloads_total", outcome="ok") == 1
+        text = client.get("/metrics").text
+        assert metric(text, "kinerja_reloads_total", outcome="ok") == 1
+        stages = {s: metric(text, "kinerja_policy_stage_seconds", stage=s)
+                  for s in ("load", "documents", "assemble", "check", "compile")}
+        assert all(seconds is not None and seconds > 0 for seconds in stages.values()), stages
 
 
 def test_one_regions_mistake_never_takes_another_down(folder: Path) -> None:

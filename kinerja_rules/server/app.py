@@ -454,6 +454,7 @@ class ServiceController(Controller):
             raise ApiProblem("reload-unavailable")
         outcome = await to_thread.run_sync(service.reload)
         metrics = _metrics(request)
+        metrics.observe_reload(outcome.timings)
         if outcome.refused:
             metrics.reloads.labels("failed").inc()
             _log.warning("reload refused with %d error(s); the policies in service are kept", len(outcome.refused))

@@ -13,12 +13,13 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from kinerja_rules.server.counters import PROCESS
@@ -83,6 +84,9 @@ class Metrics:
         self.decisions = Counter("kinerja_decisions", "Records evaluated, by policy and outcome.",
                                  ["policy", "outcome"], registry=r)
         self.reloads = Counter("kinerja_reloads", "Policy reloads, by outcome.", ["outcome"], registry=r)
+        self.stage_seconds = Gauge("kinerja_policy_stage_seconds",
+                                   "Seconds the latest reload spent in each stage of the policy pipeline.", ["stage"],
+                                   registry=r, multiprocess_mode="mostrecent")
         self.batch_records = Counter("kinerja_batch_records", "Batch records, by the process that decided them.",
                                      ["decided_in"], registry=r)
         for outcome in ("ok", "partial", "failed"):
@@ -100,6 +104,10 @@ class Metrics:
             series = self._series[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
         series[0].inc()
         series[1].observe(seconds)
+
+    def observe_reload(self, timings: Mapping[str, float]) -> None:
+        for stage, seconds in timings.items():
+            self.stage_seconds.labels(stage).set(seconds)
 
     def observe_decisions(self, policy_id: str, outcome: str, count: int = 1) -> None:
         if count:
