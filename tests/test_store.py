@@ -31,10 +31,10 @@ from kinerja_rules.store import (
     SQLiteStore,
     Store,
     StoreError,
-    _Ids,
     row_of,
     uuid7,
 )
+from kinerja_rules.store.ids import _Ids
 from tests.conftest import BASE_RECORD, ROOT, bundled
 
 
@@ -206,15 +206,15 @@ def test_every_record_answered_survives_a_sigkill(tmp_path: Path) -> None:
 
 
 def test_ids_keep_their_order_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kinerja_rules import store
+    from kinerja_rules.store import ids as module
 
-    ids = store._Ids()
+    ids = module._Ids()
     clock = iter([1_700_000_000.000, 1_700_000_000.000, 1_699_999_999.000, 1_700_000_000.001])
-    monkeypatch.setattr(store.time, "time", lambda: next(clock))
+    monkeypatch.setattr(module.time, "time", lambda: next(clock))
     made = [ids.next() for _ in range(4)]
     assert made == sorted(made) and len(set(made)) == 4
     ids._bits = 2 ** 74 - 1  # a millisecond whose counter is used up borrows the next one
-    monkeypatch.setattr(store.time, "time", lambda: 1_700_000_000.001)
+    monkeypatch.setattr(module.time, "time", lambda: 1_700_000_000.001)
     later = ids.next()
     assert later > made[-1] and int(later[:8] + later[9:13], 16) == 1_700_000_000_002
 
@@ -382,7 +382,7 @@ def _people(path: Path) -> tuple[int, int]:
 
 def test_a_person_is_found_before_and_after_the_writer_indexes_them(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kinerja_rules.store.INDEX_ROWS", 4)
+    monkeypatch.setattr("kinerja_rules.store.writer.INDEX_ROWS", 4)
     path = tmp_path / "d.sqlite"
     store = SQLiteStore(path, writer_process=False)
     kept: list[DecisionRecord] = []
@@ -416,7 +416,7 @@ def test_a_look_up_by_nip_searches_the_table_by_person_and_not_the_whole_store(t
 
 
 def test_retention_leaves_no_one_behind_in_the_table_by_person(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kinerja_rules.store.INDEX_ROWS", 1)
+    monkeypatch.setattr("kinerja_rules.store.writer.INDEX_ROWS", 1)
     path = tmp_path / "d.sqlite"
     store = SQLiteStore(path, writer_process=False)
     then = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
