@@ -292,12 +292,12 @@ sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from kinerja_rules import Engine
 records = pickle.loads(Path(sys.argv[2]).read_bytes())
-policy = Engine.from_paths([Path(sys.argv[1]) / "policies" / "nasional.yaml"]).policy("nasional")
+engine = Engine.from_paths([Path(sys.argv[1]) / "policies" / "nasional.yaml"])
 best = float("inf")
 for _ in range(3):
     start = time.perf_counter()
     for r in records:
-        policy.evaluate(r)
+        engine.evaluate("nasional", r)
     best = min(best, time.perf_counter() - start)
 print(best / len(records) * 1e6)
 """
@@ -346,9 +346,8 @@ def main() -> None:  # noqa: C901
     args = ap.parse_args()
     records = generate(args.records)
     engine = Engine.from_paths([ROOT / "policies"])
-    policy = engine.policy("nasional")
     for r in records[:2000]:  # same answers, or the comparison means nothing
-        mine, theirs = policy.evaluate(r).outputs, hand_written(r)
+        mine, theirs = engine.decide("nasional", r).outputs, hand_written(r)
         assert mine == theirs, (r, mine, theirs)
 
     import msgspec
@@ -368,26 +367,26 @@ def main() -> None:  # noqa: C901
         return numbers.encode({"outputs": hand_written(record)})
 
     def full(line: bytes) -> bytes:  # as `kinerja eval` and the service's batches decide a line
-        plain = policy.plain_record(line)
+        plain = engine.read_plain("nasional", line)
         if plain is not None:  # read and checked in C: every valid record here
-            return to_json(policy.evaluate_plain_safely(plain))
-        return to_json(policy.evaluate_safely(decode(line, 0, "")))
+            return to_json(engine.evaluate_plain_safely("nasional", plain))
+        return to_json(engine.evaluate_safely("nasional", decode(line, 0, "")))
 
     def usual(line: bytes) -> bytes:  # the reading every record that is not plainly valid takes
-        return to_json(policy.evaluate_safely(decode(line, 0, "")))
+        return to_json(engine.evaluate_safely("nasional", decode(line, 0, "")))
 
     def full_explained(line: bytes) -> bytes:
-        plain = policy.plain_record(line)
+        plain = engine.read_plain("nasional", line)
         if plain is not None:
-            return to_json(policy.evaluate_plain_safely(plain, explain=True))
-        return to_json(policy.evaluate_safely(decode(line, 0, ""), explain=True))
+            return to_json(engine.evaluate_plain_safely("nasional", plain, explain=True))
+        return to_json(engine.evaluate_safely("nasional", decode(line, 0, ""), explain=True))
 
     for line in lines[:2000]:  # both readings decide alike
         assert full(line) == usual(line) and b'"result"' not in full(line), line
 
     timed = _paired({
-        "hand": (hand_written, records), "off": (policy.evaluate, records),
-        "on": (lambda r: policy.evaluate(r, explain=True), records), "hand_path": (hand_full, lines),
+        "hand": (hand_written, records), "off": (lambda r: engine.decide("nasional", r), records),
+        "on": (lambda r: engine.decide("nasional", r, explain=True), records), "hand_path": (hand_full, lines),
         "full_path": (full, lines), "usual_path": (usual, lines), "explained_path": (full_explained, lines)})
     hand, off, on, hand_path, full_path, usual_path, explained_path = (
         statistics.median(timed[name]) for name in ("hand", "off", "on", "hand_path", "full_path", "usual_path",

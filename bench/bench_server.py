@@ -82,8 +82,7 @@ def full_path(engine: Engine, policy_id: str, raw: bytes) -> bytes:
     """An evaluate body read, checked, decided and encoded as the evaluate handler does a plainly
     valid one (every generated record is)."""
     plain = plain_evaluate(raw, Limits())
-    policy = engine.policy(policy_id)
-    clean = None if plain is None else policy.plain_record(plain.record)
+    clean = None if plain is None else engine.read_plain(policy_id, plain.record)
     assert plain is not None and clean is not None, "a generated record is not plainly valid"
     return ENCODER.encode(engine.evaluate_plain(policy_id, clean, plain.as_of, plain.explain))
 

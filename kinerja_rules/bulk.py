@@ -220,14 +220,14 @@ Keep = Callable[[Any, Any], Any]
 def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep | None = None) -> tuple[bytes, int]:
     """The output of `items` (a line each, or a text for --explain-text) and how many failed."""
     from kinerja_rules.catalogue import translate_field, translate_record_message
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import explain_text
 
     policy = engine.policy(task.policy_id)
     explain = task.explain or task.explain_text
     out: list[bytes] = []
     failures = 0
     for line, item, where in items:
-        plain = policy.plain_record(item) if keep is None and isinstance(item, bytes) else None
+        plain = engine.read_plain(task.policy_id, item) if keep is None and isinstance(item, bytes) else None
         if plain is not None:  # read and checked in C (most records): the same decision, sooner
             result: Any = engine.evaluate_plain_safely(task.policy_id, plain, task.as_of, explain)
         else:

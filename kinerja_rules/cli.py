@@ -27,11 +27,12 @@ from kinerja_rules.catalogue import (
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, check_paths, discover
 from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
+from kinerja_rules.evaluation.tracing import explain_text
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.registry import Registry
 from kinerja_rules.schema import UNKNOWN_FIELDS
-from kinerja_rules.testing import explain_text, run_all
+from kinerja_rules.testing import run_all
 
 DEFAULT_POLICIES = Path("policies")
 

@@ -19,6 +19,8 @@ from typing import Any
 from kinerja_rules.decision import Decision, ErrorResult
 from kinerja_rules.documents import declared_id
 from kinerja_rules.errors import Diagnostic, PolicyError, UnknownPolicyError
+from kinerja_rules.evaluation.decide import decide_record, safely
+from kinerja_rules.evaluation.intake import plain_record
 from kinerja_rules.loader import SourceFile
 from kinerja_rules.pipeline import CheckReport, Pipeline
 from kinerja_rules.policy import CompiledPolicy
@@ -255,21 +257,39 @@ class Engine:
         except KeyError:
             raise UnknownPolicyError(policy_id, self.ids) from None
 
-    def evaluate(self, policy_id: str, record: Any, as_of: dt.date | None = None,
-                 explain: bool = False, unknown_fields: str | None = None) -> Decision:
-        """Evaluate one record; raises RecordError or EvaluationError for that record."""
-        decision = self.policy(policy_id).evaluate(record, as_of, explain, unknown_fields)
+    # ---- deciding: one route for a record ----
+    def decide(self, policy_id: str, record: Any, as_of: dt.date | None = None, explain: bool = False,
+               unknown_fields: str | None = None, *, plain: bool = False) -> Decision:
+        """Decide one record; raises RecordError or EvaluationError for that record.
+
+        `record` is a decoded JSON value, read by intake (`unknown_fields`: warn, error or ignore,
+        overriding the policy's rule for fields it does not declare); with `plain` it is a record
+        `read_plain` already gave. `as_of` defaults to the first day of the record's period."""
+        decision = decide_record(self.policy(policy_id), record, as_of, explain, unknown_fields, plain)
         if self.registry.observe is not None:
             self._observe(policy_id, decision)
         return decision
 
-    def evaluate_plain(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
-                       explain: bool = False) -> Decision:
-        """Evaluate a record `CompiledPolicy.plain_record` read; raises EvaluationError for a fault."""
-        decision = self.policy(policy_id).evaluate_plain(clean, as_of, explain)
-        if self.registry.observe is not None:
-            self._observe(policy_id, decision)
-        return decision
+    def decide_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
+                    explain: bool = False, unknown_fields: str | None = None, *,
+                    plain: bool = False) -> Iterator[Decision | ErrorResult]:
+        """Decide records in order, as `decide` does each; a bad record yields its ErrorResult and the
+        others go on."""
+        policy = self.policy(policy_id)
+        for record in records:
+            yield self._decided(policy, record, as_of, explain, unknown_fields, plain)
+
+    def _decided(self, policy: CompiledPolicy, record: Any, as_of: dt.date | None, explain: bool,
+                 unknown_fields: str | None, plain: bool) -> Decision | ErrorResult:
+        result = safely(policy, decide_record, policy, record, as_of, explain, unknown_fields, plain)
+        if self.registry.observe is not None and isinstance(result, Decision):
+            self._observe(policy.id, result)
+        return result
+
+    def read_plain(self, policy_id: str, raw: bytes) -> dict[str, Any] | None:
+        """The record in the JSON text `raw`, read and checked in C, when it is plainly valid; None for
+        anything else, which is decoded and given to `decide` the usual way."""
+        return plain_record(self.policy(policy_id), raw)
 
     def _observe(self, policy_id: str, decision: Decision) -> None:
         try:
@@ -277,22 +297,6 @@ class Engine:
         except Exception as exc:  # an observer never changes or loses a decision
             logging.getLogger("kinerja_rules").warning("decision observer failed: %s: %s",
                                                         type(exc).__name__, exc)
-
-    def evaluate_safely(self, policy_id: str, record: Any, as_of: dt.date | None = None,
-                        explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
-        """Evaluate one record; a bad record gives an ErrorResult instead of raising."""
-        result = self.policy(policy_id).evaluate_safely(record, as_of, explain, unknown_fields)
-        if self.registry.observe is not None and isinstance(result, Decision):
-            self._observe(policy_id, result)
-        return result
-
-    def evaluate_plain_safely(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
-                              explain: bool = False) -> Decision | ErrorResult:
-        """Evaluate a record `CompiledPolicy.plain_record` read; a fault gives an ErrorResult."""
-        result = self.policy(policy_id).evaluate_plain_safely(clean, as_of, explain)
-        if self.registry.observe is not None and isinstance(result, Decision):
-            self._observe(policy_id, result)
-        return result
 
     def evaluate_population(self, policy_id: str, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
                             seats: Sequence[Any] | None = None, as_of: dt.date | None = None, explain: bool = False,
@@ -314,11 +318,28 @@ class Engine:
                 self._observe(policy_id, result)
             yield result
 
+    # ---- the names decide and decide_many had first: kept, so nothing that calls them breaks ----
+    def evaluate(self, policy_id: str, record: Any, as_of: dt.date | None = None,
+                 explain: bool = False, unknown_fields: str | None = None) -> Decision:
+        """`decide`: one record; raises RecordError or EvaluationError for that record."""
+        return self.decide(policy_id, record, as_of, explain, unknown_fields)
+
+    def evaluate_plain(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
+                       explain: bool = False) -> Decision:
+        """`decide` of a record `read_plain` gave."""
+        return self.decide(policy_id, clean, as_of, explain, plain=True)
+
+    def evaluate_safely(self, policy_id: str, record: Any, as_of: dt.date | None = None,
+                        explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
+        """`decide_many` of one record: a bad record gives an ErrorResult instead of raising."""
+        return self._decided(self.policy(policy_id), record, as_of, explain, unknown_fields, False)
+
+    def evaluate_plain_safely(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
+                              explain: bool = False) -> Decision | ErrorResult:
+        """`evaluate_safely` of a record `read_plain` gave."""
+        return self._decided(self.policy(policy_id), clean, as_of, explain, None, True)
+
     def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:
-        """Evaluate records in order; each bad record yields an ErrorResult, the others go on."""
-        policy = self.policy(policy_id)
-        for result in policy.evaluate_many(records, as_of, explain, unknown_fields):
-            if self.registry.observe is not None and isinstance(result, Decision):
-                self._observe(policy_id, result)
-            yield result
+        """`decide_many`."""
+        return self.decide_many(policy_id, records, as_of, explain, unknown_fields)

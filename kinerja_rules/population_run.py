@@ -30,6 +30,9 @@ from kinerja_rules import types as t
 from kinerja_rules.checking.population import Population
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
+from kinerja_rules.evaluation.decide import error_result, fault, indicator_values
+from kinerja_rules.evaluation.intake import check_record
+from kinerja_rules.evaluation.tracing import build_trace
 from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.schema import build_validator, judge_unknown
@@ -234,20 +237,20 @@ class _Run:
         if isinstance(record, ErrorResult):  # the caller could not read it (a line of bad JSON)
             return record
         try:
-            clean, warnings = policy.check_record(record, self.unknown_fields)
+            clean, warnings = check_record(policy, record, self.unknown_fields)
             when = self.as_of or policy.as_of_for(clean)
             params, dates = policy.params_for(when, "as_of" if self.as_of else policy.period or "as_of")
-            indicators = policy._indicator_values(clean)
+            indicators = indicator_values(policy, clean)
             saved = decimal.getcontext()
             decimal.setcontext(EVAL_CONTEXT)
             try:
                 decided, group, key, order, category = self.code.before(clean, params, indicators, when)
             except Exception as exc:
-                raise policy._fault(exc) from None
+                raise fault(policy, exc) from None
             finally:
                 decimal.setcontext(saved)
         except (RecordError, EvaluationError) as exc:
-            return policy.error_result(exc)
+            return error_result(policy, exc)
         if self.instead and isinstance(record, dict):
             warnings = warnings + [FieldError(path=name, message=(
                 f"in a population run the group's {value!r} stands for it; the record's value is not used"))
@@ -294,16 +297,16 @@ class _Run:
                     current = "the quota's mode"
                     mode = self.code.group("quota mode")(params, when, data, members_list, size)
                     current = "the quota's limits"
-                    limits = params[self.policy._param_pos[stage.quota.limits]]
+                    limits = params[self.policy.param_pos[stage.quota.limits]]
                     if stage.quota.key is not None:
                         key = self.code.group("quota key")(params, when, data, members_list, size)
                         limits = limits[key]
             except Exception as exc:
-                fault = self.policy._fault(exc)
-                message = f"{current}: {fault.detail}"
+                failure = fault(self.policy, exc)
+                message = f"{current}: {failure.detail}"
                 report.error = message
                 error = ErrorResult(policy=self.policy.ref, error=ErrorInfo(
-                    kind="evaluation", message=fault.detail, where=f"{current} of group "
+                    kind="evaluation", message=failure.detail, where=f"{current} of group "
                                                                   f"{' / '.join(str(v) for v in first.group)}"))
                 return report, {m.position: error for m in members}
         finally:
@@ -376,7 +379,7 @@ class _Run:
                     try:
                         score = self.code.pair(m.clean, m.params, m.indicators, m.as_of, m.decided, seat)
                     except Exception as exc:
-                        failed[id(m)] = self.policy._fault(exc)
+                        failed[id(m)] = fault(self.policy, exc)
                         break
                     if score is not None:
                         scores[(key, seat["id"])] = rational(score)
@@ -432,7 +435,7 @@ class _Run:
         policy = self.policy
         failed = m.given.pop("failed", None)
         if failed is not None:
-            return policy.error_result(failed)
+            return error_result(policy, failed)
         block: dict[str, Any] = {"group": m.shown, "member": m.key, "size": m.given["size"],
                                  "rank": m.given["rank"]}
         if self.stage.assignment is not None:
@@ -449,10 +452,10 @@ class _Run:
             outputs, defs = policy.code.run_post_traced(m.clean, m.params, m.indicators, m.as_of, m.given,
                                                         m.decided, hits)
         except Exception as exc:
-            return policy.error_result(policy._fault(exc))
+            return error_result(policy, fault(policy, exc))
         finally:
             decimal.setcontext(saved)
-        trace = policy._trace(outputs, defs, hits, m.params, m.dates, m.as_of, m.indicators)
+        trace = build_trace(policy, outputs, defs, hits, m.params, m.dates, m.as_of, m.indicators)
         trace["population"] = m.story
         return Decision(policy=policy.ref, as_of=m.as_of, outputs=outputs, warnings=m.warnings, population=block,
                         trace=trace)
@@ -536,7 +539,7 @@ def _decided(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Dec
         if grouped.group is None:  # a member key twice in its group, or a group that came back
             for why in grouped.errors.values():
                 member = grouped.records[0]
-                pending[member.position] = policy.error_result(RecordError([FieldError(
+                pending[member.position] = error_result(policy, RecordError([FieldError(
                     path=run.stage.member_text, message=why)]))
             continue
         report, failed = run.decide_group(grouped.records)

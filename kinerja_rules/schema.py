@@ -40,7 +40,7 @@ class UnknownField(FieldError, frozen=True, kw_only=True):
     """A key the policy does not declare, with the declared name it is a near miss of (if any).
 
     Validators report these with the errors; the policy's `unknown_fields` rule then makes each an
-    error, a warning or nothing (`CompiledPolicy.validate`).
+    error, a warning or nothing (`evaluation.intake.check_record`).
     """
 
     near: str | None = None  # the path of the declared field it is a near miss of

@@ -11,8 +11,10 @@ from typing import Any
 import msgspec
 
 from kinerja_rules.checker import Case
-from kinerja_rules.decision import Decision, ErrorResult, to_json
+from kinerja_rules.decision import Decision, ErrorResult
 from kinerja_rules.errors import EvaluationError, RecordError
+from kinerja_rules.evaluation.decide import decide_record
+from kinerja_rules.evaluation.tracing import explain_text
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, run_population
 
@@ -63,7 +65,7 @@ def run_case(policy: CompiledPolicy, case: Case) -> CaseResult:
     if case.members is not None:
         return _run_population_case(policy, case, where)
     try:
-        decision = policy.evaluate(case.record, case.as_of, explain=True)
+        decision = decide_record(policy, case.record, case.as_of, explain=True)
     except (RecordError, EvaluationError) as exc:
         if case.expect_error is not None and case.expect_error in str(exc):
             return CaseResult(policy.id, case.name, True, where)
@@ -140,159 +142,6 @@ def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> Case
     if not lines:
         return CaseResult(policy.id, case.name, True, where)
     return CaseResult(policy.id, case.name, False, where, "the population run differs:\n" + "\n".join(lines))
-
-
-def _population_story(story: dict[str, Any] | None) -> list[str]:
-    """The population part of a trace as lines: the rank in its group, what the quota did, the seat."""
-    if not story:
-        return []
-    if story.get("applied") is False:
-        return ["population: none applied (the record was decided alone)"]
-    group = ", ".join(f"{k} {_json(v)}" for k, v in story["group"].items())
-    out = [f"population: rank {story['rank']} of {story['size']} in {group}, by {', '.join(story['order'])}"]
-    quota = story.get("quota")
-    if quota is not None:
-        out.append(f"  quota on {quota['of']} ({quota['mode']}): {'; '.join(quota['limits'])}")
-        out += [f"  moved {line}" for line in quota.get("moved", ())]
-        out += [f"  not met: {line}" for line in quota.get("violations", ())]
-        out.append(f"  {quota['of']} {quota['before']}, after the quota {quota['after']}")
-    seat = story.get("assignment")
-    if seat is not None:
-        against = ", ".join(f"{e['member']} ({_json(e['score'])})" for e in seat.get("against", ()))
-        got = f"seat {seat['seat']} with score {_json(seat['score'])}" if seat["seat"] is not None else "no seat"
-        out.append(f"  assignment ({seat['method']}): {got}" + (f", against {against}" if against else "")
-                   + f"; eligible for {', '.join(seat['eligible_for']) or 'none'}")
-    return out
-
-
-def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:  # noqa: C901
-    """A decision trace as text a policy author can read: each output with everything it was
-    reached through (definitions, table hits, parameters, rules, plugin functions, inputs read).
-    With the `policy` that made it, the expressions and the cited references are written out too."""
-    import msgspec
-
-    trace = msgspec.json.Decoder(float_hook=Decimal).decode(to_json(decision))["trace"]
-    texts = policy.expressions() if policy is not None else {}
-    cite = policy.cite_text if policy is not None else str
-    defs, tables, rules = trace.get("definitions", {}), trace.get("tables", {}), trace.get("rules", {})
-    indicators = trace.get("indicators", {})
-    params: dict[str, tuple[str, Any]] = {name: (since, value) for since, group in trace.get("parameters", {}).items()
-                                         for name, value in group.items()}
-
-    def cited(entry: dict[str, Any]) -> str:
-        return f"   [{cite(entry['cite'])}]" if entry.get("cite") else ""
-
-    def plugins(entry: dict[str, Any], out: list[str]) -> None:
-        for f in entry.get("plugins", ()):
-            version = f" {f['version']}" if f.get("version") else ""
-            out.append(f"      by function {f['function']} of plugin {f['plugin']}{version}{cited(f)}")
-
-    out = [f"as of {trace['as_of']}", *_population_story(trace.get("population"))]
-    for name, entry in trace["outputs"].items():
-        if only is not None and name not in only:
-            continue
-        out.append(f"\n{name} = {_json(entry['value'])}")
-        expr = texts.get("outputs", {}).get(name)
-        if expr:
-            out.append(f"  from: {_one_line(expr)}")
-        if entry.get("cite"):
-            out.append(f"  cites: {cite(entry['cite'])}")
-        plugins(entry, out)
-        reached = _reached(entry, defs, tables, rules, indicators, params)
-        reads = set(entry.get("reads", ()))
-        for kind, used in reached:
-            if kind == "definition":
-                d = defs[used]
-                exact = f" (exactly {d['exact']})" if "exact" in d else ""
-                expr = texts.get("definitions", {}).get(used)
-                out.append(f"  · {used} = {_json(d['value'])}{exact}" + (f"   ← {_one_line(expr)}" if expr else "")
-                           + cited(d))
-                plugins(d, out)
-                reads |= set(d.get("reads", ()))
-            elif kind == "table":
-                t = tables[used]
-                for hit in t["hits"]:
-                    args = ", ".join(f"{k}={_json(v)}" for k, v in hit["inputs"].items())
-                    note = f" ({hit['note']})" if hit.get("note") else ""
-                    out.append(f"  · table {used}({args}) → row {hit['row']} → {_json(hit['output'])}{note}{cited(t)}")
-                if t.get("omitted"):
-                    out.append(f"  · … and {t['omitted']} more lookups of {used}, not shown")
-            elif kind == "parameter":
-                since, value = params[used]
-                if isinstance(value, dict):
-                    for pair in value["values"]:
-                        out.append(f"  · parameter {used}[{_json(pair['key'])}] = {_json(pair['value'])} "
-                                   f"(in force since {since})")
-                    if value.get("omitted"):
-                        out.append(f"  · … and {value['omitted']} more lookups of {used}, not shown")
-                else:
-                    out.append(f"  · parameter {used} = {_json(value)} (in force since {since})")
-            elif kind == "indicator":
-                i = indicators[used]
-                version = f" {i['version']}" if i.get("version") else ""
-                out.append(f"  · indicator {used} = {_json(i['value'])} from {i['source']}, by plugin "
-                           f"{i['plugin']}{version}{cited(i)}")
-                reads.add(i["source"])
-        for rule_name in entry.get("rules", ()):
-            r = rules[rule_name]
-            when = texts.get("rules", {}).get(rule_name)
-            mark = "fired" if r["fired"] else "not fired"
-            out.append(f"  · rule {rule_name} ({mark}" + (f": {_one_line(when)}" if when else "") +
-                       f") adds {_json(r['adds'].get(name, []))}: {r['reason']}{cited(r)}")
-            reads |= set(r.get("reads", ()))
-        if reads:
-            out.append(f"  inputs read: {', '.join(sorted(reads))}")
-    return "\n".join(out)
-
-
-def _reached(entry: dict[str, Any], defs: dict[str, Any], tables: dict[str, Any], rules: dict[str, Any],
-             indicators: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str]]:
-    """Everything an output's value was reached through, each once, dependencies first (a table
-    this record did not hit, or a keyed parameter it did not look up, is not shown)."""
-    order: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    pending = [entry, *(rules[r] for r in entry.get("rules", ()))]
-
-    def visit(name: str) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        if name in defs:
-            for used in defs[name].get("uses", ()):
-                visit(used)
-            order.append(("definition", name))
-        elif name in tables:
-            for used in tables[name].get("uses", ()):
-                visit(used)
-            order.append(("table", name))
-        elif name in indicators:
-            order.append(("indicator", name))
-        elif name in params:
-            order.append(("parameter", name))
-
-    for item in pending:
-        for used in item.get("uses", ()):
-            visit(used)
-    return order
-
-
-_TEXT_ENCODER = msgspec.json.Encoder(decimal_format="number")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _json(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (list, dict)):  # as the decision's JSON writes it, never Python's repr
-        return _TEXT_ENCODER.encode(value).decode()
-    return str(value)
 
 
 def run_all(policy: CompiledPolicy) -> list[CaseResult]:

@@ -93,7 +93,7 @@ def test_a_repeating_definition_is_traced_with_its_exact_fraction(faulty: Engine
     entry = decision.trace["definitions"]["rasio"]
     assert entry["exact"] == "1/3" and entry["value"] == Decimal("0." + "3" * 28)
     assert b'"exact":"1/3"' in to_json(decision)
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import explain_text
 
     assert "· rasio = 0.3333333333333333333333333333 (exactly 1/3)" in explain_text(decision)
 
@@ -115,7 +115,7 @@ def test_explain_names_rows_parameters_and_citations(engine: Engine, record: dic
     assert trace["outputs"]["tindak_lanjut.pembinaan"]["rules"] == ["pembinaan_kinerja_di_bawah",
                                                                     "pembinaan_perilaku_kurang"]
     assert trace["rules"]["pembinaan_kinerja_di_bawah"]["fired"] is False
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import explain_text
 
     text = explain_text(decision, policy=engine.policy("nasional"))
     assert "· parameter pagu_tpp[7] = 4500000 (in force since 2024-01-01)" in text
@@ -190,11 +190,11 @@ def test_input_patterns_match_in_linear_time_and_refuse_what_re2_cannot_do() -> 
              'outputs:\n  panjang: {type: integer, expr: "1"}\n'
     report = check_text(policy, "pola.yaml")
     assert not report.errors
-    pola = report.policies["pola"]
+    pola = Engine(report.policies)
     hostile = [{"kode": "a" * n + "!"} for n in range(20, 40)]  # 2^n steps each for a backtracking engine
-    results = [pola.evaluate_safely(record, dt.date(2024, 6, 1)) for record in hostile]
+    results = [pola.evaluate_safely("pola", record, dt.date(2024, 6, 1)) for record in hostile]
     assert all(r.error.fields[0].message.endswith("does not match (a+)+$") for r in results)  # type: ignore[union-attr]
-    assert pola.evaluate({"kode": "aaa"}, dt.date(2024, 6, 1)).outputs["panjang"] == 1
+    assert pola.evaluate("pola", {"kode": "aaa"}, dt.date(2024, 6, 1)).outputs["panjang"] == 1
     for bad, reason in (("(a)\\\\1", "invalid escape sequence"), ("(?=a)b", "invalid perl operator"),
                         ("a" * 1001, "longer than 1000 characters")):
         report = check_text(policy.replace("(a+)+$", bad), "pola.yaml")
@@ -235,7 +235,7 @@ def test_explain_text_writes_values_as_the_decision_json_does() -> None:
     from decimal import Decimal
 
     from kinerja_rules.decision import Decision, PolicyRef
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import explain_text
 
     value = {"skor": Decimal("0.3333"), "riwayat": [Decimal("1.50"), None]}
     trace = {"as_of": dt.date(2025, 1, 1), "outputs": {"ringkasan": {"uses": ["ringkasan"], "value": value}},
@@ -267,10 +267,11 @@ def test_a_percent_is_the_fraction_and_a_test_may_write_it_either_way(tmp_path: 
     from kinerja_rules.testing import run_all
 
     (tmp_path / "persen.yaml").write_text(PERSEN)
-    policy = Engine.from_paths([tmp_path / "persen.yaml"]).policy("persen")
+    engine = Engine.from_paths([tmp_path / "persen.yaml"])
+    policy = engine.policy("persen")
     assert {r.case: r.ok for r in run_all(policy)} == {"sebagai_persen": True, "sebagai_pecahan": True,
                                                          "salah": False}
-    assert b'"outputs":{"y":0.6}' in to_json(policy.evaluate({"x": Decimal("0.5")}, dt.date(2024, 6, 1)))
+    assert b'"outputs":{"y":0.6}' in to_json(engine.evaluate("persen", {"x": Decimal("0.5")}, dt.date(2024, 6, 1)))
     assert policy.metadata()["input_schema"]["properties"]["x"] == {"type": "number", "format": "percent",
                                                                     "exclusiveMinimum": -10 ** 25,
                                                                     "exclusiveMaximum": 10 ** 25}

@@ -93,7 +93,7 @@ def test_hook_kinerja_observe_decision(contoh: tuple[Engine, Any]) -> None:
     engine, module = contoh
     engine.evaluate("pakai", {"x": 2}, as_of=WHEN)
     list(engine.evaluate_many("pakai", [{"x": 3}, {"x": "bad"}], as_of=WHEN))
-    plain = engine.policy("pakai").plain_record(b'{"x": 5}')  # a record read in C, as the service reads one
+    plain = engine.read_plain("pakai", b'{"x": 5}')  # a record read in C, as the service reads one
     assert plain is not None
     engine.evaluate_plain("pakai", plain, as_of=WHEN)
     assert [outputs["ganda"] for _, outputs in module.SEEN] == [4, 6, 10]
@@ -345,7 +345,7 @@ def test_serve_starts_when_only_some_policies_compile_and_not_when_none_do(tmp_p
 
 
 def test_the_trace_names_the_plugin_version_and_citation_behind_each_value(contoh: tuple[Engine, Any]) -> None:
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import explain_text
 
     engine, _ = contoh
     decision = engine.evaluate("pakai", {"x": 3, "survei": [1, 2]}, as_of=dt.date(2024, 6, 1), explain=True)

@@ -535,7 +535,7 @@ def test_a_policy_says_what_a_population_run_needs(engine: Engine) -> None:
 
 
 def test_the_readable_trace_tells_the_population_story(engine: Engine) -> None:
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import explain_text
 
     records = [_record(i, "Dinas A", "2025-03", 1000, 80, potensi=90 - i) for i in range(4)]
     seats = [{"id": "kasi", "unit": "Dinas A", "kelas": 9}]

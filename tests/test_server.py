@@ -907,15 +907,16 @@ def test_a_bad_record_in_a_pool_batch_fails_alone_and_the_pool_stays(folder: Pat
 
 def test_a_fault_of_ours_on_one_record_is_that_records_internal_error(engine: Engine,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    policy = engine.policy("nasional")
-    evaluate_one = policy.evaluate
+    from kinerja_rules import engine as facade
 
-    def faulty(record: Any, *args: Any) -> Any:
+    decide_one = facade.decide_record
+
+    def faulty(policy: Any, record: Any, *args: Any) -> Any:
         if record.get("nip") == "boom":
             raise KeyError("a bug")
-        return evaluate_one(record, *args)
+        return decide_one(policy, record, *args)
 
-    monkeypatch.setattr(policy, "evaluate", faulty)
+    monkeypatch.setattr(facade, "decide_record", faulty)
     with TestClient(create_app(engine)) as client:
         results = client.post("/v1/policies/nasional/evaluate/batch",
                               json={"records": [{**BASE_RECORD, "nip": "boom"}, BASE_RECORD]}).json()["results"]
@@ -929,8 +930,7 @@ def _long_lists(record: dict[str, Any], n: int = 3000) -> dict[str, Any]:
 
 
 def test_a_trace_shows_at_most_a_hundred_lookups_of_a_table_and_counts_the_rest(engine: Engine) -> None:
-    from kinerja_rules.policy import TRACE_ITEMS
-    from kinerja_rules.testing import explain_text
+    from kinerja_rules.evaluation.tracing import TRACE_ITEMS, explain_text
 
     decision = engine.evaluate("makassar", _long_lists(BASE_RECORD), explain=True)
     assert decision.trace is not None

@@ -1,5 +1,5 @@
-"""Records read straight from JSON by msgspec (`CompiledPolicy.plain_record`): never a record the
-full validator rejects, always its normalised record, and the same decisions as the usual path."""
+"""Records read straight from JSON by msgspec (`Engine.read_plain`): never a record the full
+validator rejects, always its normalised record, and the same decisions as the usual path."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kinerja_rules import bulk
+from kinerja_rules.engine import Engine
 from kinerja_rules.fastcheck import build_typed_decoder
 from kinerja_rules.jsontext import duplicate_key
-from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.schema import build_validator
 from tests.conftest import BASE_RECORD, bundled
 from tests.test_properties import PATHS, _set
@@ -61,7 +61,7 @@ def test_a_plain_record_is_exactly_what_the_full_validator_makes(policy_id: str,
             node = node.get(part) if isinstance(node.get(part), dict) else {}
         node.pop(parts[-1], None)
     raw = _text(record, edit, dropped)
-    plain = policy.plain_record(raw)
+    plain = ENGINE.read_plain(policy_id, raw)
     if plain is None:
         return  # left to the usual path: always allowed
     given_value = READ.decode(raw)
@@ -70,13 +70,13 @@ def test_a_plain_record_is_exactly_what_the_full_validator_makes(policy_id: str,
     full = build_validator(policy.checked.input)(given_value, "", errors)
     assert not errors, errors  # no unknown key either: those are warnings or errors of the usual path
     assert plain == full
-    assert policy.evaluate_plain(plain).outputs == policy.evaluate(given_value).outputs
+    assert ENGINE.evaluate_plain(policy_id, plain).outputs == ENGINE.evaluate(policy_id, given_value).outputs
 
 
 def test_every_bundled_policy_reads_its_records_in_c() -> None:
     for policy in ENGINE.policies():
         assert build_typed_decoder(policy.checked.input) is not None, policy.id
-        assert policy.plain_record(NUMBERS.encode(BASE_RECORD)) is not None, policy.id
+        assert ENGINE.read_plain(policy.id, NUMBERS.encode(BASE_RECORD)) is not None, policy.id
 
 
 @pytest.mark.parametrize("text", [
@@ -84,7 +84,7 @@ def test_every_bundled_policy_reads_its_records_in_c() -> None:
     b"[1, 2]", b"null", b"not json", b'{"nip": 1e999999}', b"{" * 10_000,
 ])
 def test_hostile_or_odd_texts_are_left_to_the_usual_path(text: bytes) -> None:
-    assert ENGINE.policy("nasional").plain_record(text) is None
+    assert ENGINE.read_plain("nasional", text) is None
 
 
 def _batch_texts() -> list[tuple[int, bytes, str]]:
@@ -115,11 +115,10 @@ def test_a_batch_decides_the_same_bytes_by_either_path() -> None:
             usual, usual_failed = bulk.decide_block(ENGINE, task, values)  # decoded already: the usual path
             assert fast == usual, policy_id
             assert fast_failed == usual_failed > 0
-    assert sum(ENGINE.policy("nasional").plain_record(text) is not None for _, text, _ in texts) > 200
+    assert sum(ENGINE.read_plain("nasional", text) is not None for _, text, _ in texts) > 200
 
 
 def test_a_service_batch_answers_the_same_bytes_by_either_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kinerja_rules.policy import CompiledPolicy
     from kinerja_rules.server import batch
     from kinerja_rules.server.bodies import Limits
 
@@ -130,7 +129,7 @@ def test_a_service_batch_answers_the_same_bytes_by_either_path(monkeypatch: pyte
         for explain in (False, True):
             fast = batch.decide(ENGINE, "nasional", texts, None, explain, limits)
             with monkeypatch.context() as usual_only:
-                usual_only.setattr(CompiledPolicy, "plain_record", lambda self, raw: None)
+                usual_only.setattr(Engine, "read_plain", lambda self, policy_id, raw: None)
                 usual = batch.decide(ENGINE, "nasional", texts, None, explain, limits)
             assert fast is not None and usual is not None
             assert fast[:2] == usual[:2] and fast[1] > 0
@@ -178,7 +177,7 @@ def test_a_single_evaluate_answers_the_same_by_either_path(monkeypatch: pytest.M
         for shortcut in (True, False):
             with monkeypatch.context() as usual_only:
                 if not shortcut:
-                    usual_only.setattr(CompiledPolicy, "plain_record", lambda self, raw: None)
+                    usual_only.setattr(Engine, "read_plain", lambda self, policy_id, raw: None)
                 response = client.post("/v1/policies/nasional/evaluate", content=body.encode(),
                                        headers={"content-type": "application/json"})
             answers.append((response.status_code, response.content))

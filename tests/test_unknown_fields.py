@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from kinerja_rules import ErrorResult, RecordError
+from kinerja_rules import Engine, ErrorResult, RecordError
 from kinerja_rules.engine import validate_files
 from kinerja_rules.server import Limits, create_app
 from tests.conftest import BASE_RECORD, bundled
@@ -27,10 +27,10 @@ def _with(**extra: Any) -> dict[str, Any]:
 
 
 def test_a_misspelt_field_is_an_error_that_names_the_field_it_meant() -> None:
-    nasional = bundled().policy("nasional")
-    assert nasional.evaluate(SANCTIONED).get("tpp.diterima") == 3_375_000
+    engine = bundled()
+    assert engine.evaluate("nasional", SANCTIONED).get("tpp.diterima") == 3_375_000
     with pytest.raises(RecordError) as caught:
-        nasional.evaluate(MISSPELT)
+        engine.evaluate("nasional", MISSPELT)
     [error] = caught.value.errors
     assert error.path == "hukuman_displin"
     assert error.message == "is not a field of this record; did you mean 'hukuman_disiplin'?"
@@ -50,10 +50,11 @@ def test_near_misses_are_found_at_every_level(path: str, record: dict[str, Any],
 
 
 def test_other_unknown_fields_are_warnings_and_change_nothing() -> None:
-    nasional = bundled().policy("nasional")
-    plain = nasional.evaluate(BASE_RECORD)
-    fed = nasional.evaluate(_with(sumber_data="e-kinerja", jabatan={"jenis": "pelaksana", "kelas": 7, "eselon": "x"},
-                                  nip_lama="12345", kelas=9))  # 'kelas' is jabatan's field, not the record's
+    engine = bundled()
+    plain = engine.evaluate("nasional", BASE_RECORD)
+    fed = engine.evaluate("nasional", _with(sumber_data="e-kinerja",
+                                            jabatan={"jenis": "pelaksana", "kelas": 7, "eselon": "x"},
+                                            nip_lama="12345", kelas=9))  # 'kelas' is jabatan's field, not the record's
     assert fed.outputs == plain.outputs
     assert [(w.path, w.message) for w in fed.warnings] == [
         (path, "is not a field of this record; it was not read") for path in ("sumber_data", "nip_lama", "kelas",
@@ -68,16 +69,17 @@ def test_the_rule_is_the_policys_inherited_and_the_callers_override_wins() -> No
     report = validate_files({"ketat.yaml": strict, "anak.yaml": child, "longgar.yaml": loose},
                             base_sources=bundled().sources())
     assert report.ok, report.problems
+    engine = Engine(report.policies)
     extra = _with(sumber_data="e-kinerja")
     for pid in ("ketat", "anak"):
-        result = report.policies[pid].evaluate_safely(extra)
+        result = engine.evaluate_safely(pid, extra)
         assert isinstance(result, ErrorResult)
         assert [(f.path, f.message) for f in result.error.fields] == [
             ("sumber_data", "is not a field of this record (unknown_fields: error)")]
-    longgar = report.policies["longgar"]
-    assert longgar.evaluate(extra).warnings == [] and longgar.evaluate(MISSPELT).get("tpp.diterima") == 4_500_000
-    assert report.policies["ketat"].evaluate(extra, unknown_fields="warn").warnings[0].path == "sumber_data"
-    assert isinstance(longgar.evaluate_safely(MISSPELT, unknown_fields="warn"), ErrorResult)
+    assert engine.evaluate("longgar", extra).warnings == []
+    assert engine.evaluate("longgar", MISSPELT).get("tpp.diterima") == 4_500_000
+    assert engine.evaluate("ketat", extra, unknown_fields="warn").warnings[0].path == "sumber_data"
+    assert isinstance(engine.evaluate_safely("longgar", MISSPELT, unknown_fields="warn"), ErrorResult)
 
 
 def test_a_bad_rule_in_a_policy_is_a_diagnostic_with_a_suggestion() -> None:
@@ -89,14 +91,14 @@ def test_a_bad_rule_in_a_policy_is_a_diagnostic_with_a_suggestion() -> None:
 
 
 def test_a_record_with_thousands_of_unknown_keys_is_refused_quickly() -> None:
-    nasional = bundled().policy("nasional")
+    engine = bundled()
     many = _with(**{f"kolom_{i}": i for i in range(5000)})
     start = time.perf_counter()
-    result = nasional.evaluate_safely(many)
+    result = engine.evaluate_safely("nasional", many)
     assert time.perf_counter() - start < 2
     assert isinstance(result, ErrorResult)
     assert result.error.fields[0].message == "has 5000 fields this policy does not declare; at most 500 are taken"
-    within = nasional.evaluate(_with(**{f"kolom_{i}": i for i in range(300)}, **{"x" * 100_000: 1}))
+    within = engine.evaluate("nasional", _with(**{f"kolom_{i}": i for i in range(300)}, **{"x" * 100_000: 1}))
     assert len(within.warnings) == 101 and within.warnings[-1].message == "and 201 more unknown fields"
     assert all(len(w.path) <= 64 for w in within.warnings)
 
@@ -144,6 +146,6 @@ def test_kinerja_eval_gives_the_record_its_error_and_decides_the_rest() -> None:
 
 
 def test_a_key_that_is_not_a_plain_name_is_quoted_in_its_path() -> None:
-    decided = bundled().policy("nasional").evaluate(_with(**{"a.b": 1, "": 2, "jabatan": {
+    decided = bundled().evaluate("nasional", _with(**{"a.b": 1, "": 2, "jabatan": {
         "jenis": "pelaksana", "kelas": 7, "x y": 3}}))
     assert [w.path for w in decided.warnings] == ['["a.b"]', '[""]', 'jabatan["x y"]']

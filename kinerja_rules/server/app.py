@@ -217,7 +217,7 @@ class PolicyController(Controller):
         policy, limits, raw = await _request_of(request, engine, policy_id)
         metrics = _metrics(request)
         plain = None if policy.calls_plugins else plain_evaluate(raw, limits)
-        clean = None if plain is None else policy.plain_record(plain.record)
+        clean = None if plain is None else engine.read_plain(policy.id, plain.record)
         body = None if clean is not None else _evaluate_body(raw, limits)  # the reading that names every problem
         try:
             if body is None:  # plainly valid: read and checked in C

@@ -142,8 +142,8 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
         record = None
         text = bytes(raw)
         # a record kept row by row (redacted) is stored as decoded; a chunk keeps its text as it came
-        plain = policy.plain_record(text) if (recording is None or chunker is not None) and fits(text, limits) \
-            else None
+        plain = engine.read_plain(policy_id, text) if (recording is None or chunker is not None) \
+            and fits(text, limits) else None
         if plain is not None:  # read and checked in C, within every limit: the same decision, sooner
             record = plain  # what a chunk's row reads (nip, periode): as given, for a plainly valid record
             result: Any = engine.evaluate_plain_safely(policy_id, plain, as_of, explain)
