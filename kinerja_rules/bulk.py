@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
@@ -29,6 +29,7 @@ from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, SourceGroup, source_groups
 from kinerja_rules.errors import FieldError
 from kinerja_rules.jsontext import duplicate_key, not_utf8
+from kinerja_rules.parts import Part, items_of
 
 BLOCK_RECORDS = 256
 """Records decided together: enough that shipping a block to a process costs little beside deciding it."""
@@ -270,9 +271,18 @@ def _start_worker(groups: list[SourceGroup] | None, plugins: list[str], task: Ta
         _worker = (_worker[0], task)
 
 
-def _decide_in_worker(items: list[Item]) -> tuple[bytes, int]:
+class Parts(NamedTuple):
+    """An input that the processes deciding it read themselves, part by part (see `parts.py`)."""
+
+    parts: Iterable[Part]
+
+
+def _decide_in_worker(unit: list[Item] | Part) -> tuple[bytes, int, int]:
+    """A block of items, or a part this process reads first: its output, failures and records."""
     assert _worker is not None
-    return decide_block(_worker[0], _worker[1], items)
+    engine, task = _worker
+    items = unit if isinstance(unit, list) else items_of(unit, engine.policy(task.policy_id))
+    return (*decide_block(engine, task, items), len(items))
 
 
 def blocks(items: Iterable[Item], size: int = BLOCK_RECORDS) -> Iterator[list[Item]]:
@@ -326,16 +336,21 @@ def _duration(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[bytes], Any], jobs: int = 1,  # noqa: C901
-        keep: Keep | None = None, progress: Progress | None = None, plugins: Iterable[str] = ()) -> int:
+def run(engine: Engine, task: Task, items: Iterable[Item] | Parts, write: Callable[[bytes], Any],  # noqa: C901
+        jobs: int = 1, keep: Keep | None = None, progress: Progress | None = None, plugins: Iterable[str] = ()) -> int:
     """Decide `items` and `write` their output in input order, in `jobs` processes; returns how
     many failed. A small input (two blocks or less) is decided here, as is every record kept
-    (`keep`); a worker that dies has its blocks decided here, and the rest too."""
+    (`keep`); a worker that dies has its blocks decided here, and the rest too. Given `Parts`,
+    each worker reads its own parts of the input (a table's rows), so the records are never
+    built and sent by this process."""
     global _worker
     progress = progress or Progress(None, None, None)
     failures = 0
-    chunks = blocks(items)
-    started: list[list[Item]] = []
+    policy = engine.policy(task.policy_id)
+    if isinstance(items, Parts) and (jobs <= 1 or keep is not None):  # read here, record by record
+        items = (item for part in items.parts for item in items_of(part, policy))
+    chunks: Iterator[list[Item] | Part] = iter(items.parts) if isinstance(items, Parts) else blocks(items)
+    started: list[list[Item] | Part] = []
     if jobs > 1 and keep is None:
         for block in chunks:
             started.append(block)
@@ -343,17 +358,19 @@ def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[byte
                 break
     if len(started) <= 2:  # not worth a process: decide here
         for block in itertools.chain(started, chunks):
-            data, failed = decide_block(engine, task, block, keep)
+            here_items = block if isinstance(block, list) else items_of(block, policy)
+            data, failed = decide_block(engine, task, here_items, keep)
             write(data)
             failures += failed
-            progress.add(len(block))
+            progress.add(len(here_items))
         return failures
     fork = sys.platform == "linux"  # a forked process has the compiled policy already
     _worker = (engine, task)
     groups = None if fork else source_groups([engine.policy(task.policy_id)])
     executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
                                    initializer=_start_worker, initargs=(groups, list(plugins), task))
-    pending: collections.deque[tuple[list[Item], Future[tuple[bytes, int]] | None]] = collections.deque()
+    pending: collections.deque[tuple[list[Item] | Part, Future[tuple[bytes, int, int]] | None]] = \
+        collections.deque()
     here = False  # a worker died: what is left is decided in this process
     try:
         def lost() -> None:
@@ -363,18 +380,20 @@ def run(engine: Engine, task: Task, items: Iterable[Item], write: Callable[[byte
                 print("warning: a worker process stopped; the remaining records are decided in this one",
                       file=sys.stderr)
 
-        def settle(block: list[Item], future: Future[tuple[bytes, int]] | None) -> None:
+        def settle(block: list[Item] | Part, future: Future[tuple[bytes, int, int]] | None) -> None:
             nonlocal failures
             try:
                 if future is None:
                     raise BrokenProcessPool
-                data, failed = future.result()
+                data, failed, count = future.result()
             except BrokenProcessPool:
                 lost()
+                block = block if isinstance(block, list) else items_of(block, policy)
                 data, failed = decide_block(engine, task, block)
+                count = len(block)
             write(data)
             failures += failed
-            progress.add(len(block))
+            progress.add(count)
 
         for block in itertools.chain(started, chunks):
             future = None

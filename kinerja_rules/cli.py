@@ -28,6 +28,7 @@ from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, check_paths, discover
 from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
 from kinerja_rules.evaluation.tracing import explain_text
+from kinerja_rules.parts import csv_parts, parquet_parts
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.population_run import GroupReport, PopulationInputError
 from kinerja_rules.registry import Registry
@@ -290,8 +291,9 @@ def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
         except OSError as exc:
             print(f"error: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
             return 2
+    jobs = 1 if args.record is not None else args.jobs or bulk.default_jobs()  # kept decisions: in this process
     try:
-        items, source = _items(args.input, stream, policy)
+        items, source = _items(args.input, stream, policy, parts=jobs > 1 and not population)
         sink = _sink(args, policy)
     except formats.TableError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -310,6 +312,7 @@ def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
     out: Any = sink if recorder is None else recorder.hold(sink)
     try:
         if population:
+            assert not isinstance(items, bulk.Parts)  # a population is read here, whole groups at a time
             return _eval_population(args, engine, policy, items, groups, seats, recorder, out)
         try:
             size = os.fstat(stream.fileno()).st_size if stream is not sys.stdin.buffer else None
@@ -318,7 +321,6 @@ def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
         progress = bulk.Progress(sys.stderr if sys.stderr.isatty() and not args.explain_text else None, size,
                                  source)
         task = bulk.Task(policy_id, as_of, args.explain, args.explain_text, args.unknown_fields, args.lang)
-        jobs = 1 if recorder is not None else args.jobs or bulk.default_jobs()  # kept decisions: in this process
         failures = bulk.run(engine, task, items, out.write, jobs, keep=recorder.keep if recorder is not None else None,
                             progress=progress, plugins=args.plugins or ())
         progress.done(failures)
@@ -340,14 +342,16 @@ def _close(stream: IO[bytes]) -> None:
         stream.close()
 
 
-def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy) -> tuple[Iterator[Any], bulk.Source | None]:
-    """The records of `--input`, read as its extension says: CSV, Parquet, or JSON (any other)."""
+def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy,
+           parts: bool = False) -> tuple[Iterator[Any] | bulk.Parts, bulk.Source | None]:
+    """The records of `--input`, read as its extension says: CSV, Parquet, or JSON (any other).
+    With `parts`, a table is cut into parts that the worker processes read themselves."""
     suffix = Path(path).suffix.lower() if path not in (None, "-") else ""
     if suffix == ".csv":
-        return formats.csv_items(stream, policy), None
+        return (bulk.Parts(csv_parts(stream)) if parts else formats.csv_items(stream, policy)), None
     if suffix == ".parquet":
         assert path is not None
-        return formats.parquet_items(path), None
+        return (bulk.Parts(parquet_parts(path)) if parts else formats.parquet_items(path)), None
     source = bulk.Source(stream)
     return source.items(), source
 

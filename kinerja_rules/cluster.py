@@ -138,7 +138,7 @@ def evaluate_dataset(client: Any, policy_id: str, library: str | Path, inputs: s
 
 def _partitions(inputs: Path) -> list[_Part]:
     """Every row group of the Parquet files at `inputs`, with the line of its first record."""
-    pq = formats._pyarrow_parquet("read")
+    pq = formats.pyarrow_parquet("read")
     if inputs.is_dir():
         files = sorted(p for p in inputs.rglob("*.parquet") if p.is_file() and not p.name.startswith(("_", ".")))
     elif inputs.is_file():

@@ -187,7 +187,6 @@ def _from_text(text: str, field: Field | None) -> Any:
 
 def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, Any, str]]:
     """(line, record or ErrorInfo, "") for each row of a CSV file whose first row names the columns."""
-    fields = _kinds(policy.checked.input)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
     reader = csv.reader(text)
     csv.field_size_limit(MAX_CELL_CHARS)
@@ -198,37 +197,57 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
         return
     if header is None:
         return
-    if len(header) > MAX_COLUMNS or len(set(header)) != len(header) or not all(header):
-        problem = (f"more than {MAX_COLUMNS} columns" if len(header) > MAX_COLUMNS else
-                   "a column without a name" if not all(header) else "a column named twice")
+    if (problem := csv_header(header)) is not None:
         yield 1, ErrorInfo(kind="input", message=f"invalid CSV header: {problem}", line=1), ""
         return
-    known = [fields.get(name) for name in header]
-    plan = _assembly(header)  # None when names clash: unflatten then says where, row by row
+    rows = CsvRows(header, policy)
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:  # a cell past the limit, or a broken quote: the file is not read further
-            yield reader.line_num, ErrorInfo(kind="input", message=f"invalid CSV on line {reader.line_num}: {exc}",
-                                             line=reader.line_num), ""
+            yield csv_broken(reader.line_num, exc)
             return
-        line = reader.line_num
-        if not any(cells):
-            continue
-        if len(cells) != len(header):
-            yield line, ErrorInfo(kind="input", line=line, message=f"invalid CSV on line {line}: {len(cells)} cells, "
-                                  f"the header names {len(header)}"), ""
-            continue
-        if plan is not None:
-            yield line, _assemble(plan, [_from_text(cell, field) for cell, field in zip(cells, known, strict=True)]), ""
-            continue
+        if any(cells):
+            yield rows.item(reader.line_num, cells)
+
+
+def csv_header(header: list[str] | None) -> str | None:
+    """What is wrong with a CSV file's first row as the names of its columns, or None."""
+    if header is not None and (len(header) > MAX_COLUMNS or len(set(header)) != len(header) or not all(header)):
+        return (f"more than {MAX_COLUMNS} columns" if len(header) > MAX_COLUMNS else
+                "a column without a name" if not all(header) else "a column named twice")
+    return None
+
+
+def csv_broken(line: int, exc: csv.Error) -> tuple[int, Any, str]:
+    """The item of a CSV file that cannot be read past `line`."""
+    return line, ErrorInfo(kind="input", message=f"invalid CSV on line {line}: {exc}", line=line), ""
+
+
+class CsvRows:
+    """The records of a CSV file's rows, by its header: how each cell is read and where it goes."""
+
+    def __init__(self, header: Sequence[str], policy: CompiledPolicy) -> None:
+        fields = _kinds(policy.checked.input)
+        self.header = list(header)
+        self.known = [fields.get(name) for name in header]
+        self.plan = _assembly(header)  # None when names clash: unflatten then says where, row by row
+
+    def item(self, line: int, cells: list[str]) -> tuple[int, Any, str]:
+        """(line, record or ErrorInfo, "") of one row that is not empty."""
+        if len(cells) != len(self.header):
+            return line, ErrorInfo(kind="input", line=line, message=f"invalid CSV on line {line}: {len(cells)} "
+                                   f"cells, the header names {len(self.header)}"), ""
+        if self.plan is not None:
+            return line, _assemble(self.plan, [_from_text(cell, field)
+                                               for cell, field in zip(cells, self.known, strict=True)]), ""
         record = unflatten({name: _from_text(cell, field)
-                            for name, cell, field in zip(header, cells, known, strict=True)})
+                            for name, cell, field in zip(self.header, cells, self.known, strict=True)})
         if isinstance(record, ErrorInfo):
             record = msgspec.structs.replace(record, line=line, message=f"invalid CSV on line {line}: {record.message}")
-        yield line, record, ""
+        return line, record, ""
 
 
 def parquet_items(path: str, batch_rows: int = 1024, row_group: int | None = None,
@@ -240,34 +259,48 @@ def parquet_items(path: str, batch_rows: int = 1024, row_group: int | None = Non
     a nested value is converted (`_exact`), and each row is put together by a plan made once from the
     column names. Names that cannot make one record (`a` beside `a.b`, a name twice) are put together
     row by row (`unflatten`), which says where each row goes wrong."""
-    pq = _pyarrow_parquet("read")
+    pq = pyarrow_parquet("read")
     try:
         file = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow says what is wrong with a file in exceptions of its own
         raise TableError(f"cannot read {path} as Parquet: {str(exc)[:300]}") from None
     with file:
-        schema = file.schema_arrow
-        if len(schema.names) > MAX_COLUMNS:
-            raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
-        plan = _assembly(schema.names)
-        converted = [i for i, f in enumerate(schema) if not _as_read(f.type)]
+        rows = ParquetRows(file.schema_arrow, path)
         position = first - 1
         for batch in file.iter_batches(batch_size=batch_rows, row_groups=None if row_group is None else [row_group]):
-            if plan is None:
-                for row in batch.to_pylist():
-                    position += 1
-                    record = unflatten({name: _exact(value) for name, value in row.items()})
-                    if isinstance(record, ErrorInfo):
-                        record = msgspec.structs.replace(record, line=position,
-                                                         message=f"invalid row {position}: {record.message}")
-                    yield position, record, ""
-                continue
-            columns = [column.to_pylist() for column in batch.columns]
-            for i in converted:
-                columns[i] = [_exact(value) for value in columns[i]]
-            for row in zip(*columns, strict=True):
+            yield from rows.items(batch, position)
+            position += batch.num_rows
+
+
+class ParquetRows:
+    """The records of a Parquet file's rows, by its schema: which columns are made exact, and where
+    each column's value goes."""
+
+    def __init__(self, schema: Any, path: str) -> None:
+        if len(schema.names) > MAX_COLUMNS:
+            raise TableError(f"cannot read {path}: more than {MAX_COLUMNS} columns")
+        self.plan = _assembly(schema.names)
+        self.converted = [i for i, f in enumerate(schema) if not _as_read(f.type)]
+
+    def items(self, batch: Any, position: int) -> Iterator[tuple[int, Any, str]]:
+        """(row number, record or ErrorInfo, "") of each row of a record batch whose first row is
+        number `position + 1`."""
+        if self.plan is None:
+            for row in batch.to_pylist():
                 position += 1
-                yield position, _assemble(plan, row), ""
+                record = unflatten({name: _exact(value) for name, value in row.items()})
+                if isinstance(record, ErrorInfo):
+                    record = msgspec.structs.replace(record, line=position,
+                                                     message=f"invalid row {position}: {record.message}")
+                yield position, record, ""
+            return
+        columns = [column.to_pylist() for column in batch.columns]
+        for i in self.converted:
+            columns[i] = [_exact(value) for value in columns[i]]
+        plan = self.plan
+        for row in zip(*columns, strict=True):
+            position += 1
+            yield position, _assemble(plan, row), ""
 
 
 _Plan = list[tuple[tuple[str, ...], str]]
@@ -337,7 +370,7 @@ def _exact(value: Any) -> Any:
     return value
 
 
-def _pyarrow_parquet(what: str) -> Any:
+def pyarrow_parquet(what: str) -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -505,7 +538,7 @@ class Parquet(_Rows):
 
     def __init__(self, path: str, policy: CompiledPolicy, columns: list[str]) -> None:
         super().__init__(columns)
-        pq = _pyarrow_parquet("write")
+        pq = pyarrow_parquet("write")
         import pyarrow as pa
 
         self.pa = pa
