@@ -10,7 +10,6 @@ Money is whole rupiah, added exactly as integers.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import Counter, defaultdict
@@ -21,7 +20,7 @@ from typing import Any
 
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.engine import Engine
-from kinerja_rules.formats import csv_cell
+from kinerja_rules.formats import Csv
 from kinerja_rules.population_run import GroupReport, collector_paused
 from kinerja_rules.recording import differences, traces_of
 from kinerja_rules.store import DecisionRecord, Store
@@ -205,13 +204,13 @@ CSV_COLUMNS = ("line", "nip", "unit_kerja", "kelas", "predikat_before", "predika
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as CSV for spreadsheets; a cell that a spreadsheet would read as a formula is quoted as text."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([csv_cell(row.get(c)) for c in columns])
-    return out.getvalue()
+    """Rows as CSV for spreadsheets, by the one CSV writer (`formats.Csv`): a cell that a spreadsheet
+    would read as a formula is quoted as text."""
+    out = io.BytesIO()
+    sink = Csv(out, list(columns))
+    sink.rows([[row.get(c) for c in columns] for row in rows])
+    sink.close()
+    return out.getvalue().decode()
 
 
 def to_json(report: Mapping[str, Any]) -> bytes:
