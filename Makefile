@@ -1,6 +1,6 @@
 # Two entry points work on a fresh machine with only Python 3.11+ and make:
 #   make serve   install everything, then serve the bundled policies and plugins
-#   make test    install everything, then run the whole test suite
+#   make test    install everything, then lint, the import layers, mypy and the whole test suite
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
