@@ -374,11 +374,13 @@ class _Recorder:
         self.run_kept = False
 
     def keep(self, decision: Any, record: Any) -> Any:
-        from kinerja_rules.recording import record_of, with_id
-        from kinerja_rules.store import row_of
+        """`decision` with its id, its row made as the service makes one (`store.decision_row`)."""
+        from kinerja_rules.recording import with_id
+        from kinerja_rules.store import decision_row
 
         decision = with_id(decision)
-        self.rows.append(row_of(record_of(decision, record, run_id=None if self.run is None else self.run.id)))
+        self.rows.append(decision_row(decision, record, dt.datetime.now(dt.UTC).isoformat(),
+                                      run_id=None if self.run is None else self.run.id))
         return decision
 
     def hold(self, out: Any) -> _Recorder:
