@@ -62,6 +62,7 @@ def test_csv_parts_give_the_items_of_the_file_read_whole(rows: int) -> None:
 @pytest.mark.parametrize("tail", [
     '"never closed\n',  # a broken quote: the file is not read further
     "1" * (formats.MAX_CELL_CHARS + 10) + "\n" + "x\n" * 3,  # a cell past the limit, then rows never read
+    "a\x00b\n" + "x\n" * 3,  # a NUL character
 ])
 def test_a_row_the_parser_refuses_ends_the_parts_where_it_ends_the_file(tail: str) -> None:
     data = (_csv_text(_people(5)) + tail).encode()
