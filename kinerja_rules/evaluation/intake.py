@@ -21,6 +21,8 @@ from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.schema import build_validator, judge_unknown
 
 _NONE: Any = object()  # a policy whose records no typed decoder can read
+# Kept in `CompiledPolicy.derived`: the fast validators under the keys True (strict) and False
+# (unknown fields ignored), looked up once per record; "validator" and "typed" for the others.
 
 
 def check_record(policy: CompiledPolicy, record: Any,
