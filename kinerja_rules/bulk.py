@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import IO, Any, NamedTuple
 
 import msgspec
 
+from kinerja_rules.deciding import Intake, decide_each
 from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, SourceGroup, source_groups
 from kinerja_rules.errors import FieldError
-from kinerja_rules.jsontext import duplicate_key, not_utf8
+from kinerja_rules.jsontext import Unread, not_utf8, read_json
 from kinerja_rules.parts import Part, items_of
 
 BLOCK_RECORDS = 256
@@ -37,7 +37,6 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 """The largest record of a JSON array (larger: that record's error, and the array is not read further)."""
 _READ_BYTES = 1024 * 1024  # an array is read this much at a time
 _UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 Item = tuple[int, Any, str]
@@ -47,21 +46,19 @@ ErrorInfo saying why it cannot be read; and where it is, for an error that it do
 
 
 def decode(raw: bytes, line: int, what: str) -> Any:
-    """One JSON value, or the ErrorInfo saying why it cannot be read (never an exception)."""
-    try:
-        value = _DECODER.decode(raw)
-    except _UNREADABLE as exc:
-        reason = "nests too deeply" if isinstance(exc, RecursionError) else not_utf8(raw) or str(exc)[:300]
-        return ErrorInfo(kind="input", message=f"invalid JSON{what}: {reason}", line=line)
-    found = duplicate_key(raw, value)
-    return value if found is None else twice(found, line, what)
+    """One record of an input (`jsontext.read_json`), or the ErrorInfo saying why it cannot be read
+    (never an exception); `what` says where it is (" on line 7")."""
+    value = read_json(raw)
+    return unreadable(value, line, what) if type(value) is Unread else value
 
 
-def twice(found: tuple[str, str], line: int, what: str) -> ErrorInfo:
-    where, key = found
-    path, message = where.lstrip(".") or "$", f"gives the key {key!r} more than once"
-    return ErrorInfo(kind="input", message=f"invalid JSON{what}: {path} {message}", line=line,
-                     fields=[FieldError(path=path, message=message)])
+def unreadable(unread: Unread, line: int, what: str) -> ErrorInfo:
+    """The error of a record of an input that cannot be read, on `line` (`what`: " on line 7")."""
+    if unread.problem == "duplicate-key":
+        path = unread.path or "$"
+        return ErrorInfo(kind="input", message=f"invalid JSON{what}: {path} {unread.reason}", line=line,
+                         fields=[FieldError(path=path, message=unread.reason)])
+    return ErrorInfo(kind="input", message=f"invalid JSON{what}: {unread.text()}", line=line)
 
 
 # ---- reading ----
@@ -223,33 +220,27 @@ def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep |
     from kinerja_rules.catalogue import translate_field, translate_record_message
     from kinerja_rules.evaluation.tracing import explain_text
 
+    items = items if isinstance(items, list) else list(items)
     policy = engine.policy(task.policy_id)
-    explain = task.explain or task.explain_text
+    intake = Intake(unreadable=lambda i, unread: unreadable(unread, items[i][0], items[i][2]), plain=keep is None)
+    results = decide_each(engine, task.policy_id, (item for _, item, _ in items), task.as_of,
+                          task.explain or task.explain_text, task.unknown_fields, intake)
     out: list[bytes] = []
     failures = 0
-    for line, item, where in items:
-        plain = engine.read_plain(task.policy_id, item) if keep is None and isinstance(item, bytes) else None
-        if plain is not None:  # read and checked in C (most records): the same decision, sooner
-            result: Any = engine.evaluate_plain_safely(task.policy_id, plain, task.as_of, explain)
-        else:
-            value = decode(item, line, where) if isinstance(item, bytes) else item
-            if isinstance(value, ErrorInfo):
-                result = ErrorResult(error=value, policy=policy.ref)
-            else:
-                result = engine.evaluate_safely(task.policy_id, value, task.as_of, explain, task.unknown_fields)
-                if keep is not None and not isinstance(result, ErrorResult):
-                    result = keep(result, value)
-        if isinstance(result, ErrorResult) and (plain is not None or not isinstance(value, ErrorInfo)):
-            result = ErrorResult(policy=result.policy, error=msgspec.structs.replace(result.error, line=line))
+    for (line, _, _), (record, result) in zip(items, results, strict=True):
         if isinstance(result, ErrorResult):
             failures += 1
+            error = result.error
+            if record is not None:  # decided: its line said (one that could not be read names its own)
+                error = msgspec.structs.replace(error, line=line)
             if task.lang != "en":  # records keep English messages; only their output is translated
-                error = result.error
-                result = msgspec.structs.replace(result, error=msgspec.structs.replace(
-                    error, message=translate_record_message(error.message, task.lang),
-                    fields=[translate_field(f, task.lang) for f in error.fields]))
-            out.append(to_json(result) + b"\n")
-        elif task.explain_text:
+                error = msgspec.structs.replace(error, message=translate_record_message(error.message, task.lang),
+                                                fields=[translate_field(f, task.lang) for f in error.fields])
+            out.append(to_json(ErrorResult(policy=result.policy, error=error)) + b"\n")
+            continue
+        if keep is not None:
+            result = keep(result, record)
+        if task.explain_text:
             out.append((explain_text(result, policy=policy) + "\n\n").encode())
         else:
             out.append(to_json(result) + b"\n")

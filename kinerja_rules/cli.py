@@ -374,14 +374,10 @@ class _Recorder:
         self.run_kept = False
 
     def keep(self, decision: Any, record: Any) -> Any:
-        """`decision` with its id, its row made as the service makes one (`store.decision_row`)."""
-        from kinerja_rules.recording import with_id
-        from kinerja_rules.store import decision_row
+        """`decision` with its id, its row made by the sink the service keeps its decisions through."""
+        from kinerja_rules.recording import Recording
 
-        decision = with_id(decision)
-        self.rows.append(decision_row(decision, record, dt.datetime.now(dt.UTC).isoformat(),
-                                      run_id=None if self.run is None else self.run.id))
-        return decision
+        return Recording(run_id=None if self.run is None else self.run.id).keep(decision, record, self.rows)
 
     def hold(self, out: Any) -> _Recorder:
         self.out = out
@@ -416,18 +412,18 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                      groups: Any, seats: Any, recorder: _Recorder | None, out: Any) -> int:
     """`kinerja eval --groups`: decisions in input order (standard output, or --output), a group report
     per line to --report."""
+    from kinerja_rules.deciding import Intake, decide_population
+
     lines: list[int] = []
-    given: list[Any] = []
+    wheres: list[str] = []
 
-    def records() -> Iterator[Any]:
+    def texts() -> Iterator[Any]:
         for line, raw, where in items:
-            item = bulk.decode(raw, line, where) if isinstance(raw, bytes) else raw
             lines.append(line)
-            record = ErrorResult(error=item, policy=policy.ref) if isinstance(item, ErrorInfo) else item
-            if recorder is not None:
-                given.append(record)
-            yield record
+            wheres.append(where)
+            yield raw
 
+    intake = Intake(unreadable=lambda i, unread: bulk.unreadable(unread, lines[i], wheres[i]))
     if recorder is not None:
         from kinerja_rules.store import IDS, Run
 
@@ -443,13 +439,14 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
             return 2
     failures = position = 0
     try:
-        for result in engine.evaluate_population(policy.id, records(), groups, seats, args.as_of,
-                                                 args.explain or args.explain_text, args.unknown_fields,
-                                                 args.sorted_by_group):
-            if isinstance(result, GroupReport):
+        for item in decide_population(engine, policy.id, texts(), groups, seats, args.as_of,
+                                      args.explain or args.explain_text, args.unknown_fields, args.sorted_by_group,
+                                      intake):
+            if isinstance(item, GroupReport):
                 if report is not None:
-                    report.write(ENCODER.encode(result) + b"\n")
+                    report.write(ENCODER.encode(item) + b"\n")
                 continue
+            record, result = item
             line = lines[position]
             position += 1
             if isinstance(result, ErrorResult):
@@ -461,7 +458,7 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                 out.write(to_json(result) + b"\n")
             else:
                 if recorder is not None:
-                    result = recorder.keep(result, given[position - 1])
+                    result = recorder.keep(result, record)
                 if args.explain_text:
                     sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
                     sys.stdout.flush()

@@ -36,6 +36,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules import bulk, formats
+from kinerja_rules.deciding import decide_population
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, SourceGroup, discover, source_groups
 
@@ -245,21 +246,20 @@ def _decide_bucket(grouped: tuple[int, list[tuple[int, bytes, int, Any]]],
     index, items = grouped
     items.sort(key=lambda item: (item[1], item[2]))  # group by group, each in dataset order
     engine = _engine(spec)
-    policy = engine.policy(spec.policy_id)
-    records = [ErrorResult(error=item, policy=policy.ref) if isinstance(item, ErrorInfo) else item
-               for _, _, _, item in items]
+    records = [item for _, _, _, item in items]  # a record, or the ErrorInfo of a line that is none
     lines = [line for _, _, line, _ in items]
     sink, path = _writer(spec, engine, index)
     out: list[bytes] = []
     failed = reports = position = 0
     try:
         with open(Path(spec.output) / f"_reports-{index:05d}.jsonl", "wb") as report:
-            for result in engine.evaluate_population(spec.policy_id, records, spec.groups, None, spec.task.as_of,
-                                                     spec.task.explain, spec.task.unknown_fields):
-                if isinstance(result, GroupReport):
-                    report.write(ENCODER.encode(result) + b"\n")
+            for item in decide_population(engine, spec.policy_id, records, spec.groups, None, spec.task.as_of,
+                                          spec.task.explain, spec.task.unknown_fields):
+                if isinstance(item, GroupReport):
+                    report.write(ENCODER.encode(item) + b"\n")
                     reports += 1
                     continue
+                result = item[1]
                 if isinstance(result, ErrorResult):
                     failed += 1
                     if result.error.line is None:

@@ -277,10 +277,12 @@ class Engine:
         others go on."""
         policy = self.policy(policy_id)
         for record in records:
-            yield self._decided(policy, record, as_of, explain, unknown_fields, plain)
+            yield self.decided(policy, record, as_of, explain, unknown_fields, plain)
 
-    def _decided(self, policy: CompiledPolicy, record: Any, as_of: dt.date | None, explain: bool,
-                 unknown_fields: str | None, plain: bool) -> Decision | ErrorResult:
+    def decided(self, policy: CompiledPolicy, record: Any, as_of: dt.date | None, explain: bool,
+                unknown_fields: str | None, plain: bool) -> Decision | ErrorResult:
+        """One record of `policy` decided as `decide` decides it, a bad record giving its ErrorResult
+        (the step of `decide_many` and of `deciding.decide_each`)."""
         result = safely(policy, decide_record, policy, record, as_of, explain, unknown_fields, plain)
         if self.registry.observe is not None and isinstance(result, Decision):
             self._observe(policy.id, result)
@@ -332,12 +334,12 @@ class Engine:
     def evaluate_safely(self, policy_id: str, record: Any, as_of: dt.date | None = None,
                         explain: bool = False, unknown_fields: str | None = None) -> Decision | ErrorResult:
         """`decide_many` of one record: a bad record gives an ErrorResult instead of raising."""
-        return self._decided(self.policy(policy_id), record, as_of, explain, unknown_fields, False)
+        return self.decided(self.policy(policy_id), record, as_of, explain, unknown_fields, False)
 
     def evaluate_plain_safely(self, policy_id: str, clean: dict[str, Any], as_of: dt.date | None = None,
                               explain: bool = False) -> Decision | ErrorResult:
         """`evaluate_safely` of a record `read_plain` gave."""
-        return self._decided(self.policy(policy_id), clean, as_of, explain, None, True)
+        return self.decided(self.policy(policy_id), clean, as_of, explain, None, True)
 
     def evaluate_many(self, policy_id: str, records: Iterable[Any], as_of: dt.date | None = None,
                       explain: bool = False, unknown_fields: str | None = None) -> Iterator[Decision | ErrorResult]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from kinerja_rules.deciding import decide_each, decide_population
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.engine import Engine
 from kinerja_rules.formats import Csv
@@ -63,9 +64,9 @@ def decide_all(engine: Engine, policy_id: str, records: Sequence[Any], groups: A
     """Each record's result in input order: decided alone, or as a population when `groups` or `seats` are given."""
     policy = engine.policy(policy_id)
     if policy.population is not None and (groups is not None or seats is not None):
-        return [r for r in engine.evaluate_population(policy_id, records, groups, seats, as_of, explain)
-                if not isinstance(r, GroupReport)]
-    return [r if isinstance(r, ErrorResult) else engine.evaluate_safely(policy_id, r, as_of, explain) for r in records]
+        return [item[1] for item in decide_population(engine, policy_id, records, groups, seats, as_of, explain)
+                if not isinstance(item, GroupReport)]
+    return [result for _, result in decide_each(engine, policy_id, records, as_of, explain)]
 
 
 @dataclass
@@ -368,8 +369,8 @@ def rapel_entries(store: Store, proposed: Engine, policy_id: str, months: tuple[
             runs[record.run_id].append(record)
         else:
             alone.append(record)
-    for record in alone:
-        _settle_entry(entries[record.id], proposed.evaluate_safely(policy_id, record.input, record.as_of))
+    for record in alone:  # each with its own as_of
+        _settle_entry(entries[record.id], next(decide_each(proposed, policy_id, [record.input], record.as_of))[1])
     for run_id, wanted in runs.items():
         found = store.run(run_id)
         if found is None:
@@ -379,8 +380,8 @@ def rapel_entries(store: Store, proposed: Engine, policy_id: str, months: tuple[
         run, members = found
         standing = {r.appeal_of or r.id: r for r in wanted}  # a member, or the appeal that replaced it
         inputs = [standing[m.id].input if m.id in standing else m.input for m in members]
-        results = [r for r in proposed.evaluate_population(policy_id, inputs, run.groups, run.seats, run.as_of)
-                   if not isinstance(r, GroupReport)]
+        results = [item[1] for item in decide_population(proposed, policy_id, inputs, run.groups, run.seats,
+                                                          run.as_of) if not isinstance(item, GroupReport)]
         for member, result in zip(members, results, strict=True):
             if member.id in standing:
                 _settle_entry(entries[standing[member.id].id], result)

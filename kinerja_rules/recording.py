@@ -1,5 +1,9 @@
 """Decision records: what the store keeps of a decision, and replaying it with the archived policy.
 
+`Recording` is the one sink every recorder (`kinerja eval --record`, the service, its batch
+processes) keeps decisions through: a row per decision (`store.decision_row`), or, for a batch
+kept as it came, chunks (`Chunker`, `store.Chunk`).
+
 A replay compiles the policy from the sources archived under the decision's digest (not from
 the files in service, which may have changed since) and decides the recorded input again with
 the same `as_of`; a population member is decided again with the whole run it was decided in.
@@ -14,7 +18,7 @@ import datetime as dt
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +30,19 @@ from kinerja_rules.engine import Engine, SourceGroup
 from kinerja_rules.errors import KinerjaError, PolicyError
 from kinerja_rules.policy import CompiledPolicy, plugins_used
 from kinerja_rules.registry import Registry
-from kinerja_rules.store import IDS, NO_REDACTION, DecisionRecord, Redactor, Source, Store
+from kinerja_rules.store import (
+    CHUNK_DECISIONS,
+    IDS,
+    NO_REDACTION,
+    Chunk,
+    DecisionRecord,
+    Redactor,
+    Row,
+    Source,
+    Store,
+    decision_row,
+    findable,
+)
 
 MAX_SET = 64
 """The most fields one appeal (or replay) may set."""
@@ -83,6 +99,76 @@ def with_id(decision: Decision) -> Decision:
 
 
 # ---- amended values ----
+
+# ---- the recording sink: a decision's row, or a batch's chunks ----
+
+@dataclass(frozen=True)
+class Recording:
+    """How decisions are recorded: who asked (key, request), which fields are redacted, and the
+    population run they belong to. Travels to the batch processes, which make the rows there."""
+
+    redactor: Redactor = NO_REDACTION
+    key_id: str | None = None
+    request_id: str | None = None
+    run_id: str | None = None
+    made_at: str = ""  # when the request came (ISO 8601, UTC); now when not given
+
+    @property
+    def chunked(self) -> bool:
+        """Whether a batch's decisions are kept in chunks, as they came and were answered: not when
+        fields are redacted, which must not be kept as they came."""
+        return not self.redactor.fields
+
+    def keep(self, decision: Decision, record: Any, rows: list[Row]) -> Decision:
+        """`decision` with its id, its row added to `rows`."""
+        decision = with_id(decision)
+        rows.append(decision_row(decision, record, self.made_at or dt.datetime.now(dt.UTC).isoformat(),
+                                 key_id=self.key_id, run_id=self.run_id, request_id=self.request_id,
+                                 redactor=self.redactor))
+        return decision
+
+
+class Chunker:
+    """Keeps a batch's decisions in chunks (`Chunk`), as they are decided: where each decision's record
+    and result lie, and the columns it is found by, and nothing else of it held on to."""
+
+    def __init__(self, recording: Recording, records: Sequence[msgspec.Raw | bytes], results: list[bytes]) -> None:
+        self.recording, self.records, self.results = recording, records, results
+        self.made_at = recording.made_at or dt.datetime.now(dt.UTC).isoformat()
+        self.chunks: list[Chunk] = []
+        self._decisions: list[tuple[Any, ...]] = []
+        self._first = self._last = self._input_at = self._answer_at = 0
+        self._policy = ("", "", "")
+
+    def add(self, position: int, result: Any, record: Any) -> None:
+        """`results[position]`, just added: a decision (with its id) of `record`, or an error."""
+        if type(result) is Decision:
+            if not self._decisions:  # ids count up: the chunk's id, its first decision's, sorts first
+                self._first, self._input_at, self._answer_at = position, 0, 0
+                policy = result.policy
+                self._policy = (policy.id, policy.version, policy.digest)
+            nip = periode = None
+            if type(record) is dict:
+                nip, periode = record.get("nip"), record.get("periode")
+            input_len, answer_len = len(self.records[position]), len(self.results[position])
+            self._decisions.append((result.decision_id, findable(nip), findable(periode), result.as_of,
+                                    self._input_at, input_len, self._answer_at, answer_len))
+            self._last = position
+        if self._decisions:
+            self._input_at += len(self.records[position])
+            self._answer_at += len(self.results[position]) + 1
+            if len(self._decisions) == CHUNK_DECISIONS:
+                self.close()
+
+    def close(self) -> None:
+        """End the chunk being filled."""
+        if self._decisions:
+            first, last = self._first, self._last + 1
+            self.chunks.append(Chunk.of(b"".join(self.records[first:last]), b",".join(self.results[first:last]),
+                                        self._decisions, self.made_at, self._policy, self.recording.key_id,
+                                        self.recording.request_id))
+            self._decisions = []
+
 
 def parse_set(values: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
     """Dotted field names (`perilaku.atasan`, `skp.indikator.0.capaian`) and their new values;

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from kinerja_rules import bulk
+from kinerja_rules import bulk, jsontext
 from kinerja_rules.documents import policy_schema
 from kinerja_rules.jsontext import not_utf8
 from kinerja_rules.server import bodies
@@ -60,7 +60,7 @@ def test_a_body_that_is_not_utf8_reads_the_same_with_either_release(
 @RELEASES
 def test_a_batch_record_that_is_not_utf8_reads_the_same_with_either_release(
         monkeypatch: pytest.MonkeyPatch, release: Callable[[bytes], Any]) -> None:
-    monkeypatch.setattr(bodies, "_RECORD", _Decoder(release))
+    monkeypatch.setattr(jsontext, "_RECORD", _Decoder(release))  # the one record intake
     with pytest.raises(ApiProblem) as caught:
         bodies.decode_record(b'{"nip": "\xff"}', bodies.Limits(), "records[3]")
     assert (caught.value.name, caught.value.detail) == ("malformed-json", "records[3]: not UTF-8 (byte 9)")
@@ -69,7 +69,7 @@ def test_a_batch_record_that_is_not_utf8_reads_the_same_with_either_release(
 @RELEASES
 def test_a_json_lines_record_that_is_not_utf8_reads_the_same_with_either_release(
         monkeypatch: pytest.MonkeyPatch, release: Callable[[bytes], Any]) -> None:
-    monkeypatch.setattr(bulk, "_DECODER", _Decoder(release))
+    monkeypatch.setattr(jsontext, "_RECORD", _Decoder(release))  # the one record intake
     error = bulk.decode(b'{"nip": "\xff"}', 6, " on line 6")
     assert error.message == "invalid JSON on line 6: not UTF-8 (byte 9)" and error.line == 6
 

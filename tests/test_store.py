@@ -19,8 +19,8 @@ import msgspec
 import pytest
 
 from kinerja_rules.decision import ENCODER
-from kinerja_rules.recording import source_of
-from kinerja_rules.server.batch import Chunker, Recording, decide
+from kinerja_rules.recording import Chunker, Recording, source_of
+from kinerja_rules.server.batch import decide
 from kinerja_rules.server.bodies import Limits
 from kinerja_rules.store import (
     CHUNK_DECISIONS,

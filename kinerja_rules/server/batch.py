@@ -17,7 +17,6 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,14 @@ from kinerja_rules import (
     discover,
 )
 from kinerja_rules.boundary import set_call_budget
+from kinerja_rules.deciding import Intake, decide_each
+from kinerja_rules.deciding import decide_population as decide_population_of
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.engine import SourceGroup
-from kinerja_rules.recording import with_id
-from kinerja_rules.server.bodies import Limits, decode_record, fits
-from kinerja_rules.server.problems import ApiProblem
-from kinerja_rules.store import CHUNK_DECISIONS, IDS, NO_REDACTION, Chunk, Redactor, Row, decision_row, findable
+from kinerja_rules.jsontext import Unread
+from kinerja_rules.recording import Chunker, Recording
+from kinerja_rules.server.bodies import Limits, bounds, unread_problem
+from kinerja_rules.store import IDS, Chunk, Row
 
 _ENCODER = ENCODER
 _log = logging.getLogger("kinerja_rules.server")
@@ -55,107 +56,34 @@ class TooLarge(enum.Enum):
 TOO_LARGE = TooLarge.TOO_LARGE  # the results of a batch passed the response limit
 
 
-@dataclass(frozen=True)
-class Recording:
-    """How decisions are recorded: who asked (key, request), which fields are redacted, and the
-    population run they belong to. Travels to the batch processes, which make the rows there."""
-
-    redactor: Redactor = NO_REDACTION
-    key_id: str | None = None
-    request_id: str | None = None
-    run_id: str | None = None
-    made_at: str = ""  # when the request came (ISO 8601, UTC); now when not given
-
-    @property
-    def chunked(self) -> bool:
-        """Whether a batch's decisions are kept in chunks, as they came and were answered: not when
-        fields are redacted, which must not be kept as they came."""
-        return not self.redactor.fields
-
-    def keep(self, decision: Decision, record: Any, rows: list[Row]) -> Decision:
-        """`decision` with its id, its row added to `rows`."""
-        decision = with_id(decision)
-        rows.append(decision_row(decision, record, self.made_at or dt.datetime.now(dt.UTC).isoformat(),
-                                 key_id=self.key_id, run_id=self.run_id, request_id=self.request_id,
-                                 redactor=self.redactor))
-        return decision
-
-
-class Chunker:
-    """Keeps a batch's decisions in chunks (`Chunk`), as they are decided: where each decision's record
-    and result lie, and the columns it is found by, and nothing else of it held on to."""
-
-    def __init__(self, recording: Recording, records: Sequence[msgspec.Raw | bytes], results: list[bytes]) -> None:
-        self.recording, self.records, self.results = recording, records, results
-        self.made_at = recording.made_at or dt.datetime.now(dt.UTC).isoformat()
-        self.chunks: list[Chunk] = []
-        self._decisions: list[tuple[Any, ...]] = []
-        self._first = self._last = self._input_at = self._answer_at = 0
-        self._policy = ("", "", "")
-
-    def add(self, position: int, result: Any, record: Any) -> None:
-        """`results[position]`, just added: a decision (with its id) of `record`, or an error."""
-        if type(result) is Decision:
-            if not self._decisions:  # ids count up: the chunk's id, its first decision's, sorts first
-                self._first, self._input_at, self._answer_at = position, 0, 0
-                policy = result.policy
-                self._policy = (policy.id, policy.version, policy.digest)
-            nip = periode = None
-            if type(record) is dict:
-                nip, periode = record.get("nip"), record.get("periode")
-            input_len, answer_len = len(self.records[position]), len(self.results[position])
-            self._decisions.append((result.decision_id, findable(nip), findable(periode), result.as_of,
-                                    self._input_at, input_len, self._answer_at, answer_len))
-            self._last = position
-        if self._decisions:
-            self._input_at += len(self.records[position])
-            self._answer_at += len(self.results[position]) + 1
-            if len(self._decisions) == CHUNK_DECISIONS:
-                self.close()
-
-    def close(self) -> None:
-        """End the chunk being filled."""
-        if self._decisions:
-            first, last = self._first, self._last + 1
-            self.chunks.append(Chunk.of(b"".join(self.records[first:last]), b",".join(self.results[first:last]),
-                                        self._decisions, self.made_at, self._policy, self.recording.key_id,
-                                        self.recording.request_id))
-            self._decisions = []
-
-
 BatchAnswer = tuple[bytes, int, list[Row], list[Chunk]]
 """A batch's encoded results (comma-separated, in order), how many failed, and the rows (and
 chunks) that record its decisions (none unless recording)."""
+
+
+def _intake(limits: Limits, offset: int, plain: bool) -> Intake:
+    """How a batch's records are read: within `limits`, one that cannot be read answered as its problem."""
+    def unreadable(position: int, unread: Unread) -> ErrorInfo:
+        problem = unread_problem(unread, f"records[{position + offset}]")
+        return ErrorInfo(kind="input", message=problem.detail, fields=problem.extra.get("errors", []))
+
+    return Intake(bounds(limits), unreadable, plain)
 
 
 def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes], as_of: dt.date | None,
            explain: bool, limits: Limits, offset: int = 0, recording: Recording | None = None) -> BatchAnswer | None:
     """The encoded results of `records`, how many failed and their records' rows; None as soon as
     they pass `limits.max_response_bytes` (the rest is not decided)."""
-    policy = engine.policy(policy_id)
     out: list[bytes] = []
     rows: list[Row] = []
     chunker = Chunker(recording, records, out) if recording is not None and recording.chunked else None
     ids = iter(IDS.take(len(records)) if chunker is not None else ())
+    # a record kept row by row (redacted) is stored as decoded; a chunk keeps its text as it came
+    intake = _intake(limits, offset, recording is None or chunker is not None)
     failed = size = 0
-    for i, raw in enumerate(records, start=offset):
-        record = None
-        text = bytes(raw)
-        # a record kept row by row (redacted) is stored as decoded; a chunk keeps its text as it came
-        plain = engine.read_plain(policy_id, text) if (recording is None or chunker is not None) \
-            and fits(text, limits) else None
-        if plain is not None:  # read and checked in C, within every limit: the same decision, sooner
-            record = plain  # what a chunk's row reads (nip, periode): as given, for a plainly valid record
-            result: Any = engine.evaluate_plain_safely(policy_id, plain, as_of, explain)
-        else:
-            try:
-                record = decode_record(text, limits, f"records[{i}]")
-            except ApiProblem as exc:
-                result = ErrorResult(policy=policy.ref, error=ErrorInfo(
-                    kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
-            else:
-                result = engine.evaluate_safely(policy_id, record, as_of, explain, limits.unknown_fields)
-        if type(result) is ErrorResult:
+    for record, result in decide_each(engine, policy_id, (bytes(raw) for raw in records), as_of, explain,
+                                      limits.unknown_fields, intake):
+        if isinstance(result, ErrorResult):
             failed += 1
             encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]  # the discriminator of a batch item
         else:
@@ -178,14 +106,10 @@ def decide(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw | bytes
 
 def decode_records(policy: Any, records: Sequence[msgspec.Raw], limits: Limits) -> list[Any]:
     """Each record decoded on its own, or the ErrorResult of one that breaks a limit."""
-    out: list[Any] = []
-    for i, raw in enumerate(records):
-        try:
-            out.append(decode_record(raw, limits, f"records[{i}]"))
-        except ApiProblem as exc:
-            out.append(ErrorResult(policy=policy.ref, error=ErrorInfo(
-                kind="input", message=exc.detail, fields=exc.extra.get("errors", []))))
-    return out
+    return list(_intake(limits, 0, False).records(policy, (bytes(raw) for raw in records)))
+
+
+PopulationAnswer = tuple[bytes, bytes, int, list[Row]]
 
 
 def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.Raw], groups: dict[str, Any] | None,
@@ -195,39 +119,24 @@ def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.
     how many records failed, and the rows recording its decisions (none unless `recording`); None as
     soon as they pass `limits.max_response_bytes`. Raises PopulationInputError when the group data
     or the seats cannot be used."""
-    policy = engine.policy(policy_id)
-    given: list[Any] = []  # each record as decoded, in input order: what its decision record keeps
-
-    def decoded() -> Any:
-        for i, raw in enumerate(records):
-            try:
-                record = decode_record(raw, limits, f"records[{i}]")
-            except ApiProblem as exc:
-                record = ErrorResult(policy=policy.ref, error=ErrorInfo(
-                    kind="input", message=exc.detail, fields=exc.extra.get("errors", [])))
-            if recording is not None:
-                given.append(record)
-            yield record
-
     out: list[bytes] = []
     reports: list[bytes] = []
     rows: list[Row] = []
-    failed = size = position = 0
-    for result in engine.evaluate_population(policy_id, decoded(), groups, seats, as_of, explain,
-                                             limits.unknown_fields):
-        if isinstance(result, GroupReport):
-            encoded = _ENCODER.encode(result)
+    failed = size = 0
+    for item in decide_population_of(engine, policy_id, (bytes(raw) for raw in records), groups, seats, as_of,
+                                     explain, limits.unknown_fields, intake=_intake(limits, 0, False)):
+        if isinstance(item, GroupReport):
+            encoded = _ENCODER.encode(item)
             reports.append(encoded)
-        elif type(result) is ErrorResult:
-            failed += 1
-            position += 1
-            encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]
-            out.append(encoded)
-        elif isinstance(result, Decision):
-            if recording is not None:
-                result = recording.keep(result, given[position], rows)
-            position += 1
-            encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
+        else:
+            record, result = item
+            if isinstance(result, ErrorResult):
+                failed += 1
+                encoded = b'{"result":"error",' + _ENCODER.encode(result)[1:]
+            else:
+                if recording is not None:
+                    result = recording.keep(result, record, rows)
+                encoded = b'{"result":"decision",' + _ENCODER.encode(result)[1:]
             out.append(encoded)
         size += len(encoded) + 1
         if size > limits.max_response_bytes:
@@ -285,9 +194,6 @@ def _decide_slice(policy_id: str, digest: str, payload: bytes, as_of: dt.date | 
     records = msgspec.json.decode(payload, type=list[msgspec.Raw])
     answer = decide(_engine, policy_id, records, as_of, explain, limits, offset, recording)
     return (policy.digest, b"", -1, [], []) if answer is None else (policy.digest, *answer)
-
-
-PopulationAnswer = tuple[bytes, bytes, int, list[Row]]
 
 
 def _decide_population_in(policy_id: str, digest: str, payload: bytes, groups: dict[str, Any] | None,

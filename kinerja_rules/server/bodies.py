@@ -7,7 +7,6 @@ becoming `Decimal`, so no money or percentage passes through a binary float.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -15,7 +14,7 @@ import msgspec
 from litestar import Request
 
 from kinerja_rules import Decision, ErrorResult, FieldError
-from kinerja_rules.jsontext import duplicate_key, not_utf8
+from kinerja_rules.jsontext import Bounds, Unread, check_shape, duplicate_key, field_path, not_utf8, read_json
 from kinerja_rules.population_run import GroupReport
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
 
@@ -198,8 +197,6 @@ class ValidateResult(msgspec.Struct, frozen=True, kw_only=True):
     warnings: list[DiagnosticOut]
 
 
-_AT = re.compile(r"^(?P<message>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
-_NAMED = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 
@@ -208,18 +205,6 @@ def _decoder(kind: type[Any]) -> msgspec.json.Decoder[Any]:
     if decoder is None:
         decoder = _DECODERS[kind] = msgspec.json.Decoder(kind, float_hook=Decimal)
     return decoder
-
-
-def field_path(message: str) -> tuple[str, str]:
-    """Split a msgspec error into (field path, message): `$.records[2].x` -> `records[2].x`."""
-    match = _AT.match(message)
-    assert match is not None  # the pattern matches any text
-    text, path = match.group("message"), (match.group("path") or "").lstrip(".")
-    path = path.split("[...]")[0]  # msgspec elides the inside of untyped values
-    named = _NAMED.search(text)
-    if named is not None:
-        path = f"{path}.{named.group('name')}" if path else named.group("name")
-    return path, text
 
 
 def decode(body: bytes, kind: type[Any], limits: Limits) -> Any:
@@ -273,61 +258,45 @@ def record_as_sent(text: bytes) -> Any:
     return _RECORD.decode(text)
 
 
+def bounds(limits: Limits) -> Bounds:
+    """The depth and list bounds of `limits`, as the record intake takes them."""
+    return Bounds(limits.max_depth, limits.max_list_items)
+
+
 def decode_record(raw: msgspec.Raw | bytes, limits: Limits, path: str) -> Any:
-    """Decode one record of a batch; raises ApiProblem naming `path` when it breaks a limit."""
-    try:
-        record = _RECORD.decode(raw)
-    except RecursionError:
-        raise ApiProblem("too-deep", f"{path}: nests deeper than {limits.max_depth} levels") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        if (bad := not_utf8(bytes(raw))) is not None:
-            raise ApiProblem("malformed-json", f"{path}: {bad}") from None
-        # valid JSON that Python cannot hold, such as a 5,000-digit integer
-        where, text = field_path(str(exc))
-        where = path + where.removeprefix("[...]").replace("[...]", "")
-        raise ApiProblem("invalid-body", f"{where}: {text}", errors=[FieldError(path=where, message=text)]) from None
-    within_limits(record, bytes(raw), limits, path)
-    unique_keys(bytes(raw), record, path)
-    return record
+    """Decode one record of a batch (`jsontext.read_json`); raises ApiProblem naming `path` when it
+    cannot be read or breaks a limit."""
+    value = read_json(bytes(raw), bounds(limits))
+    if type(value) is Unread:
+        raise unread_problem(value, path)
+    return value
+
+
+def unread_problem(unread: Unread, path: str) -> ApiProblem:
+    """The problem answering a record that could not be read (`path`: where the record is)."""
+    place = unread.place(path)
+    if unread.problem == "malformed-json" or (unread.problem == "too-deep" and not unread.path):
+        return ApiProblem(unread.problem, unread.text(path))
+    if unread.problem == "duplicate-key":
+        return ApiProblem("duplicate-key", f"{place or 'the body'}: {unread.reason}",
+                          errors=[FieldError(path=place, message=unread.reason)])
+    return ApiProblem(unread.problem, unread.text(path), errors=[FieldError(path=place, message=unread.reason)])
 
 
 def within_limits(record: Any, raw: bytes, limits: Limits, path: str = "record") -> None:
     """Raise a problem naming the place where `record` (decoded from `raw`) passes a limit."""
-    problem = None if fits(raw, limits) else check_shape(record, limits, path)
-    if problem is not None:
-        name = "too-deep" if "deeper" in problem.message else "list-too-long"
-        raise ApiProblem(name, str(problem), errors=[problem])
+    if fits(raw, limits):
+        return
+    shape = check_shape(record, bounds(limits))
+    if shape is not None:
+        where, reason = shape
+        raise unread_problem(Unread("too-deep" if "deeper" in reason else "list-too-long", where.lstrip("."),
+                                    reason), path)
 
 
 def fits(body: bytes, limits: Limits) -> bool:
-    """Whether `body` is certainly within the depth and list limits, judged from its bytes alone.
-
-    Nesting deeper than N needs more than N brackets, and a list longer than N needs at
-    least N commas; counting them is far cheaper than walking the decoded value.
-    """
-    return (body.count(b"{") + body.count(b"[") <= limits.max_depth
-            and body.count(b",") < limits.max_list_items)
-
-
-def check_shape(value: Any, limits: Limits, path: str = "record") -> FieldError | None:
-    """The first place `value` nests too deeply or holds too long a list, or None."""
-    max_depth, max_items = limits.max_depth, limits.max_list_items
-    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
-    while stack:
-        node, where, depth = stack.pop()
-        if depth > max_depth:
-            return FieldError(path=where, message=f"nests deeper than {max_depth} levels")
-        if type(node) is dict:
-            for key, item in node.items():
-                if type(item) is dict or type(item) is list:
-                    stack.append((item, f"{where}.{key}", depth + 1))
-        elif type(node) is list:
-            if len(node) > max_items:
-                return FieldError(path=where, message=f"has {len(node)} items; at most {max_items} are accepted")
-            for i, item in enumerate(node):
-                if type(item) is dict or type(item) is list:
-                    stack.append((item, f"{where}[{i}]", depth + 1))
-    return None
+    """Whether `body` is certainly within the depth and list limits, judged from its bytes alone."""
+    return bounds(limits).fits(body)
 
 
 JSON = "application/json"

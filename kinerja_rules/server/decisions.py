@@ -26,9 +26,8 @@ from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.documents import declared_id
 from kinerja_rules.engine import Engine, validate_files
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.recording import Replayer, ReplayError, source_of, traces_of, with_id
+from kinerja_rules.recording import Recording, Replayer, ReplayError, source_of, traces_of
 from kinerja_rules.server.auth import key_scope
-from kinerja_rules.server.batch import Recording
 from kinerja_rules.server.bodies import (
     JSON,
     Limits,
@@ -41,7 +40,7 @@ from kinerja_rules.server.bodies import (
     within_limits,
 )
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
-from kinerja_rules.store import Chunk, DecisionRecord, Row, Run, Store, StoreError, decision_row, row_of
+from kinerja_rules.store import Chunk, DecisionRecord, Row, Run, Store, StoreError, row_of
 
 _log = logging.getLogger("kinerja_rules.server")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -68,12 +67,9 @@ class Recorder:
     async def keep_one(self, request: Request[Any, Any, Any], policy: CompiledPolicy, decision: Decision,
                        record: Any) -> Decision:
         """`decision` with its id, once its record is committed."""
-        decision = with_id(decision)
-        key = key_scope(request)
-        row = decision_row(decision, record, dt.datetime.now(dt.UTC).isoformat(),
-                           key_id=key.name if key is not None else None,
-                           request_id=request.scope["state"].get("request_id"), redactor=self.store.redactor)
-        await self.keep_rows(policy, [row])
+        rows: list[Row] = []
+        decision = self.recording(request).keep(decision, record, rows)
+        await self.keep_rows(policy, rows)
         return decision
 
     async def keep_rows(self, policy: CompiledPolicy, rows: list[Row], runs: Sequence[Run] = (),
