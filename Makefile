@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock lint serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-cluster bench-tools bench-server clean
+.PHONY: install lock lint serve check test test-tools typecheck bench bench-population bench-records bench-bulk bench-cluster bench-startup bench-tools bench-server clean
 
 PLUGINS := $(dir $(wildcard plugins/*/pyproject.toml))
 
@@ -84,6 +84,9 @@ bench-bulk: install
 
 bench-cluster: install
 	$(BIN)/python bench/bench_cluster.py
+
+bench-startup: install
+	$(BIN)/python bench/bench_startup.py
 
 # wrk drives the server benchmark; Debian's package, installed with apt-get (root or sudo).
 bench-tools:

@@ -26,7 +26,7 @@ import msgspec
 
 from kinerja_rules.deciding import Intake, decide_each
 from kinerja_rules.decision import ErrorInfo, ErrorResult, to_json
-from kinerja_rules.engine import Engine, SourceGroup, source_groups
+from kinerja_rules.engine import Engine, Shipment, ship
 from kinerja_rules.errors import FieldError
 from kinerja_rules.jsontext import Unread, not_utf8, read_json
 from kinerja_rules.parts import Part, items_of
@@ -250,14 +250,14 @@ def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep |
 _worker: tuple[Engine, Task] | None = None  # what a worker process decides with
 
 
-def _start_worker(groups: list[SourceGroup] | None, plugins: list[str], task: Task) -> None:
+def _start_worker(shipment: Shipment | None, plugins: list[str], task: Task) -> None:
     global _worker
-    if groups is not None:  # a spawned process compiles the policy from its files' texts
+    if shipment is not None:  # a spawned process compiles the policy shipped to it, checked
         from pathlib import Path
 
         from kinerja_rules.engine import discover
 
-        _worker = (Engine.from_groups(groups, discover([Path(p) for p in plugins])), task)
+        _worker = (Engine.from_shipment(shipment, discover([Path(p) for p in plugins])), task)
     elif _worker is not None:
         _worker = (_worker[0], task)
 
@@ -357,9 +357,9 @@ def run(engine: Engine, task: Task, items: Iterable[Item] | Parts, write: Callab
         return failures
     fork = sys.platform == "linux"  # a forked process has the compiled policy already
     _worker = (engine, task)
-    groups = None if fork else source_groups([engine.policy(task.policy_id)])
+    shipment = None if fork else ship([engine.policy(task.policy_id)])
     executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
-                                   initializer=_start_worker, initargs=(groups, list(plugins), task))
+                                   initializer=_start_worker, initargs=(shipment, list(plugins), task))
     pending: collections.deque[tuple[list[Item] | Part, Future[tuple[bytes, int, int]] | None]] = \
         collections.deque()
     here = False  # a worker died: what is left is decided in this process

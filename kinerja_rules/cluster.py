@@ -38,7 +38,7 @@ import msgspec
 from kinerja_rules import bulk, formats
 from kinerja_rules.deciding import decide_population
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
-from kinerja_rules.engine import Engine, SourceGroup, discover, source_groups
+from kinerja_rules.engine import Engine, Shipment, discover, ship
 
 __all__ = ["ClusterError", "Summary", "evaluate_dataset"]
 
@@ -71,7 +71,7 @@ class _Spec:
 
     policy_id: str
     digest: str
-    sources: list[SourceGroup]
+    sources: Shipment  # the checked policy, compiled on each worker (not parsed or checked again)
     plugins: tuple[str, ...]
     task: bulk.Task
     output: str
@@ -88,7 +88,7 @@ def _engine(spec: _Spec) -> Engine:
     with _COMPILING:
         engine = _ENGINES.get(spec.digest)
         if engine is None:
-            engine = Engine.from_groups(spec.sources, discover([Path(p) for p in spec.plugins]))
+            engine = Engine.from_shipment(spec.sources, discover([Path(p) for p in spec.plugins]))
             found = engine.policy(spec.policy_id).digest
             if found != spec.digest:
                 raise ClusterError(f"a worker compiled policy {spec.policy_id!r} to digest {found[:12]}, the "
@@ -115,7 +115,7 @@ def evaluate_dataset(client: Any, policy_id: str, library: str | Path, inputs: s
                            "which one partition cannot do; decide it with kinerja eval --seats")
     parts = _partitions(Path(inputs))
     target = _fresh_folder(Path(output))
-    spec = _Spec(policy_id=policy_id, digest=policy.digest, sources=source_groups([policy]),
+    spec = _Spec(policy_id=policy_id, digest=policy.digest, sources=ship([policy]),
                  plugins=tuple(str(p) for p in plugins),
                  task=bulk.Task(policy_id, as_of, explain, False, unknown_fields), output=str(target),
                  groups=groups, columns=["line", *formats.columns(policy, explain)])

@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import pickle
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kinerja_rules.decision import Decision, ErrorResult
 from kinerja_rules.documents import declared_id
@@ -132,6 +133,32 @@ def source_groups(policies: Iterable[CompiledPolicy]) -> list[SourceGroup]:
     return [SourceGroup(files=files, ids=tuple(ids)) for files, ids in groups]
 
 
+class Shipment(NamedTuple):
+    """Compiled policies on their way to another process (a worker, a batch process, a cluster node)."""
+
+    policies: tuple[bytes, ...]
+    """Each checked policy, pickled (empty: one that does not pickle, such as one whose plugin made
+    its function in a closure): where it arrives it is compiled, not parsed or checked again."""
+    groups: tuple[SourceGroup, ...]
+    """Their files' texts: what a policy is compiled from there when it cannot be unpickled (a
+    plugin that imports differently there) or did not pickle."""
+
+
+def ship(policies: Iterable[CompiledPolicy]) -> Shipment:
+    """What `Engine.from_shipment` makes these policies from, in another process."""
+    policies = list(policies)
+    return Shipment(tuple(_pickled(p) for p in policies), tuple(source_groups(policies)))
+
+
+def _pickled(policy: CompiledPolicy) -> bytes:
+    try:
+        return pickle.dumps(policy, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # a plugin's function that pickles by reference only if it has a name to be found by
+        logging.getLogger("kinerja_rules").info("policy %s is sent as its files' texts (%s: %s)", policy.id,
+                                                type(exc).__name__, exc)
+        return b""
+
+
 def validate_text(text: str, name: str, base: Sequence[Path] = (), registry: Registry | None = None,
                   base_sources: Sequence[SourceFile] = ()) -> CheckReport:
     """Check one policy document given as text, against the policies under `base` for its parents.
@@ -225,6 +252,26 @@ class Engine:
                 raise PolicyError(tuple(reading.diags) + report.errors or (
                     Diagnostic(code="E000", message=f"policies did not compile from their files: {sorted(missing)}"),))
             policies.update(report.policies)
+        return cls(policies, registry)
+
+    @classmethod
+    def from_shipment(cls, shipment: Shipment, registry: Registry | None = None) -> Engine:
+        """The policies another process shipped (`ship`): unpickled and compiled, each with the digest
+        it had there; a policy that cannot be unpickled here is compiled from its files' texts. The
+        shipment comes from this program's own processes: it is never read from outside."""
+        registry = registry or default_registry()  # the plugins imported before what refers to them
+        policies: dict[str, CompiledPolicy] = {}
+        for pickled in shipment.policies:
+            try:
+                policy: CompiledPolicy = pickle.loads(pickled)  # our own processes' policies, never a client's
+            except Exception as exc:
+                logging.getLogger("kinerja_rules").info("a shipped policy is compiled from its files' texts "
+                                                        "(%s: %s)", type(exc).__name__, exc)
+                continue
+            policies[policy.id] = policy
+        rest = [SourceGroup(g.files, tuple(i for i in g.ids if i not in policies)) for g in shipment.groups]
+        if any(g.ids for g in rest):
+            policies.update(cls.from_groups([g for g in rest if g.ids], registry)._policies)
         return cls(policies, registry)
 
     @property

@@ -40,6 +40,7 @@ class CompiledPolicy:
     def __init__(self, checked: CheckedPolicy, plugin_versions: dict[str, str] | None = None) -> None:
         assembled = checked.assembled
         self.checked = checked
+        self.plugin_versions = dict(plugin_versions or {})
         self.id = assembled.id
         self.title = assembled.title
         self.version = assembled.version
@@ -49,7 +50,7 @@ class CompiledPolicy:
         self.doc = assembled.doc
         self._code: CompiledCode | None = None  # compiled when first needed (`code`)
         self._compiling = threading.Lock()
-        self.digest = _digest(checked, plugin_versions or {})
+        self.digest = _digest(checked, self.plugin_versions)
         self.ref = PolicyRef(id=self.id, version=self.version, digest=self.digest)
         self.unknown_fields: str = assembled.unknown_fields or "warn"
         self._period_cache: dict[str, dt.date] = {}
@@ -79,6 +80,11 @@ class CompiledPolicy:
 
     def __repr__(self) -> str:
         return f"<CompiledPolicy {self.id} {self.version} {self.digest[:12]}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as what was checked: unpickling compiles it again (the compile stage only; nothing
+        is parsed or checked), its digest recomputed to the same value."""
+        return CompiledPolicy, (self.checked, self.plugin_versions)
 
     @property
     def code(self) -> CompiledCode:

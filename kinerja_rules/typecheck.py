@@ -55,6 +55,36 @@ class Annotations:
     rational_args: set[tuple[str, int]] = field(default_factory=set)  # (table, input) given a repeating value
     keep: list[Any] = field(default_factory=list)  # keeps annotated nodes alive (ids stay unique)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The notes with each node named by its place among the nodes kept, not by its `id()`, so
+        that a checked policy travels to another process (pickled whole, its nodes with it) and is
+        compiled there without being parsed and checked again."""
+        nodes: list[Any] = []
+        place: dict[int, int] = {}
+        stack: list[Any] = list(reversed(self.keep))
+        while stack:
+            node = stack.pop()
+            if type(node) is tuple or type(node) is list:  # the items of a node's field, nested or not
+                stack.extend(reversed(node))
+            elif isinstance(node, n.Node) and id(node) not in place:
+                place[id(node)] = len(nodes)
+                nodes.append(node)
+                stack.extend(getattr(node, name) for name in reversed(node.__struct_fields__))
+        missing = (self.types.keys() | self.names.keys() | self.coerce) - place.keys()
+        if missing:  # a note on a node outside every kept expression: it could not be found again
+            raise TypeError(f"{len(missing)} annotated node(s) are not among the nodes kept")
+        return {"nodes": nodes, "types": {place[k]: v for k, v in self.types.items()},
+                "names": {place[k]: v for k, v in self.names.items()}, "coerce": {place[k] for k in self.coerce},
+                "rational_args": self.rational_args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        nodes = state["nodes"]
+        self.keep = nodes
+        self.types = {id(nodes[k]): v for k, v in state["types"].items()}
+        self.names = {id(nodes[k]): v for k, v in state["names"].items()}
+        self.coerce = {id(nodes[k]) for k in state["coerce"]}
+        self.rational_args = state["rational_args"]
+
 
 class Scope:
     """The names an expression can see; `definition` checks definitions on demand."""

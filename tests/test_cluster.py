@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 
 from kinerja_rules import formats
 from kinerja_rules.cluster import ClusterError, _engine, _Spec, evaluate_dataset
-from kinerja_rules.engine import Engine, source_groups
+from kinerja_rules.engine import Engine, ship
 from tests.conftest import BASE_RECORD, POLICIES
 from tests.test_bulk import kinerja
 
@@ -114,7 +114,7 @@ def test_a_worker_refuses_a_policy_that_compiles_to_another_digest() -> None:
     policy = engine.policy("nasional")
     from kinerja_rules import bulk
 
-    spec = _Spec(policy_id="nasional", digest=policy.digest, sources=source_groups([policy]), plugins=(),
+    spec = _Spec(policy_id="nasional", digest=policy.digest, sources=ship([policy]), plugins=(),
                  task=bulk.Task("nasional"), output="")
     assert _engine(spec).policy("nasional").digest == policy.digest
     with pytest.raises(ClusterError, match="another|same kinerja-rules"):

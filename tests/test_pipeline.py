@@ -90,3 +90,53 @@ def test_kinerja_check_timings_prints_each_stage(lang: str, words: tuple[str, st
     assert list(rows) == [*STAGES, words[2]]
     assert rows[words[2]] == pytest.approx(sum(rows[s] for s in STAGES), abs=0.002)
     assert all(rows[s] > 0 for s in STAGES)
+
+
+def test_a_shipped_policy_is_compiled_where_it_arrives_without_being_read_or_checked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinerja_rules.engine import ship
+    from tests.conftest import BASE_RECORD, bundled
+
+    engine = bundled()
+    shipment = ship(engine.policies())
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a shipped policy was read or checked again")
+
+    monkeypatch.setattr(Pipeline, "read", refused)
+    monkeypatch.setattr(Pipeline, "build", refused)
+    again = Engine.from_shipment(shipment, engine.registry)
+    assert [(p.id, p.digest) for p in again.policies()] == [(p.id, p.digest) for p in engine.policies()]
+    for policy in engine.policies():
+        mine, theirs = engine.decide(policy.id, BASE_RECORD, explain=True), again.decide(policy.id, BASE_RECORD,
+                                                                                          explain=True)
+        assert (mine.outputs, mine.trace) == (theirs.outputs, theirs.trace)
+
+
+def test_a_shipment_that_cannot_be_unpickled_is_compiled_from_its_files_texts(calls: list[str]) -> None:
+    from kinerja_rules.engine import ship
+    from tests.conftest import bundled
+
+    engine = bundled()
+    shipment = ship([engine.policy("sawahlunto")])
+    again = Engine.from_shipment(shipment._replace(policies=(b"not a pickle",)), engine.registry)
+    assert _ran_every_stage(calls) and again.policy("sawahlunto").digest == engine.policy("sawahlunto").digest
+    calls.clear()
+    both = Engine.from_shipment(ship([engine.policy("plaju")])._replace(policies=(b"",)), engine.registry)
+    assert _ran_every_stage(calls) and both.ids == ["plaju"]  # one that did not pickle: its texts only
+
+
+def test_notes_on_a_node_outside_every_kept_expression_refuse_to_travel() -> None:
+    import pickle
+
+    from kinerja_rules.nodes import Name
+    from kinerja_rules.typecheck import Annotations
+    from kinerja_rules.types import INTEGER
+
+    kept, stray = Name(pos=(1, 1, 1, 2), name="a"), Name(pos=(1, 1, 1, 2), name="b")
+    notes = Annotations(types={id(kept): INTEGER, id(stray): INTEGER}, keep=[kept])
+    with pytest.raises(TypeError, match="not among the nodes kept"):
+        pickle.dumps(notes)
+    del notes.types[id(stray)]
+    back = pickle.loads(pickle.dumps(notes))
+    assert back.types == {id(back.keep[0]): INTEGER} and back.keep[0] == kept

@@ -2,9 +2,10 @@
 
 Evaluation is CPU-bound Python, so one process decides on one core. A `BatchPool` lets a
 single service process use the machine's other cores for large batches: each pool process
-compiles the policies in service from their files' texts, decides a slice of the records and sends back
-encoded results. A pool process whose policy digest differs from the one in service (a
-reload landed in between) is not trusted: the batch is decided in the service process.
+compiles the checked policies in service (shipped to it, not parsed or checked again),
+decides a slice of the records and sends back encoded results. A pool process whose policy
+digest differs from the one in service (a reload landed in between) is not trusted: the batch
+is decided in the service process.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from kinerja_rules.boundary import set_call_budget
 from kinerja_rules.deciding import Intake, decide_each
 from kinerja_rules.deciding import decide_population as decide_population_of
 from kinerja_rules.decision import ENCODER
-from kinerja_rules.engine import SourceGroup
+from kinerja_rules.engine import Shipment
 from kinerja_rules.jsontext import Unread
 from kinerja_rules.recording import Chunker, Recording
 from kinerja_rules.server.bodies import Limits, bounds, unread_problem
@@ -144,9 +145,9 @@ def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.
     return b",".join(out), b",".join(reports), failed, rows
 
 
-def _start(groups: list[SourceGroup], plugins: list[str], call_seconds: float | None = None) -> None:
+def _start(shipment: Shipment, plugins: list[str], call_seconds: float | None = None) -> None:
     global _engine
-    _engine = Engine.from_groups(groups, discover([Path(p) for p in plugins]))
+    _engine = Engine.from_shipment(shipment, discover([Path(p) for p in plugins]))
     set_call_budget(call_seconds)  # tasks run in this process's main thread, where the timer's signal lands
 
 
@@ -214,10 +215,10 @@ def _decide_population_in(policy_id: str, digest: str, payload: bytes, groups: d
 
 
 class BatchPool:
-    """Worker processes that compile the policies in service (from their files' texts) and decide
+    """Worker processes that compile the policies in service (shipped to them checked) and decide
     slices of batches."""
 
-    def __init__(self, processes: int, groups: Sequence[SourceGroup], plugins: Sequence[Path] = (),
+    def __init__(self, processes: int, shipment: Shipment, plugins: Sequence[Path] = (),
                  threshold: int = 256, call_seconds: float | None = None,
                  on_broken: Callable[[], None] | None = None) -> None:
         self.processes = processes
@@ -228,7 +229,7 @@ class BatchPool:
         self.on_broken = on_broken  # the service replaces a pool whose process died
         self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start,
-                                             initargs=(list(groups), [str(p) for p in plugins], call_seconds))
+                                             initargs=(shipment, [str(p) for p in plugins], call_seconds))
         self.digests: dict[str, str] = {}
         self.ready = 0  # processes up, with the policies compiled
         self.slices = 0  # slices decided, for tests and curiosity

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules import Engine
-from kinerja_rules.engine import Reload, SourceGroup, reload_paths, source_groups
+from kinerja_rules.engine import Reload, SourceGroup, reload_paths, ship, source_groups
 from kinerja_rules.server.batch import BatchPool
 from kinerja_rules.server.bodies import FailedPolicy
 from kinerja_rules.server.problems import DiagnosticOut
@@ -162,8 +162,7 @@ class PolicyService:
     async def start_pool(self) -> None:
         """Start the batch processes, if configured; batches are decided here until they are up."""
         if self.batch_processes > 0:
-            groups = generation_of(self.generation, self._engine).source_groups()
-            pool = self.pool = BatchPool(self.batch_processes, groups, self.plugins,
+            pool = self.pool = BatchPool(self.batch_processes, ship(self._engine.policies()), self.plugins,
                                          call_seconds=self.plugin_call_seconds,
                                          on_broken=lambda: self._spawn(self._replace_pool(pool)))
             self._spawn(pool.start())
