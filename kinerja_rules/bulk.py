@@ -76,17 +76,23 @@ class Source:
         return data
 
     def _lines(self, head: bytes) -> Iterator[bytes]:
-        """The lines of `head` (read already) and of the rest of the stream."""
+        """The lines of `head` (read already) and of the rest of the stream; a line longer than
+        MAX_RECORD_BYTES is read no further (the rest is skipped, not held) and given as TOO_LONG."""
         *whole, tail = head.split(b"\n")
         for line in whole:
-            yield line + b"\n"
-        for line in self.stream:
+            yield line + b"\n" if len(line) < MAX_RECORD_BYTES else TOO_LONG
+        while line := self.stream.readline(MAX_RECORD_BYTES + 1):
             self.consumed += len(line)
             if tail:
                 line, tail = tail + line, b""
+            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+                while (more := self.stream.readline(_READ_BYTES)) and not more.endswith(b"\n"):
+                    self.consumed += len(more)
+                self.consumed += len(more)
+                line = TOO_LONG
             yield line
         if tail:
-            yield tail
+            yield tail if len(tail) <= MAX_RECORD_BYTES else TOO_LONG
 
     def items(self) -> Iterator[Item]:
         """(line, JSON text or ErrorInfo, where it is for an error) from one JSON document, an
@@ -109,23 +115,36 @@ class Source:
                 break
         if not first:
             return
-        if isinstance(decode(first, first_line, ""), ErrorInfo):
+        if first is not TOO_LONG and isinstance(decode(first, first_line, ""), ErrorInfo):
             second, second_line = b"", 0
             for number, raw in numbered:
                 if raw.strip():
                     second, second_line = raw, number
                     break
-            if second and isinstance(decode(second, second_line, ""), ErrorInfo):
-                yield first_line, first + second + b"".join(raw for _, raw in numbered), ""  # one record, several lines
+            if second and second is not TOO_LONG and isinstance(decode(second, second_line, ""), ErrorInfo):
+                yield first_line, self._document(first + second, numbered, first_line), ""  # one record, several lines
                 return
-            yield first_line, first, f" on line {first_line}"
+            yield _line_item(first_line, first)
             if second:
-                yield second_line, second, f" on line {second_line}"
+                yield _line_item(second_line, second)
         else:
-            yield first_line, first, f" on line {first_line}"
+            yield _line_item(first_line, first)
         for number, raw in numbered:
             if raw.strip():
-                yield number, raw, f" on line {number}"
+                yield _line_item(number, raw)
+
+    @staticmethod
+    def _document(head: bytes, lines: Iterator[tuple[int, bytes]], first_line: int) -> bytes | ErrorInfo:
+        """One JSON document written over lines, `head` its first ones: its text, or its error past
+        MAX_RECORD_BYTES (the rest of the input then not read)."""
+        parts, size = [head], len(head)
+        for _, raw in lines:
+            size += len(raw)
+            if raw is TOO_LONG or size > MAX_RECORD_BYTES:
+                return ErrorInfo(kind="input", message=f"invalid JSON: the document is longer than "
+                                                       f"{MAX_RECORD_BYTES:,} bytes", line=first_line)
+            parts.append(raw)
+        return b"".join(parts)
 
     def _array(self, rest: bytes, first_line: int) -> Iterator[Item]:
         """The elements of an array whose text after `[` begins with `rest`, read a megabyte at a time."""
@@ -160,6 +179,17 @@ class Source:
                 yield position, bytes(element), f" in record {position - 1}"
             if ended:
                 return
+
+
+TOO_LONG = b"\0too long"  # a JSON Lines line past MAX_RECORD_BYTES (as read: never valid JSON, never blank)
+
+
+def _line_item(number: int, raw: bytes) -> Item:
+    """The item of a JSON Lines line: its text, or the error of one too long to read."""
+    if raw is TOO_LONG:
+        return number, ErrorInfo(kind="input", message=f"invalid JSON on line {number}: the line is longer than "
+                                                       f"{MAX_RECORD_BYTES:,} bytes", line=number), ""
+    return number, raw, f" on line {number}"
 
 
 def _broken(position: int, reason: str, first_line: int) -> ErrorInfo:

@@ -348,13 +348,14 @@ class Engine:
                                                         type(exc).__name__, exc)
 
     def evaluate_population(self, policy_id: str, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
-                            seats: Sequence[Any] | None = None, as_of: dt.date | None = None, explain: bool = False,
-                            unknown_fields: str | None = None,
+                            seats: Sequence[Any] | None = None, as_of: dt.date | None = None,
+                            explain: bool | frozenset[int] = False, unknown_fields: str | None = None,
                             sorted_by_group: bool = False) -> Iterator[Decision | ErrorResult | GroupReport]:
         """Decide records as a population (the policy's kurva distribusi, assignment, group values):
         each record's Decision or ErrorResult in input order, then a GroupReport per group (and one for
         an assignment). `groups` maps each group's data key (the unit_kerja) to its data; `seats` lists
-        the posts of an assignment. Raises PopulationInputError for unusable group data or seats, and
+        the posts of an assignment; `explain` traces every decision, or those of the records at the
+        positions given (from 0). Raises PopulationInputError for unusable group data or seats, and
         ValueError for a policy without a population stage. With `sorted_by_group` (input sorted by
         group, no assignment) one group is held in memory at a time."""
         results = run_population(self.policy(policy_id), records, groups, seats, as_of, explain, unknown_fields,

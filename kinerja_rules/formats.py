@@ -34,6 +34,8 @@ INPUTS = (".jsonl", ".json", ".csv", ".parquet")
 OUTPUTS = (".jsonl", ".json", ".csv", ".parquet", ".xlsx")
 MAX_COLUMNS = 10_000
 MAX_CELL_CHARS = 1_000_000
+MAX_LINE_CHARS = 16 * 1024 * 1024
+"""The longest line of a CSV file read (longer: its record's error, and the rest of the line skipped)."""
 ROWS_PER_GROUP = 10_000  # rows per Parquet row group (and what is held before writing one)
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
@@ -185,10 +187,68 @@ def _from_text(text: str, field: Field | None) -> Any:
     return text
 
 
+class CsvLines:
+    """The lines of a CSV text as `csv.reader` takes them, each bounded, numbered, and read on past a
+    record that breaks a limit.
+
+    A line longer than MAX_LINE_CHARS is read no further (the rest is skipped, not held) and
+    stands as a cell the reader refuses. After the reader refuses a record, `skip_open` skips
+    what is left of it when a quoted cell held it open (an odd number of quote characters so
+    far), so that no part of it is read as records of its own.
+    """
+
+    _TOO_LONG = "x" * (MAX_CELL_CHARS + 1) + "\n"  # what the reader refuses as a cell past the limit
+
+    def __init__(self, text: IO[str], keep: bool = False) -> None:
+        self.text = text
+        self.number = 0  # lines read
+        self.quotes = 0  # quote characters in the lines of the record being read
+        self.too_long: int | None = None  # the number of the line that was too long, in this record
+        self.taken: list[str] | None = [] if keep else None  # the lines, as read (for parts)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self._line()
+        if line is None:
+            raise StopIteration
+        return line
+
+    def _line(self) -> str | None:
+        line = self.text.readline(MAX_LINE_CHARS)
+        if not line:
+            return None
+        self.number += 1
+        quotes = line.count('"')
+        if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            while (more := self.text.readline(MAX_LINE_CHARS)) and not more.endswith(("\n", "\r")):
+                quotes += more.count('"')
+            quotes += more.count('"')
+            line, self.too_long = self._TOO_LONG, self.number
+        self.quotes += quotes
+        if self.taken is not None:
+            self.taken.append(line)
+        return line
+
+    def begin(self) -> None:
+        """A record starts."""
+        self.quotes, self.too_long = 0, None
+
+    def refused(self, exc: csv.Error) -> tuple[int, Any, str]:
+        """The item of the record the reader refused (on the line read last), the rest of it skipped."""
+        line = self.number
+        reason = f"the line is longer than {MAX_LINE_CHARS:,} characters" if self.too_long is not None else str(exc)
+        while self.quotes % 2 and self._line() is not None:  # a quoted cell holds the record open
+            pass
+        return line, ErrorInfo(kind="input", message=f"invalid CSV on line {line}: {reason}", line=line), ""
+
+
 def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, Any, str]]:
-    """(line, record or ErrorInfo, "") for each row of a CSV file whose first row names the columns."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-    reader = csv.reader(text)
+    """(line, record or ErrorInfo, "") for each row of a CSV file whose first row names the columns;
+    a row that breaks a limit is that row's error, and the rows after it are read on."""
+    lines = CsvLines(io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline=""))
+    reader = csv.reader(lines)
     csv.field_size_limit(MAX_CELL_CHARS)
     try:
         header = next(reader, None)
@@ -202,15 +262,16 @@ def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, 
         return
     rows = CsvRows(header, policy)
     while True:
+        lines.begin()
         try:
             cells = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:  # a cell past the limit, or a broken quote: the file is not read further
-            yield csv_broken(reader.line_num, exc)
-            return
+        except csv.Error as exc:  # a cell or a line past the limit: that row's error
+            yield lines.refused(exc)
+            continue
         if any(cells):
-            yield rows.item(reader.line_num, cells)
+            yield rows.item(lines.number, cells)
 
 
 def csv_header(header: list[str] | None) -> str | None:
@@ -219,11 +280,6 @@ def csv_header(header: list[str] | None) -> str | None:
         return (f"more than {MAX_COLUMNS} columns" if len(header) > MAX_COLUMNS else
                 "a column without a name" if not all(header) else "a column named twice")
     return None
-
-
-def csv_broken(line: int, exc: csv.Error) -> tuple[int, Any, str]:
-    """The item of a CSV file that cannot be read past `line`."""
-    return line, ErrorInfo(kind="input", message=f"invalid CSV on line {line}: {exc}", line=line), ""
 
 
 class CsvRows:

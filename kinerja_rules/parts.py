@@ -25,10 +25,10 @@ from typing import IO, Any, NamedTuple
 from kinerja_rules.decision import ErrorInfo
 from kinerja_rules.formats import (
     MAX_CELL_CHARS,
+    CsvLines,
     CsvRows,
     ParquetRows,
     TableError,
-    csv_broken,
     csv_header,
     pyarrow_parquet,
 )
@@ -59,16 +59,12 @@ Part = CsvPart | ParquetPart | list[Item]
 
 
 def csv_parts(stream: IO[bytes], rows: int = PART_RECORDS) -> Iterator[Part]:
-    """The parts of a CSV file: blocks of `rows` rows, the header (checked) with each."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-    taken: list[str] = []
-
-    def lines() -> Iterator[str]:
-        for line in text:
-            taken.append(line)
-            yield line
-
-    reader = csv.reader(lines())
+    """The parts of a CSV file: blocks of `rows` rows, the header (checked) with each. A row that
+    breaks a limit is that row's error (an item read already), and the rows after it are read on."""
+    lines = CsvLines(io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline=""), keep=True)
+    taken = lines.taken
+    assert taken is not None
+    reader = csv.reader(lines)
     csv.field_size_limit(MAX_CELL_CHARS)
     try:
         header = next(reader, None)
@@ -81,24 +77,28 @@ def csv_parts(stream: IO[bytes], rows: int = PART_RECORDS) -> Iterator[Part]:
         yield [(1, ErrorInfo(kind="input", message=f"invalid CSV header: {problem}", line=1), "")]
         return
     names = tuple(header)
-    line = len(taken)  # the header may span lines
+    line = lines.number  # the header may span lines
     taken.clear()
     count = done = 0  # rows in this part, and the lines they took
     while True:
+        lines.begin()
         try:
             next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:  # a cell past the limit, or a broken quote: the file is not read further
+        except csv.Error as exc:  # a cell or a line past the limit: that row's error, and on
             if done:
                 yield CsvPart(names, "".join(taken[:done]), line)  # the rows before the one refused
-            yield [csv_broken(reader.line_num, exc)]
-            return
+            yield [lines.refused(exc)]
+            line = lines.number
+            taken.clear()
+            count = done = 0
+            continue
         done = len(taken)
         count += 1
         if count >= rows:
             yield CsvPart(names, "".join(taken), line)
-            line = reader.line_num
+            line = lines.number
             taken.clear()
             count = done = 0
     if taken:

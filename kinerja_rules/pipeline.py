@@ -11,6 +11,7 @@ only in what they read and which policies they want.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import msgspec
 from kinerja_rules.assemble import assemble
 from kinerja_rules.checker import check
 from kinerja_rules.documents import EXTENDS_RE, PolicyFile, declared_id, read_policy_file, tests_only
-from kinerja_rules.errors import Diagnostic, PolicyError
+from kinerja_rules.errors import Diagnostic, PolicyError, Span
 from kinerja_rules.loader import MAX_FILE_BYTES, SourceFile, iter_policy_files, load_file, load_text
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.registry import BrokenPlugin, Registry
@@ -113,6 +114,7 @@ class Pipeline:
             self._add(reading, lambda name=name, text=text: load_text(text, name), text, name)
         if library is not None and library.is_dir():
             self._add_parents(reading, library, seed)
+        _one_folder_each(reading)
         return reading
 
     def _add(self, reading: Reading, load: Any, text: str | None, name: str = "") -> None:
@@ -165,7 +167,8 @@ class Pipeline:
         fixtures, complete), and of the policies in `seed`, each file once."""
         index: dict[str, list[Path]] | None = None
         while True:
-            wanted = ({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
+            wanted = (({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
+                       - reading.defined)  # a parent under the paths given is not taken from the library too
                       | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined}
                       | seed) - reading.broken
             if not wanted or index is not None and not wanted & set(index):
@@ -220,6 +223,31 @@ class Pipeline:
             diags = [_maybe_broken(d, registry.broken) for d in diags]
         return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)),
                            test_errors=tuple(_unique(test_diags)), timings=dict(self.timings.seconds))
+
+
+def _one_folder_each(reading: Reading) -> None:
+    """Leave out a policy whose files lie in two folders neither of which holds the other (a copied
+    region folder, `plaju.bak/`, beside the region): which copy is meant cannot be told, so
+    neither is served, with a diagnostic naming a file of each; the other policies go on."""
+    folders: dict[str, dict[Path, str]] = {}
+    for pf in reading.files:
+        name = pf.source.name
+        if tests_only(pf.source.text):
+            continue  # test cases are tried against the policy wherever they lie
+        folders.setdefault(pf.policy_id, {}).setdefault(Path(os.path.abspath(name)).parent, name)
+    for pid, found in folders.items():
+        outermost = sorted(d for d in found if not any(o != d and o in d.parents for o in found))
+        if len(outermost) < 2:
+            continue
+        first = found[outermost[0]]
+        for other in outermost[1:]:
+            second = found[other]
+            reading.diags.append(Diagnostic(
+                code="E020", span=Span(file=second, line=1, column=1),
+                message=f"policy {pid!r} is declared in two folders, {first} and {second}; it is left out until "
+                        "one of them is removed"))
+        reading.files = [pf for pf in reading.files if pf.policy_id != pid]
+        reading.broken.add(pid)
 
 
 def _maybe_broken(diag: Diagnostic, broken: tuple[BrokenPlugin, ...]) -> Diagnostic:

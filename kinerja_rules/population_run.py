@@ -142,14 +142,14 @@ def _shown(value: Any) -> Any:
 
 class _Run:
     def __init__(self, policy: CompiledPolicy, groups: Mapping[str, Any] | None, seats: Sequence[Any] | None,
-                 as_of: dt.date | None, explain: bool, unknown_fields: str | None) -> None:
+                 as_of: dt.date | None, explain: bool | frozenset[int], unknown_fields: str | None) -> None:
         stage = policy.checked.population
         assert stage is not None
         self.policy = policy
         self.stage: Population = stage
         self.code = policy.code.population
         self.as_of = as_of
-        self.explain = explain
+        self.explain = explain  # every member, or the members at these positions (an appeal's one)
         self.unknown_fields = unknown_fields or policy.unknown_fields
         self.by_names = [text for text, _ in stage.by]
         self.order = _order_transforms(policy, stage)
@@ -161,6 +161,10 @@ class _Run:
         self.data_cache: dict[str, tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]] = {}
 
     # ---- what is sent beside the records ----
+    def explains(self, m: _Member) -> bool:
+        """Whether `m`'s decision carries its trace."""
+        return self.explain is True or (type(self.explain) is frozenset and m.position in self.explain)
+
     def _check_groups(self, groups: Mapping[str, Any] | None) -> Mapping[str, Any]:
         if groups is None:
             if self.needs_data:
@@ -317,7 +321,7 @@ class _Run:
         for m in members:
             m.shown = shown_group
             m.given = {"group": data, "size": size, "rank": ranks[id(m)], "seat": None, **values}
-            if self.explain:  # the population part of its trace
+            if self.explains(m):  # the population part of its trace
                 m.story = {"group": shown_group, "size": size, "rank": ranks[id(m)], "order": order}
         if stage.quota is not None:
             self._quota(members, ranks, limits, mode, report)
@@ -346,7 +350,7 @@ class _Run:
                                  "rank": move.rank, "reason": move.reason})
         for k, m in keyed.items():
             m.given["category"] = outcome.final[k]
-            if not self.explain:
+            if not self.explains(m):
                 continue
             story: dict[str, Any] = {"of": quota.of_text, "before": m.category, "after": outcome.final[k],
                                      "mode": mode, "limits": report.limits}
@@ -412,7 +416,7 @@ class _Run:
         for key, m in by_key.items():
             sid = outcome.seat_of.get(key)
             m.given["seat"] = seat_by_id[sid] if sid is not None else None
-            if not self.explain:
+            if not self.explains(m):
                 continue
             story: dict[str, Any] = {"method": assignment.method, "seat": sid}
             if sid is not None:
@@ -444,7 +448,7 @@ class _Run:
         saved = decimal.getcontext()
         decimal.setcontext(EVAL_CONTEXT)
         try:
-            if not self.explain:
+            if not self.explains(m):
                 outputs = policy.code.run_post(m.clean, m.params, m.indicators, m.as_of, m.given, m.decided)
                 return Decision(policy=policy.ref, as_of=m.as_of, outputs=outputs, warnings=m.warnings,
                                 population=block)
@@ -466,8 +470,8 @@ def _sortable(key: Any) -> Any:
 
 
 def run_population(policy: CompiledPolicy, records: Iterable[Any], groups: Mapping[str, Any] | None = None,
-                   seats: Sequence[Any] | None = None, as_of: dt.date | None = None, explain: bool = False,
-                   unknown_fields: str | None = None,
+                   seats: Sequence[Any] | None = None, as_of: dt.date | None = None,
+                   explain: bool | frozenset[int] = False, unknown_fields: str | None = None,
                    sorted_by_group: bool = False) -> Iterator[Decision | ErrorResult | GroupReport]:
     """Decide `records` as a population: each record's result in input order, and each group's report
     as soon as its records are out (an assignment's report, over the whole run, comes last).

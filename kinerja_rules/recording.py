@@ -46,6 +46,8 @@ from kinerja_rules.store import (
 
 MAX_SET = 64
 """The most fields one appeal (or replay) may set."""
+MAX_CHAIN = 1000
+"""The longest chain of appeals (an appeal of an appeal ...) followed back to its first decision."""
 _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,6}")
 
 
@@ -185,6 +187,21 @@ def parse_set(values: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
     return out
 
 
+IDENTITY = ("nip", "periode")
+"""The fields that say whom and when a decision is for: never changed by an appeal or a replay."""
+
+
+def _value_at(record: Any, parts: tuple[str, ...]) -> Any:
+    for part in parts:
+        if isinstance(record, dict):
+            record = record.get(part)
+        elif isinstance(record, list) and part.isdigit() and int(part) < len(record):
+            record = record[int(part)]
+        else:
+            return None
+    return record
+
+
 def amended(record: Any, changes: Mapping[tuple[str, ...], Any]) -> Any:
     """`record` with each change applied (copies along the way; the record itself is untouched)."""
     for parts, value in changes.items():
@@ -300,7 +317,7 @@ class Replayer:
         """Decide a recorded decision again; `fill` gives the values of its redacted fields (which
         the store does not hold), and nothing else."""
         original = self.record(decision_id)
-        changes = parse_set(fill or {})
+        changes = self._checked_set(original, fill or {})
         others = sorted(".".join(p) for p in changes if ".".join(p) not in original.redacted)
         if others:
             raise ReplayError("invalid-set", "a replay sets only redacted fields; to change "
@@ -312,7 +329,7 @@ class Replayer:
         """Decide a recorded decision again with amended inputs, both with traces; the new decision
         as a record naming the original (None when it did not decide), for the caller to keep."""
         original = self.record(decision_id)
-        changes = parse_set(values)
+        changes = self._checked_set(original, values)
         if not any(".".join(p) not in original.redacted for p in changes):
             raise ReplayError("invalid-set", "an appeal sets at least one field that is not redacted "
                                              "(such as perilaku.atasan)")
@@ -329,6 +346,21 @@ class Replayer:
                           request_id=request_id), redacted=original.redacted, nip=original.nip)
             after.result = msgspec.structs.replace(after.result, decision_id=new.id)
         return after, new
+
+    def _checked_set(self, original: DecisionRecord, values: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
+        """`values` as changes to `original`'s input: never to whom or when it is (`nip`, `periode`),
+        and a redacted field only to the value whose keyed hash the store holds."""
+        changes = parse_set(values)
+        for parts, value in changes.items():
+            name = ".".join(parts)
+            if name in original.redacted:
+                if _value_at(original.input, parts) != self.store.redactor.hash(value):
+                    raise ReplayError("redacted-value-mismatch", f"set: {name}: the value given is not the one "
+                                      "recorded (the store keeps its keyed hash, and it differs)", [name])
+            elif name in IDENTITY:
+                raise ReplayError("invalid-set", f"set: {name} says whom and when the decision is for; an appeal "
+                                  "or a replay cannot change it", [name])
+        return changes
 
     def _again(self, original: DecisionRecord, changes: Mapping[tuple[str, ...], Any], explain: bool) -> Replay:
         missing = sorted(set(original.redacted) - {".".join(p) for p in changes})
@@ -356,20 +388,35 @@ class Replayer:
         if found is None:
             raise ReplayError("sources-missing", f"the population run {original.run_id} is not in the store")
         run, members = found
-        own = original.appeal_of or original.id
+        own = self._member_of(original, {member.id for member in members})
         for member in members:
             missing = set(member.redacted) - set(original.redacted)
             if member.redacted and member.id != own and missing:
                 raise ReplayError("redacted-fields", f"the run holds redacted fields of other members "
                                   f"({', '.join(sorted(missing))}); it cannot be decided again", sorted(missing))
         records = [record if member.id == own else member.input for member in members]
-        if own not in {member.id for member in members}:
-            raise ReplayError("sources-missing", f"decision {own} is not a member of its run {run.id} any more "
-                                                 "(retention deleted it)")
         position = [member.id for member in members].index(own)
+        # only this member's decision is traced; the others are decided as the run needs them, no more
         results = [r for r in engine.evaluate_population(original.policy_id, records, run.groups, run.seats,
-                                                         run.as_of, explain) if isinstance(r, (Decision, ErrorResult))]
+                                                         run.as_of, frozenset({position}) if explain else False)
+                   if isinstance(r, (Decision, ErrorResult))]
         return results[position]
+
+    def _member_of(self, decision: DecisionRecord, members: set[str]) -> str:
+        """The member of its run that `decision` stands for: itself, or what its chain of appeals
+        (an appeal of an appeal ...) goes back to."""
+        seen: set[str] = set()
+        record: DecisionRecord | None = decision
+        while record is not None and record.id not in members:
+            if record.appeal_of is None or record.id in seen or len(seen) >= MAX_CHAIN:
+                record = None
+                break
+            seen.add(record.id)
+            record = self.store.get(record.appeal_of)
+        if record is None:
+            raise ReplayError("sources-missing", f"decision {decision.id} goes back to no member of its run "
+                                                 f"{decision.run_id} (retention deleted it)")
+        return record.id
 
 
 def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -173,3 +173,28 @@ def test_a_record_decoded_in_a_block_is_what_one_process_decides() -> None:
     from kinerja_rules.decision import to_json
 
     assert data == to_json(engine.evaluate("nasional", record)) + b"\n"
+
+
+@pytest.mark.slow
+def test_a_json_lines_line_past_the_limit_is_its_own_error_and_the_lines_after_it_are_decided(
+        tmp_path: Path) -> None:
+    good = json.dumps(_people(1)[0])
+    path = tmp_path / "x.jsonl"
+    with open(path, "w") as out:
+        out.write(good + "\n")
+        out.write('{"nip": "' + "9" * (bulk.MAX_RECORD_BYTES + 10) + '"}\n')
+        out.write((good + "\n") * 10)
+    for jobs in ("1", "2"):
+        result = kinerja("eval", "nasional", "-i", str(path), "--jobs", jobs)
+        lines = result.stdout.decode().splitlines()
+        assert result.returncode == 1 and len(lines) == 12, result.stderr
+        assert json.loads(lines[1])["error"]["message"] == \
+            f"invalid JSON on line 2: the line is longer than {bulk.MAX_RECORD_BYTES:,} bytes"
+        assert all('"outputs"' in line for line in lines[2:])
+
+
+def test_a_document_over_lines_past_the_limit_is_refused_without_being_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "MAX_RECORD_BYTES", 64)
+    text = b'{"a":\n' + b'  "x",\n' * 40 + b'"end": 1}\n'
+    items = list(bulk.Source(io.BytesIO(text)).items())
+    assert len(items) == 1 and isinstance(items[0][1], ErrorInfo) and "longer than 64 bytes" in items[0][1].message

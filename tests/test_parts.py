@@ -61,10 +61,10 @@ def test_csv_parts_give_the_items_of_the_file_read_whole(rows: int) -> None:
 
 @pytest.mark.parametrize("tail", [
     '"never closed\n',  # a broken quote: the file is not read further
-    "1" * (formats.MAX_CELL_CHARS + 10) + "\n" + "x\n" * 3,  # a cell past the limit, then rows never read
+    "1" * (formats.MAX_CELL_CHARS + 10) + "\n" + "x\n" * 3,  # a cell past the limit, then rows of too few cells
     "a\x00b\n" + "x\n" * 3,  # a NUL character
 ])
-def test_a_row_the_parser_refuses_ends_the_parts_where_it_ends_the_file(tail: str) -> None:
+def test_a_row_the_parser_refuses_is_where_the_whole_file_refuses_it(tail: str) -> None:
     data = (_csv_text(_people(5)) + tail).encode()
     for rows in (1, 2, 4, 100):
         whole, parted = _both(data, rows)
@@ -128,3 +128,44 @@ def test_a_file_that_is_not_parquet_is_refused_before_any_part(tmp_path: Path) -
         next(parquet_parts(str(tmp_path / "not.parquet")))
     bad = kinerja("eval", "nasional", "-i", str(tmp_path / "not.parquet"), "--jobs", "2")
     assert bad.returncode == 2 and b"as Parquet" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def _with_a_row_too_big(tmp_path: Path, how: str) -> Path:
+    """One good row, then a row past a limit (a cell, a line, a quoted cell held open over lines), then 10 good rows."""
+    text = _csv_text(_people(11))
+    lines = text.splitlines(keepends=True)
+    width = lines[0].count(",") + 1
+    big = {"cell": "1" * (formats.MAX_CELL_CHARS + 10) + "," * (width - 1) + "\n",
+           "line": ("2" * 100 + ",") * (formats.MAX_LINE_CHARS // 100) + "\n",
+           "quoted": '"' + "3" * (formats.MAX_CELL_CHARS + 10) + "\n" + 'still, the same cell",9,9\n'}[how]
+    path = tmp_path / "x.csv"
+    path.write_text("".join([lines[0], lines[1], big, *lines[2:]]))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["cell", "line", "quoted"])
+def test_a_row_past_a_limit_is_its_own_error_and_every_later_row_is_decided(tmp_path: Path, how: str) -> None:
+    path = _with_a_row_too_big(tmp_path, how)
+    outputs = []
+    for jobs in ("1", "2"):
+        result = kinerja("eval", "nasional", "-i", str(path), "--jobs", jobs)
+        assert result.returncode == 1, result.stderr
+        lines = result.stdout.decode().splitlines()
+        assert len(lines) == 12 and sum('"error"' in line for line in lines) == 1, lines[:3]
+        assert '"line":3' in lines[1] and ("longer than" if how == "line" else "field larger") in lines[1]
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    whole, parted = _both(path.read_bytes(), 3)
+    assert parted == whole and len(whole) == 12
+
+
+@pytest.mark.slow
+def test_a_row_past_a_limit_leaves_every_later_row_in_a_workbook(tmp_path: Path) -> None:
+    import openpyxl
+    path = _with_a_row_too_big(tmp_path, "cell")
+    out = tmp_path / "out.xlsx"
+    result = kinerja("eval", "nasional", "-i", str(path), "-o", str(out), "--jobs", "2")
+    assert result.returncode == 1, result.stderr
+    rows = list(openpyxl.load_workbook(out).worksheets[0].iter_rows(values_only=True))
+    assert len(rows) == 1 + 12  # the header, then a row per record

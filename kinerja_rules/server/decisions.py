@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -150,6 +150,42 @@ class DecisionList(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None
 
 
+_READ_AT_ONCE = 8  # decisions read from the store at a time while a page is filled
+
+
+def page_of(read: Callable[[str | None, int], list[DecisionRecord]], cursor: str | None, limit: int,
+            max_bytes: int) -> bytes:
+    """A `DecisionList` of at most `limit` decisions after `cursor`, encoded, that stops before it would
+    pass `max_bytes` (its `next_cursor` then goes on from there). The store is read a few decisions at
+    a time, so that neither the page nor what is read for it outgrows the limit. Raises a 422
+    `response-too-large` for a first decision larger than the limit on its own."""
+    out: list[bytes] = []
+    size = len(b'{"decisions":[],"next_cursor":""}') + 36
+    after, more = cursor, False
+    while len(out) < limit:
+        wanted = min(_READ_AT_ONCE, limit - len(out))
+        found = read(after, wanted + 1)
+        for record in found[:wanted]:
+            encoded = ENCODER.encode(record.describe())
+            if size + len(encoded) + 1 > max_bytes:
+                if not out:
+                    raise ApiProblem("response-too-large", f"decision {record.id} is larger than the {max_bytes} "
+                                     "bytes the service sends in one answer; read it alone with a larger "
+                                     "--max-response-bytes")
+                return _page(out, after)
+            out.append(encoded)
+            size += len(encoded) + 1
+            after = record.id
+        more = len(found) > wanted
+        if not more:
+            break
+    return _page(out, after if more else None)
+
+
+def _page(decisions: list[bytes], next_cursor: str | None) -> bytes:
+    return b'{"decisions":[' + b",".join(decisions) + b'],"next_cursor":' + ENCODER.encode(next_cursor) + b"}"
+
+
 def _recorder(request: Request[Any, Any, Any]) -> Recorder:
     recorder: Recorder | None = request.app.state.recorder
     if recorder is None:
@@ -166,7 +202,8 @@ def _readable(request: Request[Any, Any, Any], record: DecisionRecord | None, de
 
 
 def _problem(exc: ReplayError) -> ApiProblem:
-    kind = exc.kind if exc.kind in ("unknown-decision", "redacted-fields", "invalid-set") else "not-replayable"
+    kind = exc.kind if exc.kind in ("unknown-decision", "redacted-fields", "invalid-set",
+                                    "redacted-value-mismatch") else "not-replayable"
     if exc.fields:
         return ApiProblem(kind, str(exc), paths=exc.fields)
     return ApiProblem(kind, str(exc))
@@ -197,7 +234,12 @@ class DecisionController(Controller):
     async def get_decision(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
         recorder = _recorder(request)
         record = await to_thread.run_sync(recorder.store.get, _id(decision_id))
-        return Response(ENCODER.encode(_readable(request, record, decision_id).describe()), media_type=JSON)
+        limits: Limits = request.app.state.limits
+        encoded = ENCODER.encode(_readable(request, record, decision_id).describe())
+        if len(encoded) > limits.max_response_bytes:
+            raise ApiProblem("response-too-large", f"decision {decision_id} is larger than the "
+                             f"{limits.max_response_bytes} bytes the service sends in one answer")
+        return Response(encoded, media_type=JSON)
 
     @get("/", operation_id="findDecisions", summary="Recorded decisions by policy, NIP and periode, page by page",
          responses={200: ResponseSpec(DecisionList, generate_examples=False, description="A page of decisions")})
@@ -220,12 +262,14 @@ class DecisionController(Controller):
         if policy is not None and allowed is not None and policy not in allowed:
             raise ApiProblem("forbidden", f"key {key.name!r} may not read decisions of policy {policy!r}",  # type: ignore[union-attr]
                              policy=policy)
-        found = await to_thread.run_sync(lambda: recorder.store.find(
-            policy_id=policy, nip=nip, periode=periode, limit=limit + 1, after=cursor, policies=allowed))
-        page = found[:limit]
-        return Response(ENCODER.encode(DecisionList(
-            decisions=[r.describe() for r in page],
-            next_cursor=page[-1].id if len(found) > limit else None)), media_type=JSON)
+        limits: Limits = request.app.state.limits
+
+        def read(after: str | None, count: int) -> list[DecisionRecord]:
+            return recorder.store.find(policy_id=policy, nip=nip, periode=periode, limit=count, after=after,
+                                       policies=allowed)
+
+        return Response(await to_thread.run_sync(page_of, read, cursor, limit, limits.max_response_bytes),
+                        media_type=JSON)
 
     @post("/{decision_id:str}/replay", operation_id="replayDecision", status_code=200,
           summary="Decide a recorded decision again with its archived policy and as_of: identical or not",

@@ -53,7 +53,11 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                      "The decision store could not keep the decision, so it is not answered; try again."),
     "redacted-fields": (422, "Redacted fields",
                         "The store keeps these fields of the decision as keyed hashes: send their values in `set`."),
-    "invalid-set": (422, "Invalid set", "`set` names a field that cannot be set, or too many."),
+    "invalid-set": (422, "Invalid set", "`set` names a field that cannot be set (`nip` and `periode` say whom "
+                                        "and when a decision is for, and never change), or too many."),
+    "redacted-value-mismatch": (409, "Redacted value mismatch", "A value given for a redacted field is not the "
+                                                                "one recorded: its keyed hash differs from the "
+                                                                "one the store holds."),
     "invalid-proposal": (422, "Invalid proposal", "The proposed policy files do not check (`diagnostics` lists "
                                                   "each problem with file:line:col), or do not hold the policy named."),
     "not-replayable": (422, "Not replayable",
