@@ -85,10 +85,11 @@ class Source:
             self.consumed += len(line)
             if tail:
                 line, tail = tail + line, b""
-            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-                while (more := self.stream.readline(_READ_BYTES)) and not more.endswith(b"\n"):
+            if len(line) > MAX_RECORD_BYTES:
+                if not line.endswith(b"\n"):  # the rest of the line is skipped, not held
+                    while (more := self.stream.readline(_READ_BYTES)) and not more.endswith(b"\n"):
+                        self.consumed += len(more)
                     self.consumed += len(more)
-                self.consumed += len(more)
                 line = TOO_LONG
             yield line
         if tail:

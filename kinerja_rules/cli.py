@@ -691,6 +691,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           access_log=not args.no_access_log, limits=limits, connections=connections,
                           graceful_timeout=args.graceful_timeout, batch_processes=args.batch_processes,
                           validate_processes=args.validate_processes, validate_seconds=args.validate_seconds,
+                          work_seconds=args.work_seconds, max_work=args.max_work, store_timeout=args.store_timeout,
                           public_metrics=args.public_metrics, cors_origins=args.cors_origin,
                           plugin_call_seconds=args.plugin_call_seconds, store=_store_location(args),
                           redact=list(args.redact), retention_days=args.retention_days))
@@ -982,6 +983,14 @@ def parser() -> argparse.ArgumentParser:
                    help="processes that check documents sent to /v1/validate (default: 1; 0: a thread)")
     p.add_argument("--validate-seconds", type=_seconds, default=30.0, metavar="SECONDS",
                    help="time budget of one /v1/validate check (default: 30); half of it for table analysis")
+    p.add_argument("--store-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="how long a request waits for the decision store (default: 5); past it the answer is 503 "
+                        "not-recorded, and /ready is 503 until the store answers again")
+    p.add_argument("--work-seconds", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="time budget of one expensive request (a population run, an impact report, a replay, an "
+                        "appeal; default: 30); past it the work stops and the answer is 422 work-timeout")
+    p.add_argument("--max-work", type=_whole(1, 256), default=4, metavar="N",
+                   help="expensive requests run at once by a worker (default: 4); more get 503 work-busy")
     p.add_argument("--max-header-bytes", type=_whole(1024, 1024 * 1024), default=32 * 1024, metavar="N",
                    help="largest request line and headers (default: 32 KiB); larger gets 431")
     p.add_argument("--max-headers", type=_whole(8, 1000), default=100, metavar="N",

@@ -167,8 +167,7 @@ class Pipeline:
         fixtures, complete), and of the policies in `seed`, each file once."""
         index: dict[str, list[Path]] | None = None
         while True:
-            wanted = (({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
-                       - reading.defined)  # a parent under the paths given is not taken from the library too
+            wanted = ({str(pf.header["extends"]) for pf in reading.files if pf.header.get("extends")}
                       | {pf.policy_id for pf in reading.files if pf.policy_id not in reading.defined}
                       | seed) - reading.broken
             if not wanted or index is not None and not wanted & set(index):

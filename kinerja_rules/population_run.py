@@ -155,10 +155,10 @@ class _Run:
         self.order = _order_transforms(policy, stage)
         self.data_validate = build_validator(stage.data)
         self.needs_data = bool(stage.data.fields)
+        self.data_cache: dict[str, tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]] = {}
         self.groups = self._check_groups(groups)
         self.seats = self._check_seats(seats)
         self.instead = {v.instead_of: name for name, v in stage.values.items() if v.instead_of}
-        self.data_cache: dict[str, tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]] = {}
 
     # ---- what is sent beside the records ----
     def explains(self, m: _Member) -> bool:
@@ -178,6 +178,21 @@ class _Run:
                                                    "to its data")])
         if len(groups) > MAX_GROUPS:
             raise PopulationInputError([FieldError(path="groups", message=f"holds more than {MAX_GROUPS} groups")])
+        errors: list[FieldError] = []
+        for unit, raw in groups.items():  # each group's data checked as a record is, before any record is decided
+            path = f"groups[{msgspec.json.encode(unit).decode()}]"
+            if not isinstance(raw, dict):
+                errors.append(FieldError(path=path, message=f"the data of group {unit!r} must be an object"))
+                continue
+            found: list[FieldError] = []
+            clean = self.data_validate(raw, path, found)
+            problems, warnings = judge_unknown(found, self.unknown_fields)
+            errors += problems
+            self.data_cache[str(unit)] = (clean, [], warnings)
+            if len(errors) >= 100:
+                break
+        if errors:
+            raise PopulationInputError(errors[:100])
         return groups
 
     def _check_seats(self, seats: Sequence[Any] | None) -> list[dict[str, Any]]:

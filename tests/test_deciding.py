@@ -91,7 +91,7 @@ def test_a_population_gives_each_record_beside_its_result_in_input_order() -> No
         record["nip"] = f"1985071220100100{i:02d}"
         people.append(json.dumps(record).encode())
     people.insert(2, b"{")
-    items = list(decide_population(engine, "nasional", people, {"Dinas Kesehatan": {"predikat_organisasi": "Baik"}}))
+    items = list(decide_population(engine, "nasional", people, {"Dinas Kesehatan": {"predikat_organisasi": "baik"}}))
     members = [item for item in items if not isinstance(item, GroupReport)]
     assert len(members) == 5 and members[2] == (None, members[2][1]) and isinstance(members[2][1], ErrorResult)
     assert [m[0]["nip"] for m in members if m[0] is not None] == [f"1985071220100100{i:02d}" for i in range(4)]

@@ -185,3 +185,265 @@ def test_a_chain_of_appeals_of_a_member_replays_at_any_depth(client: TestClient[
         decision_id = answer.json()["decision_id"]
         replay = client.post(f"/v1/decisions/{decision_id}/replay")
         assert replay.status_code == 200 and replay.json()["identical"] is True, (depth, replay.text)
+
+
+# ---- 11: every file name a client sends is validated the same way ----
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "", "<b>policy</b>.yaml", "a" * 101])
+def test_impact_refuses_the_file_names_validate_refuses(client: TestClient[Litestar], folder: Path,
+                                                        name: str) -> None:
+    from tests.test_records import _proposal
+
+    text = _proposal(folder)
+    impact = client.post("/v1/impact", json={"policy": "nasional", "proposed": {"files": {name: text}},
+                                              "records": [_person("198507122010011003")]})
+    validate = client.post("/v1/validate", json={"files": {name: text}})
+    assert impact.status_code == validate.status_code == 422
+    assert impact.json()["type"] == validate.json()["type"] == "/problems/invalid-body"
+    assert name not in impact.text or not name
+
+
+# ---- 12: group data is checked as records are, before any record is decided ----
+
+@pytest.mark.parametrize("data, path", [
+    ({"predikat_organisasi": 5}, 'groups["Dinas Kesehatan"].predikat_organisasi'),
+    ({"predikat_organisasi": "baik", "predikat_organisai": "baik"}, 'groups["Dinas Kesehatan"].predikat_organisai'),
+    ("baik", 'groups["Dinas Kesehatan"]'),
+])
+def test_group_data_that_cannot_be_used_is_a_422_before_any_record(client: TestClient[Litestar], data: Any,
+                                                                    path: str) -> None:
+    records = [_person(f"19850712201001{i:04d}") for i in range(3)]
+    response = client.post("/v1/policies/plaju/evaluate/population",
+                           json={"records": records, "groups": {"Dinas Kesehatan": data}, "seats": []})
+    problem = assert_problem(response, 422, "invalid-population")
+    assert path in [e["path"] for e in problem["errors"]]
+    assert client.get("/v1/decisions").json()["decisions"] == []  # nothing decided, nothing kept
+
+
+# ---- 14: schema set-up is serialised on SQLite too ----
+
+def _open_together(folder: str, barrier: Any, results: Any) -> None:
+    from kinerja_rules.store import StoreError, open_store
+
+    barrier.wait()
+    try:
+        open_store(Path(folder)).close()
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+@pytest.mark.slow
+def test_services_started_together_on_a_new_data_folder_all_open_it(tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        folder = tmp_path / f"data{attempt}"
+        barrier, results = context.Barrier(4), context.Queue()
+        processes = [context.Process(target=_open_together, args=(str(folder), barrier, results)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert sorted(results.get(timeout=5) for _ in processes) == ["ok"] * 4
+
+
+# ---- 1, 9: every piece of work a request starts has a time budget, and they are limited in number ----
+
+NESTED = ('outputs:\n  berat: {type: integer, expr: "sum(sum(sum(sum(1 for d in skp.indikator) for c in '
+          'skp.indikator) for b in skp.indikator) for a in skp.indikator)"}\n')
+
+
+def _heavy_impact(folder: Path, items: int) -> dict[str, Any]:
+    from tests.test_records import _proposal
+
+    record = _person("198507122010011003")
+    record["skp"]["indikator"] = [dict(record["skp"]["indikator"][0], nama=f"i{i}") for i in range(items)]
+    return {"policy": "nasional", "proposed": {"files": {"nasional.yaml": _proposal(folder).replace(
+        "outputs:\n", NESTED, 1)}}, "records": [record]}
+
+
+def _work_threads() -> int:
+    import threading
+
+    return sum(t.name == "kinerja-work" for t in threading.enumerate())
+
+
+def test_an_impact_past_its_budget_is_stopped_and_answered_in_time(folder: Path, tmp_path: Path) -> None:
+    import time
+
+    from kinerja_rules.server.work import Work
+
+    work = Work(seconds=1.0, at_once=2)
+    app = create_app(Engine.from_paths([folder]), policies=[folder], work=work,
+                     recorder=Recorder(SQLiteStore(tmp_path / "data" / "d.sqlite3")))
+    with TestClient(app) as client:
+        started = time.monotonic()
+        problem = assert_problem(client.post("/v1/impact", json=_heavy_impact(folder, 300)), 422, "work-timeout")
+        assert time.monotonic() - started < 10 and "--work-seconds" in problem["detail"]
+        deadline = time.monotonic() + 5
+        while _work_threads() and time.monotonic() < deadline:  # stopped where it stood: its thread ends
+            time.sleep(0.05)
+        assert _work_threads() == 0 and work.stopped == 1 and work.running == 0
+        light = client.post("/v1/impact", json=_heavy_impact(folder, 3))  # the same work, small: answered
+        assert light.status_code == 200, light.text
+
+
+def test_expensive_work_past_the_limit_is_refused_at_once_with_retry_after() -> None:
+    import asyncio
+
+    asyncio.run(_past_the_limit())
+
+
+async def _past_the_limit() -> None:
+    import asyncio
+    import time
+
+    from kinerja_rules.server.problems import ApiProblem
+    from kinerja_rules.server.work import Work
+
+    work = Work(seconds=5.0, at_once=1)
+
+    def spin() -> None:
+        while True:
+            time.sleep(0.01)
+
+    first = asyncio.ensure_future(work.run("spinning", spin))
+    await asyncio.sleep(0.1)
+    with pytest.raises(ApiProblem) as refused:
+        await work.run("another", lambda: 1)
+    assert refused.value.name == "work-busy" and refused.value.headers["retry-after"].isdigit()
+    first.cancel()  # its client went away: the work stops
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert work.running == 0 and await work.run("after", lambda: 2) == 2
+
+
+def test_work_stops_when_its_client_goes_away() -> None:
+    import asyncio
+
+    asyncio.run(_client_goes_away())
+
+
+async def _client_goes_away() -> None:
+    import asyncio
+    import time
+
+    from kinerja_rules.server.problems import ApiProblem
+    from kinerja_rules.server.work import Work
+
+    work = Work(seconds=30.0, at_once=1)
+    ticks: list[int] = []
+
+    def spin() -> None:
+        while True:
+            ticks.append(1)
+            time.sleep(0.01)
+
+    async def gone() -> None:
+        await asyncio.sleep(0.2)
+
+    started = time.monotonic()
+    with pytest.raises(ApiProblem):
+        await work.run("spinning", spin, disconnected=gone)
+    assert time.monotonic() - started < 5
+    await asyncio.sleep(0.2)
+    seen = len(ticks)
+    await asyncio.sleep(0.2)
+    assert len(ticks) == seen and work.stopped == 1  # the thread no longer runs
+
+
+def test_an_optimal_assignment_past_its_budget_is_stopped(folder: Path, tmp_path: Path) -> None:
+    import time
+
+    from kinerja_rules.server.work import Work
+    from tests.test_population_run import _record
+
+    records = [_record(i, "Dinas A", "2025-03", 1000, 85, potensi=60 + i % 40) for i in range(350)]
+    for i, record in enumerate(records):
+        record["kompetensi"] = [{"nama": "analisis", "level": 1 + i % 5}]
+    seats = [{"id": f"s{i}", "kompetensi": [{"nama": "analisis", "level": 1 + i % 4}]} for i in range(50)]
+    work = Work(seconds=0.2, at_once=2)
+    app = create_app(Engine.from_paths([folder]), policies=[folder], work=work)
+    with TestClient(app) as client:
+        started = time.monotonic()
+        response = client.post("/v1/policies/sawahlunto/evaluate/population",
+                               json={"records": records, "groups": {"Dinas A": {"predikat_organisasi": "baik"}},
+                                     "seats": seats})
+        assert_problem(response, 422, "work-timeout")
+        assert time.monotonic() - started < 5 and work.stopped == 1
+
+
+# ---- 10: a store that stops answering ----
+
+def test_a_store_that_stops_answering_is_a_503_within_the_timeout_and_not_ready(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    store = SQLiteStore(tmp_path / "data" / "d.sqlite3")
+    recorder = Recorder(store, timeout=0.5)
+    frozen = threading.Event()
+    real_read, real_put = store._read, store.put_async
+
+    def read(*args: Any) -> Any:
+        if frozen.is_set():
+            time.sleep(30)  # a server whose processes are stopped: the call never comes back
+        return real_read(*args)
+
+    async def put(*args: Any) -> None:
+        import asyncio
+
+        if frozen.is_set():
+            await asyncio.sleep(30)
+        await real_put(*args)
+
+    monkeypatch.setattr(store, "_read", read)
+    monkeypatch.setattr(store, "put_async", put)
+    with TestClient(create_app(Engine.from_paths([folder]), policies=[folder], recorder=recorder)) as client:
+        decision = _evaluate(client, _person("198507122010011003"))
+        assert client.get("/ready").status_code == 200
+        frozen.set()
+        other = {"record": _person("198507122010011004")}
+        for ask in (lambda: client.post("/v1/policies/nasional/evaluate", json=other),
+                    lambda: client.get(f"/v1/decisions/{decision['decision_id']}"),
+                    lambda: client.get("/v1/decisions")):
+            started = time.monotonic()
+            assert_problem(ask(), 503, "not-recorded")
+            assert time.monotonic() - started < 3
+        time.sleep(1.1)  # the next readiness question is asked afresh
+        assert_problem(client.get("/ready"), 503, "not-ready")
+        frozen.clear()
+        deadline = time.monotonic() + 10
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/ready").status_code == 200
+        assert client.get(f"/v1/decisions/{decision['decision_id']}").status_code == 200
+
+
+# ---- also found: /ready says no more than ready without a key ----
+
+def test_ready_without_a_key_says_ready_and_nothing_else(folder: Path) -> None:
+    import json
+
+    from kinerja_rules.server import KeyRing, hash_key
+
+    ring = KeyRing.parse(json.dumps({"keys": [{"name": "ops", "sha256": hash_key("kr_ops_key"), "policies": [],
+                                               "admin": True}]}), "test keys")
+    shutil.copytree(folder / "plaju", folder / "plaju.bak")  # a failed policy, whose diagnostics name files
+    with TestClient(create_app(Engine.from_paths([folder / "nasional.yaml"]), policies=[folder], keys=ring)) as client:
+        assert client.post("/v1/admin/reload", headers={"authorization": "Bearer kr_ops_key"}).status_code == 200
+        bare = client.get("/ready")
+        assert bare.status_code == 200 and bare.json() == {"status": "ready"} and str(folder) not in bare.text
+        full = client.get("/ready", headers={"authorization": "Bearer kr_ops_key"}).json()
+        assert full["failed"][0]["policy"] == "plaju" and "generation" in full
+
+
+def test_if_match_compares_strongly(client: TestClient[Litestar]) -> None:
+    digest = client.get("/v1/policies/nasional").json()["digest"]
+    body = {"record": _person("198507122010011003")}
+    weak = client.post("/v1/policies/nasional/evaluate", json=body, headers={"if-match": f'W/"{digest}"'})
+    assert_problem(weak, 412, "policy-changed")
+    strong = client.post("/v1/policies/nasional/evaluate", json=body, headers={"if-match": f'W/"{digest}", "{digest}"'})
+    assert strong.status_code == 200

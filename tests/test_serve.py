@@ -125,11 +125,11 @@ def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = N
         return exc.code, exc.read()
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start(*args: str, own_group: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "kinerja_rules.cli", "serve", "--port", str(port), *args],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=own_group)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -391,3 +391,67 @@ def test_serve_names_a_broken_plugin_and_the_policies_it_takes_out_at_start(tmp_
     assert "unknown hook 'kinerja_register_function'; did you mean 'kinerja_register_functions'?" in err
     assert "it is left out, and so is every policy that uses it" in err
     assert "policy 'pakai' is not in service" in err and "unknown function 'gandakan'" in err
+
+
+def test_a_port_in_use_is_an_error_before_anything_says_it_started() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "serve", "--port", str(port), "--no-store"],
+                                cwd=ROOT, capture_output=True, timeout=120)
+    err = result.stderr.decode()
+    assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in err, err
+    assert "serving" not in err and "started" not in err.lower() and "Traceback" not in err
+
+
+def test_sighup_reloads_and_sigint_stops_every_process_without_a_traceback(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", folder)
+    process, base = _start("--policies", str(folder), "--no-access-log", "--batch-processes", "2", "--no-store",
+                           own_group=True)  # its own process group, as a terminal's Ctrl-C reaches it
+    try:
+        (folder / "baru.yaml").write_text('policy: baru\nversion: "1"\nextends: nasional\neffective: 2025-01-01\n')
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while _get(base + "/v1/policies/baru")[0] != 200 and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.2)
+        assert _get(base + "/v1/policies/baru")[0] == 200 and process.poll() is None
+        children = _children(process.pid)
+        assert children  # the batch and validation processes
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: every process of the group gets it
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = err.decode()
+    assert "SIGHUP: re-reading the policies folder" in text and "reloaded: generation 1" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-2000:]
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -203,4 +203,6 @@ def test_a_population_run_of_plugin_code_is_decided_in_a_process_within_the_budg
         assert "did not return within 0.5 s" in reports["A"]["error"] and "error" not in reports["B"]
         bad = client.post("/v1/policies/lambat_unit/evaluate/population", json={
             "records": [{"id": "1", "unit": "A"}], "groups": {"A": {"cara": "lambat", "x": 1}}, "as_of": "2025-01-01"})
-        assert bad.status_code == 200 and "must be one of" in bad.text  # the unit's data: its members' error
+        # group data that cannot be used is refused before any record is decided (it was each member's error)
+        assert bad.status_code == 422 and bad.json()["type"] == "/problems/invalid-population"
+        assert [e["path"] for e in bad.json()["errors"]] == ['groups["A"].cara'] and "must be one of" in bad.text

@@ -157,3 +157,19 @@ def test_the_service_records_replays_and_appeals_on_postgresql(dsn: str, tmp_pat
         appeal = client.post(f"/v1/decisions/{decision['decision_id']}/appeal",
                              json={"set": {"perilaku.atasan": 60}}).json()
         assert appeal["appeal_of"] == decision["decision_id"] and appeal["differences"]
+
+
+@pytest.mark.parametrize("params", [{"nip": "\x00"}, {"nip": "1985\x00"}, {"nip": BASE_RECORD["nip"] + "\x00"},
+                                    {"policy": "nasional\x00"}])
+def test_both_stores_answer_the_same_for_hostile_query_values(dsn: str, tmp_path: Path,
+                                                              params: dict[str, str]) -> None:
+    folder = tmp_path / "policies"
+    shutil.copytree(POLICIES, folder)
+    answers = []
+    for store in (open_store(dsn), open_store(tmp_path / "data")):
+        app = create_app(Engine.from_paths([folder]), policies=[folder], recorder=Recorder(store))
+        with TestClient(app) as client:
+            assert client.post("/v1/policies/nasional/evaluate", json={"record": BASE_RECORD}).status_code == 200
+            response = client.get("/v1/decisions", params=params)
+            answers.append((response.status_code, response.json().get("decisions")))
+    assert answers[0] == answers[1] and answers[0][0] in (200, 400)

@@ -3,9 +3,12 @@ decision endpoints take it from the state, which costs less)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -34,6 +37,7 @@ from kinerja_rules import Decision, Engine, EvaluationError, RecordError, __vers
 from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
+from kinerja_rules.engine import Reload
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.registry import BrokenPlugin
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
@@ -50,6 +54,7 @@ from kinerja_rules.server.bodies import (
     PolicySummary,
     PopulationRequest,
     PopulationResult,
+    Readiness,
     ReadyResult,
     ReloadResult,
     ValidateFiles,
@@ -79,6 +84,7 @@ from kinerja_rules.server.problems import (
 )
 from kinerja_rules.server.service import PolicyService
 from kinerja_rules.server.validation import Validator
+from kinerja_rules.server.work import Work, client_gone
 from kinerja_rules.store import IDS, Run
 
 _ENCODER = ENCODER
@@ -136,7 +142,7 @@ class _Answer(ASGIResponse):
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
-_ETAG = re.compile(r'\s*(?:W/)?"([0-9a-f]{64})"\s*')
+_ETAG = re.compile(r'\s*(W/)?"([0-9a-f]{64})"\s*')
 
 
 def _pinned(request: Request[Any, Any, Any], digest: str) -> None:
@@ -150,15 +156,22 @@ def _pinned(request: Request[Any, Any, Any], digest: str) -> None:
     tags = text.split(",")
     if len(tags) > 16 or not all(_ETAG.fullmatch(t) for t in tags):
         raise ApiProblem("bad-request", 'If-Match must be "*" or up to 16 quoted policy digests (64 hex digits)')
-    expected = [m.group(1) for t in tags if (m := _ETAG.fullmatch(t))]
+    # strong comparison (RFC 9110 13.1.1): a weak tag matches nothing
+    expected = [m.group(2) for t in tags if (m := _ETAG.fullmatch(t)) and not m.group(1)]
     if digest not in expected:
-        raise ApiProblem("policy-changed", f"the request expects policy digest {', '.join(expected)}; the policy in "
-                                           f"service has digest {digest}")
+        wanted = ", ".join(expected) or "(weak tags only, which If-Match never matches)"
+        raise ApiProblem("policy-changed", f"the request expects policy digest {wanted}; the policy in service has "
+                                           f"digest {digest}")
 
 
 def _limits(request: Request[Any, Any, Any]) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
+
+
+def _work(request: Request[Any, Any, Any]) -> Work:
+    work: Work = request.app.state.work
+    return work
 
 
 def _engine(request: Request[Any, Any, Any]) -> Engine:
@@ -313,8 +326,10 @@ class PolicyController(Controller):
             answer = await pool.population(policy.id, policy.digest, records, groups, seats, body.as_of,
                                            body.explain, limits, recording)  # plugin calls bounded in time, there
         if answer is None:
-            answer = await to_thread.run_sync(partial(decide_population, engine, policy.id, records, groups, seats,
-                                                      body.as_of, body.explain, limits, recording))
+            run_it = partial(decide_population, engine, policy.id, records, groups, seats, body.as_of, body.explain,
+                             limits, recording)
+            answer = await _work(request).run(f"a population run of {len(records)} records", run_it,
+                                              disconnected=partial(client_gone, request))
         if answer is None or answer is TOO_LARGE:
             raise too_large(limits)
         metrics = _metrics(request)
@@ -452,31 +467,58 @@ class ServiceController(Controller):
     async def reload(self, request: Request[Any, Any, Any], service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.policies:
             raise ApiProblem("reload-unavailable")
-        outcome = await to_thread.run_sync(service.reload)
-        metrics = _metrics(request)
-        metrics.observe_reload(outcome.timings)
+        outcome, behind = await reload_now(service, _metrics(request))
         if outcome.refused:
-            metrics.reloads.labels("failed").inc()
-            _log.warning("reload refused with %d error(s); the policies in service are kept", len(outcome.refused))
             raise ApiProblem("reload-failed", f"{len(outcome.refused)} error(s); the policies in service are kept",
                              diagnostics=[DiagnosticOut.of(d) for d in outcome.refused])
-        metrics.reloads.labels("partial" if outcome.failed else "ok").inc()
         generation = service.generation
-        behind = await service.converged(generation, RELOAD_CONVERGE_SECONDS)
         if behind:
             raise ApiProblem("reload-pending", f"generation {generation} is published but {behind} worker(s) do not "
                              f"serve it after {RELOAD_CONVERGE_SECONDS} s; they take it up when they can",
                              generation=generation)
-        await service.renew_pool()
-        for failed in service.failed:
-            _log.warning("reload: %s did not compile and keeps its last good version (%d diagnostic(s))",
-                         failed.policy, len(failed.diagnostics))
-        _log.info("reloaded: generation %d, %d policies compiled, %d failed", generation, len(outcome.reloaded),
-                  len(outcome.failed))
         return _json(ReloadResult(generation=generation, reloaded=list(outcome.reloaded), failed=service.failed,
                                   removed=list(outcome.removed),
                                   policies=[PolicySummary(**p.describe()) for p in service.engine.policies()],
                                   warnings=[DiagnosticOut.of(d) for d in outcome.warnings]))
+
+
+async def reload_now(service: PolicyService, metrics: Metrics) -> tuple[Reload, int]:
+    """Re-read the policies folder (`POST /v1/admin/reload`, SIGHUP): the outcome, and how many
+    workers do not serve the new generation in time (0 once they all do)."""
+    outcome = await to_thread.run_sync(service.reload)
+    metrics.observe_reload(outcome.timings)
+    if outcome.refused:
+        metrics.reloads.labels("failed").inc()
+        _log.warning("reload refused with %d error(s); the policies in service are kept", len(outcome.refused))
+        return outcome, 0
+    metrics.reloads.labels("partial" if outcome.failed else "ok").inc()
+    generation = service.generation
+    behind = await service.converged(generation, RELOAD_CONVERGE_SECONDS)
+    if behind:
+        return outcome, behind
+    await service.renew_pool()
+    for failed in service.failed:
+        _log.warning("reload: %s did not compile and keeps its last good version (%d diagnostic(s))",
+                     failed.policy, len(failed.diagnostics))
+    _log.info("reloaded: generation %d, %d policies compiled, %d failed", generation, len(outcome.reloaded),
+              len(outcome.failed))
+    return outcome, 0
+
+
+def reload_on_hangup(service: PolicyService, metrics: Metrics) -> None:
+    """SIGHUP re-reads the policies folder, as `POST /v1/admin/reload` does (the event loop's thread
+    must be the main thread; elsewhere nothing is installed)."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def hangup() -> None:
+        _log.info("SIGHUP: re-reading the policies folder")
+        task = loop.create_task(reload_now(service, metrics))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, hangup)
 
 
 class ProbeController(Controller):
@@ -490,9 +532,18 @@ class ProbeController(Controller):
 
     @get("/ready", operation_id="ready", summary="Readiness: policies are in service", responses={
         200: ResponseSpec(ReadyResult, generate_examples=False, description="Ready"), **_problems(503)})
-    async def ready(self, service: NamedDependency[PolicyService]) -> Response[bytes]:
+    async def ready(self, request: Request[Any, Any, Any], service: NamedDependency[PolicyService]) -> Response[bytes]:
         if not service.ready:
             raise ApiProblem("not-ready", "shutting down" if service.draining else "no policies in service")
+        recorder: Recorder | None = request.app.state.recorder
+        if recorder is not None and not await recorder.responsive():
+            raise ApiProblem("not-ready", "the decision store does not answer")
+        ring: KeyRing = request.app.state.api_keys
+        if ring:  # the details (policies, their diagnostics, plugins) are for a caller with a key
+            try:
+                check_key(ring, request.scope)
+            except ApiProblem:
+                return _json(Readiness(status="ready"))
         pool = service.pool
         return _json(ReadyResult(status="ready", generation=service.generation, policies=service.engine.ids,
                                  failed=service.failed, batch_processes=pool.ready if pool is not None else 0,
@@ -521,7 +572,8 @@ class ProbeController(Controller):
 def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (), keys: KeyRing | None = None,
                limits: Limits | None = None, access_log: BinaryIO | LineWriter | None = None,
                validator: Validator | None = None, public_metrics: bool = False,
-               cors_origins: Sequence[str] = (), recorder: Recorder | None = None) -> Litestar:
+               cors_origins: Sequence[str] = (), recorder: Recorder | None = None,
+               work: Work | None = None, hangup_reloads: bool = False) -> Litestar:
     """The HTTP service over `engine`; `policies` is the folder a reload re-reads.
 
     With keys, `/metrics` needs an admin key unless `public_metrics`. `cors_origins` are the browser
@@ -530,6 +582,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     `access_log` takes one JSON line per request: a binary stream, or a `LineWriter` (`kinerja serve`
     gives standard output's). Lines are written from a thread of their own, never from a request.
     `recorder` keeps every decision (with its `decision_id`) before it is answered; none: nothing is kept.
+    `work` bounds the expensive requests (population runs, impact, replays, appeals) in time and number.
+    `hangup_reloads`: SIGHUP re-reads the policies folder (`kinerja serve`, whose process is the app's).
     """
     service = engine if isinstance(engine, PolicyService) else PolicyService(engine, policies)
     checker = validator or Validator(service.plugins)
@@ -543,6 +597,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
         checker.start()
         if recorder is not None:
             await recorder.start()
+        if hangup_reloads and service.policies:
+            reload_on_hangup(service, metrics)
 
     if access_log is not None and not isinstance(access_log, LineWriter):
         access_log = LineWriter(to_stream(access_log), "access")
@@ -568,7 +624,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
                       "service": Provide(lambda: service, sync_to_thread=False, use_cache=True)},
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"api_keys": keys or KeyRing(), "limits": limits, "metrics": metrics, "validator": checker,
-                     "service": service, "recorder": recorder,
+                     "service": service, "recorder": recorder, "work": work or Work(),
                      "public_metrics": public_metrics}),
         request_max_body_size=limits.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

@@ -15,6 +15,7 @@ import datetime as dt
 import enum
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -147,6 +148,7 @@ def decide_population(engine: Engine, policy_id: str, records: Sequence[msgspec.
 
 def _start(shipment: Shipment, plugins: list[str], call_seconds: float | None = None) -> None:
     global _engine
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the service, which stops this process quietly
     _engine = Engine.from_shipment(shipment, discover([Path(p) for p in plugins]))
     set_call_budget(call_seconds)  # tasks run in this process's main thread, where the timer's signal lands
 

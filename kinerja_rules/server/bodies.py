@@ -159,6 +159,12 @@ class BrokenPluginOut(msgspec.Struct, frozen=True, kw_only=True):
     line: int
 
 
+class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+    """`/ready` to a caller without a key, when the service has keys: ready, and nothing more."""
+
+    status: str
+
+
 class ReadyResult(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     generation: int  # the same in every worker once a reload has answered

@@ -13,11 +13,13 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 import msgspec
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
@@ -30,6 +32,7 @@ from kinerja_rules.recording import Recording, Replayer, ReplayError, source_of,
 from kinerja_rules.server.auth import key_scope
 from kinerja_rules.server.bodies import (
     JSON,
+    FileName,
     Limits,
     batch_length,
     check_json,
@@ -40,6 +43,7 @@ from kinerja_rules.server.bodies import (
     within_limits,
 )
 from kinerja_rules.server.problems import ApiProblem, DiagnosticOut
+from kinerja_rules.server.work import Work, client_gone
 from kinerja_rules.store import Chunk, DecisionRecord, Row, Run, Store, StoreError, row_of
 
 _log = logging.getLogger("kinerja_rules.server")
@@ -47,16 +51,61 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _POLICY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_PAGE = 1000
+T = TypeVar("T")
 
 
 class Recorder:
     """Keeps the service's decisions in `store`; deletes what is older than `retention_days`."""
 
-    def __init__(self, store: Store, retention_days: int | None = None) -> None:
+    def __init__(self, store: Store, retention_days: int | None = None, timeout: float = 5.0) -> None:
         self.store = store
         self.retention_days = retention_days
+        self.timeout = timeout  # --store-timeout: past it, a request the store has not answered is a 503
+        self.stalled = False  # the store let a request wait past `timeout`, and has answered none since
         self._replayers: dict[int, Replayer] = {}
         self._pruning: asyncio.Task[None] | None = None
+        self._threads = CapacityLimiter(8)  # reads of a store that stopped answering hold these, no more
+        self._probe: asyncio.Future[Any] | None = None
+        self._probed = 0.0
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` (a store read) on a thread, answered within `timeout`; a store that does not
+        answer in time is a 503 `not-recorded`, and the service not ready until it answers again."""
+        try:
+            result = await asyncio.wait_for(to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True,
+                                                               limiter=self._threads), self.timeout)
+        except TimeoutError:
+            raise self._stall() from None
+        self.stalled = False
+        return result
+
+    def _stall(self) -> ApiProblem:
+        self.stalled = True
+        _log.error("the decision store did not answer within %g s (--store-timeout)", self.timeout)
+        return ApiProblem("not-recorded", f"the decision store did not answer within {self.timeout:g} s; nothing "
+                                          "was answered: try again")
+
+    async def responsive(self) -> bool:
+        """Whether the store answers a trivial read within `timeout` (asked at most once a second, and
+        never while the last question waits)."""
+        now = time.monotonic()
+        if self._probe is None and now - self._probed >= 1.0:
+            self._probed = now
+            self._probe = asyncio.ensure_future(self._ask())
+        if self._probe is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._probe), min(self.timeout, 2.0))
+            except TimeoutError:
+                self.stalled = True
+        return not self.stalled
+
+    async def _ask(self) -> None:
+        try:
+            await self.call(self.store.ping)
+        except (ApiProblem, StoreError):
+            self.stalled = True
+        finally:
+            self._probe = None
 
     def recording(self, request: Request[Any, Any, Any], run_id: str | None = None) -> Recording:
         key = key_scope(request)
@@ -79,8 +128,11 @@ class Recorder:
         answered."""
         if not rows and not chunks:
             return
-        try:
-            await self.store.put_async(rows, [source_of(policy)], runs, chunks)
+        try:  # shielded: a commit that comes after the answer gave up is still a whole one
+            await asyncio.wait_for(asyncio.shield(self.store.put_async(rows, [source_of(policy)], runs, chunks)),
+                                   self.timeout)
+        except TimeoutError:
+            raise self._stall() from None
         except StoreError as exc:
             _log.error("%s", exc)
             raise ApiProblem("not-recorded", "the decision store could not keep the decision(s); nothing was "
@@ -186,6 +238,11 @@ def _page(decisions: list[bytes], next_cursor: str | None) -> bytes:
     return b'{"decisions":[' + b",".join(decisions) + b'],"next_cursor":' + ENCODER.encode(next_cursor) + b"}"
 
 
+def _work(request: Request[Any, Any, Any]) -> Work:
+    work: Work = request.app.state.work
+    return work
+
+
 def _recorder(request: Request[Any, Any, Any]) -> Recorder:
     recorder: Recorder | None = request.app.state.recorder
     if recorder is None:
@@ -233,7 +290,7 @@ class DecisionController(Controller):
                                                                    description="The decision record")})
     async def get_decision(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
         recorder = _recorder(request)
-        record = await to_thread.run_sync(recorder.store.get, _id(decision_id))
+        record = await recorder.call(recorder.store.get, _id(decision_id))
         limits: Limits = request.app.state.limits
         encoded = ENCODER.encode(_readable(request, record, decision_id).describe())
         if len(encoded) > limits.max_response_bytes:
@@ -268,8 +325,7 @@ class DecisionController(Controller):
             return recorder.store.find(policy_id=policy, nip=nip, periode=periode, limit=count, after=after,
                                        policies=allowed)
 
-        return Response(await to_thread.run_sync(page_of, read, cursor, limit, limits.max_response_bytes),
-                        media_type=JSON)
+        return Response(await recorder.call(page_of, read, cursor, limit, limits.max_response_bytes), media_type=JSON)
 
     @post("/{decision_id:str}/replay", operation_id="replayDecision", status_code=200,
           summary="Decide a recorded decision again with its archived policy and as_of: identical or not",
@@ -279,9 +335,10 @@ class DecisionController(Controller):
         raw = await request.body()
         body = _set_body(raw, ReplayRequest, request.app.state.limits) if raw.strip() else ReplayRequest()
         replayer = recorder.replayer(request.app.state.service.current())
-        _readable(request, await to_thread.run_sync(recorder.store.get, _id(decision_id)), decision_id)
+        _readable(request, await recorder.call(recorder.store.get, _id(decision_id)), decision_id)
         try:
-            outcome = await to_thread.run_sync(lambda: replayer.replay(decision_id, body.set, body.explain))
+            outcome = await _work(request).run(f"the replay of {decision_id}", replayer.replay, decision_id, body.set,
+                                               body.explain, disconnected=partial(client_gone, request))
         except ReplayError as exc:
             raise _problem(exc) from None
         return Response(ENCODER.encode(outcome.answer()), media_type=JSON)
@@ -293,11 +350,13 @@ class DecisionController(Controller):
         recorder = _recorder(request)
         body: AppealRequest = _set_body(await request.body(), AppealRequest, request.app.state.limits)
         replayer = recorder.replayer(request.app.state.service.current())
-        original = _readable(request, await to_thread.run_sync(recorder.store.get, _id(decision_id)), decision_id)
+        original = _readable(request, await recorder.call(recorder.store.get, _id(decision_id)), decision_id)
         how = recorder.recording(request)
         try:
-            outcome, new = await to_thread.run_sync(lambda: replayer.appeal(
-                decision_id, body.set, key_id=how.key_id, request_id=how.request_id))
+            outcome, new = await _work(request).run(
+                f"the appeal of {decision_id}", partial(replayer.appeal, decision_id, body.set, key_id=how.key_id,
+                                                        request_id=how.request_id),
+                disconnected=partial(client_gone, request))
         except ReplayError as exc:
             raise _problem(exc) from None
         if new is None:
@@ -319,7 +378,9 @@ class DecisionController(Controller):
 
 
 class ProposedFiles(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    files: dict[str, str]
+    """The proposed policy files, named as `POST /v1/validate` names them (`policy.yaml`)."""
+
+    files: Annotated[dict[FileName, str], msgspec.Meta(min_length=1, max_length=64)]
 
 
 class ImpactRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -378,8 +439,10 @@ async def impact_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     if not checked.ok:
         raise ApiProblem("invalid-proposal", f"the proposed files have {len(checked.problems)} problem(s)",
                          diagnostics=[DiagnosticOut.of(d) for d in checked.problems])
-    report = await to_thread.run_sync(lambda: validate_files(files, registry=engine.registry,
-                                                             base_sources=engine.sources(allowed)))
+    work: Work = request.app.state.work
+    gone = partial(client_gone, request)
+    report = await work.run("compiling the proposed files", partial(
+        validate_files, files, registry=engine.registry, base_sources=engine.sources(allowed)), disconnected=gone)
     if body.policy not in report.policies:
         raise ApiProblem("invalid-proposal", f"the proposed files do not hold policy {body.policy!r} (they hold "
                          f"{', '.join(sorted(report.policies)) or 'none'})")
@@ -388,8 +451,9 @@ async def impact_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
         k: decode_record(v, limits, f"groups[{ENCODER.encode(k).decode()}]") for k, v in body.groups.items()}
     seats = None if body.seats is None else [decode_record(v, limits, f"seats[{i}]") for i, v in enumerate(body.seats)]
     records = decode_records(base.policy(body.policy), body.records, limits)
-    outcome = await to_thread.run_sync(lambda: impact(base, proposed, body.policy, list(enumerate(records, start=1)),
-                                                      groups, seats, body.as_of, body.explain).report())
+    outcome = await work.run(f"an impact report over {len(records)} records", lambda: impact(
+        base, proposed, body.policy, list(enumerate(records, start=1)), groups, seats, body.as_of,
+        body.explain).report(), disconnected=gone)
     encoded = ENCODER.encode(outcome)
     if len(encoded) > limits.max_response_bytes:
         raise too_large(limits)

@@ -88,6 +88,11 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                                 "retry shortly."),
     "policy-changed": (412, "Policy changed", "The request's `If-Match` names a policy digest other than the one "
                                               "in service; `detail` names both. Nothing was decided."),
+    "work-timeout": (422, "Work timed out", "The request's work (a population run, an impact report, a replay "
+                                            "or an appeal) did not finish within `--work-seconds` and was stopped; "
+                                            "send less."),
+    "work-busy": (503, "Work busy", "As many expensive requests as the service runs at once (`--max-work`) "
+                                    "are running; retry after the `Retry-After` seconds."),
     "bad-request": (400, "Bad request", "The request could not be read."),
     "internal-error": (500, "Internal error", "An unexpected fault; it has been logged. Please report it."),
 }

@@ -12,6 +12,8 @@ import ipaddress
 import logging
 import logging.config
 import os
+import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +34,7 @@ from kinerja_rules.server.logs import writer
 from kinerja_rules.server.problems import DiagnosticOut
 from kinerja_rules.server.service import PolicyService, Shared, generation_of
 from kinerja_rules.server.validation import Validator
+from kinerja_rules.server.work import Work
 from kinerja_rules.store import StoreError, open_store, without_password
 
 _ENV_SETTINGS = "KINERJA_SERVE_SETTINGS"
@@ -53,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     connections: ConnectionLimits = ConnectionLimits()
     validate_processes: int = 1
     validate_seconds: float = 30.0
+    work_seconds: float = 30.0  # the time budget of one expensive request
+    max_work: int = 4  # expensive requests run at once, per worker
+    store_timeout: float = 5.0  # how long a request waits for the decision store
     public_metrics: bool = False  # with keys: /metrics without an admin key
     cors_origins: list[str] = []  # browser origins allowed to call the service
     graceful_timeout: int = 30
@@ -121,9 +127,11 @@ def build_app(settings: Settings, *, keys: KeyRing | None = None) -> tuple[Any, 
     validator = Validator(service.plugins, settings.validate_processes, settings.validate_seconds)
     recorder = None
     if settings.store is not None:
-        recorder = Recorder(open_store(settings.store, settings.redact), settings.retention_days)
+        recorder = Recorder(open_store(settings.store, settings.redact), settings.retention_days,
+                            settings.store_timeout)
     app = create_app(service, keys=keys, limits=settings.limits, access_log=access_log, validator=validator,
-                     public_metrics=settings.public_metrics, cors_origins=settings.cors_origins, recorder=recorder)
+                     public_metrics=settings.public_metrics, cors_origins=settings.cors_origins, recorder=recorder,
+                     work=Work(settings.work_seconds, settings.max_work), hangup_reloads=True)
     gc.collect()
     gc.freeze()  # the compiled policies live as long as the process: keep them out of every GC pass
     return app, service
@@ -155,11 +163,40 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             "timeout_graceful_shutdown": settings.graceful_timeout, "server_header": False, "proxy_headers": False}
 
 
-def serve(settings: Settings) -> int:
-    """Check everything, say what is served and how it is protected, then serve until stopped."""
-    import uvicorn
+def port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on (as uvicorn will, with SO_REUSEADDR), or None: asked
+    before anything says the service started."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return str(exc.strerror or exc)
+    return None
 
-    logging.config.dictConfig(logging_config())
+
+def _hangup_reloads_a_worker() -> None:
+    """With several workers, SIGHUP to the supervising process goes to one worker, which re-reads the
+    policies folder and publishes the new generation to the others (uvicorn would restart every
+    worker, each serving the generation it was serving)."""
+    from uvicorn.supervisors import multiprocess
+
+    def handle_hup(self: Any) -> None:
+        alive = [p for p in self.processes if p.is_alive()]
+        if alive:
+            _log.info("SIGHUP: a worker re-reads the policies folder")
+            os.kill(alive[0].pid, signal.SIGHUP)
+
+    multiprocess.Multiprocess.handle_hup = handle_hup  # type: ignore[method-assign]
+
+
+def _preflight(settings: Settings) -> KeyRing | int:
+    """The keys to serve with, or the exit status when the service must not start (said on stderr)."""
     try:
         keys = KeyRing.load(Path(settings.keys_file) if settings.keys_file else None)
     except KeyFileError as exc:
@@ -170,14 +207,11 @@ def serve(settings: Settings) -> int:
               f"Give keys with --keys FILE or ${ENV_KEYS} (see `kinerja key --help`), "
               "or pass --allow-unauthenticated to serve without them.", file=sys.stderr)
         return 2
-    try:
-        app, service = build_app(settings, keys=keys)
-    except PolicyError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 1
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return keys
+
+
+def _announce(settings: Settings, service: PolicyService, keys: KeyRing) -> None:
+    """Say what is served, with which plugins, and how it is protected."""
     engine = service.engine
     for w in engine.warnings:
         _log.warning("%s", w.render())
@@ -205,6 +239,30 @@ def serve(settings: Settings) -> int:
         retention = f", deleted after {settings.retention_days} days" if settings.retention_days else ""
         redacted = f", {', '.join(settings.redact)} kept as keyed hashes" if settings.redact else ""
         _log.info("decisions recorded in %s%s%s", without_password(settings.store), redacted, retention)
+
+
+def serve(settings: Settings) -> int:
+    """Check everything, say what is served and how it is protected, then serve until stopped."""
+    import uvicorn
+
+    logging.config.dictConfig(logging_config())
+    keys = _preflight(settings)
+    if isinstance(keys, int):
+        return keys
+    try:
+        app, service = build_app(settings, keys=keys)
+    except PolicyError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if (taken := port_taken(settings.host, settings.port)) is not None:  # before anything says it started
+        if app.state.recorder is not None:
+            app.state.recorder.close()  # its writer process has started
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {taken}", file=sys.stderr)
+        return 2
+    _announce(settings, service, keys)
     connections = guard_connections(settings)
     _log.info("connections: at most %d per worker, headers %d bytes in %d fields within %g s, body pauses up to %g s",
               connections.max_connections, connections.max_header_bytes, connections.max_headers,
@@ -212,11 +270,12 @@ def serve(settings: Settings) -> int:
     common = uvicorn_options(settings)
     if settings.workers > 1:
         with tempfile.TemporaryDirectory(prefix="kinerja-workers-") as state:  # the generation the workers share
-            Shared(Path(state), settings.workers).publish(generation_of(0, engine, service.failed))
+            Shared(Path(state), settings.workers).publish(generation_of(0, service.engine, service.failed))
             (Path(state) / "metrics").mkdir()  # every worker's counts, added up at each scrape
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(state) / "metrics")
             shared = msgspec.structs.replace(settings, state_dir=state)
             os.environ[_ENV_SETTINGS] = msgspec.json.encode(shared).decode()
+            _hangup_reloads_a_worker()
             uvicorn.run("kinerja_rules.server.serve:worker_app", factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(app, **common)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import multiprocessing
+import signal
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +49,7 @@ def analysis_budget(seconds: float) -> Iterator[None]:
 
 def _start(plugins: list[str]) -> None:
     global _registry
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the service, which stops this process quietly
     _registry = discover([Path(p) for p in plugins])
 
 

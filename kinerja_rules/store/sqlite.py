@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import pickle
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from kinerja_rules.store.base import DELETE_CHUNKS, MIGRATIONS, Store
 from kinerja_rules.store.records import SELECT, StoreError
 from kinerja_rules.store.redaction import NO_REDACTION, Redactor
 from kinerja_rules.store.writer import Committer, InThread, Pending, settle_one
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # not a POSIX system
+    fcntl = None
 
 DIRECT_ROWS = 64
 """The most rows an event loop writes to the writer process itself (more go through the writer thread)."""
@@ -192,6 +200,21 @@ def _commit_in_child(path: str, pipe: Any, direct: Any, answers: Any) -> None:  
     committer.close()
 
 
+@contextlib.contextmanager
+def _migration_lock(database: str) -> Iterator[None]:
+    """Held while one process sets up or migrates the schema of `database` (an exclusive lock on
+    `<database>.lock`, released when the process ends, however it ends)."""
+    if not database or fcntl is None:  # in memory, or a system without flock: one process only
+        yield
+        return
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class SQLiteStore(Store):
     """Decisions in a SQLite file (WAL): no server to set up.
 
@@ -256,6 +279,13 @@ class SQLiteStore(Store):
                     connection.execute("ROLLBACK")
                 raise
         return len(MIGRATIONS)
+
+    def _open(self) -> None:
+        """`Store._open` (connect, set up or migrate the schema) while no other process does it for the
+        same database: processes starting together on a new folder take turns (a lock file beside
+        it), each reading the schema version once the one before it is done."""
+        with _migration_lock(str(self.path)):
+            super()._open()
 
     def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:

@@ -1,0 +1,131 @@
+"""Hostile requests to the endpoints the decision records brought: population runs, decision
+look-ups, replays, appeals and impact reports. Whatever a client sends, the answer is a decision, a
+report, or a problem of a known type: never a 500, never a traceback, and the service goes on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from kinerja_rules import Engine
+from kinerja_rules.server import create_app
+from kinerja_rules.server.bodies import Limits
+from kinerja_rules.server.decisions import Recorder
+from kinerja_rules.server.problems import PROBLEMS
+from kinerja_rules.server.work import Work
+from kinerja_rules.store import SQLiteStore
+from tests.conftest import BASE_RECORD, POLICIES, ROOT
+from tests.test_hostile import GENERATED
+
+HOSTILE_TEXT = st.one_of(st.sampled_from(["", "\x00", "../../etc/passwd", "/etc/passwd", "<b>x</b>", "' OR 1=1 --",
+                                          "%00", "x" * 5000, "\ud800".encode("utf-8", "surrogatepass").decode(
+                                              "utf-8", "replace"), "nip", "periode", "perilaku.atasan",
+                                          "skp.indikator.0.realisasi", "a." * 40, "0", "__proto__"]),
+                         st.text(max_size=40))
+BASE = json.dumps(BASE_RECORD)
+VALUE = st.one_of(GENERATED, st.just(BASE))  # JSON texts, sent as they are (Python may not hold them)
+KEY = HOSTILE_TEXT.map(json.dumps)
+
+
+def _object(values: Any, size: int = 3) -> Any:
+    return st.lists(st.tuples(KEY, values), max_size=size).map(
+        lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}")
+
+
+def _array(values: Any, size: int = 4) -> Any:
+    return st.lists(values, max_size=size).map(lambda items: "[" + ",".join(items) + "]")
+
+
+def _post(client: TestClient[Litestar], path: str, members: dict[str, str]) -> Any:
+    body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in members.items()) + "}"
+    return client.post(path, content=body.encode("utf-8", "surrogatepass"),
+                       headers={"content-type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[TestClient[Litestar], dict[str, str]]]:
+    folder = Path(tempfile.mkdtemp(prefix="kinerja-hostile-"))
+    shutil.copytree(POLICIES, folder / "policies")
+    app = create_app(Engine.from_paths([folder / "policies"]), policies=[folder / "policies"],
+                     limits=Limits(max_response_bytes=2_000_000), work=Work(seconds=5.0, at_once=4),
+                     recorder=Recorder(SQLiteStore(folder / "data" / "d.sqlite3")))
+    try:
+        with TestClient(app) as client:
+            one = client.post("/v1/policies/nasional/evaluate", json={"record": BASE_RECORD}).json()
+            groups = json.loads((ROOT / "examples" / "groups.json").read_text())
+            run = client.post("/v1/policies/plaju/evaluate/population",
+                              json={"records": [BASE_RECORD], "groups": groups, "seats": []}).json()
+            yield client, {"alone": one["decision_id"], "member": run["results"][0]["decision_id"]}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _answered(response: Any) -> None:
+    """A 2xx JSON answer, or a problem of a known type; never a 500."""
+    assert response.status_code < 500 or response.status_code == 503, response.text[:500]
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json"), response.text[:300]
+        name = response.json()["type"].rsplit("/", 1)[1]
+        assert name in PROBLEMS and name != "internal-error"
+    else:
+        json.loads(response.content)
+    assert "Traceback" not in response.text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_array(VALUE), st.one_of(VALUE, _object(st.one_of(VALUE, _object(VALUE, 2)), 2)),
+       st.one_of(VALUE, _array(st.one_of(VALUE, _object(VALUE)), 3)))
+def test_a_hostile_population_run_is_answered(served: tuple[TestClient[Litestar], dict[str, str]],
+                                              records: str, groups: str, seats: str) -> None:
+    client, _ = served
+    for policy in ("plaju", "sawahlunto", "nasional"):
+        _answered(_post(client, f"/v1/policies/{policy}/evaluate/population",
+                        {"records": records, "groups": groups, "seats": seats}))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(["policy", "nip", "periode", "limit", "cursor", "other"]), HOSTILE_TEXT,
+                       max_size=4))
+def test_a_hostile_decision_look_up_is_answered(served: tuple[TestClient[Litestar], dict[str, str]],
+                                                params: dict[str, str]) -> None:
+    client, ids = served
+    _answered(client.get("/v1/decisions", params=params))
+    _answered(client.get(f"/v1/decisions/{quote(params.get('cursor', ids['alone']), safe='')}"))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["alone", "member"]), st.sampled_from(["replay", "appeal"]),
+       st.one_of(VALUE, _object(VALUE, 4)), st.one_of(st.sampled_from(["true", "false"]), VALUE))
+def test_a_hostile_replay_or_appeal_is_answered(served: tuple[TestClient[Litestar], dict[str, str]], which: str,
+                                                action: str, values: str, explain: str) -> None:
+    client, ids = served
+    body = {"set": values}
+    if action == "replay":
+        body["explain"] = explain
+    _answered(_post(client, f"/v1/decisions/{ids[which]}/{action}", body))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(HOSTILE_TEXT, st.one_of(st.sampled_from(["policy: nasional\n", "policy: [\n", "{}"]),
+                                               st.text(max_size=60)), max_size=3),
+       st.one_of(st.just("nasional"), HOSTILE_TEXT), _array(VALUE, 3), st.one_of(st.none(), HOSTILE_TEXT))
+def test_a_hostile_impact_request_is_answered(served: tuple[TestClient[Litestar], dict[str, str]],
+                                              files: dict[str, str], policy: str, records: str,
+                                              base: str | None) -> None:
+    client, _ = served
+    body = {"policy": json.dumps(policy), "proposed": json.dumps({"files": files}), "records": records}
+    if base is not None:
+        body["base_digest"] = json.dumps(base)
+    _answered(_post(client, "/v1/impact", body))
+    assert client.get("/health").status_code == 200
