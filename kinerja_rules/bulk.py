@@ -14,6 +14,7 @@ import datetime as dt
 import itertools
 import multiprocessing
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -147,6 +148,19 @@ class Source:
             parts.append(raw)
         return b"".join(parts)
 
+    def _first_element(self, rest: bytes) -> tuple[bytes | None, bytes | None]:
+        """The first element of the array text `rest` (None when longer than MAX_RECORD_BYTES: it is
+        skipped, read on without being held), and the text after its comma (None: the array or the
+        input ended)."""
+        scan = _ElementEnd()
+        end = scan.find(rest)
+        element = rest[:end].strip() if end is not None and end <= MAX_RECORD_BYTES else None
+        while end is None and (more := self.read(_READ_BYTES)):
+            end, rest = scan.find(more), more
+        if end is None or rest[end:end + 1] == b"]":
+            return element, None
+        return element, rest[end + 1:]
+
     def _array(self, rest: bytes, first_line: int) -> Iterator[Item]:
         """The elements of an array whose text after `[` begins with `rest`, read a megabyte at a time."""
         position = 0
@@ -159,10 +173,16 @@ class Source:
             if not ended:
                 cut = _whole_elements(rest)
                 if cut is None:  # no whole element yet: one is longer than what is read
-                    if len(rest) > MAX_RECORD_BYTES:
-                        yield position + 1, _broken(position, f"a record is longer than {MAX_RECORD_BYTES} bytes",
-                                                    first_line), ""
-                        return
+                    if len(rest) > MAX_RECORD_BYTES:  # that record's error; the ones after it are read
+                        element, after = self._first_element(rest)
+                        position += 1
+                        yield (position, element, f" in record {position - 1}") if element is not None else (
+                            position, _broken(position - 1, f"a record is longer than {MAX_RECORD_BYTES} bytes",
+                                              first_line), "")
+                        if after is None:
+                            return
+                        rest = after
+                        continue
                     more = self.read(max(_READ_BYTES, len(rest)))  # doubling: few tries for a long record
                     ended = not more
                     rest += more
@@ -180,6 +200,54 @@ class Source:
                 yield position, bytes(element), f" in record {position - 1}"
             if ended:
                 return
+
+
+_STRUCTURE = re.compile(rb'[\[\]{},"]')
+_IN_STRING = re.compile(rb'[\\"]')
+
+
+class _ElementEnd:
+    """Where an array's element ends, in its text read piece by piece (nothing of it held): the `,`
+    or `]` after it at its own depth, outside strings. The scan stops at the structure and the
+    quotes; what lies between them is skipped in C."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False  # the last piece ended inside a string on a backslash
+
+    def find(self, text: bytes) -> int | None:
+        """The position in `text` (the next piece) of the comma or bracket ending the element, or None."""
+        pos, size = 0, len(text)
+        if self.escaped and size:
+            pos, self.escaped = 1, False
+        while pos < size:
+            if self.in_string:
+                found = _IN_STRING.search(text, pos)
+                if found is None:
+                    return None
+                if found.group() == b"\\":
+                    if found.end() >= size:
+                        self.escaped = True
+                        return None
+                    pos = found.end() + 1
+                    continue
+                self.in_string, pos = False, found.end()
+                continue
+            found = _STRUCTURE.search(text, pos)
+            if found is None:
+                return None
+            char = found.group()
+            if char == b'"':
+                self.in_string = True
+            elif char in (b"[", b"{"):
+                self.depth += 1
+            elif self.depth == 0:  # a comma, or the array's closing bracket
+                return found.start()
+            elif char in (b"]", b"}"):
+                self.depth -= 1
+            pos = found.end()
+        return None
 
 
 TOO_LONG = b"\0too long"  # a JSON Lines line past MAX_RECORD_BYTES (as read: never valid JSON, never blank)

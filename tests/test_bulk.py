@@ -99,7 +99,8 @@ def test_an_array_that_breaks_is_decided_up_to_the_break(monkeypatch: pytest.Mon
     monkeypatch.setattr(bulk, "MAX_RECORD_BYTES", 64)
     huge = _items(b'[{"a": 1}, {"b": "' + b"x" * 200 + b'"}, {"c": 3}]')
     assert huge[0][1] == b'{"a": 1}' and isinstance(huge[1][1], ErrorInfo)
-    assert "a record is longer than 64 bytes" in huge[1][1].message and len(huge) == 2
+    assert "a record is longer than 64 bytes" in huge[1][1].message
+    assert [item for _, item, _ in huge[2:]] == [b'{"c": 3}']  # a record past the limit is its own error, and on
     never_closed = _items(b'[{"a": 1}, {"b": 2}')
     assert never_closed[0][1] == b'{"a": 1}' and len(never_closed) == 2  # the second is the one never closed
     assert isinstance(never_closed[1][1], ErrorInfo) and never_closed[1][0] == 2
@@ -191,6 +192,17 @@ def test_a_json_lines_line_past_the_limit_is_its_own_error_and_the_lines_after_i
         assert json.loads(lines[1])["error"]["message"] == \
             f"invalid JSON on line 2: the line is longer than {bulk.MAX_RECORD_BYTES:,} bytes"
         assert all('"outputs"' in line for line in lines[2:])
+
+
+@pytest.mark.parametrize("tail", [b"", b'"', b'\\"', b'\\\\', b"[", b"{", b"]", b"}", b","])
+def test_an_array_record_past_the_limit_is_skipped_whole_whatever_it_holds(monkeypatch: pytest.MonkeyPatch,
+                                                                         tail: bytes) -> None:
+    monkeypatch.setattr(bulk, "MAX_RECORD_BYTES", 64)
+    monkeypatch.setattr(bulk, "_READ_BYTES", 7)  # pieces that cut strings, escapes and brackets anywhere
+    inner = json.dumps({"s": "x" * 100 + tail.decode(), "l": [[1, {"k": "]},"}]] * 3}).encode()
+    items = _items(b'[{"a": 1}, ' + inner + b', {"c": 3},\n {"d": [4]}]')
+    assert [item for _, item, _ in items if isinstance(item, bytes)] == [b'{"a": 1}', b'{"c": 3}', b'{"d": [4]}']
+    assert [line for line, _, _ in items] == [1, 2, 3, 4] and isinstance(items[1][1], ErrorInfo)
 
 
 def test_a_document_over_lines_past_the_limit_is_refused_without_being_held(monkeypatch: pytest.MonkeyPatch) -> None:
