@@ -50,6 +50,7 @@ class Assembled(msgspec.Struct, kw_only=True):
     rows: dict[str, list[RowItem]]  # table name -> ordered rows
     header_source: SourceFile
     own_files: frozenset[str] = frozenset()  # the policy's own files, not its parents'
+    allow: tuple[tuple[str, str | None, str], ...] = ()  # warnings acknowledged: (code, output, reason), own+inherited
     flawed: bool = False  # assembling it found errors: it is checked for the others, never compiled
 
 
@@ -218,14 +219,13 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
                         if extended is None:
                             continue
                         item = extended
+                    elif section == "parameters":
+                        diags.extend(_dropped(name, inherited, item))
                     if section == "tables":
                         rows[name] = _merge_rows(rows.get(name, []), item, diags)
                         item = msgspec.structs.replace(item, spec=_merge_table(inherited.spec, item.spec))
                     if section in ("definitions", "outputs"):
-                        key = f"{name}@{parent.id}"
-                        if _calls_parent(getattr(item.spec, "expr", None), name):  # kept only when it is read
-                            out_items["definitions"][key] = _as_definition(inherited, key)
-                        item = msgspec.structs.replace(item, replaces=key)
+                        item = msgspec.structs.replace(item, replaces=f"{name}@{parent.id}")
                 elif inherited is not None and section in OVERRIDABLE:
                     diags.append(Diagnostic(code="E022",
                                             message=f"{_singular(section)} {name!r} is already defined by {parent.id!r}"  # type: ignore[union-attr]
@@ -238,6 +238,13 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
                 elif section == "tables":
                     rows[name] = _rows_of(item)
                 out_items[section][name] = item
+        if parent is not None:  # each parent(x) the policy's own items read: the parent's x, as `x@parent`
+            for name in sorted({named for entries in items.values() for item in entries.values()
+                                for named in _parent_reads(item.spec)}):
+                inherited = parent.items["definitions"].get(name) or parent.items["outputs"].get(name)
+                if inherited is not None:
+                    key = f"{name}@{parent.id}"
+                    out_items["definitions"][key] = _as_definition(inherited, key)
         flawed = len(diags) > before or (parent is not None and parent.flawed)
         sources = tuple(pf.source for pf in pfs) + (parent.sources if parent else ())
         result = Assembled(
@@ -249,6 +256,7 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
             effective=header.get("effective") or (parent.effective if parent else None),
             period=header.get("period") or (parent.period if parent else None),
             unknown_fields=header.get("unknown_fields") or (parent.unknown_fields if parent else None),
+            allow=tuple(header.get("allow", ())) + (parent.allow if parent else ()),
             chain=(pid, *(parent.chain if parent else ())),
             sources=sources,
             items=out_items,
@@ -265,8 +273,13 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
     return done, diags
 
 
-def _calls_parent(expr: Any, name: str) -> bool:
-    return isinstance(expr, str) and re.search(rf"\bparent\s*\(\s*{re.escape(name)}\s*\)", expr) is not None
+_PARENT_READ = re.compile(r"\bparent\s*\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
+
+
+def _parent_reads(spec: Any) -> set[str]:
+    """The names an item's expressions read with parent(…)."""
+    texts = [getattr(spec, attr, None) for attr in ("expr", "when")]
+    return {m.group(1) for text in texts if isinstance(text, str) for m in _PARENT_READ.finditer(text)}
 
 
 def _as_definition(item: Item, key: str) -> Item:
@@ -294,7 +307,8 @@ def _extend(section: str, name: str, inherited: Item, item: Item, diags: list[Di
             diags.append(Diagnostic(code="E025", message=f"type {name!r} already has {', '.join(map(str, again))} "
                                     f"(at {where}); list only the values you add", span=span))
             return None
-        spec = TypeDecl(values=[*parent_values, *added], doc=item.spec.doc or inherited.spec.doc, extend=True)
+        spec = TypeDecl(values=[*parent_values, *added], doc=item.spec.doc or inherited.spec.doc, extend=True,
+                        highest=inherited.spec.highest)  # an ordered one's new values extend its order
         return msgspec.structs.replace(item, spec=spec, extends_from=where, added=tuple(map(str, added)))
     if section == "parameters":
         parent_spec, child = inherited.spec, item.spec
@@ -332,8 +346,50 @@ def _merge_keyed(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
         value = {str(k): v for k, v in base.items()}
         for d in sorted(child, key=str):
             if str(d) <= str(date):
-                value.update({str(k): v for k, v in child[d].items()})
+                for k, v in child[d].items():
+                    value[str(k)] = _merge_map(value.get(str(k)), v)
         merged[str(date)] = value
+    return merged
+
+
+def _dropped(name: str, inherited: Item, item: Item) -> list[Diagnostic]:
+    """A warning for each entry of an inherited map value (a quota's limit of a category) that an
+    override of a keyed parameter leaves out on a date, at the override's line for that key."""
+    parent, child = inherited.spec.values, item.spec.values
+    if inherited.spec.key is None or not isinstance(parent, dict) or not isinstance(child, dict):
+        return []
+    out: list[Diagnostic] = []
+    for date, keyed in child.items():
+        if not isinstance(keyed, dict):
+            continue
+        base = next((parent[d] for d in sorted(parent, key=str, reverse=True) if str(d) <= str(date)), None)
+        if not isinstance(base, dict):
+            continue
+        for key, value in keyed.items():
+            was = base.get(key, base.get(str(key)))
+            if not isinstance(was, dict) or not isinstance(value, dict):
+                continue
+            gone = [str(k) for k in was if k not in value]
+            if gone:
+                out.append(Diagnostic(
+                    code="W025", severity="warning", span=item.source.key_span((*item.path, "values", date, key)),
+                    message=f"parameter {name!r} on {date} leaves out {', '.join(map(repr, gone))} of key "
+                            f"{key!r}, which the parent gives; restate it, or give it as null to drop it on "
+                            "purpose (with 'extend: true' only what you name changes)"))
+    return out
+
+
+def _merge_map(inherited: Any, given: Any) -> Any:
+    """A key's value as extended: a map (a quota's limits by category) keeps every inherited entry
+    the extension does not name, and drops one it gives as null; any other value is replaced."""
+    if not isinstance(given, dict) or not isinstance(inherited, dict):
+        return given
+    merged = dict(inherited)
+    for name, value in given.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
     return merged
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import msgspec
+
 from kinerja_rules import types as t
 from kinerja_rules.assemble import Assembled
 from kinerja_rules.checking.cases import check_cases, set_path
@@ -242,9 +244,25 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
     ctx = w.ctx
     if ctx.diags:
         return None, ctx.diags + ctx.test_diags
+    warnings, acknowledged = _acknowledged(ctx.warnings, policy.allow)
     checked = CheckedPolicy(
         assembled=policy, input=w.root, params=w.params, tables=w.tables, definitions=w.definitions,
         outputs=w.outputs, rules=w.rules, references=w.references, functions=w.functions,
-        indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=ctx.warnings,
-                            test_errors=ctx.test_diags)
+        indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=warnings,
+        test_errors=ctx.test_diags, acknowledged=acknowledged)
     return checked, []
+
+
+def _acknowledged(warnings: list[Diagnostic], allow: tuple[tuple[str, str | None, str], ...]
+                  ) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """The warnings `allow` does not name, and those it does (each with its reason as the hint)."""
+    kept: list[Diagnostic] = []
+    allowed: list[Diagnostic] = []
+    for d in warnings:
+        reason = next((why for code, output, why in allow
+                       if code == d.code and (output is None or f"output {output!r}" in d.message)), None)
+        if reason is None:
+            kept.append(d)
+        else:
+            allowed.append(msgspec.structs.replace(d, severity="acknowledged", hint=reason))
+    return kept, allowed

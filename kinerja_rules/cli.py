@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import re
@@ -154,17 +155,43 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [Path(args.policies)]
     report = check_paths(paths, _registry(args), Path(args.policies), generate=args.timings)
+    failing = bool(report.problems) or (args.strict and bool(report.warnings))
+    if args.format == "json":  # for editors and CI: the whole report on standard output
+        print(json.dumps({
+            "ok": not failing,
+            "policies": [{"id": p.id, "version": p.version, "extends": p.extends, "digest": p.digest}
+                         for p in sorted(report.policies.values(), key=lambda p: p.id)],
+            "errors": [_diagnostic_json(translate(d, args.lang)) for d in report.problems],
+            "warnings": [_diagnostic_json(translate(d, args.lang)) for d in report.warnings],
+            "acknowledged": [{**_diagnostic_json(d), "reason": d.hint} for d in report.acknowledged],
+            **({"timings": dict(report.timings)} if args.timings else {})}, ensure_ascii=False, indent=1))
+        return 1 if failing else 0
     _print_diagnostics(report.problems, report.warnings, sys.stderr, args.lang)
+    for d in report.acknowledged:  # accepted by the policy: listed, never failing
+        label = "diakui" if args.lang == "id" else "acknowledged"
+        print(f"{d.span}: {label}[{d.code}]: {d.message} ({d.hint})" if d.span else
+              f"{label}[{d.code}]: {d.message} ({d.hint})", file=sys.stderr)
     if args.timings:
         _print_timings(report.timings, args.lang)
-    if report.problems:
-        n = len(report.problems)
-        print(f"{n} galat" if args.lang == "id" else f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+    if failing:
+        n, w = len(report.problems), len(report.warnings)
+        if n:
+            print(f"{n} galat" if args.lang == "id" else f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        else:  # --strict: a warning fails the check
+            print(f"{w} peringatan (--strict)" if args.lang == "id" else
+                  f"{w} warning{'s' if w != 1 else ''} (--strict)", file=sys.stderr)
         return 1
     for policy in sorted(report.policies.values(), key=lambda p: p.id):
         parent = f" (extends {policy.extends})" if policy.extends else ""
         print(f"ok  {policy.id} {policy.version}{parent}  {policy.digest[:12]}")
     return 0
+
+
+def _diagnostic_json(d: Any) -> dict[str, Any]:
+    span = d.span
+    return {"code": d.code, "severity": d.severity, "message": d.message, "file": span.file if span else None,
+            "line": span.line if span else None, "column": span.column if span else None, "hint": d.hint,
+            "rendered": d.render()}
 
 
 def _print_timings(timings: Mapping[str, float], lang: str) -> None:
@@ -831,6 +858,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timings", action="store_true",
                    help="print the seconds each stage took (load, documents, assemble, check, compile: the "
                         "evaluation code is generated too) to standard error")
+    p.add_argument("--strict", action="store_true",
+                   help="warnings fail the check too (exit 1), except those a policy acknowledges under 'allow'")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: the whole report (policies, errors, warnings) as one JSON object on standard output")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("eval", help="evaluate records against a policy", epilog=_EPILOG_EVAL, formatter_class=fmt,

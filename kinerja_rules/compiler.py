@@ -411,6 +411,10 @@ class _Gen:
                 return found if op == "in" else ast.UnaryOp(op=ast.Not(), operand=found)
             return ast.Compare(left=self.expr(node.left), ops=[self._CMP[op]()], comparators=[self.members(node.right)])
         left, right = self.operands(node, (node.left, node.right))
+        ranked = self.notes.types[id(node.left)] if op in ("<", "<=", ">", ">=") else None
+        if ranked is not None and ranked.kind == Kind.ENUM and ranked.highest:  # an ordered enumeration: by rank
+            ranks = self.helper(f"_rank_{ranked.name}_{len(ranked.values)}", ranked.rank())
+            left, right = (ast.Subscript(value=ranks, slice=side, ctx=ast.Load()) for side in (left, right))
         if op in self._CMP:
             return ast.Compare(left=left, ops=[self._CMP[op]()], comparators=[right])
         if op == "/" and not self.repeats(node):  # a divisor of 2s and 5s: a finite Decimal, exact

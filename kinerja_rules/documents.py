@@ -47,6 +47,9 @@ class TypeDecl(_Spec, frozen=True, kw_only=True):
 
     values: list[str] | None = None
     fields: dict[str, Any] | None = None
+    highest: Literal["first", "last"] | None = None
+    """An ordered enumeration: which end of `values` ranks highest (`first`: the first value), so
+    that its values compare with `<`, `<=`, `>`, `>=`; unordered without it."""
     doc: str = ""
     override: bool = False
     extend: bool = False  # add `values` to the parent's enumeration instead of restating it
@@ -217,6 +220,15 @@ DottedName = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-
 PolicyId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
+class AllowSpec(_Spec, frozen=True, kw_only=True):
+    """A warning the policy's authors have checked and accept, with why (`check` lists it as
+    acknowledged; `--strict` does not fail on it)."""
+
+    code: Annotated[str, msgspec.Meta(pattern=r"^W[0-9]{3}$")]
+    output: str | None = None  # the output the warning is about (W135), when it names one
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
 class PolicyDocument(_Spec, frozen=True, kw_only=True):
     """A policy file: its header and its sections (a policy may span several files with one `policy` id).
 
@@ -231,6 +243,7 @@ class PolicyDocument(_Spec, frozen=True, kw_only=True):
     effective: dt.date | None = None
     period: str | None = None
     unknown_fields: Literal["warn", "error", "ignore"] | None = None
+    allow: list[AllowSpec] = []
     doc: str = ""
     references: dict[PolicyId, str | ReferenceSpec] = {}
     types: dict[Name, TypeDecl] = {}
@@ -282,7 +295,26 @@ SECTIONS: dict[str, type[_Spec] | None] = {
     "fixtures": None,
     "tests": CaseSpec,
 }
-HEADER = ("policy", "title", "version", "extends", "effective", "period", "unknown_fields", "doc")
+def _allowed(raw: Any, source: SourceFile, diags: list[Diagnostic]) -> tuple[tuple[str, str | None, str], ...]:
+    """`allow:` as (code, output, reason) each; a malformed entry is an E010 at its place."""
+    if not isinstance(raw, list) or len(raw) > 100:
+        diags.append(Diagnostic(code="E010", message="'allow' is a list (at most 100) of {code: W135, output: …, "
+                                "reason: …}", span=source.value_span(("allow",))))
+        return ()
+    out = []
+    for i, entry in enumerate(raw):
+        try:
+            spec = msgspec.convert(entry, AllowSpec)
+        except msgspec.ValidationError as exc:
+            diags.append(Diagnostic(code="E010", span=source.value_span(("allow", i)),
+                                    message=f"allow[{i}]: {exc}; write {{code: W135, output: tpp.potongan, "
+                                            "reason: why the range is right}"))
+            continue
+        out.append((spec.code, spec.output, spec.reason))
+    return tuple(out)
+
+
+HEADER = ("policy", "title", "version", "extends", "effective", "period", "unknown_fields", "allow", "doc")
 TOP_KEYS = HEADER + tuple(SECTIONS)
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: `$` would let a trailing newline in
@@ -511,6 +543,8 @@ def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagno
                                 f"{did_you_mean(str(header['unknown_fields']), ('warn', 'error', 'ignore'))}",
                                 span=source.value_span(("unknown_fields",))))
         del header["unknown_fields"]
+    if "allow" in header:
+        header["allow"] = _allowed(header["allow"], source, diags)
     if "effective" in header and type(header["effective"]) is not dt.date:  # a timestamp is not a date
         diags.append(Diagnostic(code="E010", message="'effective' must be a date (YYYY-MM-DD)",
                                 span=source.value_span(("effective",))))

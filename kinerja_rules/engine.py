@@ -55,7 +55,7 @@ def check_paths(paths: Sequence[Path], registry: Registry | None = None, library
     report = pipeline.build(reading.files, broken=reading.broken, known=reading.library_ids)
     return CheckReport(policies=report.policies, errors=tuple(reading.diags) + report.errors,
                        warnings=report.warnings, test_errors=tuple(reading.test_diags) + report.test_errors,
-                       timings=report.timings)
+                       timings=report.timings, acknowledged=report.acknowledged)
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def validate_files(texts: Mapping[str, str], base: Sequence[Path] = (), registry
     return CheckReport(policies=report.policies, errors=tuple(filter(mine, reading.diags)) + report.errors,
                        warnings=report.warnings,
                        test_errors=tuple(filter(mine, reading.test_diags)) + report.test_errors,
-                       timings=report.timings)
+                       timings=report.timings, acknowledged=report.acknowledged)
 
 
 class Engine:

@@ -56,6 +56,7 @@ class CheckReport:
     warnings: tuple[Diagnostic, ...]
     test_errors: tuple[Diagnostic, ...] = ()  # mistakes in test cases and fixtures: they fail `check`, not service
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds by stage (STAGES)
+    acknowledged: tuple[Diagnostic, ...] = ()  # warnings a policy allows, with the reason as each one's hint
 
     @property
     def ok(self) -> bool:
@@ -201,7 +202,9 @@ class Pipeline:
         registry, stage = self.registry, self.timings.stage
         with stage("assemble"):
             assembled, diags = assemble(files, broken, known)
-        warnings: list[Diagnostic] = []
+        warnings: list[Diagnostic] = [d for d in diags if d.severity == "warning"]
+        acknowledged: list[Diagnostic] = []
+        diags = [d for d in diags if d.severity != "warning"]
         test_diags: list[Diagnostic] = []
         compiled: dict[str, CompiledPolicy] = {}
         for pid, policy in assembled.items():
@@ -213,6 +216,7 @@ class Pipeline:
             if checked is not None:
                 warnings += checked.warnings
                 test_diags += checked.test_errors
+                acknowledged += checked.acknowledged
                 if not policy.flawed:
                     with stage("compile"):
                         compiled[pid] = CompiledPolicy(checked, dict(registry.plugins))
@@ -221,6 +225,7 @@ class Pipeline:
         if registry.broken:
             diags = [_maybe_broken(d, registry.broken) for d in diags]
         return CheckReport(policies=compiled, errors=tuple(_unique(diags)), warnings=tuple(_unique(warnings)),
+                           acknowledged=tuple(_unique(acknowledged)),
                            test_errors=tuple(_unique(test_diags)), timings=dict(self.timings.seconds))
 
 

@@ -191,6 +191,8 @@ class CompiledPolicy:
                            for name, p in checked.params.items()},
             "references": refs,
             **({"population": self._population_metadata(mode)} if self.population is not None else {}),
+            "acknowledged": [{"code": d.code, "message": d.message, "reason": d.hint}
+                             for d in checked.acknowledged],
         }
 
     def _population_metadata(self, mode: str) -> dict[str, Any]:

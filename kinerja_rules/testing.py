@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,14 +49,22 @@ def _same(expected: Any, actual: Any) -> bool:
 
 
 def _show(value: Any) -> str:
+    """A value as a failure report shows it: JSON's way (texts quoted, so items with commas or spaces
+    stay apart), exact decimals in full, dates as ISO dates."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dt.date):
+        return value.isoformat()
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_show(str(k))}: {_show(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

@@ -381,19 +381,23 @@ class Checker:
         return _param_type(spec.returns)
 
     def _parent(self, node: n.Call) -> Type:
-        """`parent(name)` in an override: the value the parent policy computes for it."""
+        """`parent(name)`: the value the parent policy's formula for the definition or output `name`
+        gives (computed with this policy's values), from any definition, rule or output."""
         named = path_of(node.args[0]) if len(node.args) == 1 else None
-        if self.replaces is None:
-            raise TypeProblem("parent(…) is only for an item that overrides its parent's (override: true)",
-                              node.pos, "E122", f"write parent({self.name}) inside the override of {self.name!r}"
-                              if self.name else "")
-        if named != self.name:
-            raise TypeProblem(f"parent(…) names the item it overrides: parent({self.name})", node.pos, "E122")
-        found = self.scope.definition(self.replaces)
+        if named is None:
+            raise TypeProblem("parent(…) names one inherited definition or output, such as parent(tpp_diterima)",
+                              node.pos, "E122")
+        key = self.replaces if self.replaces is not None and named == self.name else None
+        if key is None:
+            key = next((k for k in self.scope.definition_names() if k.split("@")[0] == named and "@" in k), None)
+        if key is None:
+            raise TypeProblem(f"parent({named}): the parent policy has no definition or output {named!r}", node.pos,
+                              "E122", "parent(…) reads what the policy this one extends computes")
+        found = self.scope.definition(key)
         if found is None:
-            raise TypeProblem(f"the parent's {self.name!r} has no value to read", node.pos, "E122")
-        self.notes.names[id(node)] = ("def", self.replaces)
-        self.deps.add(("def", self.replaces))
+            raise TypeProblem(f"the parent's {named!r} has no value to read", node.pos, "E122")
+        self.notes.names[id(node)] = ("def", key)
+        self.deps.add(("def", key))
         return found
 
     def _arity(self, node: n.Call, low: int, high: int | None) -> None:
@@ -517,6 +521,12 @@ class Checker:
         if op in _ORDER:
             if (lt.numeric and rt.numeric) or (lt.kind == rt.kind and lt.kind in (Kind.DATE, Kind.TEXT)):
                 return t.BOOLEAN
+            if lt.kind == rt.kind == Kind.ENUM and t.same(lt, rt):
+                if lt.highest:
+                    return t.BOOLEAN
+                raise TypeProblem(f"cannot order a {lt} against a {rt}: the enumeration is not ordered", node.pos,
+                                  "E116", f"declare which end ranks highest: types: {{{lt.name or 'name'}: "
+                                          "{values: [...], highest: first}}")
             raise TypeProblem(f"cannot order a {lt} against a {rt}", node.pos, "E116")
         assert op in _ARITH
         if op == "+" and lt.kind == rt.kind == Kind.TEXT:
@@ -567,9 +577,15 @@ class Checker:
 
     def _if(self, node: n.If, expected: Type | None, env: dict[str, Type]) -> Type:
         self.expect(node.cond, t.BOOLEAN, env, "an `if` condition")
-        a = self.check(node.then, expected, {**env, **self._narrow(node.cond, env, True)})
-        b = self.check(node.orelse, expected if expected is not None else (a if a.kind != Kind.NULL else None),
-                       {**env, **self._narrow(node.cond, env, False)})
+        then_env = {**env, **self._narrow(node.cond, env, True)}
+        else_env = {**env, **self._narrow(node.cond, env, False)}
+        if expected is None and self._bare(node.then, then_env) and not self._bare(node.orelse, else_env):
+            b = self.check(node.orelse, None, else_env)  # a bare word first: it takes the other branch's type
+            a = self.check(node.then, b.required() if b.kind != Kind.NULL else None, then_env)
+        else:
+            a = self.check(node.then, expected, then_env)
+            b = self.check(node.orelse, expected if expected is not None else (a if a.kind != Kind.NULL else None),
+                           else_env)
         return self._join([(node.then, a), (node.orelse, b)], node)
 
     def _join(self, branches: list[tuple[n.Expr, Type]], node: n.Expr) -> Type:
@@ -587,17 +603,32 @@ class Checker:
 
     def _when(self, node: n.When, expected: Type | None, env: dict[str, Type]) -> Type:
         branches: list[tuple[n.Expr, Type]] = []
+        later: list[tuple[int, n.Expr, dict[str, Type]]] = []  # bare words, checked once a branch gives the type
         current = dict(env)
         for cond, value in node.branches:
             self.expect(cond, t.BOOLEAN, current, "a `when` condition")
-            vt = self.check(value, expected, {**current, **self._narrow(cond, current, True)})
-            branches.append((value, vt))
+            inner = {**current, **self._narrow(cond, current, True)}
             current = {**current, **self._narrow(cond, current, False)}
+            if expected is None and self._bare(value, inner):
+                later.append((len(branches), value, inner))
+                branches.append((value, t.NULL))
+                continue
+            vt = self.check(value, expected, inner)
+            branches.append((value, vt))
             if expected is None and vt.kind != Kind.NULL:
                 expected = vt
         if node.orelse is not None:
-            branches.append((node.orelse, self.check(node.orelse, expected, current)))
-        elif not self._exhaustive(node, env):
+            if expected is None and later and self._bare(node.orelse, current):
+                later.append((len(branches), node.orelse, current))
+                branches.append((node.orelse, t.NULL))
+            else:
+                ot = self.check(node.orelse, expected, current)
+                branches.append((node.orelse, ot))
+                if expected is None and ot.kind != Kind.NULL:
+                    expected = ot
+        for at, value, inner in later:
+            branches[at] = (value, self.check(value, expected.required() if expected is not None else None, inner))
+        if node.orelse is None and not self._exhaustive(node, env):
             raise TypeProblem("this `when` has no `else` and can fall through when no condition holds",
                               node.pos, "E119", "add `else …`, or cover every value of the enumeration tested")
         return self._join(branches, node)

@@ -44,6 +44,12 @@ class Type(msgspec.Struct, frozen=True, kw_only=True):
     fields: tuple[tuple[str, Type], ...] = ()
     optional: bool = False
     repeating: bool = False  # a number that may be a repeating decimal (it divides or takes a mean)
+    highest: str = ""  # an ordered enumeration: "first" or "last", the end of `values` that ranks highest
+
+    def rank(self) -> dict[str, int]:
+        """An ordered enumeration's values by rank, higher ranking higher."""
+        last = len(self.values) - 1
+        return {v: (i if self.highest == "last" else last - i) for i, v in enumerate(self.values)}
 
     def __str__(self) -> str:
         if self.kind == Kind.NULL:

@@ -102,7 +102,10 @@ def test_the_baseline_proves_its_money_outputs_stay_in_range() -> None:
 def test_an_override_that_can_turn_a_deduction_negative_gets_a_warning(tmp_path: Path) -> None:
     problems = diagnose("policy: region\nextends: nasional\n" + BONUS)
     line = (POLICIES / "nasional.yaml").read_text().splitlines().index("    expr: pagu - tpp_diterima") + 1
-    assert problems == [f"W135 {line}:11 output 'tpp.potongan' of policy 'region' can reach -250000, below its 'min' 0"]
+    # on the region's own line that the inherited output reads (its override), naming the output's place
+    assert problems == [f"W135 4:3 output 'tpp.potongan' of policy 'region' can reach -250000, below its 'min' 0; "
+                        f"it is inherited (at {POLICIES / 'nasional.yaml'}:{line}:11) and reads this definition, "
+                        "'tpp_diterima'"]
 
 
 def test_a_value_outside_the_declared_range_is_an_error_for_that_record(tmp_path: Path) -> None:
@@ -183,11 +186,10 @@ def test_parent_reads_the_parents_version_and_is_traced(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("definitions:\n  bonus: {expr: parent(pagu)}\n", "parent(…) is only for an item that overrides"),
-    ("definitions:\n  pagu: {override: true, type: money, expr: parent(tpp_diterima)}\n",
-     "parent(…) names the item it overrides: parent(pagu)"),
+    ("definitions:\n  bonus: {expr: parent(tidak_ada)}\n", "the parent policy has no definition or output 'tidak_ada'"),
+    ("definitions:\n  bonus: {expr: parent(1)}\n", "parent(…) names one inherited definition or output"),
 ])
-def test_parent_outside_its_override_is_an_error(text: str, message: str) -> None:
+def test_parent_of_what_the_parent_does_not_define_is_an_error(text: str, message: str) -> None:
     problems = diagnose("policy: region\nextends: nasional\n" + text)
     assert len(problems) == 1 and problems[0].startswith("E122") and message in problems[0], problems
 

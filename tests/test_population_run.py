@@ -370,8 +370,10 @@ def test_a_region_extends_the_population_stage(engine: Engine) -> None:
         (reports if isinstance(item, GroupReport) else results).append(item)
     feb, mar = reports
     assert feb.limits == ["baik: at most floor(70 % × 5) = 3", "butuh_perbaikan or kurang: at least 1"]
-    assert mar.limits == ["sangat_baik: at most floor(20 % × 5) = 1"]  # the key's limits, replaced from March
-    assert mar.counts_after["sangat_baik"] == 1 and mar.counts_after["baik"] == 4  # enforced, one step down
+    # from March the key's sangat_baik limit is added; its inherited limits are kept (an extension merges)
+    assert mar.limits == ["baik: at most floor(70 % × 5) = 3", "butuh_perbaikan or kurang: at least 1",
+                          "sangat_baik: at most floor(20 % × 5) = 1"]
+    assert mar.counts_after["sangat_baik"] == 1 and mar.counts_after["baik"] == 3  # enforced, one step down
     assert feb.values == {"rata_capaian": Decimal("115.00")}
     assert all(d.get("region.rata_unit") == Decimal("115.00") for d in results)  # type: ignore[union-attr]
 

@@ -93,12 +93,17 @@ def _type_decl(ctx: Context, name: str, item: Item, named: dict[str, Field]) -> 
         spec = FieldSpec(type="enum", values=[str(v) for v in decl.values], doc=decl.doc)
     else:
         spec = FieldSpec(type="record", fields=decl.fields, doc=decl.doc)
+    if decl.highest is not None and decl.values is None:
+        ctx.error("E040", f"type {name!r}: 'highest' orders an enumeration's values; a record has none",
+                  ctx.at(item, "highest"))
+        return None
     try:
         resolved = _resolve_located(spec, named)
     except _Located as exc:
         ctx.error("E041", exc.message, item.source.key_span((*item.path, *exc.path)))
         return None
-    return msgspec.structs.replace(resolved, type=msgspec.structs.replace(resolved.type, name=name))
+    return msgspec.structs.replace(resolved, type=msgspec.structs.replace(resolved.type, name=name,
+                                                                           highest=decl.highest or ""))
 
 
 def inputs_field(ctx: Context, items: dict[str, Item], named: dict[str, Field]) -> Field:

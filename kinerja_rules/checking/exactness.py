@@ -3,6 +3,7 @@ added enumeration value opens at the extension."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -33,8 +34,10 @@ def check_exactness(ctx: Context, items: dict[str, dict[str, Item]], root: Field
 
     table_values = {name: tuple(row.then for row in table.rows) + ((table.default,) if table.default else ())
                     for name, table in tables.items()}
-    facts = Facts(notes, {name: d.expr for name, d in definitions.items()},
-                  {name: values(p) for name, p in params.items()}, table_values, input_field)
+    exprs = {name: d.expr for name, d in definitions.items()}
+    facts = Facts(notes, exprs, {name: values(p) for name, p in params.items()}, table_values, input_field)
+    period_facts = [(date, Facts(notes, exprs, values_then, table_values, input_field))
+                    for date, values_then in _periods(params)]
     for table_name, index in sorted(notes.rational_args):
         table = tables.get(table_name)
         if table is None:
@@ -57,21 +60,82 @@ def check_exactness(ctx: Context, items: dict[str, dict[str, Item]], root: Field
                           f"round it: floor({output.text.strip()}), ceil(…) or round(…, 0, half_up)")
         if output.low is None and output.high is None:
             continue
-        found = facts.range(output.expr)
-        for bound, form, lowest in ((output.low, found.low, True), (output.high, found.high, False)):
-            if bound is None:
-                continue
-            reach = form.extreme(lowest)
+        _check_range(ctx, name, output, item, items, params, definitions, period_facts)
+
+
+def _periods(params: dict[str, Param]) -> list[tuple[dt.date, dict[str, tuple[Any, ...]]]]:
+    """Each effective period (from each date any parameter changes) with the values then in force:
+    a range is judged within one period, never mixing a value of one date with another's."""
+    def flat(value: Any) -> tuple[Any, ...]:
+        return tuple(value.values()) if isinstance(value, dict) else (value,)
+
+    dates = sorted({d for p in params.values() for d, _ in p.dated}) or [dt.date.min]
+    out = []
+    for date in dates:
+        values = {}
+        for name, p in params.items():
+            current = [v for d, v in p.dated if d <= date][-1:] or [v for _, v in p.dated[:1]]
+            values[name] = tuple(x for v in current for x in flat(v))
+        out.append((date, values))
+    return out
+
+
+def _check_range(ctx: Context, name: str, output: Output, item: Item, items: dict[str, dict[str, Item]],
+                 params: dict[str, Param], definitions: dict[str, Definition],
+                 period_facts: list[tuple[dt.date, Facts]]) -> None:
+    """W135 when in some period the output can leave its declared range; placed on this policy's own
+    line that it reads (an override) when the output is inherited."""
+    assert output.expr is not None
+    for bound, lowest in ((output.low, True), (output.high, False)):
+        if bound is None:
+            continue
+        worst: tuple[dt.date, Any] | None = None
+        for date, facts in period_facts:
+            found = facts.range(output.expr)
+            reach = (found.low if lowest else found.high).extreme(lowest)
             if reach is not None and (reach >= bound if lowest else reach <= bound):
                 continue
-            side = "below its 'min'" if lowest else "above its 'max'"
-            what = (f"can reach {_show(reach)}, {side} {bound}" if reach is not None
-                    else f"cannot be shown to stay {'>=' if lowest else '<='} {bound}")
-            ctx.warnings.append(Diagnostic(
-                code="W135", severity="warning", message=f"output {name!r} of policy {ctx.policy.id!r} {what}",
-                span=item.source.value_span((*item.path, "expr")),
-                hint="a record outside the range is an error for that record; check the definitions it reads, "
-                     "above all any that this policy overrides"))
+            if worst is None or reach is None or worst[1] is not None and (reach < worst[1] if lowest
+                                                                         else reach > worst[1]):
+                worst = (date, reach)
+        if worst is None:
+            continue
+        date, reach = worst
+        side = "below its 'min'" if lowest else "above its 'max'"
+        what = (f"can reach {_show(reach)}, {side} {bound}" if reach is not None
+                else f"cannot be shown to stay {'>=' if lowest else '<='} {bound}")
+        when = f" from {date}" if len(period_facts) > 1 and date != dt.date.min else ""
+        span = item.source.value_span((*item.path, "expr"))
+        cause = _own_cause(ctx, output, items, definitions) if item.source.name not in ctx.policy.own_files else None
+        if cause is not None:  # said where this policy changed what the inherited output reads
+            kind = "parameter" if cause.section == "parameters" else "definition"
+            what = f"{what}; it is inherited (at {span}) and reads this {kind}, {cause.name!r}"
+            span = cause.source.key_span(cause.path)
+        ctx.warnings.append(Diagnostic(
+            code="W135", severity="warning", message=f"output {name!r} of policy {ctx.policy.id!r}{when} {what}",
+            span=span, hint="a record outside the range is an error for that record; check the definitions it "
+                            "reads, above all any that this policy overrides; acknowledge a range you have "
+                            "checked with allow: [{code: W135, output: " + name + ", reason: …}]"))
+
+
+def _own_cause(ctx: Context, output: Output, items: dict[str, dict[str, Item]],
+               definitions: dict[str, Definition]) -> Item | None:
+    """The first of this policy's own parameters or definitions that an inherited output reads."""
+    seen: set[tuple[str, str]] = set()
+    stack = sorted(output.deps)
+    while stack:
+        dep = stack.pop(0)
+        if dep in seen:
+            continue
+        seen.add(dep)
+        kind, name = dep
+        section = {"param": "parameters", "def": "definitions"}.get(kind)
+        own = items.get(section, {}).get(name) if section else None
+        if own is not None and own.source.name in ctx.policy.own_files:
+            return own
+        if kind == "def" and name in definitions:
+            stack += sorted(definitions[name].deps)
+    return None
 
 
 def _show(value: Any) -> str:

@@ -303,8 +303,17 @@ def check_rules(ctx: Context, items: dict[str, Item], scope: Scope, notes: Annot
             if target.type.kind != Kind.LIST or target.type.item is None:
                 ctx.error("E140", f"rule {name!r} adds to {out_name!r}, which is a {target.type}, not a list", span)
                 continue
+            kind = target.type.item
+            if kind.kind == Kind.ENUM and isinstance(raw, str) and raw not in kind.values \
+                    and not did_you_mean(raw, kind.values):  # a value of its own, not a near miss of one
+                ctx.warnings.append(Diagnostic(
+                    code="W141", severity="warning", span=item.source.value_span((*item.path, "then", out_name)),
+                    message=f"rule {name!r} adds {raw!r} to {out_name!r}, which is not a value of {kind.name}; "
+                            f"declare it: types: {{{kind.name}: {{extend: true, values: [{raw}]}}}}"))
+                then.append((out_name, raw))
+                continue
             try:
-                value = scalar_value(raw, target.type.item)
+                value = scalar_value(raw, kind)
             except ValueError as exc:
                 ctx.error("E141", f"rule {name!r}: {exc}", item.source.value_span((*item.path, "then", out_name)))
                 continue

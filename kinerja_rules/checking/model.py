@@ -104,6 +104,7 @@ class CheckedPolicy:
     notes: Annotations = field(default_factory=Annotations)
     warnings: list[Diagnostic] = field(default_factory=list)
     test_errors: list[Diagnostic] = field(default_factory=list)  # in test cases and fixtures only
+    acknowledged: list[Diagnostic] = field(default_factory=list)  # warnings the policy allows (`hint`: the reason)
 
     @property
     def id(self) -> str:

@@ -130,6 +130,14 @@ class PolicyList(msgspec.Struct, frozen=True, kw_only=True):
     policies: list[PolicySummary]
 
 
+class Acknowledged(msgspec.Struct, frozen=True, kw_only=True):
+    """A warning the policy allows (`allow:`), with the reason its authors gave."""
+
+    code: str
+    message: str
+    reason: str
+
+
 class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     """A policy with what a client needs to call it."""
 
@@ -140,6 +148,7 @@ class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     parameters: dict[str, dict[str, Any]]  # each with its dated `values`
     references: dict[str, dict[str, str]]
     population: dict[str, Any] | None = None  # what a population run needs beside the records, and does
+    acknowledged: list[Acknowledged] = []  # warnings of the checker the policy's authors accept, and why
 
 
 class FailedPolicy(msgspec.Struct, frozen=True, kw_only=True):
