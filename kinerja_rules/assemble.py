@@ -16,7 +16,17 @@ from typing import Any
 import msgspec
 
 from kinerja_rules._suggest import did_you_mean
-from kinerja_rules.documents import SECTIONS, DefinitionSpec, Item, PolicyFile, RowSpec, TableSpec, TypeDecl
+from kinerja_rules.documents import (
+    FROM_PARENT,
+    FROM_PARENT_NUMBER,
+    SECTIONS,
+    DefinitionSpec,
+    Item,
+    PolicyFile,
+    RowSpec,
+    TableSpec,
+    TypeDecl,
+)
 from kinerja_rules.errors import Diagnostic
 from kinerja_rules.loader import SourceFile
 
@@ -224,6 +234,10 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
                     if section == "tables":
                         rows[name] = _merge_rows(rows.get(name, []), item, diags)
                         item = msgspec.structs.replace(item, spec=_merge_table(inherited.spec, item.spec))
+                    if section == "population" and override:  # the fields it leaves out are the parent's
+                        item = msgspec.structs.replace(item, spec=msgspec.structs.replace(item.spec, **{
+                            f: getattr(inherited.spec, f) for f in item.spec.__struct_fields__
+                            if getattr(item.spec, f) in (FROM_PARENT, FROM_PARENT_NUMBER, [FROM_PARENT])}))
                     if section in ("definitions", "outputs"):
                         item = msgspec.structs.replace(item, replaces=f"{name}@{parent.id}")
                 elif inherited is not None and section in OVERRIDABLE:

@@ -506,7 +506,19 @@ def convert_population_item(data: Any, source: SourceFile, path: Path_) -> tuple
         return None, [Diagnostic(code="E160", message=f"unknown part {path[-1]!r} of the population section"
                                  f"{did_you_mean(str(path[-1]), POPULATION_ITEMS)}; its parts: "
                                  f"{', '.join(POPULATION_ITEMS)}", span=source.key_span(path))]
-    return convert_item(data, spec, source, path)
+    if isinstance(data, dict) and data.get("override") is True:  # only what changes: the rest is inherited
+        marks = {str: FROM_PARENT, str | None: FROM_PARENT, int: FROM_PARENT_NUMBER, list[str]: [FROM_PARENT]}
+        data = {**data, **{f.encode_name: marks[f.type] for f in msgspec.structs.fields(spec)
+                           if f.encode_name not in data and f.type in marks}}
+    converted, diags = convert_item(data, spec, source, path)
+    return converted, [msgspec.structs.replace(d, hint=f"a new {path[-1]} gives every required key; to change some "
+                                                        f"of an inherited one, say override: true and give only those")
+                       if "missing required key" in d.message else d for d in diags]
+
+
+FROM_PARENT = "\x00inherited"
+FROM_PARENT_NUMBER = -(2**62)
+"""What an override of a population part leaves out (a text, a number): the parent's value is kept."""
 
 
 _CONVERTERS = {"inputs": convert_field, "group_data": convert_field, "seats": convert_field,

@@ -255,3 +255,24 @@ def test_no_bundled_policy_nor_the_new_regions_examples_get_a_w135(tmp_path: Pat
     report = check_paths([tmp_path / "contoh"], library=POLICIES)
     assert report.ok, [d.render() for d in report.problems]
     assert [w.code for w in report.warnings] == []
+
+
+# ---- 4 (in part): overriding one field of an inherited population part ----
+
+def test_an_override_of_a_population_part_restates_only_what_changes(tmp_path: Path) -> None:
+    engine = region(tmp_path, "population:\n  quota: {override: true, rounding: ceiling}\n")
+    quota = engine.policy("region").metadata()["population"]["quota"]
+    nasional = engine.policy("nasional").metadata()["population"]["quota"]
+    assert quota == {**nasional, "rounding": "ceiling"} and nasional["rounding"] == "floor"
+    assert _limits(engine, "region", "baik")[0] == "baik: at most ceiling(70 % × 5) = 4"
+
+
+def test_a_part_missing_a_key_says_how_to_change_only_some() -> None:
+    from kinerja_rules import check_paths  # noqa: F401  (the diagnostics come from validate_text)
+    from tests.conftest import bundled
+
+    report = bundled().validate_text("policy: region\nextends: nasional\npopulation:\n  quota: {rounding: ceiling}\n",
+                                     "region.yaml")
+    [problem] = report.problems
+    assert problem.code == "E010" and "missing required key 'of'" in problem.message
+    assert "override: true and give only those" in problem.hint
