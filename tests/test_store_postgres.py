@@ -33,6 +33,8 @@ from kinerja_rules.store import (
 )
 from tests.conftest import BASE_RECORD, POLICIES
 
+_SERVERS: list[Any] = []  # the running server, for a test that freezes it
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
@@ -42,6 +44,7 @@ def server() -> Iterator[str]:
         import pgserver
 
         postgres = pgserver.get_server(folder, cleanup_mode="stop")
+    _SERVERS.append(postgres)
     try:
         yield postgres.get_uri()
     finally:
@@ -173,3 +176,55 @@ def test_both_stores_answer_the_same_for_hostile_query_values(dsn: str, tmp_path
             response = client.get("/v1/decisions", params=params)
             answers.append((response.status_code, response.json().get("decisions")))
     assert answers[0] == answers[1] and answers[0][0] in (200, 400)
+
+
+def _postgres_processes() -> list[int]:
+    """The server's postmaster and every process it started (the backends serving connections)."""
+    import os
+
+    postmaster = int(_SERVERS[-1].get_pid())
+    found = [postmaster]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == postmaster:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_a_frozen_postgresql_is_a_503_within_the_store_timeout_and_the_service_not_ready(dsn: str,
+                                                                                        tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "policies"
+    shutil.copytree(POLICIES, folder)
+    app = create_app(Engine.from_paths([folder]), policies=[folder], recorder=Recorder(open_store(dsn), timeout=1.0))
+    with TestClient(app) as client:
+        decision = client.post("/v1/policies/nasional/evaluate", json={"record": BASE_RECORD}).json()
+        frozen = _postgres_processes()
+        for pid in frozen:  # its processes stopped: every call waits for an answer that does not come
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for ask in (lambda: client.post("/v1/policies/nasional/evaluate", json={"record": BASE_RECORD}),
+                        lambda: client.get(f"/v1/decisions/{decision['decision_id']}"),
+                        lambda: client.get("/v1/decisions")):
+                started = time.monotonic()
+                response = ask()
+                assert response.status_code == 503 and response.json()["type"] == "/problems/not-recorded"
+                assert time.monotonic() - started < 5
+            time.sleep(1.1)
+            assert client.get("/ready").status_code == 503
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get(f"/v1/decisions/{decision['decision_id']}").status_code == 200
