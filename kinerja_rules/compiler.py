@@ -705,7 +705,7 @@ class PopulationCode:
     """The functions of the population stage.
 
     `before(r, P, N, as_of)` decides what the stage needs of a record and returns
-    `(definitions, group key, member key, ordering key, category)`; `group(name)(P, as_of, group,
+    `(definitions, group key, member key, ordering key, each quota's category)`; `group(name)(P, as_of, group,
     members, size)` is a group-level value (the quota's key and mode, each group definition);
     `pair(r, P, N, as_of, D, seat)` is a candidate's score for a seat, or None when not eligible.
     """
@@ -728,7 +728,7 @@ class PopulationCode:
 
         grouping = mod.at(ast.Assign(targets=[_name("k", ast.Store())], value=ast.Tuple(elts=[
             tup(e for _, e in pop.by), gen.expr(pop.member), tup(o.expr for o in pop.order),
-            gen.expr(pop.quota.of) if pop.quota is not None else _const(None)], ctx=ast.Load())),
+            ast.Tuple(elts=[gen.expr(q.of) for q in pop.quotas], ctx=ast.Load())], ctx=ast.Load())),
             Site("population", "grouping"))
         body += [grouping, ast.Return(value=ast.Tuple(elts=[
             ast.Tuple(elts=[_name(f"d{def_index[name]}") for name in pop.before], ctx=ast.Load()),
@@ -736,10 +736,10 @@ class PopulationCode:
         mod.function("before", ["r", "P", "N", "as_of"], body)
 
         group_level: dict[str, n.Expr] = {name: v.expr for name, v in pop.values.items()}
-        if pop.quota is not None:
-            group_level["quota mode"] = pop.quota.mode
-            if pop.quota.key is not None:
-                group_level["quota key"] = pop.quota.key
+        for quota in pop.quotas:
+            group_level[f"quota mode {quota.name}"] = quota.mode
+            if quota.key is not None:
+                group_level[f"quota key {quota.name}"] = quota.key
         self.group_names: dict[str, str] = {}
         gen.vars.append({"group": "group", "members": "members", "size": "size"})
         for i, (name, expr) in enumerate(group_level.items()):

@@ -205,6 +205,9 @@ class PopulationSection(_Spec, frozen=True, kw_only=True):
 
     grouping: GroupingSpec | None = None
     quota: QuotaSpec | None = None
+    quotas: dict[Name, QuotaSpec] = {}
+    """More quotas, by name, applied after `quota` in the order given (a region's added after its
+    parent's); each inherited and overridden on its own."""
     assignment: AssignmentSpec | None = None
 
 
@@ -500,8 +503,12 @@ def convert_table(data: Any, source: SourceFile, path: Path_) -> tuple[TableSpec
 
 
 def convert_population_item(data: Any, source: SourceFile, path: Path_) -> tuple[Any, list[Diagnostic]]:
-    """A part of the population section, by its name (grouping, quota or assignment)."""
-    spec = POPULATION_ITEMS.get(str(path[-1]))
+    """A part of the population section, by its name (grouping, quota or assignment; a named quota
+    is at `quotas.NAME`)."""
+    if path[1:] == ("quotas",):
+        return None, [Diagnostic(code="E010", message="'quotas' maps each quota's name to its of, limits, mode and "
+                                 "rounding", span=source.key_span(path))]
+    spec = QuotaSpec if path[1:2] == ("quotas",) and len(path) == 3 else POPULATION_ITEMS.get(str(path[-1]))
     if spec is None:
         return None, [Diagnostic(code="E160", message=f"unknown part {path[-1]!r} of the population section"
                                  f"{did_you_mean(str(path[-1]), POPULATION_ITEMS)}; its parts: "
@@ -571,10 +578,13 @@ def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagno
                                     span=source.key_span((section,))))
             continue
         entries: list[Item] = []
+        if section == "population" and isinstance(body.get("quotas"), dict):  # named quotas: each its own part
+            body = {**{k: v for k, v in body.items() if k != "quotas"},
+                    **{f"quotas.{k}": v for k, v in body["quotas"].items()}}
         for name, value in body.items():
-            path = (section, name)
+            path: Path_ = (section, *name.split(".", 1)) if section == "population" else (section, name)
             pattern = DOTTED_RE if section == "outputs" else ID_RE if section == "references" else NAME_RE
-            if not pattern.match(name):
+            if not pattern.match(name if not name.startswith("quotas.") else name[7:]):
                 diags.append(Diagnostic(code="E013", message=f"invalid name {name!r} in {section}: "
                                         "use lower case letters, digits and '_'",
                                         span=source.key_span(path)))

@@ -210,9 +210,9 @@ class CompiledPolicy:
             "group_data_schema": {"title": f"{self.id} group data", **json_schema(stage.data, closed=mode == "error")},
             "seat_schema": None if stage.seats is None else {"title": f"{self.id} seat",
                                                              **json_schema(stage.seats, closed=mode == "error")},
-            "quota": None if quota is None else {
-                "of": quota.of_text, "limits": quota.key_text, "mode": quota.mode_text, "rounding": quota.rounding,
-                **({"cite": cite_text(quota.cite, refs)} if quota.cite else {})},
+            "quota": None if quota is None else _quota_metadata(quota, refs),
+            **({"quotas": {q.name: _quota_metadata(q, refs) for q in stage.quotas}} if len(stage.quotas) > 1
+               else {}),
             "assignment": None if assignment is None else {
                 "eligible": assignment.eligible_text, "score": assignment.score_text, "method": assignment.method,
                 "shortlist": assignment.shortlist,
@@ -249,6 +249,11 @@ def _digest(checked: CheckedPolicy, plugin_versions: dict[str, str]) -> str:
     for path in sorted({_code_file(spec.impl) for spec in specs} - {""}):
         h.update(b"\0code\0" + _file_digest(path).encode())
     return h.hexdigest()
+
+
+def _quota_metadata(quota: Any, refs: dict[str, Any]) -> dict[str, Any]:
+    return {"of": quota.of_text, "limits": quota.key_text, "mode": quota.mode_text, "rounding": quota.rounding,
+            **({"cite": cite_text(quota.cite, refs)} if quota.cite else {})}
 
 
 def plugins_used(checked: CheckedPolicy) -> dict[str, dict[str, str]]:

@@ -70,6 +70,9 @@ class GroupReport(msgspec.Struct, kw_only=True):
     shortlists: dict[str, list[dict[str, Any]]] | msgspec.UnsetType = msgspec.UNSET
     warnings: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
     error: str | msgspec.UnsetType = msgspec.UNSET
+    quotas: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    """With several quotas: each one's report, by name, in the order applied (the first's is also the
+    report's own `mode`, `limits`, counts, `violations` and `moved`)."""
 
 
 @dataclass(slots=True)
@@ -85,7 +88,8 @@ class _Member:
     group: tuple[Any, ...]
     key: Any
     order: tuple[Any, ...]
-    category: Any
+    category: Any  # the first quota's `of` (None without a quota)
+    ofs: tuple[Any, ...]  # each quota's `of`, in the order applied
     given: dict[str, Any] = field(default_factory=dict)  # what `population` holds for it
     shown: dict[str, Any] = field(default_factory=dict)  # its group, by the grouping expressions
     story: dict[str, Any] = field(default_factory=dict)  # the population part of its trace (with explain)
@@ -263,7 +267,7 @@ class _Run:
             saved = decimal.getcontext()
             decimal.setcontext(EVAL_CONTEXT)
             try:
-                decided, group, key, order, category = self.code.before(clean, params, indicators, when)
+                decided, group, key, order, ofs = self.code.before(clean, params, indicators, when)
             except Exception as exc:
                 raise fault(policy, exc) from None
             finally:
@@ -277,7 +281,7 @@ class _Run:
         order_key = tuple((1, 0) if v is None else (0, f(v)) for f, v in zip(self.order, order, strict=True))
         return _Member(position=position, clean=clean, warnings=warnings, as_of=when, params=params, dates=dates,
                        indicators=indicators, decided=decided, group=group, key=key, order=order_key,
-                       category=category)
+                       category=ofs[0] if ofs else None, ofs=ofs)
 
     # ---- step 2: a group ----
     def decide_group(self, members: list[_Member]) -> tuple[GroupReport, dict[int, ErrorResult]]:
@@ -312,14 +316,17 @@ class _Run:
                 for name in stage.values:
                     current = f"group definition {name!r}"
                     values[name] = self.code.group(name)(params, when, data, members_list, size)
-                if stage.quota is not None:
-                    current = "the quota's mode"
-                    mode = self.code.group("quota mode")(params, when, data, members_list, size)
-                    current = "the quota's limits"
-                    limits = params[self.policy.param_pos[stage.quota.limits]]
-                    if stage.quota.key is not None:
-                        key = self.code.group("quota key")(params, when, data, members_list, size)
+                judged = []  # each quota's mode and limits in this group
+                for quota in stage.quotas:
+                    what = "the quota" if quota.name == "quota" else f"quota {quota.name!r}"
+                    current = f"{what}'s mode"
+                    mode = self.code.group(f"quota mode {quota.name}")(params, when, data, members_list, size)
+                    current = f"{what}'s limits"
+                    limits = params[self.policy.param_pos[quota.limits]]
+                    if quota.key is not None:
+                        key = self.code.group(f"quota key {quota.name}")(params, when, data, members_list, size)
                         limits = limits[key]
+                    judged.append((mode, limits))
             except Exception as exc:
                 failure = fault(self.policy, exc)
                 message = f"{current}: {failure.detail}"
@@ -338,42 +345,58 @@ class _Run:
             m.given = {"group": data, "size": size, "rank": ranks[id(m)], "seat": None, **values}
             if self.explains(m):  # the population part of its trace
                 m.story = {"group": shown_group, "size": size, "rank": ranks[id(m)], "order": order}
-        if stage.quota is not None:
-            self._quota(members, ranks, limits, mode, report)
+        if stage.quotas:
+            self._quotas(members, ranks, judged, report)
         return report, {}
 
-    def _quota(self, members: list[_Member], ranks: dict[int, int], limits: Any, mode: str,
-               report: GroupReport) -> None:
-        quota = self.stage.quota
-        assert quota is not None
-        categories = quota.category.values
+    def _quotas(self, members: list[_Member], ranks: dict[int, int], judged: list[tuple[str, Any]],
+                report: GroupReport) -> None:
+        """Apply the quotas in order: each judges the members by its `of`, starting from the categories
+        the quotas before it over the same `of` left. `population.category` is where the quotas over
+        the first one's `of` leave a member."""
         keyed = {str(m.key): m for m in members}
-        outcome = pop_math.apply_quota(
-            [pop_math.Member(key=k, category=m.category, order=(ranks[id(m)],)) for k, m in keyed.items()],
-            categories, limits, mode, quota.rounding)  # type: ignore[arg-type]
-        size = len(members)
-        report.mode = mode
-        report.limits = [limit.describe(size, quota.rounding) for limit in limits]
-        report.counts_before = outcome.counts_before
-        report.counts_after = outcome.counts_after
-        report.violations = outcome.violations
-        report.infeasible = outcome.infeasible
-        moves: dict[str, list[pop_math.Moved]] = {}
-        for move in outcome.moved:
-            moves.setdefault(move.key, []).append(move)
-            report.moved.append({"member": keyed[move.key].key, "before": move.before, "after": move.after,
-                                 "rank": move.rank, "reason": move.reason})
+        chains: dict[str, dict[str, Any]] = {}  # each `of` text: every member's category so far
+        named = len(self.stage.quotas) > 1
+        for i, (quota, (mode, limits)) in enumerate(zip(self.stage.quotas, judged, strict=True)):
+            start = chains.setdefault(quota.of_text, {k: m.ofs[i] for k, m in keyed.items()})
+            outcome = pop_math.apply_quota(
+                [pop_math.Member(key=k, category=start[k], order=(ranks[id(m)],)) for k, m in keyed.items()],
+                quota.category.values, limits, mode, quota.rounding)  # type: ignore[arg-type]
+            part = self._reported(quota, mode, limits, outcome, keyed, len(members))
+            if i == 0:  # the first quota's report is the group report's own (as with one quota)
+                for field_name in ("mode", "limits", "counts_before", "counts_after", "violations", "infeasible",
+                                   "moved"):
+                    setattr(report, field_name, part[field_name])
+            if named:
+                report.quotas = [*(report.quotas or []), part]
+            moves: dict[str, list[pop_math.Moved]] = {}
+            for move in outcome.moved:
+                moves.setdefault(move.key, []).append(move)
+            for k, m in keyed.items():
+                if self.explains(m):
+                    story: dict[str, Any] = {"of": quota.of_text, "before": start[k], "after": outcome.final[k],
+                                             "mode": mode, "limits": part["limits"]}
+                    if k in moves:
+                        story["moved"] = [f"{mv.before} -> {mv.after}: {mv.reason}" for mv in moves[k]]
+                    if outcome.violations:
+                        story["violations"] = outcome.violations
+                    if i == 0:
+                        m.story["quota"] = story
+                    else:
+                        m.story.setdefault("quotas", {})[quota.name] = story
+            chains[quota.of_text] = dict(outcome.final)
+        first = chains[self.stage.quotas[0].of_text]
         for k, m in keyed.items():
-            m.given["category"] = outcome.final[k]
-            if not self.explains(m):
-                continue
-            story: dict[str, Any] = {"of": quota.of_text, "before": m.category, "after": outcome.final[k],
-                                     "mode": mode, "limits": report.limits}
-            if k in moves:
-                story["moved"] = [f"{mv.before} -> {mv.after}: {mv.reason}" for mv in moves[k]]
-            if outcome.violations:
-                story["violations"] = outcome.violations
-            m.story["quota"] = story
+            m.given["category"] = first[k]
+
+    @staticmethod
+    def _reported(quota: Any, mode: str, limits: Any, outcome: Any, keyed: dict[str, _Member],
+                  size: int) -> dict[str, Any]:
+        return {"quota": quota.name, "mode": mode, "limits": [limit.describe(size, quota.rounding) for limit in limits],
+                "counts_before": outcome.counts_before, "counts_after": outcome.counts_after,
+                "violations": outcome.violations, "infeasible": outcome.infeasible,
+                "moved": [{"member": keyed[move.key].key, "before": move.before, "after": move.after,
+                           "rank": move.rank, "reason": move.reason} for move in outcome.moved]}
 
     # ---- step 2b: the assignment, over the whole run ----
     def assign(self, members: list[_Member]) -> GroupReport:  # noqa: C901

@@ -276,3 +276,77 @@ def test_a_part_missing_a_key_says_how_to_change_only_some() -> None:
     [problem] = report.problems
     assert problem.code == "E010" and "missing required key 'of'" in problem.message
     assert "override: true and give only those" in problem.hint
+
+
+# ---- 4: several named quotas ----
+
+CAP = """parameters:
+  batas_daerah:
+    type: quota of predikat
+    values: {2024-01-01: {sangat_baik: "<= 20%"}}
+  mode_batas: {type: mode_kuota, values: {2024-01-01: enforce}}
+population:
+  quotas:
+    batas_daerah: {of: predikat_awal, limits: batas_daerah, mode: mode_batas, rounding: floor}
+"""
+
+
+def _run_all(engine: Engine, policy: str, count: int = 5) -> tuple[list[Any], GroupReport]:
+    people = []
+    for i in range(count):
+        record: dict[str, Any] = copy.deepcopy(BASE_RECORD)
+        record["nip"] = f"1985071220100100{i:02d}"
+        record["perilaku"] = {"atasan": 100, "rekan": 100}
+        record["skp"]["indikator"][0]["realisasi"] = 1300
+        people.append(record)
+    out = list(engine.evaluate_population(policy, people, {"Dinas Kesehatan": {"predikat_organisasi": "istimewa"}},
+                                          explain=True))
+    [report] = [r for r in out if isinstance(r, GroupReport)]
+    return [r for r in out if not isinstance(r, GroupReport)], report
+
+
+def test_a_national_kurva_reported_and_a_regional_cap_enforced_both_apply(tmp_path: Path) -> None:
+    engine = region(tmp_path, CAP)
+    decisions, report = _run_all(engine, "region")
+    assert report.mode == "report" and report.limits == ["sangat_baik: at most floor(70 % × 5) = 3"]
+    assert isinstance(report.quotas, list) and [q["quota"] for q in report.quotas] == ["quota", "batas_daerah"]
+    cap = report.quotas[1]
+    assert cap["mode"] == "enforce" and cap["counts_before"]["sangat_baik"] == 5
+    assert cap["counts_after"]["sangat_baik"] == 1 and len(cap["moved"]) == 4
+    finals = sorted(d.outputs["evaluasi"]["predikat"] for d in decisions)
+    assert finals == ["baik"] * 4 + ["sangat_baik"]  # population.category: after every quota over predikat_awal
+    assert "batas_daerah" in decisions[0].trace["population"]["quotas"]
+    from kinerja_rules.evaluation.tracing import explain_text
+
+    text = explain_text(decisions[0])
+    assert "quota on predikat_awal (report)" in text and "batas_daerah on predikat_awal (enforce)" in text
+    assert engine.policy("region").metadata()["population"]["quotas"]["batas_daerah"]["mode"] == "mode_batas"
+
+
+def test_an_inherited_named_quota_is_overridden_by_the_fields_that_change(tmp_path: Path) -> None:
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "region.yaml").write_text("policy: region\nextends: nasional\n" + CAP)
+    (parent / "anak.yaml").write_text("policy: anak\nextends: region\npopulation:\n  quotas:\n"
+                                      "    batas_daerah: {override: true, rounding: ceiling}\n")
+    from tests.conftest import POLICIES
+
+    engine = Engine.from_paths([parent], library=POLICIES)
+    _, report = _run_all(engine, "anak")
+    assert isinstance(report.quotas, list)
+    assert report.quotas[1]["limits"] == ["sangat_baik: at most ceiling(20 % × 5) = 1"]
+
+
+def test_a_named_quota_over_another_category_is_refused_at_its_place() -> None:
+    problems = diagnose("policy: region\nextends: nasional\nparameters:\n  lain:\n    type: quota of ekspektasi\n"
+                        "    values: {2024-01-01: {di_atas_ekspektasi: '<= 20%'}}\npopulation:\n  quotas:\n"
+                        "    lain: {of: hasil_kerja, limits: lain, mode: mode_kurva_distribusi}\n")
+    assert len(problems) == 1 and problems[0].startswith("E160 ") and "judge one category" in problems[0]
+
+
+def test_the_inherited_quota_and_a_named_one_can_both_enforce(tmp_path: Path) -> None:
+    text = CAP.replace("population:\n", "population:\n  quota: {override: true, mode: mode_batas}\n")
+    engine = region(tmp_path, text)
+    _, report = _run_all(engine, "region")
+    assert isinstance(report.quotas, list) and [q["mode"] for q in report.quotas] == ["enforce", "enforce"]
+    assert report.quotas[1]["counts_before"] == report.quotas[0]["counts_after"]  # the cap starts where the kurva left

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from kinerja_rules import nodes as n
 from kinerja_rules import types as t
@@ -42,6 +43,7 @@ class Ordering:
 
 @dataclass(frozen=True)
 class Quota:
+    name: str  # `quota`, or its name under `quotas`
     of: n.Expr
     of_text: str
     category: Type  # the enumeration, best first
@@ -89,7 +91,7 @@ class Population:
     data_key: int  # which of `by` keys the group data
     data: Field  # the group data, typed like inputs
     seats: Field | None
-    quota: Quota | None
+    quota: Quota | None  # the first of `quotas`: the one `population.category` comes from
     assignment: Assignment | None
     values: dict[str, GroupValue]
     type: Type  # the type of `population` in a definition (optional: null when a record is decided alone)
@@ -101,6 +103,7 @@ class Population:
     cite: str
     doc: str
     deps: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    quotas: tuple[Quota, ...] = ()  # every quota, in the order applied
 
 
 @dataclass
@@ -135,9 +138,9 @@ def declare(ctx: Context, items: dict[str, dict[str, Item]], named: dict[str, Fi
     out.data = inputs_field(ctx, items["group_data"], named)
     out.group_type = Type(kind=Kind.RECORD, name="group data", fields=out.data.type.fields)
     fields: list[tuple[str, Type]] = [("group", out.group_type), ("size", t.INTEGER), ("rank", t.INTEGER)]
-    quota = parts.get("quota")
-    if quota is not None:
-        found = _limits(ctx, quota, params)
+    firsts = quota_parts(parts)[:1]
+    if firsts:
+        found = _limits(ctx, firsts[0][1], params)
         if found is not None:
             out.limits, out.limits_key, out.category = found
             fields.append(("category", out.category))
@@ -281,31 +284,20 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
         else:
             data_key = texts.index(g.data_key)
 
-    quota = None
-    if "quota" in parts and declared.category is not None and declared.limits is not None:
-        item = parts["quota"]
-        q = item.spec
-        of, _ = check(item, "of", q.of, declared.category, "the quota's 'of'")
-        key_node = None
-        if declared.limits_key is not None:
-            param = params[declared.limits]
-            assert param.key is not None
-            key_node, _ = check(item, "limits", None, param.key, f"the key of {declared.limits!r}", group_env,
-                                group_scope, expr=declared.limits_key)
-        mode, got = check(item, "mode", q.mode, None, "the quota's mode", group_env, group_scope)
-        if mode is not None and not (got.kind == Kind.ENUM and set(got.values) <= {"report", "enforce"}
-                                     and not got.optional):
-            ctx.error("E161", f"the quota's mode is an enumeration of report and enforce, not {got}",
-                      item.source.value_span((*item.path, "mode")),
-                      "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
-            mode = None
-        if q.rounding not in ROUNDINGS:
-            ctx.error("E160", f"rounding {q.rounding!r} is one of {', '.join(ROUNDINGS)}"
-                      f"{did_you_mean(q.rounding, ROUNDINGS)}", item.source.value_span((*item.path, "rounding")))
-        elif of is not None and mode is not None and (key_node is not None or declared.limits_key is None):
-            quota = Quota(of=of, of_text=q.of.strip(), category=declared.category, limits=declared.limits,
-                          key=key_node, key_text=q.limits.strip(), mode=mode,
-                          mode_text=q.mode.strip(), rounding=q.rounding, cite=q.cite, doc=q.doc)
+    quotas: list[Quota] = []
+    for i, (qname, item) in enumerate(quota_parts(parts)):
+        found = _limits(ctx, item, params) if i else None  # the first's, declared already (its errors said there)
+        limits_name, limits_key, category = found or (declared.limits, declared.limits_key, declared.category)
+        if limits_name is None or category is None or declared.category is None:
+            continue
+        if not t.same(category, declared.category):
+            ctx.error("E160", f"quota {qname!r} limits {category}, and the policy's first quota "
+                      f"{declared.category}: the quotas of one policy judge one category", ctx.at(item, "limits"))
+            continue
+        quota = _quota(ctx, qname, item, limits_name, limits_key, category, params, check, group_env, group_scope)
+        if quota is not None:
+            quotas.append(quota)
+    quota = quotas[0] if quotas else None
 
     assignment = None
     if "assignment" in parts and declared.seat_type is not None and not _broken(declared.seat_type):
@@ -349,7 +341,8 @@ def check_population(ctx: Context, items: dict[str, dict[str, Item]], declared: 
     needed = set(before_defs) if used_members else _closure(deps, definitions, tables)
     return Population(
         by=tuple(by), member=member, member_text=g.member.strip(), order=tuple(order), data_key=data_key,
-        data=declared.data, seats=declared.seats, quota=quota, assignment=assignment, values=values,
+        data=declared.data, seats=declared.seats, quota=quota, quotas=tuple(quotas), assignment=assignment,
+        values=values,
         type=declared.type, group_type=declared.group_type, members_type=members_type,
         seat_type=declared.seat_type, before=tuple(name for name in definitions if name in needed),
         members_used=used_members, cite=g.cite, doc=g.doc, deps=frozenset(deps))
@@ -413,6 +406,42 @@ def _reads(node: n.Expr, name: str) -> bool:
         elif isinstance(current, n.Node):
             stack.extend(getattr(current, attr) for attr in current.__struct_fields__)
     return False
+
+
+def quota_parts(parts: dict[str, Item]) -> list[tuple[str, Item]]:
+    """The policy's quotas, in the order applied: `quota`, then each under `quotas` as declared."""
+    first = [("quota", parts["quota"])] if "quota" in parts else []
+    return first + [(name.split(".", 1)[1], item) for name, item in parts.items() if name.startswith("quotas.")]
+
+
+def _quota(ctx: Context, qname: str, item: Item, limits_name: str, limits_key: n.Expr | None, category: Type,
+           params: dict[str, Param], check: Any, group_env: dict[str, Type], group_scope: Scope) -> Quota | None:
+    """One quota checked: its `of`, the key of its limits and its mode (over the group), its rounding."""
+    q = item.spec
+    what = "the quota" if qname == "quota" else f"quota {qname!r}"
+    of, _ = check(item, "of", q.of, category, f"{what}'s 'of'")
+    key_node = None
+    if limits_key is not None:
+        param = params[limits_name]
+        assert param.key is not None
+        key_node, _ = check(item, "limits", None, param.key, f"the key of {limits_name!r}", group_env,
+                            group_scope, expr=limits_key)
+    mode, got = check(item, "mode", q.mode, None, f"{what}'s mode", group_env, group_scope)
+    if mode is not None and not (got.kind == Kind.ENUM and set(got.values) <= {"report", "enforce"}
+                                 and not got.optional):
+        ctx.error("E161", f"{what}'s mode is an enumeration of report and enforce, not {got}",
+                  item.source.value_span((*item.path, "mode")),
+                  "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
+        return None
+    if q.rounding not in ROUNDINGS:
+        ctx.error("E160", f"rounding {q.rounding!r} is one of {', '.join(ROUNDINGS)}"
+                  f"{did_you_mean(q.rounding, ROUNDINGS)}", item.source.value_span((*item.path, "rounding")))
+        return None
+    if of is None or mode is None or (key_node is None and limits_key is not None):
+        return None
+    return Quota(name=qname, of=of, of_text=q.of.strip(), category=category, limits=limits_name, key=key_node,
+                 key_text=q.limits.strip(), mode=mode, mode_text=q.mode.strip(), rounding=q.rounding, cite=q.cite,
+                 doc=q.doc)
 
 
 def quota_parameters(params: dict[str, Param]) -> frozenset[str]:

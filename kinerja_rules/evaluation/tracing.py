@@ -224,12 +224,13 @@ def _population_story(story: dict[str, Any] | None) -> list[str]:
         return ["population: none applied (the record was decided alone)"]
     group = ", ".join(f"{k} {_json(v)}" for k, v in story["group"].items())
     out = [f"population: rank {story['rank']} of {story['size']} in {group}, by {', '.join(story['order'])}"]
-    quota = story.get("quota")
-    if quota is not None:
-        out.append(f"  quota on {quota['of']} ({quota['mode']}): {'; '.join(quota['limits'])}")
+    quotas = [("quota", story["quota"])] if story.get("quota") is not None else []
+    for name, quota in [*quotas, *story.get("quotas", {}).items()]:
+        out.append(f"  {name} on {quota['of']} ({quota['mode']}): {'; '.join(quota['limits'])}")
         out += [f"  moved {line}" for line in quota.get("moved", ())]
         out += [f"  not met: {line}" for line in quota.get("violations", ())]
-        out.append(f"  {quota['of']} {quota['before']}, after the quota {quota['after']}")
+        out.append(f"  {quota['of']} {quota['before']}, after {'the quota' if name == 'quota' else name} "
+                   f"{quota['after']}")
     seat = story.get("assignment")
     if seat is not None:
         against = ", ".join(f"{e['member']} ({_json(e['score'])})" for e in seat.get("against", ()))
