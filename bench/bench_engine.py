@@ -231,10 +231,11 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
                        Decimal(0) if tugas_belajar else Decimal(1),
                        *(CUTI_BESAR[bulan_ke] if jenis == "besar" else FAKTOR_CUTI[jenis]
                          for jenis, _, bulan_ke in cuti)])
+    # PP 94/2021: the 25 % cut is the sedang penalty only; a missing LHKPN withholds the month (tangguhkan)
     faktor = (Decimal("0.8") if r["status"] == "cpns" else 1) * \
-        (Decimal("0.75") if hukuman and hukuman["tingkat"] in ("sedang", "berat") else 1) * (1 if lhkpn else 0) \
-        * faktor_cuti
+        (Decimal("0.75") if hukuman and hukuman["tingkat"] == "sedang" else 1) * faktor_cuti
     diterima = int((kinerja + disiplin) * faktor)
+    ditangguhkan = 0 if lhkpn else diterima
 
     level_k = "tinggi" if predikat == "sangat_baik" else "menengah" if predikat == "baik" else "rendah"
     kotak = None
@@ -252,13 +253,15 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
     if r["jabatan"]["jenis"] == "fungsional" and jenjang is not None:
         ak = round_rational(_q(PERSEN_AK[predikat] * KOEF[jenjang]) / 12, 3, ROUND_HALF_UP)
     return {
-        "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "hasil_kerja": hasil,
+        "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "dasar_penilaian": "capaian_skp",
+                     "hasil_kerja": hasil,
                      "perilaku_kerja": perilaku, "predikat": predikat,
                      "predikat_awal": predikat},
         "tpp": {"pagu": pagu, "komponen_kinerja": int(kinerja.to_integral_value(ROUND_FLOOR)),
                 "komponen_disiplin": int(disiplin.to_integral_value(ROUND_FLOOR)), "potongan": pagu - diterima,
-                "diterima": diterima},
-        "penempatan": {"kotak_talenta": kotak,
+                "diterima": diterima, "ditangguhkan": ditangguhkan, "pembayaran_penangguhan": 0,
+                "dibayar": diterima - ditangguhkan},
+        "penempatan": {"kotak_talenta": kotak, "potensi_kedaluwarsa": False,
                        "kelompok_suksesi": "nasional" if kotak == 9 else "instansi" if kotak in (7, 8) else None,
                        "layak_promosi": layak, "rekomendasi": ACTIONS[kotak] if kotak else []},
         "tindak_lanjut": {"penghargaan": ["sertifikat_penghargaan"] if predikat == "sangat_baik" else [],

@@ -72,6 +72,13 @@ def example(schema: dict[str, Any]) -> Any:
     if kind.get("type") in ("number", "integer"):
         low = kind.get("minimum", kind.get("exclusiveMinimum", 0))
         return low + 1 if "exclusiveMinimum" in kind or low < 1 <= kind.get("maximum", 1) else low
+    if "pattern" in kind:  # a text its pattern takes: a NIP, a month
+        import re
+
+        return next(c for c in ("198507122010011003", "2025-03", "2025-03-03T08:00:00+07:00")
+                    if re.fullmatch(kind["pattern"].lstrip("^").rstrip("$"), c))
+    if kind.get("format") == "date":
+        return "2025-03-03"
     return "2025-03-03T08:00:00+07:00"  # a text any plain text field takes (plugins read some as timestamps)
 
 

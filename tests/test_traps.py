@@ -350,3 +350,9 @@ def test_the_inherited_quota_and_a_named_one_can_both_enforce(tmp_path: Path) ->
     _, report = _run_all(engine, "region")
     assert isinstance(report.quotas, list) and [q["mode"] for q in report.quotas] == ["enforce", "enforce"]
     assert report.quotas[1]["counts_before"] == report.quotas[0]["counts_after"]  # the cap starts where the kurva left
+
+
+def test_two_reads_of_one_value_are_the_same_value() -> None:
+    assert diagnose("policy: region\nextends: nasional\noutputs:\n"
+                    "  region.nol: {type: money, expr: pagu - pagu, min: 0, max: 0}\n"
+                    "  region.bobot_nol: {type: percent, expr: bobot_kinerja - bobot_kinerja, min: 0, max: 0}\n") == []

@@ -18,8 +18,8 @@ from kinerja_rules.server import Limits, create_app
 from tests.conftest import BASE_RECORD, bundled
 from tests.test_cli import kinerja
 
-SANCTIONED = {**BASE_RECORD, "hukuman_disiplin": {"tingkat": "berat"}}
-MISSPELT = {**BASE_RECORD, "hukuman_displin": {"tingkat": "berat"}}  # one letter off
+SANCTIONED = {**BASE_RECORD, "hukuman_disiplin": {"tingkat": "sedang"}}  # PP 94/2021: the 25 % cut
+MISSPELT = {**BASE_RECORD, "hukuman_displin": {"tingkat": "sedang"}}  # one letter off
 
 
 def _with(**extra: Any) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""The national baseline follows today's law: the rater's ratings beside the legacy numeric path,
+PP 94/2021's discipline cut as written, TPP withheld and paid later."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import BASE_RECORD, bundled
+from tests.test_authoring import region
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    record: dict[str, Any] = copy.deepcopy(BASE_RECORD)
+    record.update(changes)
+    return record
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 1300), st.integers(0, 100), st.lists(st.integers(0, 100), max_size=3))
+def test_the_ratings_path_agrees_with_the_numbers_when_the_ratings_are_what_the_numbers_give(
+        realisasi: int, atasan: int, rekan: list[int]) -> None:
+    engine = bundled()
+    record = _record(perilaku={"atasan": atasan, "rekan_kerja": rekan})
+    record["skp"]["indikator"][0]["realisasi"] = realisasi
+    numeric = engine.decide("nasional", record).outputs["evaluasi"]
+    rated = engine.decide("nasional", {**record, "penilaian": {
+        "rating_hasil_kerja": numeric["hasil_kerja"], "rating_perilaku": numeric["perilaku_kerja"]}}).outputs
+    assert numeric["dasar_penilaian"] == "capaian_skp" and rated["evaluasi"]["dasar_penilaian"] == "rating_penilai"
+    assert rated["evaluasi"]["predikat"] == numeric["predikat"]
+
+
+def test_a_region_on_the_legacy_path_decides_by_the_numbers_even_with_ratings(tmp_path: Path) -> None:
+    engine = region(tmp_path, "parameters:\n  metode_penilaian: {override: true, type: metode_penilaian, "
+                              "values: {2024-01-01: capaian}}\n")
+    record = _record(penilaian={"rating_hasil_kerja": "di_atas_ekspektasi", "rating_perilaku": "di_atas_ekspektasi"})
+    outputs = engine.decide("region", record).outputs["evaluasi"]
+    assert outputs["dasar_penilaian"] == "capaian_skp" and outputs["predikat"] == "baik"
+    assert bundled().decide("nasional", record).outputs["evaluasi"]["predikat"] == "sangat_baik"
+
+
+def test_a_region_that_forfeits_tpp_for_a_missing_asset_report_pays_nothing_and_withholds_nothing(
+        tmp_path: Path) -> None:
+    engine = region(tmp_path, "parameters:\n  akibat_lhkpn_tidak_dilaporkan: {override: true, type: akibat_kewajiban, "
+                              "values: {2024-01-01: hapus}}\n")
+    tpp = engine.decide("region", _record(lhkpn_dilaporkan=False, penangguhan_terutang=[
+        {"periode": "2025-01", "jumlah": 4_500_000}])).outputs["tpp"]
+    assert (tpp["diterima"], tpp["ditangguhkan"], tpp["pembayaran_penangguhan"], tpp["dibayar"]) == (0, 0, 4_500_000,
+                                                                                                     4_500_000)
+    nasional = bundled().decide("nasional", _record(lhkpn_dilaporkan=False)).outputs["tpp"]
+    assert (nasional["diterima"], nasional["ditangguhkan"], nasional["dibayar"]) == (4_500_000, 4_500_000, 0)
+
+
+def test_a_region_adds_a_duty_tpp_waits_for(tmp_path: Path) -> None:
+    engine = region(tmp_path, "inputs:\n  skp_tahunan_selesai: {type: boolean, default: true}\ndefinitions:\n"
+                              "  kewajiban_terpenuhi:\n    override: true\n    type: boolean\n"
+                              "    expr: parent(kewajiban_terpenuhi) and skp_tahunan_selesai\n")
+    tpp = engine.decide("region", _record(skp_tahunan_selesai=False)).outputs["tpp"]
+    assert (tpp["diterima"], tpp["ditangguhkan"], tpp["dibayar"]) == (4_500_000, 4_500_000, 0)
