@@ -28,6 +28,7 @@ from kinerja_rules.store import DecisionRecord, Store
 
 RATING = "evaluasi.predikat"
 PAY = "tpp.diterima"
+PAID = "tpp.dibayar"  # what payroll pays: diterima less what is withheld, plus arrears (when the policy has it)
 LARGEST = 20
 """How many of the largest TPP changes a report lists."""
 HISTOGRAM_BINS = 20
@@ -97,6 +98,7 @@ class Impact:
     errors: dict[str, int] = field(default_factory=lambda: {"base": 0, "proposed": 0})
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     overall: _Totals = field(default_factory=_Totals)
+    paid: _Totals = field(default_factory=_Totals)  # tpp.dibayar, before and after
     by_unit: dict[str, _Totals] = field(default_factory=lambda: defaultdict(_Totals))
     by_kelas: dict[str, _Totals] = field(default_factory=lambda: defaultdict(_Totals))
     moves: Counter[str] = field(default_factory=Counter)
@@ -125,6 +127,9 @@ class Impact:
         if rating_before is not None or rating_after is not None:
             self.transitions[(str(rating_before), str(rating_after))] += 1
             row["predikat_before"], row["predikat_after"] = rating_before, rating_after
+        paid_before, paid_after = _rupiah(_get(before.outputs, PAID)), _rupiah(_get(after.outputs, PAID))
+        if paid_before is not None and paid_after is not None:
+            self.paid.add(paid_before, paid_after)
         pay_before, pay_after = _rupiah(_get(before.outputs, PAY)), _rupiah(_get(after.outputs, PAY))
         if pay_before is not None and pay_after is not None:
             self.overall.add(pay_before, pay_after)
@@ -163,6 +168,9 @@ class Impact:
             "people": self.people,
         }
         del out["tpp"]["scope"]
+        if self.paid.people:
+            out["tpp_dibayar"] = {"output": PAID, **{k: v for k, v in self.paid.out("scope", "").items()
+                                                     if k != "scope"}}
         return out
 
 
@@ -241,7 +249,8 @@ def render(report: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], fmt: st
 
 # ---- back pay ----
 
-RAPEL_COLUMNS = ("nip", "periode", "unit_kerja", "kelas", "decision_id", "paid", "due", "difference", "note")
+RAPEL_COLUMNS = ("nip", "periode", "unit_kerja", "kelas", "decision_id", "paid", "due", "difference",
+                 "paid_dibayar", "due_dibayar", "difference_dibayar", "note")
 
 
 def rapel_report(entries: Iterator[dict[str, Any]], policy_id: str, proposed: Any,
@@ -257,7 +266,13 @@ def rapel_report(entries: Iterator[dict[str, Any]], policy_id: str, proposed: An
         total.add(entry["paid"], entry["due"])
     out = total.out("scope", "overall")
     del out["scope"]
+    paid = _Totals()
+    for entry in people:
+        if entry.get("difference_dibayar") is not None:
+            paid.add(entry["paid_dibayar"], entry["due_dibayar"])
+    dibayar = {k: v for k, v in paid.out("scope", "").items() if k != "scope"} if paid.people else None
     return {"policy": policy_id, "proposed": proposed, "from": months[0], "to": months[1], **out,
+            **({"dibayar": dibayar} if dibayar is not None else {}),
             "owed": sum(e["difference"] for e in people if (e["difference"] or 0) > 0),
             "overpaid": -sum(e["difference"] for e in people if (e["difference"] or 0) < 0),
             "skipped": sum(1 for e in people if e["difference"] is None),
@@ -362,7 +377,8 @@ def rapel_entries(store: Store, proposed: Engine, policy_id: str, months: tuple[
         entry = entries[record.id] = {
             "nip": record.nip, "periode": record.periode, "unit_kerja": _unit(record.input),
             "kelas": _kelas(record.input), "decision_id": record.id, "paid": _rupiah(_get(record.outputs, PAY)),
-            "due": None, "difference": None, "note": ""}
+            "due": None, "difference": None, "paid_dibayar": _rupiah(_get(record.outputs, PAID)),
+            "due_dibayar": None, "difference_dibayar": None, "note": ""}
         if record.redacted:
             entry["note"] = f"redacted in the store ({', '.join(record.redacted)}): decide again by hand"
         elif record.run_id is not None and proposed.policy(policy_id).population is not None:
@@ -394,6 +410,10 @@ def _settle_entry(entry: dict[str, Any], result: Decision | ErrorResult) -> None
         return
     due = _rupiah(_get(result.outputs, PAY))
     entry["due"] = due
+    due_paid = _rupiah(_get(result.outputs, PAID))
+    entry["due_dibayar"] = due_paid
+    if due_paid is not None and entry["paid_dibayar"] is not None:
+        entry["difference_dibayar"] = due_paid - entry["paid_dibayar"]
     if due is not None and entry["paid"] is not None:
         entry["difference"] = due - entry["paid"]
     else:

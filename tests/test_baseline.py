@@ -61,3 +61,21 @@ def test_a_region_adds_a_duty_tpp_waits_for(tmp_path: Path) -> None:
                               "    expr: parent(kewajiban_terpenuhi) and skp_tahunan_selesai\n")
     tpp = engine.decide("region", _record(skp_tahunan_selesai=False)).outputs["tpp"]
     assert (tpp["diterima"], tpp["ditangguhkan"], tpp["dibayar"]) == (4_500_000, 4_500_000, 0)
+
+
+def test_impact_and_rapel_report_what_is_paid_beside_the_entitlement(tmp_path: Path) -> None:
+    from kinerja_rules.impact import impact
+
+    base = bundled()
+    records = [_record(nip=f"1985071220100110{i:02d}", lhkpn_dilaporkan=i != 0) for i in range(3)]
+    # the proposal as nasional's next version (forfeit, not withhold), decided beside the one in service
+    text = (Path(__file__).parent.parent / "policies" / "nasional.yaml").read_text().replace(
+        "values: {2024-01-01: tangguhkan}", "values: {2024-01-01: hapus}")
+    (tmp_path / "usul").mkdir()
+    (tmp_path / "usul" / "nasional.yaml").write_text(text)
+    from kinerja_rules import Engine
+
+    usul = Engine.from_paths([tmp_path / "usul"])
+    report = impact(base, usul, "nasional", list(enumerate(records, start=1)), None, None, None, False).report()
+    assert (report["tpp"]["before"], report["tpp"]["after"]) == (3 * 4_500_000, 2 * 4_500_000)  # diterima
+    assert (report["tpp_dibayar"]["before"], report["tpp_dibayar"]["after"]) == (2 * 4_500_000, 2 * 4_500_000)

@@ -202,6 +202,8 @@ def test_rapel_owes_the_difference_per_person_and_month(work: Path) -> None:
         key = (person["nip"], person["periode"])
         assert person["paid"] == paid[key] and person["due"] == due[key].get("tpp.diterima")
         assert person["difference"] == person["due"] - person["paid"]
+        assert person["due_dibayar"] == due[key].get("tpp.dibayar")  # what payroll pays, beside the entitlement
+        assert person["difference_dibayar"] == person["due_dibayar"] - person["paid_dibayar"]
     assert report["difference"] == sum(p["difference"] for p in report["people"]) < 0
     assert report["overpaid"] == -report["difference"] and report["owed"] == 0
     assert sum(u["difference"] for u in report["by_unit"]) == report["difference"]
@@ -209,6 +211,7 @@ def test_rapel_owes_the_difference_per_person_and_month(work: Path) -> None:
                         "2025-02", "--data", "data", "--format", "csv"], work)
     rows = list(csv.DictReader(io.StringIO(spreadsheet.stdout)))
     assert len(rows) == 20 and sum(int(r["difference"]) for r in rows) == report["difference"]
+    assert report["dibayar"]["difference"] == sum(int(r["difference_dibayar"]) for r in rows)
 
 
 def test_an_appeal_counts_over_what_it_appealed_in_rapel(work: Path) -> None:
