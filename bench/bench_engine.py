@@ -254,7 +254,7 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
         ak = round_rational(_q(PERSEN_AK[predikat] * KOEF[jenjang]) / 12, 3, ROUND_HALF_UP)
     return {
         "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "dasar_penilaian": "capaian_skp",
-                     "hasil_kerja": hasil,
+                     "periode_penilaian": r["periode"], "hasil_kerja": hasil,
                      "perilaku_kerja": perilaku, "predikat": predikat,
                      "predikat_awal": predikat},
         "tpp": {"pagu": pagu, "komponen_kinerja": int(kinerja.to_integral_value(ROUND_FLOOR)),

@@ -116,6 +116,19 @@ def _spec(name: str, params: str, returns: str, impl: Callable[..., Any], descri
                         impl=impl, description=description, variadic=variadic)
 
 
+def year(day: dt.date) -> int:
+    return day.year
+
+
+def month(day: dt.date) -> int:
+    return day.month
+
+
+def text_of(value: int) -> str:
+    """An integer as its decimal digits (`text_of(2025)` is "2025")."""
+    return str(value)
+
+
 def percentile(values: list[Any], share: Any) -> Any:
     """The nearest-rank percentile: the smallest value with at least `share` of the values at or
     below it (the least value at 0 %). Always one of the values, so nothing is rounded."""
@@ -150,6 +163,9 @@ BUILTINS: tuple[FunctionSpec, ...] = (
     _spec("end_of_month", "day: date", "date", end_of_month, "The last day of the date's month."),
     _spec("date", "text: text", "date", parse_date, "A date from `YYYY-MM-DD` text."),
     _spec("period_start", "period: text", "date", period_start, "The first day of a `YYYY-MM` period."),
+    _spec("year", "day: date", "integer", year, "The year of a date."),
+    _spec("month", "day: date", "integer", month, "The month of a date (1 to 12)."),
+    _spec("text_of", "value: integer", "text", text_of, "An integer written as text (`text_of(2025)` is \"2025\")."),
     _spec("percentile", "values: list of decimal, share: percent", "decimal", percentile,
           "The nearest-rank percentile of a list (`percentile([m.capaian_skp for m in members], 80%)`): "
           "the smallest value with at least that share of the values at or below it."),

@@ -75,7 +75,7 @@ def example(schema: dict[str, Any]) -> Any:
     if "pattern" in kind:  # a text its pattern takes: a NIP, a month
         import re
 
-        return next(c for c in ("198507122010011003", "2025-03", "2025-03-03T08:00:00+07:00")
+        return next(c for c in ("198507122010011003", "2025-03", "2025-TW1", "2025-03-03T08:00:00+07:00")
                     if re.fullmatch(kind["pattern"].lstrip("^").rstrip("$"), c))
     if kind.get("format") == "date":
         return "2025-03-03"
