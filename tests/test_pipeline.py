@@ -88,7 +88,8 @@ def test_kinerja_check_timings_prints_each_stage(lang: str, words: tuple[str, st
     assert lines[0].split() == list(words[:2])
     rows = {line.split()[0]: float(line.split()[1]) for line in lines[1:]}
     assert list(rows) == [*STAGES, words[2]]
-    assert rows[words[2]] == pytest.approx(sum(rows[s] for s in STAGES), abs=0.002)
+    # each of the 5 stages and the total is printed rounded to 1 ms: they may differ by 6 half-milliseconds
+    assert rows[words[2]] == pytest.approx(sum(rows[s] for s in STAGES), abs=0.0031)
     assert all(rows[s] > 0 for s in STAGES)
 
 
