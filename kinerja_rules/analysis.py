@@ -29,10 +29,12 @@ class Facts:
 
     def __init__(self, notes: Annotations, definitions: Mapping[str, n.Expr],
                  params: Mapping[str, tuple[Any, ...]], tables: Mapping[str, tuple[n.Expr, ...]],
-                 input_field: Callable[[str], Field | None]) -> None:
+                 input_field: Callable[[str], Field | None],
+                 keyed: Mapping[tuple[str, str], tuple[Any, ...]] | None = None) -> None:
         self.notes = notes
         self.definitions = definitions
         self.params = params  # every value a parameter ever takes (all dates, all keys)
+        self.keyed = keyed or {}  # the values of one key of a keyed parameter, when it is read by a constant key
         self.tables = tables  # every value a table can give (its rows' and default's expressions)
         self.input_field = input_field
         self._whole: dict[str, str | None] = {}
@@ -106,7 +108,10 @@ class Facts:
             return UNBOUNDED
         res = self.notes.names.get(id(node.obj if isinstance(node, n.Index) else node))
         if res is not None and res[0] == "param":
-            values = [Fraction(v) for v in self.params.get(res[1], ()) if v is not None]
+            key = self.notes.names.get(id(node.index)) if isinstance(node, n.Index) else None
+            chosen = self.keyed.get((res[1], str(key[1]))) if key is not None and key[0] == "enum" else None
+            values = [Fraction(v) for v in (chosen if chosen is not None else self.params.get(res[1], ()))
+                      if v is not None]
             if not values:
                 return UNBOUNDED
             if isinstance(node, n.Index) and kind is not None and kind.kind == Kind.MONEY and min(values) > 0:

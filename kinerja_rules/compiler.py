@@ -379,6 +379,13 @@ class _Gen:
                 return _const(tuple(i.value for i in items))  # type: ignore[attr-defined]
         return self.expr(node)
 
+    def e_recordexpr(self, node: n.RecordExpr) -> ast.expr:
+        declared = self.notes.types.get(id(node))
+        given = dict(node.fields)
+        names = [name for name, _ in declared.fields] if declared is not None and declared.fields else list(given)
+        return ast.Dict(keys=[_const(name) for name in names],  # every declared field, in its order; absent: null
+                        values=[self.expr(given[name]) if name in given else _const(None) for name in names])
+
     def e_unary(self, node: n.Unary) -> ast.expr:
         op: ast.unaryop = ast.Not() if node.op == "not" else ast.USub()
         return ast.UnaryOp(op=op, operand=self.expr(node.operand))

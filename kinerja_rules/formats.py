@@ -585,12 +585,14 @@ def _arrow_type(type_: Type) -> Any:
         return pa.bool_()
     if kind == Kind.LIST and type_.item is not None:
         return pa.list_(_arrow_type(type_.item))
+    if kind == Kind.RECORD and type_.fields:
+        return pa.struct([(name, _arrow_type(sub)) for name, sub in type_.fields])
     return pa.string()
 
 
 class Parquet(_Rows):
     """Columns typed by the policy's outputs: whole numbers and money as 64-bit integers, decimals as
-    decimal128(38, 10), lists as lists."""
+    decimal128(38, 10), lists as lists, records as structs."""
 
     def __init__(self, path: str, policy: CompiledPolicy, columns: list[str]) -> None:
         super().__init__(columns)

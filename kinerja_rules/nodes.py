@@ -57,6 +57,12 @@ class ListExpr(Node, frozen=True, kw_only=True, tag=True):
     items: tuple[Expr, ...]
 
 
+class RecordExpr(Node, frozen=True, kw_only=True, tag=True):
+    """`{jenis: beban_kerja, pagu: x}`: a record, each field given by name."""
+
+    fields: tuple[tuple[str, Expr], ...]
+
+
 class Unary(Node, frozen=True, kw_only=True, tag=True):
     op: str  # '-' | 'not'
     operand: Expr
@@ -85,7 +91,7 @@ class When(Node, frozen=True, kw_only=True, tag=True):
     orelse: Expr | None
 
 
-Expr = Literal | Name | Attr | Index | Call | Aggregate | ListExpr | Unary | Binary | Between | If | When
+Expr = Literal | Name | Attr | Index | Call | Aggregate | ListExpr | RecordExpr | Unary | Binary | Between | If | When
 
 
 # ---- decision table cells ---------------------------------------------------
@@ -128,6 +134,8 @@ def children(node: Expr) -> list[Expr]:  # noqa: C901
         return [node.source, node.elem] + ([node.where] if node.where is not None else [])
     if isinstance(node, ListExpr):
         return list(node.items)
+    if isinstance(node, RecordExpr):
+        return [value for _, value in node.fields]
     if isinstance(node, Unary):
         return [node.operand]
     if isinstance(node, Binary):

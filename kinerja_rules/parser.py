@@ -118,6 +118,15 @@ class _Build(Transformer[Token, Any]):
     def list_expr(self, meta: Any, items: list[Any]) -> n.ListExpr:
         return n.ListExpr(pos=_pos(meta), items=items[0] or ())
 
+    def record_expr(self, meta: Any, items: list[Any]) -> n.RecordExpr:
+        return n.RecordExpr(pos=_pos(meta), fields=tuple(items[0] or ()))
+
+    def fields(self, meta: Any, items: list[Any]) -> tuple[tuple[str, n.Expr], ...]:
+        return tuple(items)
+
+    def field(self, meta: Any, items: list[Any]) -> tuple[str, n.Expr]:
+        return str(items[0]), items[1]
+
     def negate(self, meta: Any, items: list[Any]) -> n.Expr:
         operand = items[0]
         if isinstance(operand, n.Literal) and operand.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.PERCENT):

@@ -426,7 +426,10 @@ class Checker:
         if node.func not in AGGREGATES:
             raise TypeProblem(f"{node.func!r} is not an aggregate; use one of "
                               f"{', '.join(sorted(AGGREGATES - {'list'}))}", node.pos, "E110")
-        source = self.check(node.source, None, env)
+        passes = node.func == "list" and isinstance(node.elem, n.Name) and node.elem.name == node.var
+        # [c for c in [...] where …] keeps items as they are: the list it gives is the type expected of its source
+        source = self.check(node.source, expected if passes and expected is not None and expected.kind == Kind.LIST
+                            else None, env)
         if source.kind != Kind.LIST or source.optional or source.item is None:
             raise TypeProblem(f"`for {node.var} in …` needs a list, not {source}", node.source.pos, "E109",
                               "an optional list needs a fallback: `(xs ?? [])`" if source.optional else "")
@@ -448,6 +451,27 @@ class Checker:
                 raise TypeProblem(f"list items must share a type: {item} and {got}", it.pos, "E114")
             item = merged
         return t.list_of(item or t.ANY)
+
+    def _recordexpr(self, node: n.RecordExpr, expected: Type | None, env: dict[str, Type]) -> Type:
+        """A record literal: against an expected record type, each field its declared type (a missing
+        field only when optional); otherwise the record of the fields' own types."""
+        names = [name for name, _ in node.fields]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            raise TypeProblem(f"field {twice!r} is given twice", node.pos, "E107")
+        if expected is None or expected.kind != Kind.RECORD or not expected.fields:
+            return Type(kind=Kind.RECORD, name="record",
+                        fields=tuple((name, self.check(value, None, env)) for name, value in node.fields))
+        declared = dict(expected.fields)
+        for name, value in node.fields:
+            if name not in declared:
+                raise TypeProblem(f"{expected.name or 'the record'} has no field {name!r}"
+                                  f"{did_you_mean(name, declared)}", value.pos, "E107")
+            self.expect(value, declared[name], env, f"field {name!r}")
+        missing = [name for name, kind in expected.fields if name not in names and not kind.optional]
+        if missing:
+            raise TypeProblem(f"the record needs {', '.join(missing)}", node.pos, "E107")
+        return expected.required()
 
     def _unary(self, node: n.Unary, expected: Type | None, env: dict[str, Type]) -> Type:
         if node.op == "not":

@@ -101,7 +101,7 @@ def test_the_baseline_proves_its_money_outputs_stay_in_range() -> None:
 
 def test_an_override_that_can_turn_a_deduction_negative_gets_a_warning(tmp_path: Path) -> None:
     problems = diagnose("policy: region\nextends: nasional\n" + BONUS)
-    line = (POLICIES / "nasional.yaml").read_text().splitlines().index("    expr: pagu - tpp_diterima") + 1
+    line = (POLICIES / "nasional.yaml").read_text().splitlines().index("    expr: pagu_total - tpp_diterima") + 1
     # on the region's own line that the inherited output reads (its override), naming the output's place
     assert problems == [f"W135 4:3 output 'tpp.potongan' of policy 'region' can reach -250000, below its 'min' 0; "
                         f"it is inherited (at {POLICIES / 'nasional.yaml'}:{line}:11) and reads this definition, "

@@ -79,3 +79,58 @@ def test_impact_and_rapel_report_what_is_paid_beside_the_entitlement(tmp_path: P
     report = impact(base, usul, "nasional", list(enumerate(records, start=1)), None, None, None, False).report()
     assert (report["tpp"]["before"], report["tpp"]["after"]) == (3 * 4_500_000, 2 * 4_500_000)  # diterima
     assert (report["tpp_dibayar"]["before"], report["tpp_dibayar"]["after"]) == (2 * 4_500_000, 2 * 4_500_000)
+
+
+KONDISI = """parameters:
+  bagian_komponen_tpp:
+    extend: true
+    values: {2025-01-01: {kondisi_kerja: 15%}}
+  penerima_kondisi_kerja:
+    override: true
+    type: list of text
+    values: {2024-01-01: [], 2025-01-01: [perawat_icu, operator_alat_berat]}
+"""
+
+
+def test_a_region_pays_kondisi_kerja_to_two_posts_beside_the_basic_tpp(tmp_path: Path) -> None:
+    engine = region(tmp_path, KONDISI)
+    for post, paid in (("perawat_icu", True), ("operator_alat_berat", True), ("staf_umum", False), (None, False)):
+        record = _record()
+        record["jabatan"] = {**record["jabatan"], **({"nama": post} if post else {})}
+        tpp = engine.decide("region", record).outputs["tpp"]
+        jenis = [k["jenis"] for k in tpp["komponen"]]
+        if paid:
+            assert jenis == ["beban_kerja", "prestasi_kerja", "kondisi_kerja"]
+            assert tpp["komponen"][2] == {"jenis": "kondisi_kerja", "pagu": 675_000, "diterima": 675_000}
+            assert tpp["diterima"] == 4_500_000 + 675_000 and tpp["pagu"] == 5_175_000 and tpp["potongan"] == 0
+        else:
+            assert jenis == ["beban_kerja", "prestasi_kerja"] and tpp["diterima"] == 4_500_000
+        assert sum(k["diterima"] for k in tpp["komponen"]) == tpp["diterima"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 17), st.lists(st.integers(1, 200), max_size=4), st.sampled_from(["pns", "cpns"]),
+       st.integers(0, 1200))
+def test_the_components_always_add_up_to_what_is_received(kelas: int, late: list[int], status: str,
+                                                         realisasi: int) -> None:
+    record = _record(status=status)
+    record["jabatan"] = {"jenis": "pelaksana", "kelas": kelas, "nama": "perawat_icu"}
+    record["presensi"] = {"hari_kerja": 21, "terlambat_menit": late}
+    record["skp"]["indikator"][0]["realisasi"] = realisasi
+    tpp = bundled().decide("nasional", record).outputs["tpp"]
+    assert sum(k["diterima"] for k in tpp["komponen"]) == tpp["diterima"]
+    assert all(k["diterima"] >= 0 for k in tpp["komponen"])
+
+
+def test_a_record_written_in_an_expression_is_checked_against_its_type() -> None:
+    from tests.test_authoring import diagnose
+
+    head = ("policy: region\nextends: nasional\noutputs:\n  region.k:\n"
+            "    type: 'record {jenis: jenis_komponen_tpp, pagu: money}'\n    expr: '")
+    assert diagnose(head + "{jenis: kondisi_kerja, pagu: 5}'\n") == []
+    for body, said in (("{jenis: kondisi_kerja, pagu: 5, lain: 1}", "has no field 'lain'"),
+                       ("{jenis: kondisi_kerja}", "needs pagu"),
+                       ("{jenis: kondisi_kerja, jenis: beban_kerja, pagu: 1}", "given twice"),
+                       ("{jenis: kondisi_kerjaa, pagu: 5}", "did you mean 'kondisi_kerja'")):
+        problems = diagnose(head + body + "'\n")
+        assert len(problems) == 1 and said in problems[0], (body, problems)

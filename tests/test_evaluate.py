@@ -160,7 +160,9 @@ parameters:
     # 2,500,001 x 0.6 = 1,500,000.6 and x 0.4 = 1,000,000.4; the sum x 0.8 = 2,000,000.8
     assert out == {"pagu": 2_500_001, "komponen_kinerja": 1_500_000, "komponen_disiplin": 1_000_000,
                    "potongan": 500_001, "diterima": 2_000_000, "ditangguhkan": 0, "pembayaran_penangguhan": 0,
-                   "dibayar": 2_000_000}
+                   "dibayar": 2_000_000,
+                   "komponen": [{"jenis": "beban_kerja", "pagu": 1_250_001, "diterima": 1_000_000},  # the remainder
+                                {"jenis": "prestasi_kerja", "pagu": 1_250_000, "diterima": 1_000_000}]}
 
 
 def test_policy_before_its_effective_date(engine: Engine, record: dict[str, Any]) -> None:

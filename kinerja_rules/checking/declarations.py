@@ -212,6 +212,14 @@ def quota_value(raw: Any, kind: Type) -> tuple[Limit, ...]:
     return tuple(out)
 
 
+def _field_of(kind: Type) -> Field:
+    """A Field that validates a value of `kind` (a parameter's value), lists and records included."""
+    return Field(type=kind, spec=FieldSpec(type=str(kind)),
+                 items=_field_of(kind.item) if kind.kind == Kind.LIST and kind.item is not None else None,
+                 fields=tuple((name, _field_of(sub)) for name, sub in kind.fields) if kind.kind == Kind.RECORD
+                 else ())
+
+
 def scalar_value(raw: Any, kind: Type) -> Any:  # noqa: C901
     if is_quota(kind):
         return quota_value(raw, kind)
@@ -237,7 +245,7 @@ def scalar_value(raw: Any, kind: Type) -> Any:  # noqa: C901
         if raw not in kind.values:
             raise ValueError(f"{raw!r} is not a value of {kind.name}{did_you_mean(str(raw), kind.values)}")
         return raw
-    field = Field(type=kind.required(), spec=FieldSpec(type=str(kind)))
+    field = _field_of(kind.required())
     problems: list[Any] = []
     value = build_validator(field)(raw, "", problems)
     if problems:

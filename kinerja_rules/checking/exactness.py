@@ -36,8 +36,8 @@ def check_exactness(ctx: Context, items: dict[str, dict[str, Item]], root: Field
                     for name, table in tables.items()}
     exprs = {name: d.expr for name, d in definitions.items()}
     facts = Facts(notes, exprs, {name: values(p) for name, p in params.items()}, table_values, input_field)
-    period_facts = [(date, Facts(notes, exprs, values_then, table_values, input_field))
-                    for date, values_then in _periods(params)]
+    period_facts = [(date, Facts(notes, exprs, values_then, table_values, input_field, keyed_then))
+                    for date, values_then, keyed_then in _periods(params)]
     for table_name, index in sorted(notes.rational_args):
         table = tables.get(table_name)
         if table is None:
@@ -63,20 +63,26 @@ def check_exactness(ctx: Context, items: dict[str, dict[str, Item]], root: Field
         _check_range(ctx, name, output, item, items, params, definitions, period_facts)
 
 
-def _periods(params: dict[str, Param]) -> list[tuple[dt.date, dict[str, tuple[Any, ...]]]]:
-    """Each effective period (from each date any parameter changes) with the values then in force:
-    a range is judged within one period, never mixing a value of one date with another's."""
+def _periods(params: dict[str, Param]) -> list[tuple[dt.date, dict[str, tuple[Any, ...]],
+                                                       dict[tuple[str, str], tuple[Any, ...]]]]:
+    """Each effective period (from each date any parameter changes) with the values then in force,
+    and each key's value of a keyed parameter: a range is judged within one period, never mixing a
+    value of one date with another's."""
     def flat(value: Any) -> tuple[Any, ...]:
         return tuple(value.values()) if isinstance(value, dict) else (value,)
 
     dates = sorted({d for p in params.values() for d, _ in p.dated}) or [dt.date.min]
     out = []
     for date in dates:
-        values = {}
+        values: dict[str, tuple[Any, ...]] = {}
+        keyed: dict[tuple[str, str], tuple[Any, ...]] = {}
         for name, p in params.items():
             current = [v for d, v in p.dated if d <= date][-1:] or [v for _, v in p.dated[:1]]
             values[name] = tuple(x for v in current for x in flat(v))
-        out.append((date, values))
+            for v in current:
+                if isinstance(v, dict):
+                    keyed.update({(name, str(k)): (x,) for k, x in v.items()})
+        out.append((date, values, keyed))
     return out
 
 
