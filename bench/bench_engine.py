@@ -253,7 +253,7 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
     if r["jabatan"]["jenis"] == "fungsional" and jenjang is not None:
         ak = round_rational(_q(PERSEN_AK[predikat] * KOEF[jenjang]) / 12, 3, ROUND_HALF_UP)
     return {
-        "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "dasar_penilaian": "capaian_skp",
+        "evaluasi": {"capaian_skp": capaian, "skor_perilaku": skor, "segmen_skp": [], "dasar_penilaian": "capaian_skp",
                      "periode_penilaian": r["periode"], "hasil_kerja": hasil,
                      "perilaku_kerja": perilaku, "predikat": predikat,
                      "predikat_awal": predikat},

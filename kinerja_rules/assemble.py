@@ -31,8 +31,8 @@ from kinerja_rules.errors import Diagnostic
 from kinerja_rules.loader import SourceFile
 
 INHERITED = ("references", "types", "inputs", "parameters", "definitions", "tables", "outputs", "rules",
-             "group_data", "seats", "group_definitions", "population", "fixtures")
-OVERRIDABLE = ("types", "inputs", "parameters", "definitions", "tables", "outputs", "rules",
+             "checks", "group_data", "seats", "group_definitions", "population", "fixtures")
+OVERRIDABLE = ("types", "inputs", "parameters", "definitions", "tables", "outputs", "rules", "checks",
                "group_data", "seats", "group_definitions", "population")
 
 
@@ -409,8 +409,8 @@ def _merge_map(inherited: Any, given: Any) -> Any:
 
 def _singular(section: str) -> str:
     return {"types": "type", "inputs": "input", "parameters": "parameter", "definitions": "definition",
-            "tables": "table", "outputs": "output", "rules": "rule", "group_data": "group data field",
-            "seats": "seat field", "group_definitions": "group definition",
+            "tables": "table", "outputs": "output", "rules": "rule", "checks": "check",
+            "group_data": "group data field", "seats": "seat field", "group_definitions": "group definition",
             "population": "population part"}.get(section, section)
 
 

@@ -28,13 +28,14 @@ from kinerja_rules.checking.declarations import (
 )
 from kinerja_rules.checking.exactness import check_exactness, point_at_extensions
 from kinerja_rules.checking.expressions import (
+    check_checks,
     check_definition,
     check_outputs,
     check_rules,
     check_table,
     table_signature,
 )
-from kinerja_rules.checking.model import Case, CheckedPolicy, Context, Definition, Output, Param, Rule
+from kinerja_rules.checking.model import Case, Check, CheckedPolicy, Context, Definition, Output, Param, Rule
 from kinerja_rules.checking.population import (
     Declared,
     Population,
@@ -78,6 +79,7 @@ class _Work:
         self.tables: dict[str, Table] = {}
         self.outputs: dict[str, Output] = {}
         self.rules: dict[str, Rule] = {}
+        self.checks: dict[str, Check] = {}
         self.cases: dict[str, Case] = {}
         self.declared = Declared()
         self.population: Population | None = None
@@ -85,7 +87,8 @@ class _Work:
 
 def _stage_references(w: _Work) -> None:
     w.references = check_references(w.ctx, w.items["references"])
-    for section in ("parameters", "definitions", "tables", "outputs", "rules", "group_definitions", "population"):
+    for section in ("parameters", "definitions", "tables", "outputs", "rules", "checks", "group_definitions",
+                    "population"):
         for item in w.items[section].values():
             check_cite(w.ctx, item, w.references)
 
@@ -183,6 +186,11 @@ def _stage_outputs_and_rules(w: _Work) -> None:
                         w.ctx.at(w.items["outputs"][o.name]))
 
 
+def _stage_checks(w: _Work) -> None:
+    assert w.scope is not None
+    w.checks = check_checks(w.ctx, w.items["checks"], w.scope, w.notes, w.input_types)
+
+
 def _stage_population(w: _Work) -> None:
     assert w.scope is not None
     w.population = check_population(w.ctx, w.items, w.declared, w.scope, w.notes, w.definitions, w.tables, w.params)
@@ -199,7 +207,8 @@ def _stage_tests(w: _Work) -> None:
 def _stage_plugins_used(w: _Work) -> None:
     """Keep only the functions and indicators the policy uses; an indicator used needs its input."""
     used: set[tuple[str, str]] = set()
-    for group in (w.definitions.values(), w.outputs.values(), w.rules.values(), w.tables.values()):
+    for group in (w.definitions.values(), w.outputs.values(), w.rules.values(), w.tables.values(),
+                  w.checks.values()):
         for thing in group:
             used |= thing.deps
     if w.population is not None:  # the population stage's own expressions (group definitions, score, …)
@@ -225,6 +234,7 @@ STAGES: tuple[tuple[str, Callable[[_Work], None]], ...] = (
     ("definitions", _stage_definitions),
     ("tables", _stage_tables),
     ("outputs and rules", _stage_outputs_and_rules),
+    ("checks", _stage_checks),
     ("population", _stage_population),
     ("exactness", _stage_exactness),
     ("tests", _stage_tests),
@@ -249,7 +259,7 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
         assembled=policy, input=w.root, params=w.params, tables=w.tables, definitions=w.definitions,
         outputs=w.outputs, rules=w.rules, references=w.references, functions=w.functions,
         indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=warnings,
-        test_errors=ctx.test_diags, acknowledged=acknowledged)
+        test_errors=ctx.test_diags, acknowledged=acknowledged, checks=w.checks)
     return checked, []
 
 

@@ -96,7 +96,10 @@ class CompiledCode:
 
     def __init__(self, policy: CheckedPolicy) -> None:
         self._policy = policy
-        self.run, self.sites, self.filename = _compile_variant(policy, traced=False)
+        ns, self.sites, self.filename = _compile_variant(policy, traced=False)
+        self.run: Callable[..., Any] = ns["run"]
+        self.checks: Callable[..., list[tuple[str, str, str]]] | None = ns.get("checks")
+        """`checks(r, P, as_of)`: each failed check's (path, message, name), in order; None when the policy has none."""
         self._variants: dict[str, Any] = {}
 
     def _variant(self, which: str) -> Any:
@@ -105,8 +108,9 @@ class CompiledCode:
             if which == "population":
                 found = PopulationCode(self._policy)
             else:
-                found, sites, _ = _compile_variant(self._policy, traced=which.endswith("traced"),
-                                                   post=which.startswith("post"))
+                ns, sites, _ = _compile_variant(self._policy, traced=which.endswith("traced"),
+                                                post=which.startswith("post"))
+                found = ns["run"]
                 self.sites.update(sites)
             self._variants[which] = found
         return found
@@ -590,7 +594,8 @@ class _Module:
 
     def __init__(self, policy: CheckedPolicy, traced: bool, filename: str) -> None:
         self.ns: dict[str, Any] = {"__builtins__": {"sum": sum, "len": len, "min": min, "max": max, "abs": abs,
-                                                    "any": any, "all": all, "list": list, "type": type, "int": int},
+                                                    "any": any, "all": all, "list": list, "type": type, "int": int,
+                                                    "str": str, "enumerate": enumerate},
                                    "_D": Decimal, "_lk": _lookup}
         self.sites: dict[int, Site] = {}
         self.filename = filename
@@ -638,10 +643,12 @@ def _unpack_all(source: str, prefix: str, count: int) -> list[ast.stmt]:
 
 
 def _compile_variant(  # noqa: C901
-        policy: CheckedPolicy, traced: bool, post: bool = False) -> tuple[Callable[..., Any], dict[int, Site], str]:
+        policy: CheckedPolicy, traced: bool, post: bool = False) -> tuple[dict[str, Any], dict[int, Site], str]:
     """Build and compile one variant (plain or traced; alone or after the population stage) of a
-    policy's evaluation function."""
+    policy's evaluation function `run`; the plain one also holds `checks`, when the policy has any."""
     mod = _Module(policy, traced, f"<policy {policy.id}>")
+    if policy.checks and not traced and not post:
+        _checks_function(mod, policy)
     ns, sites, gen, at = mod.ns, mod.sites, mod.gen, mod.at
     body: list[ast.stmt] = _unpack_all("P", "p", len(policy.params))
     body += _unpack_all("N", "n", len(policy.indicators))
@@ -705,7 +712,43 @@ def _compile_variant(  # noqa: C901
     if traced:
         ns["_pk"] = _traced_lookup
     mod.function("run", args, body)
-    return mod.build()["run"], sites, mod.filename
+    return mod.build(), sites, mod.filename
+
+
+def _checks_function(mod: _Module, policy: CheckedPolicy) -> None:
+    """`checks(r, P, as_of)`: the (path, message, name) of each check the record fails, each item of a
+    `for` list on its own."""
+    gen = mod.gen
+    body: list[ast.stmt] = _unpack_all("P", "p", len(policy.params))
+    body.append(ast.Assign(targets=[_name("F", ast.Store())], value=ast.List(elts=[], ctx=ast.Load())))
+    for check in policy.checks.values():
+        site = Site("check", check.name)
+        if check.over is None:
+            failed = _call(ast.Attribute(value=_name("F"), attr="append", ctx=ast.Load()), ast.Tuple(
+                elts=[_const(check.path()), _const(check.message), _const(check.name)], ctx=ast.Load()))
+            body.append(mod.at(ast.If(test=ast.UnaryOp(op=ast.Not(), operand=gen.expr(check.require)),
+                                      body=[ast.Expr(failed)], orelse=[]), site))
+            continue
+        items = gen.expr(check.over)
+        var = gen.fresh()
+        gen.vars.append({check.var: var})
+        try:
+            test = gen.expr(check.require)
+        finally:
+            gen.vars.pop()
+        after = "]" + (f".{check.at}" if check.at else "")
+        where = ast.BinOp(left=_const(f"{check.over_path}["), op=ast.Add(), right=ast.BinOp(
+            left=_call(_name("str"), _name("i")), op=ast.Add(), right=_const(after)))
+        failed = _call(ast.Attribute(value=_name("F"), attr="append", ctx=ast.Load()),
+                       ast.Tuple(elts=[where, _const(check.message), _const(check.name)], ctx=ast.Load()))
+        loop = ast.For(target=ast.Tuple(elts=[_name("i", ast.Store()), _name(var, ast.Store())], ctx=ast.Store()),
+                       iter=_call(_name("enumerate"), ast.BoolOp(op=ast.Or(), values=[items, ast.Tuple(
+                           elts=[], ctx=ast.Load())])),
+                       body=[ast.If(test=ast.UnaryOp(op=ast.Not(), operand=test), body=[ast.Expr(failed)],
+                                    orelse=[])], orelse=[])
+        body.append(mod.at(loop, site))
+    body.append(ast.Return(value=_name("F")))
+    mod.function("checks", ["r", "P", "as_of"], body)
 
 
 class PopulationCode:

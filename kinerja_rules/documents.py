@@ -119,6 +119,22 @@ class RuleSpec(_Spec, frozen=True, kw_only=True):
     override: bool = False
 
 
+class CheckSpec(_Spec, frozen=True, kw_only=True):
+    """A condition a record must meet before anything is decided; a record that fails it gets an
+    error naming the field (`at`) or, with `for`, each list item that fails."""
+
+    require: str
+    """What must hold (an expression over the record, parameters and tables)."""
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    for_: str | None = msgspec.field(default=None, name="for")
+    """`s in skp.segmen`: the condition is required of each item of a list of the record."""
+    at: str | None = None
+    """The field the error names: a path of the record, or with `for` a field of the item."""
+    cite: str = ""
+    doc: str = ""
+    override: bool = False
+
+
 class MemberSpec(_Spec, frozen=True, kw_only=True):
     """One record of a population test: a fixture name or a mapping, and changes."""
 
@@ -256,6 +272,7 @@ class PolicyDocument(_Spec, frozen=True, kw_only=True):
     tables: dict[Name, TableSpec] = {}
     outputs: dict[DottedName, OutputSpec] = {}
     rules: dict[Name, RuleSpec] = {}
+    checks: dict[Name, CheckSpec] = {}
     group_data: dict[Name, str | FieldSpec] = {}
     seats: dict[Name, str | FieldSpec] = {}
     group_definitions: dict[Name, GroupDefinitionSpec] = {}
@@ -291,6 +308,7 @@ SECTIONS: dict[str, type[_Spec] | None] = {
     "tables": TableSpec,
     "outputs": OutputSpec,
     "rules": RuleSpec,
+    "checks": CheckSpec,
     "group_data": FieldSpec,
     "seats": FieldSpec,
     "group_definitions": GroupDefinitionSpec,

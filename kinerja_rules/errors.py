@@ -75,11 +75,13 @@ class Diagnostic(msgspec.Struct, frozen=True, kw_only=True):
         return "\n".join(out)
 
 
-class FieldError(msgspec.Struct, frozen=True, kw_only=True):
+class FieldError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A bad value in a record, named by its path (`skp.indikator[2].target`)."""
 
     path: str
     message: str
+    check: str | None = None
+    """The policy's check (`checks:`) the record fails, when the error is one."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

@@ -146,11 +146,12 @@ class CompiledPolicy:
 
     def expressions(self) -> dict[str, dict[str, str]]:
         """The policy text a trace leaves out: each definition's and output's expression and each
-        rule's condition, by name (a trace names them; the policy's digest pins their text)."""
+        rule's and check's condition, by name (a trace names them; the policy's digest pins their text)."""
         checked = self.checked
         return {"definitions": {name: d.text for name, d in checked.definitions.items()},
                 "outputs": {name: o.text for name, o in checked.outputs.items() if o.text},
-                "rules": {name: r.text for name, r in checked.rules.items()}}
+                "rules": {name: r.text for name, r in checked.rules.items()},
+                **({"checks": {name: c.text for name, c in checked.checks.items()}} if checked.checks else {})}
 
     def cite_text(self, cite: str) -> str:
         """A citation as a reader sees it: the reference's title and any pinpoint."""
@@ -189,6 +190,10 @@ class CompiledPolicy:
                                   "values": [{"effective": when, "value": _written(value)} for when, value in p.dated],
                                   **about(p.doc, p.cite)}
                            for name, p in checked.params.items()},
+            "checks": {name: {"require": c.text, "message": c.message,
+                              "at": c.path(0).replace("[0]", "[*]") if c.over is not None else c.path(),
+                              **about("", c.cite)}
+                       for name, c in checked.checks.items()},
             "references": refs,
             **({"population": self._population_metadata(mode)} if self.population is not None else {}),
             "acknowledged": [{"code": d.code, "message": d.message, "reason": d.hint}

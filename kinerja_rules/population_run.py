@@ -30,7 +30,7 @@ from kinerja_rules import types as t
 from kinerja_rules.checking.population import Population
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
-from kinerja_rules.evaluation.decide import error_result, fault, indicator_values
+from kinerja_rules.evaluation.decide import checks, error_result, fault, indicator_values
 from kinerja_rules.evaluation.intake import check_record
 from kinerja_rules.evaluation.tracing import build_trace
 from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
@@ -267,7 +267,10 @@ class _Run:
             saved = decimal.getcontext()
             decimal.setcontext(EVAL_CONTEXT)
             try:
+                checks(policy, clean, params, when)
                 decided, group, key, order, ofs = self.code.before(clean, params, indicators, when)
+            except RecordError:
+                raise
             except Exception as exc:
                 raise fault(policy, exc) from None
             finally:

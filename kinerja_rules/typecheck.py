@@ -416,8 +416,11 @@ class Checker:
             if item.kind != Kind.BOOLEAN or item.optional:
                 raise TypeProblem(f"{func}() needs booleans, not {item}", node.pos, "E109")
             return t.BOOLEAN
+        if func in ("min", "max") and item.kind == Kind.DATE and not item.optional:
+            return item  # the earliest or latest date
         if not item.numeric or item.optional:
-            raise TypeProblem(f"{func}() needs numbers, not {item}", node.pos, "E109")
+            raise TypeProblem(f"{func}() needs numbers{' or dates' if func in ('min', 'max') else ''}, "
+                              f"not {item}", node.pos, "E109")
         if func == "mean":
             return t.repeating(t.MONEY if item.kind == Kind.MONEY else t.DECIMAL)
         return item
@@ -467,7 +470,11 @@ class Checker:
             if name not in declared:
                 raise TypeProblem(f"{expected.name or 'the record'} has no field {name!r}"
                                   f"{did_you_mean(name, declared)}", value.pos, "E107")
-            self.expect(value, declared[name], env, f"field {name!r}")
+            got = self.expect(value, declared[name], env, f"field {name!r}")
+            if got.repeating and not declared[name].repeating:
+                raise TypeProblem(f"field {name!r} may be a repeating decimal (its expression divides or takes a "
+                                  "mean), so its digits would depend on where it was cut", value.pos, "E132",
+                                  "round it explicitly, e.g. `round(x / 3, 2, half_up)`")
         missing = [name for name, kind in expected.fields if name not in names and not kind.optional]
         if missing:
             raise TypeProblem(f"the record needs {', '.join(missing)}", node.pos, "E107")

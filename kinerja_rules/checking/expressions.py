@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -12,13 +13,13 @@ from kinerja_rules import types as t
 from kinerja_rules._suggest import did_you_mean
 from kinerja_rules.assemble import RowItem
 from kinerja_rules.checking.declarations import BarePercent, bare_percent, scalar_value
-from kinerja_rules.checking.model import Context, Definition, Output, Rule
+from kinerja_rules.checking.model import Check, Context, Definition, Output, Rule
 from kinerja_rules.documents import Item, RowSpec, TableSpec
 from kinerja_rules.errors import Diagnostic
 from kinerja_rules.loader import Path_, SourceFile
 from kinerja_rules.schema import Field
 from kinerja_rules.tables import AGGREGATIONS, HIT_POLICIES, Row, Table, analyse
-from kinerja_rules.typecheck import Annotations, Checker, Scope, TypeProblem
+from kinerja_rules.typecheck import Annotations, Checker, Scope, TypeProblem, path_of
 from kinerja_rules.types import Kind, Type
 
 # ---- definitions ------------------------------------------------------------------
@@ -321,3 +322,74 @@ def check_rules(ctx: Context, items: dict[str, Item], scope: Scope, notes: Annot
         out[name] = Rule(name=name, when=when, text=str(spec.when), then=tuple(then), reason=spec.reason,
                          cite=spec.cite, deps=frozenset(checker.deps))
     return out
+
+
+# ---- checks ----------------------------------------------------------------------------
+
+_FOR = re.compile(r"\s*([a-z_][a-z0-9_]*)\s+in\s+(\S.*?)\s*\Z", re.DOTALL)
+_READS_ONLY = {"input", "param", "table", "func"}  # what a check may read: it runs before any definition
+
+
+def check_checks(ctx: Context, items: dict[str, Item], scope: Scope, notes: Annotations,
+                 inputs: dict[str, Type]) -> dict[str, Check]:
+    """Each `checks:` item: its condition a boolean over the record, parameters and tables; its
+    `for` a list of the record; its `at` a field there is."""
+    out: dict[str, Check] = {}
+    for name, item in items.items():
+        spec = item.spec
+        var, over, over_path, env = "", None, "", {}
+        checker = Checker(scope, notes)
+        if spec.for_ is not None:
+            found = _FOR.match(spec.for_)
+            parsed = ctx.parse(found.group(2), item.source, (*item.path, "for")) if found else None
+            if found is None or parsed is None:
+                if found is None:
+                    ctx.error("E145", f"check {name!r}: 'for' reads `name in list`, such as `s in skp.segmen`, "
+                              f"not {spec.for_!r}", item.source.value_span((*item.path, "for")))
+                continue
+            var, over, over_path = found.group(1), parsed, path_of(parsed) or ""
+            try:
+                listed = checker.check(over)
+            except TypeProblem as exc:
+                ctx.problem(exc, item.source, (*item.path, "for"))
+                continue
+            if not over_path or ("input", over_path.split(".")[0]) not in checker.deps \
+                    or listed.kind != Kind.LIST or listed.item is None:
+                ctx.error("E145", f"check {name!r}: 'for' needs a list of the record (such as skp.segmen), "
+                          f"not {found.group(2)!r}", item.source.value_span((*item.path, "for")))
+                continue
+            env = {var: listed.item, "\0" + over_path: listed.required()}  # inside the loop the list is there
+        require = ctx.parse(spec.require, item.source, (*item.path, "require"))
+        if require is None:
+            continue
+        try:
+            checker.expect(require, t.BOOLEAN, env, f"the condition of check {name!r}")
+        except TypeProblem as exc:
+            ctx.problem(exc, item.source, (*item.path, "require"))
+            continue
+        other = sorted(f"{kind} {what!r}" for kind, what in checker.deps if kind not in _READS_ONLY)
+        if other:
+            ctx.error("E145", f"check {name!r} reads {', '.join(other).replace('def ', 'definition ')}; a check "
+                      "reads only the record, parameters and tables (it runs before anything is decided)",
+                      item.source.value_span((*item.path, "require")))
+            continue
+        at = spec.at or ""
+        base = env[var] if over is not None else Type(kind=Kind.RECORD, fields=tuple(inputs.items()))
+        if at and _field_at(base, at) is None:
+            where = f"the items of {over_path}" if over is not None else "the record"
+            ctx.error("E145", f"check {name!r}: 'at' names {at!r}, which is not a field of {where}",
+                      item.source.value_span((*item.path, "at")))
+            continue
+        out[name] = Check(name=name, require=require, text=str(spec.require), message=spec.message, at=at,
+                          over=over, var=var, over_path=over_path, cite=spec.cite, deps=frozenset(checker.deps))
+    return out
+
+
+def _field_at(base: Type, dotted: str) -> Type | None:
+    """The type of the field `a.b` of a record type, or None when there is no such field."""
+    current: Type | None = base
+    for part in dotted.split("."):
+        if current is None or current.kind != Kind.RECORD:
+            return None
+        current = current.field(part)
+    return current

@@ -71,6 +71,28 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A condition a record must meet before anything is decided (`checks:`)."""
+
+    name: str
+    require: n.Expr
+    text: str
+    message: str
+    at: str  # the path an error names; with `over`, the item's field after `[i]` ("" for the item itself)
+    over: n.Expr | None  # `for: var in <list>`: the list, read from the record
+    var: str
+    over_path: str  # the list's path in the record
+    cite: str
+    deps: frozenset[tuple[str, str]]
+
+    def path(self, index: int | None = None) -> str:
+        """Where a failure of this check is: the field, or the list's item (and its field)."""
+        if index is None:
+            return self.at
+        return f"{self.over_path}[{index}]" + (f".{self.at}" if self.at else "")
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
     record: dict[str, Any]
@@ -105,6 +127,7 @@ class CheckedPolicy:
     warnings: list[Diagnostic] = field(default_factory=list)
     test_errors: list[Diagnostic] = field(default_factory=list)  # in test cases and fixtures only
     acknowledged: list[Diagnostic] = field(default_factory=list)  # warnings the policy allows (`hint`: the reason)
+    checks: dict[str, Check] = field(default_factory=dict)  # conditions each record must meet first
 
     @property
     def id(self) -> str:

@@ -38,11 +38,14 @@ def decide(policy: CompiledPolicy, clean: dict[str, Any], warnings: list[FieldEr
     saved = decimal.getcontext()
     decimal.setcontext(EVAL_CONTEXT)  # never the caller's context; plugins get their own
     try:
+        checks(policy, clean, params, when)
         if not explain:
             return Decision(policy=policy.ref, as_of=when, outputs=policy.code.run(clean, params, indicators, when),
                             warnings=warnings, population=policy.alone)
         hits: list[Any] = []
         outputs, defs = policy.code.run_traced(clean, params, indicators, when, hits)
+    except RecordError:
+        raise
     except Exception as exc:  # any fault of one record becomes an error for that record
         raise fault(policy, exc) from None
     finally:
@@ -52,6 +55,16 @@ def decide(policy: CompiledPolicy, clean: dict[str, Any], warnings: list[FieldEr
         trace["population"] = dict(_ALONE)
     return Decision(policy=policy.ref, as_of=when, outputs=outputs, warnings=warnings, population=policy.alone,
                     trace=trace)
+
+
+def checks(policy: CompiledPolicy, clean: dict[str, Any], params: tuple[Any, ...], when: dt.date) -> None:
+    """The policy's `checks:` on a clean record, in the evaluation context: RecordError naming every
+    field (or list item) that fails one. A fault inside a check's condition is the caller's to describe."""
+    run = policy.code.checks
+    if run is not None:
+        failed = run(clean, params, when)
+        if failed:
+            raise RecordError([FieldError(path=path, message=message, check=name) for path, message, name in failed])
 
 
 def decide_record(policy: CompiledPolicy, record: Any, as_of: dt.date | None = None, explain: bool = False,
@@ -137,6 +150,9 @@ def _site_paths(policy: CompiledPolicy) -> dict[tuple[str, str], set[str]]:
                 out[("output", name)] = input_paths(o.expr, checked.notes)
         for name, r in checked.rules.items():
             out[("rule", name)] = input_paths(r.when, checked.notes)
+        for name, c in checked.checks.items():
+            loop = {c.var: f"{c.over_path}[*]"} if c.over is not None else None
+            out[("check", name)] = input_paths(c.require, checked.notes, loop)
         found = policy.derived.setdefault("site_paths", out)
     return found  # type: ignore[no-any-return]
 

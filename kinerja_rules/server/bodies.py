@@ -138,6 +138,16 @@ class Acknowledged(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
+class CheckOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A condition a record must meet before it is decided (the policy's `checks:`); a record that
+    fails it is a 422 whose error names the check."""
+
+    require: str
+    message: str
+    at: str  # the field the error names (`skp.segmen[*]`: each item of a list)
+    cite: str = ""
+
+
 class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     """A policy with what a client needs to call it."""
 
@@ -149,6 +159,7 @@ class PolicyDetail(PolicySummary, frozen=True, kw_only=True):
     references: dict[str, dict[str, str]]
     population: dict[str, Any] | None = None  # what a population run needs beside the records, and does
     acknowledged: list[Acknowledged] = []  # warnings of the checker the policy's authors accept, and why
+    checks: dict[str, CheckOut] = {}
 
 
 class FailedPolicy(msgspec.Struct, frozen=True, kw_only=True):
