@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from kinerja_rules import nodes as n
 from kinerja_rules import population as pop_math
 from kinerja_rules import types as t
 from kinerja_rules.checking.population import Population
@@ -163,6 +164,12 @@ class _Run:
         self.groups = self._check_groups(groups)
         self.seats = self._check_seats(seats)
         self.instead = {v.instead_of: name for name, v in stage.values.items() if v.instead_of}
+        inputs = dict(policy.checked.input.type.fields)
+        self.fills = tuple(name for name, kind in stage.data.type.fields if name not in self.instead
+                           and name in inputs and inputs[name].required() == kind.required())
+        """Group data fields named as an input of the same type: the group's value stands for the record's
+        (unless a group definition already stands for that input, `instead_of`)."""
+        self.unit_path = _input_path(policy, stage.by[stage.data_key][1]) if self.fills else None
 
     # ---- what is sent beside the records ----
     def explains(self, m: _Member) -> bool:
@@ -254,6 +261,24 @@ class _Run:
             self.data_cache[unit] = result
         return result
 
+    def _fill(self, clean: dict[str, Any], unit: Any) -> tuple[bool, list[FieldError]]:
+        """The group's data standing for the record's fields of the same name (the unit's
+        predikat_organisasi for its head): whether any changed, and a warning for each the record
+        gave otherwise."""
+        found = self.data_cache.get(str(unit))
+        data = found[0] if found is not None else None
+        changed, said = False, []
+        for name in self.fills:
+            value = data.get(name) if data is not None else None
+            if value is None or clean.get(name) == value:
+                continue
+            if clean.get(name) is not None:
+                said.append(FieldError(path=name, message=f"in a population run the group's {name} ({value}) "
+                                                          f"stands for the record's ({clean[name]})"))
+            clean[name] = value
+            changed = True
+        return changed, said
+
     # ---- step 1: each record up to the population stage ----
     def prepare(self, position: int, record: Any) -> _Member | ErrorResult:
         policy = self.policy
@@ -268,7 +293,14 @@ class _Run:
             decimal.setcontext(EVAL_CONTEXT)
             try:
                 checks(policy, clean, params, when)
+                if self.unit_path is not None:
+                    warnings = warnings + self._fill(clean, _read(clean, self.unit_path))[1]
                 decided, group, key, order, ofs = self.code.before(clean, params, indicators, when)
+                if self.fills and self.unit_path is None:  # the group is known only now: again when it fills
+                    changed, said = self._fill(clean, group[self.stage.data_key])
+                    warnings = warnings + said
+                    if changed:
+                        decided, group, key, order, ofs = self.code.before(clean, params, indicators, when)
             except RecordError:
                 raise
             except Exception as exc:
@@ -624,3 +656,21 @@ def _positions(prepared: Iterator[_Member | ErrorResult], errors: dict[int, Erro
             errors[position] = item
         else:
             yield item
+
+
+def _input_path(policy: CompiledPolicy, expr: Any) -> tuple[str, ...] | None:
+    """The record path a grouping expression reads when it is one (`unit_kerja`), else None."""
+    parts: list[str] = []
+    while isinstance(expr, n.Attr):
+        parts.append(expr.name)
+        expr = expr.obj
+    if not isinstance(expr, n.Name) or policy.checked.notes.names.get(id(expr), ("",))[0] != "input":
+        return None
+    return (expr.name, *reversed(parts))
+
+
+def _read(record: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = record
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

@@ -179,3 +179,22 @@ def test_hostile_segments_are_bounded_before_any_check_runs(engine: Engine) -> N
     assert [e.path for e in errors] == ["skp.segmen"] and errors[0].check is None
     odd = _segments([{**TRANSFER[0], "dari": "2025-02-30"}])
     assert [e.path for e in _errors(engine, "nasional", odd)] == ["skp.segmen[0].dari"]
+
+
+# ---- the unit's data in a population run ----
+
+@pytest.mark.parametrize("by", [None, "[unit_induk, periode]"])
+def test_a_unit_heads_hasil_kerja_follows_the_groups_predikat_organisasi(tmp_path: Path, by: str | None) -> None:
+    """Grouped by a record path the data is read first; grouped by a definition, the stage runs again."""
+    text = "definitions:\n  unit_induk: {type: text, expr: unit_kerja}\n"
+    if by is not None:
+        text += f"population:\n  grouping: {{override: true, by: {by}}}\n"
+    engine = region(tmp_path, text)
+    head = _record(nip="198507122010011099", jabatan={"jenis": "administrator", "kelas": 9, "kepala_unit": True},
+                   penilaian={"rating_hasil_kerja": "sesuai_ekspektasi", "rating_perilaku": "di_atas_ekspektasi"})
+    for unit, hasil in (("istimewa", "di_atas_ekspektasi"), ("kurang", "di_bawah_ekspektasi")):
+        [decision] = [r for r in engine.evaluate_population("region", [head, _record()], {
+            "Dinas Kesehatan": {"predikat_organisasi": unit}}) if not isinstance(r, GroupReport)][:1]
+        assert decision.outputs["evaluasi"]["hasil_kerja"] == hasil, unit  # type: ignore[union-attr]
+    alone = engine.evaluate("region", head).outputs["evaluasi"]
+    assert alone["hasil_kerja"] == "sesuai_ekspektasi"  # decided alone: the record's own (none here)
