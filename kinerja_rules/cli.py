@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import msgspec
 
-from kinerja_rules import __version__, bulk, formats
+from kinerja_rules import __version__, bulk, calibration_sheet, formats
 from kinerja_rules.catalogue import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -31,7 +31,7 @@ from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
 from kinerja_rules.evaluation.tracing import explain_text
 from kinerja_rules.parts import csv_parts, parquet_parts
 from kinerja_rules.policy import CompiledPolicy
-from kinerja_rules.population_run import GroupReport, PopulationInputError
+from kinerja_rules.population_run import GroupReport, PenetapanError, PopulationInputError
 from kinerja_rules.registry import Registry
 from kinerja_rules.schema import UNKNOWN_FIELDS
 from kinerja_rules.testing import run_all
@@ -54,6 +54,7 @@ _EPILOG_EVAL = """examples:
   kinerja eval makassar --input examples/pegawai.json --explain-text
   kinerja eval nasional --input examples/batch.jsonl --groups examples/groups.json --report groups.jsonl
   kinerja eval plaju --input examples/batch.jsonl --groups examples/groups.json --seats examples/seats.json
+  kinerja eval nasional --input examples/batch.jsonl --groups examples/groups.json --calibration kalibrasi.xlsx
 
 The input is one JSON record, a JSON array of records, or JSON Lines (one record per
 line). Output is one JSON object per record, per line, in input order; a record that
@@ -65,8 +66,20 @@ unit_kerja and periode), ranked, the kurva distribusi of each unit applied, then
 finished; with --seats the candidates of the whole input are placed on the seats. Each
 decision carries "population": {"group", "member", "size", "rank", "seat"?}; --report writes
 one report per group (counts per category before and after, violations, who moved and why;
-for an assignment, who got each seat and each seat's shortlist).
+for an assignment, who got each seat and each seat's shortlist). Under the kurva
+distribusi's propose mode (nasional's) nobody moves until the unit's leader fixes the
+predikat: --calibration writes the workbook for that meeting (see `kinerja penetapan`).
 """
+_EPILOG_PENETAPAN = """examples:
+  kinerja penetapan examples/kalibrasi-terisi.xlsx --groups examples/groups.json --nomor 800/12/DINKES/2025 --tanggal 2025-04-02 --oleh 197001011995031001 -o groups-ditetapkan.json && kinerja eval nasional -i examples/batch.jsonl --groups groups-ditetapkan.json
+
+The workbook comes from `kinerja eval POLICY --groups … --calibration kalibrasi.xlsx`: each
+unit's members ranked, with predikat_awal and the usulan (the fewest changes that meet the
+kurva distribusi). The leader fills predikat_ditetapkan for every member, and an alasan for
+each departure from the usulan; this command checks that (naming the row and column of each
+cell that is missing or wrong, exit 1) and writes the group data with each unit's penetapan.
+The run decided with it checks the curve again and fixes each member's predikat.
+"""  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
 _EPILOG_REPLAY = """examples:
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --periode 2025-03
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --set perilaku.atasan=60
@@ -293,7 +306,8 @@ def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
     engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
     policy = engine.policy(policy_id)
     as_of = args.as_of
-    population = args.groups is not None or args.seats is not None or args.report is not None
+    population = args.groups is not None or args.seats is not None or args.report is not None \
+        or args.calibration is not None
     groups = seats = None
     if population:
         try:
@@ -303,8 +317,12 @@ def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if policy.population is None:
-            print(f"error: policy {policy_id!r} has no population stage; --groups, --seats and --report are "
-                  "for policies that decide over groups", file=sys.stderr)
+            print(f"error: policy {policy_id!r} has no population stage; --groups, --seats, --report and "
+                  "--calibration are for policies that decide over groups", file=sys.stderr)
+            return 2
+        if args.calibration is not None and not (policy.population.quotas and args.calibration.endswith(".xlsx")):
+            print("error: --calibration writes an .xlsx workbook, for a policy with a quota (the kurva distribusi)",
+                  file=sys.stderr)
             return 2
     elif args.sorted_by_group:
         print("error: --sorted-by-group is for a population run (--groups)", file=sys.stderr)
@@ -465,6 +483,7 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
             print(f"error: cannot write {args.report}: {exc.strerror}", file=sys.stderr)
             return 2
     failures = position = 0
+    proposals: list[dict[str, Any]] = []
     try:
         for item in decide_population(engine, policy.id, texts(), groups, seats, args.as_of,
                                       args.explain or args.explain_text, args.unknown_fields, args.sorted_by_group,
@@ -472,6 +491,8 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
             if isinstance(item, GroupReport):
                 if report is not None:
                     report.write(ENCODER.encode(item) + b"\n")
+                if args.calibration is not None and item.group is not None:
+                    proposals.append(_proposal(item))
                 continue
             record, result = item
             line = lines[position]
@@ -494,11 +515,48 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
     except PopulationInputError as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, PenetapanError) else 2
     finally:
         if report is not None:
             report.close()
+    if args.calibration is not None:
+        stage = policy.population
+        assert stage is not None
+        written = calibration_sheet.write(args.calibration, policy.id, stage.quotas[0].category.values,
+                                          [text for text, _ in stage.by], stage.data_key, proposals)
+        print(f"{args.calibration}: {written} members in {len(proposals)} units", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _proposal(report: GroupReport) -> dict[str, Any]:
+    """A group's usulan as the calibration workbook lists it: under `propose` the engine's, else each
+    member's predikat as the quota left it (a leader may still fix it)."""
+    if report.usulan is not msgspec.UNSET:
+        return {"group": report.group, "usulan": report.usulan}
+    return {"group": report.group, "usulan": []}
+
+
+def cmd_penetapan(args: argparse.Namespace) -> int:
+    """`kinerja penetapan SHEET`: the leader's filled calibration workbook into the group data."""
+    try:
+        groups = _beside(args.groups, "groups")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        out = calibration_sheet.read_penetapan(args.sheet, groups, args.nomor, args.tanggal, args.oleh)
+    except calibration_sheet.SheetError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    text = json.dumps(out, ensure_ascii=False, indent=2) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        units = sum(1 for data in out.values() if "penetapan" in data)
+        print(f"{args.output}: the penetapan of {units} units", file=sys.stderr)
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -832,6 +890,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _bounded_text(text: str) -> str:
+    if not text.strip() or len(text) > 200:
+        raise argparse.ArgumentTypeError("must be a text of 1 to 200 characters")
+    return text.strip()
+
+
+def _nip(text: str) -> str:
+    if not re.fullmatch(r"[0-9]{18}", text):
+        raise argparse.ArgumentTypeError(f"{text[:30]!r} is not a NIP (18 digits)")
+    return text
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -882,6 +952,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seats", metavar="FILE", help="a population run with an assignment: a JSON list of seats (posts), "
                                                    "each with an id")
     p.add_argument("--report", metavar="FILE", help="write a report per group (one JSON object per line)")
+    p.add_argument("--calibration", metavar="FILE.xlsx",
+                   help="a population run: write the calibration meeting's workbook, each unit's members ranked with "
+                        "predikat_awal and the usulan, and empty columns predikat_ditetapkan and alasan for the "
+                        "leader (read back with `kinerja penetapan`)")
     p.add_argument("--sorted-by-group", action="store_true",
                    help="the input is sorted by group: hold one group at a time (memory follows the largest group)")
     _unknown_fields_option(p)
@@ -897,6 +971,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR",
                    help="where policies are found (default: policies/)")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("penetapan", help="the leader's filled calibration workbook into the group data",
+                       formatter_class=fmt, epilog=_EPILOG_PENETAPAN,
+                       description="Read a calibration workbook (from `kinerja eval --calibration`) whose "
+                                   "predikat_ditetapkan and alasan columns the unit's leader filled, and write the "
+                                   "group data with each unit's penetapan, for the population run that decides it.")
+    p.add_argument("sheet", metavar="SHEET.xlsx", help="the filled calibration workbook")
+    p.add_argument("--groups", required=True, metavar="FILE", help="the group data the run used (groups.json)")
+    p.add_argument("--nomor", required=True, type=_bounded_text, help="the penetapan's number")
+    p.add_argument("--tanggal", required=True, type=_date, metavar="YYYY-MM-DD", help="the day it was signed")
+    p.add_argument("--oleh", required=True, type=_nip, metavar="NIP", help="the NIP of the leader who signed it")
+    p.add_argument("--output", "-o", metavar="FILE", help="where to write the group data (default: standard output)")
+    p.set_defaults(run=cmd_penetapan)
 
     p = sub.add_parser("replay", help="decide a recorded decision again, or appeal it", epilog=_EPILOG_REPLAY,
                        formatter_class=fmt, description="Decide a recorded decision again with the policy archived "

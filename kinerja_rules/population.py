@@ -77,6 +77,7 @@ class QuotaResult:
     moved: list[Moved] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # limits not met after the quota (all, under report)
     infeasible: list[str] = field(default_factory=list)  # limits enforce cannot meet (minimums, a worst category)
+    proposed: dict[str, str] = field(default_factory=dict)  # key -> category (under propose: the usulan)
 
 
 def ordered(members: Iterable[Member]) -> list[Member]:
@@ -84,14 +85,20 @@ def ordered(members: Iterable[Member]) -> list[Member]:
     return sorted(members, key=lambda m: (m.order, m.key))
 
 
-def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Sequence[Limit],  # noqa: C901
-                mode: Literal["report", "enforce"], rounding: str = "floor") -> QuotaResult:
-    """Check (`report`) or apply (`enforce`) `limits` on a group. `categories` runs best to worst.
+def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Sequence[Limit],
+                mode: Literal["report", "enforce", "propose"], rounding: str = "floor") -> QuotaResult:
+    """Check (`report`), apply (`enforce`) or propose (`propose`) `limits` on a group. `categories`
+    runs best to worst.
 
     Under `enforce`, while a maximum is passed, its excess members, taken from the bottom of the
     ordering, each move one category down; this repeats pass by pass until every maximum holds
     (or the worst category is reached, which is reported). Minimums are never met by moving
     anyone: one not met is reported.
+
+    Under `propose` nobody moves (`final` is each member's own category, and the limits it breaks
+    are reported); `proposed` is the usulan, the fewest changes that meet the curve: the moves
+    `enforce` makes, then for each minimum not met the members at the bottom of the ordering
+    outside its categories, each moved down to the best of its categories below their own.
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
@@ -105,8 +112,7 @@ def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Se
     size = len(members)
     before = _counts(current, categories)
     moved: list[Moved] = []
-    infeasible: list[str] = []
-    if mode == "enforce":
+    if mode in ("enforce", "propose"):
         for _ in range(len(categories) * max(size, 1)):  # each pass moves someone, or it stops
             changed = False
             for limit in (lim for lim in limits if lim.bound == "max"):
@@ -127,7 +133,46 @@ def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Se
                     changed = True
             if not changed:
                 break
+    if mode == "propose":  # `moved` holds the changes proposed; `infeasible`, what the usulan cannot meet
+        moved += _meet_minimums(best_first, current, categories, limits, size, rounding, ranks)
+        plan = _judged(current, limits, size, rounding, categories, before, ranks, "report")
+        result = _judged({m.key: m.category for m in members}, limits, size, rounding, categories, before, ranks,
+                         "report", moved)
+        result.proposed.update(current)
+        result.infeasible.extend(plan.violations)
+        return result
+    return _judged(current, limits, size, rounding, categories, before, ranks, mode, moved)
+
+
+def _meet_minimums(best_first: list[Member], current: dict[str, str], categories: Sequence[str],
+                   limits: Sequence[Limit], size: int, rounding: str, ranks: dict[str, int]) -> list[Moved]:
+    """Members from the bottom of the ordering moved down into each minimum's categories until it
+    holds (only members above those categories; nobody moves up), as `current` changes."""
+    rank_of = {c: i for i, c in enumerate(categories)}
+    moved = []
+    for limit in (lim for lim in limits if lim.bound == "min"):
+        needed = limit.head_count(size, rounding)
+        count = sum(1 for c in current.values() if c in limit.categories)
+        for member in reversed(best_first):
+            if count >= needed:
+                break
+            now = current[member.key]
+            below = [c for c in categories if c in limit.categories and rank_of[c] > rank_of.get(now, len(categories))]
+            if now in limit.categories or not below:
+                continue
+            moved.append(Moved(key=member.key, before=now, after=below[0], rank=ranks[member.key],
+                               reason=f"rank {ranks[member.key]} of {size}; {limit.describe(size, rounding)}"))
+            current[member.key] = below[0]
+            count += 1
+    return moved
+
+
+def _judged(current: dict[str, str], limits: Sequence[Limit], size: int, rounding: str,
+            categories: Sequence[str], before: dict[str, int], ranks: dict[str, int], mode: str,
+            moved: list[Moved] | None = None) -> QuotaResult:
+    """The limits judged on the categories members end with."""
     violations = []
+    infeasible = []
     for limit in limits:
         count = sum(1 for c in current.values() if c in limit.categories)
         needed = limit.head_count(size, rounding)
@@ -137,7 +182,7 @@ def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Se
             if mode == "enforce":
                 infeasible.append(text)
     return QuotaResult(final=current, ranks=ranks, counts_before=before, counts_after=_counts(current, categories),
-                       moved=moved, violations=violations, infeasible=infeasible)
+                       moved=list(moved or ()), violations=violations, infeasible=infeasible)
 
 
 def _counts(current: dict[str, str], categories: Sequence[str]) -> dict[str, int]:

@@ -14,6 +14,7 @@ it concerns; the other groups are decided. Nothing depends on the order records 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import gc
@@ -25,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from kinerja_rules import calibration
 from kinerja_rules import nodes as n
 from kinerja_rules import population as pop_math
 from kinerja_rules import types as t
@@ -52,6 +54,11 @@ class PopulationInputError(RecordError):
     """The group data or the seats sent beside the records are unusable as a whole."""
 
 
+class PenetapanError(PopulationInputError):
+    """A unit's penetapan does not stand (a member not covered, a departure without an alasan):
+    the run is refused before any record is decided."""
+
+
 class GroupReport(msgspec.Struct, kw_only=True):
     """What the population stage did to one group: counts per category before and after the quota,
     every limit not met, who moved and why; for an assignment (over the whole run), who got each seat."""
@@ -74,6 +81,12 @@ class GroupReport(msgspec.Struct, kw_only=True):
     quotas: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
     """With several quotas: each one's report, by name, in the order applied (the first's is also the
     report's own `mode`, `limits`, counts, `violations` and `moved`)."""
+    usulan: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    """Under `propose`: each member, best first, with its rank, `predikat_awal`, the `usulan` (the
+    fewest changes that meet the curve) and `why` where they differ."""
+    penetapan: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    """The unit's penetapan: its nomor, tanggal, ditetapkan_oleh, and each departure from the
+    usulan with its alasan (`counts_after` and `violations` are then the penetapan's)."""
 
 
 @dataclass(slots=True)
@@ -161,6 +174,9 @@ class _Run:
         self.data_validate = build_validator(stage.data)
         self.needs_data = bool(stage.data.fields)
         self.data_cache: dict[str, tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]] = {}
+        self.penetapan: dict[str, calibration.Penetapan] = {}  # each unit's, when its group data carries one
+        self.penetapan_problems: list[FieldError] = []  # found while the groups are decided; the run fails
+        self.units_seen: set[str] = set()
         self.groups = self._check_groups(groups)
         self.seats = self._check_seats(seats)
         self.instead = {v.instead_of: name for name, v in stage.values.items() if v.instead_of}
@@ -195,6 +211,9 @@ class _Run:
             if not isinstance(raw, dict):
                 errors.append(FieldError(path=path, message=f"the data of group {unit!r} must be an object"))
                 continue
+            if "penetapan" in raw:
+                raw = dict(raw)
+                errors += self._read_penetapan(str(unit), raw.pop("penetapan"), f"{path}.penetapan")
             found: list[FieldError] = []
             clean = self.data_validate(raw, path, found)
             problems, warnings = judge_unknown(found, self.unknown_fields)
@@ -239,6 +258,15 @@ class _Run:
             raise PopulationInputError(errors[:100])
         return out
 
+    def _read_penetapan(self, unit: str, raw: Any, path: str) -> list[FieldError]:
+        if not self.stage.quotas:
+            return [FieldError(path=path, message=f"policy {self.policy.id!r} has no quota whose predikat a "
+                                                  "penetapan could fix")]
+        found, errors = calibration.read(raw, path, self.stage.quotas[0].category.values)
+        if found is not None:
+            self.penetapan[unit] = found
+        return errors
+
     def _group_data(self, member: _Member) -> tuple[dict[str, Any] | None, list[FieldError], list[FieldError]]:
         """The data of the member's group (None when missing or bad), what is wrong with it, and warnings."""
         unit = str(member.group[self.stage.data_key])
@@ -254,7 +282,8 @@ class _Run:
         elif raw is not None and not isinstance(raw, dict):
             result = (None, [FieldError(path=path, message=f"the data of group {unit!r} must be an object")], [])
         else:
-            clean = self.data_validate(raw if raw is not None else {}, path, errors)
+            rest = {k: v for k, v in raw.items() if k != "penetapan"} if raw is not None else {}
+            clean = self.data_validate(rest, path, errors)
             problems, warnings = judge_unknown(errors, self.unknown_fields)
             result = (None, problems[:5], []) if problems else (clean, [], warnings)
         if len(self.data_cache) < MAX_GROUPS:
@@ -398,40 +427,104 @@ class _Run:
                 [pop_math.Member(key=k, category=start[k], order=(ranks[id(m)],)) for k, m in keyed.items()],
                 quota.category.values, limits, mode, quota.rounding)  # type: ignore[arg-type]
             part = self._reported(quota, mode, limits, outcome, keyed, len(members))
+            fixed = self._fixed(members[0], quota, mode, limits, outcome, part) if i == 0 else None
+            if fixed is not None:
+                outcome = dataclasses.replace(outcome, final=fixed.final)
             if i == 0:  # the first quota's report is the group report's own (as with one quota)
                 for field_name in ("mode", "limits", "counts_before", "counts_after", "violations", "infeasible",
-                                   "moved"):
-                    setattr(report, field_name, part[field_name])
+                                   "moved", "usulan", "penetapan"):
+                    if field_name in part:
+                        setattr(report, field_name, part[field_name])
             if named:
                 report.quotas = [*(report.quotas or []), part]
-            moves: dict[str, list[pop_math.Moved]] = {}
-            for move in outcome.moved:
-                moves.setdefault(move.key, []).append(move)
-            for k, m in keyed.items():
-                if self.explains(m):
-                    story: dict[str, Any] = {"of": quota.of_text, "before": start[k], "after": outcome.final[k],
-                                             "mode": mode, "limits": part["limits"]}
-                    if k in moves:
-                        story["moved"] = [f"{mv.before} -> {mv.after}: {mv.reason}" for mv in moves[k]]
-                    if outcome.violations:
-                        story["violations"] = outcome.violations
-                    if i == 0:
-                        m.story["quota"] = story
-                    else:
-                        m.story.setdefault("quotas", {})[quota.name] = story
+            self._stories(keyed, quota, i, mode, start, outcome, part, fixed)
             chains[quota.of_text] = dict(outcome.final)
         first = chains[self.stage.quotas[0].of_text]
         for k, m in keyed.items():
             m.given["category"] = first[k]
 
+    def _stories(self, keyed: dict[str, _Member], quota: Any, i: int, mode: str, start: dict[str, Any],
+                 outcome: pop_math.QuotaResult, part: dict[str, Any], fixed: calibration.Judged | None) -> None:
+        """What the quota did to each member explained (`explain`): before and after, the moves or the
+        usulan with why, and the penetapan with the alasan that applies to the member."""
+        moves: dict[str, list[pop_math.Moved]] = {}
+        for move in outcome.moved:
+            moves.setdefault(move.key, []).append(move)
+        for k, m in keyed.items():
+            if not self.explains(m):
+                continue
+            story: dict[str, Any] = {"of": quota.of_text, "before": start[k], "after": outcome.final[k],
+                                     "mode": mode, "limits": part["limits"]}
+            if mode == "propose":
+                story["usulan"] = outcome.proposed[k]
+                if k in moves:
+                    story["why"] = "; ".join(mv.reason for mv in moves[k])
+            elif k in moves:
+                story["moved"] = [f"{mv.before} -> {mv.after}: {mv.reason}" for mv in moves[k]]
+            if fixed is not None:
+                penetapan = self.penetapan[self._unit(m)]
+                story["penetapan"] = {**penetapan.shown(), "predikat": fixed.final[k],
+                                      **({"alasan": fixed.reasons[k]} if k in fixed.reasons else {})}
+            if part["violations"]:
+                story["violations"] = part["violations"]
+            if i == 0:
+                m.story["quota"] = story
+            else:
+                m.story.setdefault("quotas", {})[quota.name] = story
+
+    def _unit(self, member: _Member) -> str:
+        return str(member.group[self.stage.data_key])
+
+    def _fixed(self, first: _Member, quota: Any, mode: str, limits: Any, outcome: pop_math.QuotaResult,
+               part: dict[str, Any]) -> calibration.Judged | None:
+        """The unit's penetapan over the first quota, judged against the usulan (under `propose`;
+        else what the quota left) and the curve; what is wrong is kept for the run to refuse."""
+        unit = self._unit(first)
+        self.units_seen.add(unit)
+        penetapan = self.penetapan.get(unit)
+        if penetapan is None:
+            return None
+        usulan = outcome.proposed if mode == "propose" else outcome.final
+        path = f"groups[{calibration.quoted(unit)}].penetapan"
+        judged = calibration.judge(penetapan, path, list(outcome.final), usulan, outcome, limits, quota.rounding)
+        self.penetapan_problems += judged.problems
+        after = pop_math.apply_quota(
+            [pop_math.Member(key=k, category=c, order=(outcome.ranks[k],)) for k, c in judged.final.items()],
+            quota.category.values, limits, "report", quota.rounding)
+        part.update(counts_after=after.counts_after, violations=after.violations)
+        part["penetapan"] = {**penetapan.shown(), "departures": [
+            {"member": k, "usulan": usulan[k], "predikat": judged.final[k], "alasan": judged.reasons.get(k)}
+            for k in judged.departures]}
+        return judged
+
+    def refuse_bad_penetapan(self) -> None:
+        """After every group is decided and before any record is: a penetapan that does not stand,
+        or one for a unit not in the run, fails the whole run."""
+        problems = list(self.penetapan_problems)
+        for unit in self.penetapan:
+            if unit not in self.units_seen:
+                problems.append(FieldError(path=f"groups[{calibration.quoted(unit)}].penetapan", message=(
+                    f"unit {unit!r} has no member in this run")))
+        if problems:
+            raise PenetapanError(problems[:100])
+
     @staticmethod
     def _reported(quota: Any, mode: str, limits: Any, outcome: Any, keyed: dict[str, _Member],
                   size: int) -> dict[str, Any]:
-        return {"quota": quota.name, "mode": mode, "limits": [limit.describe(size, quota.rounding) for limit in limits],
+        moved = [{"member": keyed[move.key].key, "before": move.before, "after": move.after,
+                  "rank": move.rank, "reason": move.reason} for move in outcome.moved]
+        part = {"quota": quota.name, "mode": mode, "limits": [limit.describe(size, quota.rounding) for limit in limits],
                 "counts_before": outcome.counts_before, "counts_after": outcome.counts_after,
                 "violations": outcome.violations, "infeasible": outcome.infeasible,
-                "moved": [{"member": keyed[move.key].key, "before": move.before, "after": move.after,
-                           "rank": move.rank, "reason": move.reason} for move in outcome.moved]}
+                "moved": [] if mode == "propose" else moved}
+        if mode == "propose":  # nobody moved: each member's predikat_awal beside the usulan, best first
+            why: dict[str, list[str]] = {}
+            for move in outcome.moved:
+                why.setdefault(move.key, []).append(move.reason)
+            part["usulan"] = [{"member": keyed[k].key, "rank": outcome.ranks[k], "predikat_awal": outcome.final[k],
+                               "usulan": outcome.proposed[k], **({"why": "; ".join(why[k])} if k in why else {})}
+                              for k in sorted(outcome.ranks, key=outcome.ranks.__getitem__)]
+        return part
 
     # ---- step 2b: the assignment, over the whole run ----
     def assign(self, members: list[_Member]) -> GroupReport:  # noqa: C901
@@ -518,6 +611,10 @@ class _Run:
         if self.stage.assignment is not None:
             seat = m.given.get("seat")
             block["seat"] = seat["id"] if seat is not None else None
+        penetapan = self.penetapan.get(self._unit(m)) if self.penetapan else None
+        if penetapan is not None:
+            block["penetapan"] = {**penetapan.shown(), **(
+                {"alasan": penetapan.alasan[str(m.key)]} if str(m.key) in penetapan.alasan else {})}
         saved = decimal.getcontext()
         decimal.setcontext(EVAL_CONTEXT)
         try:
@@ -556,7 +653,8 @@ def run_population(policy: CompiledPolicy, records: Iterable[Any], groups: Mappi
     if policy.population is None:
         raise ValueError(f"policy {policy.id!r} has no population stage; decide its records one by one")
     run = _Run(policy, groups, seats, as_of, explain, unknown_fields)  # checks what is sent beside, now
-    return _results(run, records, sorted_by_group and run.stage.assignment is None)
+    # a penetapan is judged over every group before any record is decided: the run is held whole
+    return _results(run, records, sorted_by_group and run.stage.assignment is None and not run.penetapan)
 
 
 class _Pause:
@@ -635,6 +733,7 @@ def _decided(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Dec
             yield from reports
             reports.clear()
     pending.update(errors)
+    run.refuse_bad_penetapan()
     assignment_report = None
     if run.stage.assignment is not None:
         assignment_report = run.assign([m for done, _ in held for m in done])

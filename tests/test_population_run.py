@@ -280,9 +280,9 @@ _LANGUAGE = {
     "a group named by a decimal": (
         "population:\n  grouping:\n    override: true\n    by: [capaian_skp]\n    member: nip\n", "E161",
         "capaian_skp' is decimal", (6, 10)),
-    "a mode that is not report or enforce": (
+    "a mode that is not report, enforce or propose": (
         QUOTA.format(of="predikat_awal", limits="kurva_distribusi", mode="group.predikat_organisasi"), "E161",
-                                             "an enumeration of report and enforce", (8, 11)),
+                                             "an enumeration of report, enforce and propose", (8, 11)),
     "a quota of another category": (
         QUOTA.format(of="hasil_kerja", limits="kurva_distribusi", mode="mode_kurva_distribusi"), "E102",
                                     "must be predikat", (6, 9)),

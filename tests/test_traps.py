@@ -305,10 +305,10 @@ def _run_all(engine: Engine, policy: str, count: int = 5) -> tuple[list[Any], Gr
     return [r for r in out if not isinstance(r, GroupReport)], report
 
 
-def test_a_national_kurva_reported_and_a_regional_cap_enforced_both_apply(tmp_path: Path) -> None:
+def test_a_national_kurva_proposed_and_a_regional_cap_enforced_both_apply(tmp_path: Path) -> None:
     engine = region(tmp_path, CAP)
     decisions, report = _run_all(engine, "region")
-    assert report.mode == "report" and report.limits == ["sangat_baik: at most floor(70 % × 5) = 3"]
+    assert report.mode == "propose" and report.limits == ["sangat_baik: at most floor(70 % × 5) = 3"]
     assert isinstance(report.quotas, list) and [q["quota"] for q in report.quotas] == ["quota", "batas_daerah"]
     cap = report.quotas[1]
     assert cap["mode"] == "enforce" and cap["counts_before"]["sangat_baik"] == 5
@@ -319,7 +319,7 @@ def test_a_national_kurva_reported_and_a_regional_cap_enforced_both_apply(tmp_pa
     from kinerja_rules.evaluation.tracing import explain_text
 
     text = explain_text(decisions[0])
-    assert "quota on predikat_awal (report)" in text and "batas_daerah on predikat_awal (enforce)" in text
+    assert "quota on predikat_awal (propose)" in text and "batas_daerah on predikat_awal (enforce)" in text
     assert engine.policy("region").metadata()["population"]["quotas"]["batas_daerah"]["mode"] == "mode_batas"
 
 

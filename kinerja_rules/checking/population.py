@@ -427,11 +427,11 @@ def _quota(ctx: Context, qname: str, item: Item, limits_name: str, limits_key: n
         key_node, _ = check(item, "limits", None, param.key, f"the key of {limits_name!r}", group_env,
                             group_scope, expr=limits_key)
     mode, got = check(item, "mode", q.mode, None, f"{what}'s mode", group_env, group_scope)
-    if mode is not None and not (got.kind == Kind.ENUM and set(got.values) <= {"report", "enforce"}
+    if mode is not None and not (got.kind == Kind.ENUM and set(got.values) <= {"report", "enforce", "propose"}
                                  and not got.optional):
-        ctx.error("E161", f"{what}'s mode is an enumeration of report and enforce, not {got}",
+        ctx.error("E161", f"{what}'s mode is an enumeration of report, enforce and propose, not {got}",
                   item.source.value_span((*item.path, "mode")),
-                  "declare e.g. `mode_kuota: {values: [report, enforce]}` under types")
+                  "declare e.g. `mode_kuota: {values: [report, enforce, propose]}` under types")
         return None
     if q.rounding not in ROUNDINGS:
         ctx.error("E160", f"rounding {q.rounding!r} is one of {', '.join(ROUNDINGS)}"

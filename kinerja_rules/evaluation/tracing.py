@@ -228,6 +228,12 @@ def _population_story(story: dict[str, Any] | None) -> list[str]:
     for name, quota in [*quotas, *story.get("quotas", {}).items()]:
         out.append(f"  {name} on {quota['of']} ({quota['mode']}): {'; '.join(quota['limits'])}")
         out += [f"  moved {line}" for line in quota.get("moved", ())]
+        if "usulan" in quota:
+            out.append(f"  usulan {quota['usulan']}" + (f": {quota['why']}" if "why" in quota else ""))
+        fixed = quota.get("penetapan")
+        if fixed:
+            out.append(f"  penetapan {fixed['nomor']} of {fixed['tanggal']} by {fixed['ditetapkan_oleh']}: "
+                       f"{fixed['predikat']}" + (f" ({fixed['alasan']})" if "alasan" in fixed else ""))
         out += [f"  not met: {line}" for line in quota.get("violations", ())]
         out.append(f"  {quota['of']} {quota['before']}, after {'the quota' if name == 'quota' else name} "
                    f"{quota['after']}")

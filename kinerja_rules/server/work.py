@@ -54,8 +54,10 @@ class Work:
         piece = _Piece(fn, args)
         try:
             watch = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+            wrapped = asyncio.wrap_future(piece.future)
+            wrapped.add_done_callback(_read_outcome)  # a piece stopped or timed out: its exception is not news
             try:
-                waiting: set[asyncio.Future[Any]] = {asyncio.wrap_future(piece.future)}
+                waiting: set[asyncio.Future[Any]] = {wrapped}
                 if watch is not None:
                     waiting.add(watch)
                 done, _ = await asyncio.wait(waiting, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -63,7 +65,7 @@ class Work:
                 if watch is not None:
                     watch.cancel()
             if piece.future.done():
-                result: T = piece.future.result()
+                result: T = await wrapped  # its outcome, or its exception raised here (and so not left unread)
                 return result
             piece.stop()
             self.stopped += 1
@@ -79,6 +81,11 @@ class Work:
             raise
         finally:
             self.running -= 1
+
+
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _Piece:
