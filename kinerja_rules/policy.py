@@ -191,7 +191,7 @@ class CompiledPolicy:
                                   **about(p.doc, p.cite)}
                            for name, p in checked.params.items()},
             "checks": {name: {"require": c.text, "message": c.message,
-                              "at": c.path(0).replace("[0]", "[*]") if c.over is not None else c.path(),
+                              "at": c.path("*" if c.over is not None else None),
                               **about("", c.cite)}
                        for name, c in checked.checks.items()},
             "references": refs,

@@ -85,8 +85,9 @@ class Check:
     cite: str
     deps: frozenset[tuple[str, str]]
 
-    def path(self, index: int | None = None) -> str:
-        """Where a failure of this check is: the field, or the list's item (and its field)."""
+    def path(self, index: int | str | None = None) -> str:
+        """Where a failure of this check is: the field, or the list's item (and its field); `"*"`
+        stands for every item."""
         if index is None:
             return self.at
         return f"{self.over_path}[{index}]" + (f".{self.at}" if self.at else "")
