@@ -607,7 +607,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
 
     async def draining() -> None:
         await service.stop()
-        checker.stop()
+        checker.stop(wait=True)
         if recorder is not None:
             recorder.close()
         if log is not None:

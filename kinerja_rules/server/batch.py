@@ -348,3 +348,9 @@ class BatchPool:
     def close(self, wait: bool = False) -> None:
         """Stop the processes once their current slices are done; `wait` for them to exit."""
         self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    @property
+    def closing(self) -> bool:
+        """Closed without waiting, and its manager thread is still at work."""
+        thread = getattr(self._executor, "_executor_manager_thread", None)
+        return thread is not None and thread.is_alive()

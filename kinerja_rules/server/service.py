@@ -138,6 +138,7 @@ class PolicyService:
         self.pool: BatchPool | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retired: list[BatchPool] = []  # closed without waiting; joined at stop
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -158,6 +159,10 @@ class PolicyService:
         if self.shared is not None:
             self.shared.leave()
         self.stop_pool(wait=True)
+        # A pool retired by a reload may still be closing: join it, or the interpreter's own exit
+        # races its manager thread for the wake-up pipe (a traceback at Ctrl-C).
+        while self._retired:
+            self._retired.pop().close(wait=True)
 
     async def start_pool(self) -> None:
         """Start the batch processes, if configured; batches are decided here until they are up."""
@@ -179,6 +184,8 @@ class PolicyService:
     def stop_pool(self, wait: bool = False) -> None:
         if self.pool is not None:
             self.pool.close(wait)
+            if not wait:
+                self._retired = [p for p in self._retired if p.closing] + [self.pool]
             self.pool = None
 
     @property

@@ -86,6 +86,7 @@ class Validator:
         self.seconds = seconds
         self.waiting = 0
         self._executor: ProcessPoolExecutor | None = None
+        self._stopped: list[ProcessPoolExecutor] = []
         self._warm: asyncio.Future[list[None]] | None = None
         self._threads = CapacityLimiter(2)
 
@@ -140,10 +141,16 @@ class Validator:
             raise ApiProblem("validation-timeout", f"the document was not checked within {self.seconds:g} s; "
                                                    "split it, or check it with `kinerja check`") from None
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Kill the processes; `wait` joins them and every pool stopped before (at the server's stop, so
+        the interpreter's exit does not race a pool's manager thread for its wake-up pipe)."""
         executor, self._executor = self._executor, None
         if executor is not None:
             for process in list(getattr(executor, "_processes", {}).values()):
                 process.kill()
             executor.shutdown(wait=False, cancel_futures=True)
+            self._stopped.append(executor)
+        if wait:
+            while self._stopped:
+                self._stopped.pop().shutdown(wait=True)
 
