@@ -80,6 +80,19 @@ each departure from the usulan; this command checks that (naming the row and col
 cell that is missing or wrong, exit 1) and writes the group data with each unit's penetapan.
 The run decided with it checks the curve again and fixes each member's predikat.
 """  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
+_EPILOG_KEBERATAN = """examples:
+  kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja keberatan beritahu --nip 198507122010011003 --periode 2025-03 && kinerja keberatan ajukan --nip 198507122010011003 --periode 2025-03 --oleh 198507122010011003 --alasan "Bukti dukung belum dinilai" --bukti "laporan-triwulan.pdf" && kinerja keberatan list --status diajukan
+  kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja keberatan ajukan --nip 198507122010011003 --oleh 198507122010011003 --alasan "Nilai perilaku tidak sesuai" && kinerja keberatan putus --nip 198507122010011003 --oleh 196501011990031002 --hasil diubah --set perilaku.atasan=90 --alasan "Bukti dukung sah" && kinerja keberatan show --nip 198507122010011003
+
+A keberatan is filed by the employee the decision is for, on or before its deadline:
+batas_keberatan days (nasional: 14 calendar days) after the decision reached them (beritahu),
+or after it was recorded when no pemberitahuan is kept. The putusan is final and is given by
+neither the employee nor the rater (penilaian.penilai_nip): ditolak keeps the decision;
+diterima and diubah decide it again with the values --set gives, as a new decision naming
+the keberatan and the original. A decision or keberatan is named by its id, or found with
+--nip (the person's latest, with --periode and --policy to narrow it). --tanggal defaults
+to today. Refused steps exit 1 with the reason.
+"""  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
 _EPILOG_REPLAY = """examples:
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --periode 2025-03
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --set perilaku.atasan=60
@@ -577,7 +590,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         replayer = Replayer(store, _registry(args))
         original = replayer.record(decision_id)
         if any(name not in original.redacted for name in values):
-            outcome, new = replayer.appeal(decision_id, values)
+            outcome, new = replayer.appeal(decision_id, values, alasan=args.alasan)
             if new is None:
                 error = outcome.answer().get("error")
                 said = "; ".join([error.message, *(f"{f.path}: {f.message}" for f in error.fields)]) if error else ""
@@ -603,6 +616,77 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
+
+
+def cmd_keberatan(args: argparse.Namespace) -> int:
+    """`kinerja keberatan beritahu|ajukan|putus|list|show`: the keberatan steps over the decision store."""
+    from kinerja_rules.keberatan import WIT, Desk, KeberatanError, Who, recorded_on
+    from kinerja_rules.recording import Replayer, ReplayError
+    from kinerja_rules.store import StoreError
+
+    try:
+        store = _open_store(args)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        desk = Desk(store, Replayer(store, _registry(args)))
+        today = {"tanggal": args.tanggal or dt.datetime.now(WIT).date()}
+        if args.action == "list":
+            found = store.find_keberatan(policy_id=args.policy, nip=args.nip, status=args.status, limit=args.limit)
+            if args.format == "json":
+                sys.stdout.buffer.write(b"".join(ENCODER.encode(k) + b"\n" for k in found))
+            else:
+                columns = ("keberatan_id", "status", "nip", "periode", "tanggal", "batas", "decision_id")
+                print("\t".join(columns))
+                for entry in found:
+                    print("\t".join(str(entry.get(c, "")) for c in columns))
+            return 0
+        if args.action in ("show", "putus"):
+            entry = store.keberatan(args.id) if args.id else _latest_keberatan(store, args)
+            if entry is None:
+                print(f"error: no keberatan {args.id or 'of nip ' + str(args.nip)} is recorded", file=sys.stderr)
+                return 2 if args.id or args.nip is None else 1
+            if args.action == "show":
+                sys.stdout.buffer.write(ENCODER.encode(entry) + b"\n")
+                return 0
+            body = {"diputus_oleh": args.oleh, **today, "hasil": args.hasil, "alasan": args.alasan,
+                    "set": dict(args.set or []) or None}
+            answer = desk.decide(entry, body, Who()).answer()
+        else:
+            decision_id = args.id or _find_one(store, args)
+            if decision_id is None:
+                return 2
+            record = desk.replayer.record(decision_id)
+            if args.action == "beritahu":
+                answer = desk.notify(record, args.tanggal or recorded_on(record), Who())
+            else:
+                body = {"diajukan_oleh": args.oleh, **today, "alasan": args.alasan, "bukti": args.bukti or []}
+                filed = desk.file(record, body, Who())
+                answer = {k: filed[k] for k in ("keberatan_id", "status", "batas")}
+        sys.stdout.buffer.write(ENCODER.encode(answer) + b"\n")
+        return 0
+    except KeberatanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ReplayError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def _latest_keberatan(store: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The latest keberatan of --nip (in --periode, of --policy)."""
+    if args.nip is None:
+        return None
+    found, after = None, None
+    while True:
+        page = store.find_keberatan(policy_id=args.policy, nip=args.nip, limit=1000, after=after)
+        if not page:
+            return found
+        after = page[-1]["keberatan_id"]
+        found = next((k for k in reversed(page) if args.periode in (None, k.get("periode"))), found)
 
 
 def _row(record: Any) -> Any:
@@ -896,6 +980,12 @@ def _bounded_text(text: str) -> str:
     return text.strip()
 
 
+def _reason(text: str) -> str:
+    if not text.strip() or len(text) > 4000:
+        raise argparse.ArgumentTypeError("must be a text of 1 to 4000 characters")
+    return text.strip()
+
+
 def _nip(text: str) -> str:
     if not re.fullmatch(r"[0-9]{18}", text):
         raise argparse.ArgumentTypeError(f"{text[:30]!r} is not a NIP (18 digits)")
@@ -985,6 +1075,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="where to write the group data (default: standard output)")
     p.set_defaults(run=cmd_penetapan)
 
+    p = sub.add_parser("keberatan", help="an employee's keberatan against a recorded decision, and its putusan",
+                       epilog=_EPILOG_KEBERATAN, formatter_class=fmt,
+                       description="Keep when a recorded decision reached its employee (beritahu), file the "
+                                   "employee's keberatan against it within its deadline (ajukan), give the final "
+                                   "putusan (putus), and read them (list, show).")
+    p.add_argument("action", choices=("beritahu", "ajukan", "putus", "list", "show"),
+                   help="beritahu and ajukan name a decision; putus and show a keberatan")
+    p.add_argument("id", nargs="?", metavar="ID", help="the decision_id (beritahu, ajukan) or keberatan_id (putus, "
+                                                       "show); or find it with --nip")
+    p.add_argument("--nip", type=_nip, help="the person's latest decision (or keberatan), or list theirs")
+    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
+    p.add_argument("--policy", metavar="ID", help="with --nip, or for list: under this policy")
+    p.add_argument("--tanggal", type=_date, metavar="YYYY-MM-DD", help="the day of the step (default: today; for "
+                                                                       "beritahu, the day the decision was recorded)")
+    p.add_argument("--oleh", type=_nip, metavar="NIP", help="ajukan: the employee filing; putus: who decides")
+    p.add_argument("--alasan", type=_reason, help="ajukan, putus: the reason")
+    p.add_argument("--bukti", action="append", type=_reason, metavar="TEXT", help="ajukan: a piece of evidence "
+                                                                                  "(repeatable)")
+    p.add_argument("--hasil", choices=("ditolak", "diterima", "diubah"), help="putus: the outcome")
+    p.add_argument("--set", action="append", type=_assignment, metavar="FIELD=VALUE",
+                   help="putus diterima or diubah: a value the putusan changes (repeatable)")
+    p.add_argument("--status", choices=("diajukan", "ditolak", "diterima", "diubah"), help="list: only these")
+    p.add_argument("--limit", type=int, default=1000, help="list: at most this many (default: 1000)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="list: a table, or JSON lines")
+    _store_options(p)
+    p.set_defaults(run=cmd_keberatan)
+
     p = sub.add_parser("replay", help="decide a recorded decision again, or appeal it", epilog=_EPILOG_REPLAY,
                        formatter_class=fmt, description="Decide a recorded decision again with the policy archived "
                        "with it and the same as_of, and say whether it comes out identical (exit code 1 when not). "
@@ -997,6 +1114,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", type=_assignment, metavar="FIELD=VALUE",
                    help="an amended input (repeatable), such as perilaku.atasan=85; also the value of a redacted field")
     p.add_argument("--explain", action="store_true", help="decide with a trace")
+    p.add_argument("--alasan", type=_reason, help="with --set: why the decision is appealed (kept with it)")
     _store_options(p)
     p.set_defaults(run=cmd_replay)
 

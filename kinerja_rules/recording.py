@@ -80,7 +80,8 @@ def source_of(policy: CompiledPolicy) -> Source:
 
 def record_of(decision: Decision, record: Any, *, made_at: dt.datetime | None = None, key_id: str | None = None,
               run_id: str | None = None, appeal_of: str | None = None, request_id: str | None = None,
-              redactor: Redactor = NO_REDACTION) -> DecisionRecord:
+              redactor: Redactor = NO_REDACTION, keberatan_id: str | None = None,
+              alasan: str | None = None) -> DecisionRecord:
     """The record that keeps `decision` of `record` (its id is the decision's, or a new one)."""
     kept, redacted = redactor.apply(record)
     nip = kept.get("nip") if isinstance(kept, dict) else None
@@ -92,7 +93,7 @@ def record_of(decision: Decision, record: Any, *, made_at: dt.datetime | None = 
         policy_version=decision.policy.version, policy_digest=decision.policy.digest, as_of=decision.as_of,
         input=kept, outputs=decision.outputs, trace=decision.trace, nip=nip if isinstance(nip, str) else None,
         periode=periode if isinstance(periode, str) else None, key_id=key_id, run_id=run_id, appeal_of=appeal_of,
-        redacted=redacted, population=population, request_id=request_id)
+        redacted=redacted, population=population, request_id=request_id, keberatan_id=keberatan_id, alasan=alasan)
 
 
 def with_id(decision: Decision) -> Decision:
@@ -325,9 +326,11 @@ class Replayer:
         return self._again(original, changes, explain or original.trace is not None)
 
     def appeal(self, decision_id: str, values: Mapping[str, Any], *, key_id: str | None = None,
-               request_id: str | None = None) -> tuple[Replay, DecisionRecord | None]:
+               request_id: str | None = None, keberatan_id: str | None = None,
+               alasan: str | None = None) -> tuple[Replay, DecisionRecord | None]:
         """Decide a recorded decision again with amended inputs, both with traces; the new decision
-        as a record naming the original (None when it did not decide), for the caller to keep."""
+        as a record naming the original (and the keberatan whose putusan it is, and why), None when it
+        did not decide, for the caller to keep."""
         original = self.record(decision_id)
         changes = self._checked_set(original, values)
         if not any(".".join(p) not in original.redacted for p in changes):
@@ -343,7 +346,8 @@ class Replayer:
             kept = amended(original.input, {p: v for p, v in changes.items() if ".".join(p) not in original.redacted})
             new = dataclasses.replace(  # redacted fields stay kept as their hashes, as in the original
                 record_of(with_id(after.result), kept, key_id=key_id, run_id=original.run_id, appeal_of=original.id,
-                          request_id=request_id), redacted=original.redacted, nip=original.nip)
+                          request_id=request_id, keberatan_id=keberatan_id, alasan=alasan),
+                redacted=original.redacted, nip=original.nip)
             after.result = msgspec.structs.replace(after.result, decision_id=new.id)
         return after, new
 

@@ -4,6 +4,7 @@ report, or a problem of a known type: never a 500, never a traceback, and the se
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from kinerja_rules import Engine
+from kinerja_rules.keberatan import WIT
 from kinerja_rules.server import create_app
 from kinerja_rules.server.bodies import Limits
 from kinerja_rules.server.decisions import Recorder
@@ -36,6 +38,10 @@ HOSTILE_TEXT = st.one_of(st.sampled_from(["", "\x00", "../../etc/passwd", "/etc/
 BASE = json.dumps(BASE_RECORD)
 VALUE = st.one_of(GENERATED, st.just(BASE))  # JSON texts, sent as they are (Python may not hold them)
 KEY = HOSTILE_TEXT.map(json.dumps)
+TODAY = json.dumps(dt.datetime.now(WIT).date().isoformat())
+DATE = st.one_of(st.sampled_from([TODAY, '"2025-04-01"', '"2025-02-30"', '"9999-12-31"', '"0001-01-01"']), VALUE)
+NIP = st.one_of(st.sampled_from([json.dumps(BASE_RECORD["nip"]), '"196501012000011001"']), VALUE)
+TEXT = st.one_of(HOSTILE_TEXT.map(json.dumps), VALUE)
 
 
 def _object(values: Any, size: int = 3) -> Any:
@@ -66,7 +72,11 @@ def served() -> Iterator[tuple[TestClient[Litestar], dict[str, str]]]:
             groups = json.loads((ROOT / "examples" / "groups.json").read_text())
             run = client.post("/v1/policies/plaju/evaluate/population",
                               json={"records": [BASE_RECORD], "groups": groups, "seats": []}).json()
-            yield client, {"alone": one["decision_id"], "member": run["results"][0]["decision_id"]}
+            ids = {"alone": one["decision_id"], "member": run["results"][0]["decision_id"]}
+            filed = _post(client, f"/v1/decisions/{ids['member']}/keberatan", {
+                "diajukan_oleh": json.dumps(BASE_RECORD["nip"]), "tanggal": TODAY, "alasan": '"Belum dinilai"'})
+            assert filed.status_code == 201, filed.text
+            yield client, {**ids, "keberatan": filed.json()["keberatan_id"]}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -129,3 +139,34 @@ def test_a_hostile_impact_request_is_answered(served: tuple[TestClient[Litestar]
         body["base_digest"] = json.dumps(base)
     _answered(_post(client, "/v1/impact", body))
     assert client.get("/health").status_code == 200
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["alone", "member"]), st.sampled_from(["pemberitahuan", "keberatan"]),
+       st.dictionaries(st.sampled_from(["tanggal", "diajukan_oleh", "alasan", "bukti", "other"]),
+                       st.one_of(DATE, NIP, TEXT, _array(TEXT, 3)), max_size=5), st.booleans())
+def test_a_hostile_pemberitahuan_or_keberatan_is_answered(served: tuple[TestClient[Litestar], dict[str, str]],
+                                                          which: str, step: str, members: dict[str, str],
+                                                          plausible: bool) -> None:
+    client, ids = served
+    if plausible:  # the fields all there, so the values themselves are what is tried
+        members = {"tanggal": TODAY, "diajukan_oleh": json.dumps(BASE_RECORD["nip"]), "alasan": '"x"', **members}
+        if step == "pemberitahuan":
+            members = {"tanggal": members["tanggal"]}
+    _answered(_post(client, f"/v1/decisions/{ids[which]}/{step}", members))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(["diputus_oleh", "tanggal", "hasil", "set", "alasan", "other"]),
+                       st.one_of(DATE, NIP, TEXT, st.sampled_from(['"ditolak"', '"diterima"', '"diubah"']),
+                                 _object(VALUE, 3)), max_size=6),
+       st.dictionaries(st.sampled_from(["policy", "nip", "status", "limit", "cursor", "other"]), HOSTILE_TEXT,
+                       max_size=4), HOSTILE_TEXT)
+def test_a_hostile_putusan_or_keberatan_look_up_is_answered(served: tuple[TestClient[Litestar], dict[str, str]],
+                                                           members: dict[str, str], params: dict[str, str],
+                                                           keberatan_id: str) -> None:
+    client, ids = served
+    _answered(_post(client, f"/v1/keberatan/{ids['keberatan']}/putusan", members))
+    _answered(client.get("/v1/keberatan", params=params))
+    _answered(client.get(f"/v1/keberatan/{quote(keberatan_id, safe='')}"))
+    _answered(_post(client, f"/v1/keberatan/{quote(keberatan_id, safe='')}/putusan", members))

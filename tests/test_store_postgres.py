@@ -228,3 +228,49 @@ def test_a_frozen_postgresql_is_a_503_within_the_store_timeout_and_the_service_n
         while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert client.get(f"/v1/decisions/{decision['decision_id']}").status_code == 200
+
+
+def test_keberatan_on_postgresql_and_one_of_many_at_once(dsn: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kinerja_rules.keberatan import WIT, Desk, KeberatanError, Who
+    from kinerja_rules.recording import Replayer
+    from tests.test_keberatan import EMPLOYEE, SUPERIOR, _decide, _rated
+
+    engine = Engine.from_paths([POLICIES])
+    store = open_store(dsn)
+    app = create_app(engine, recorder=Recorder(store))
+    with TestClient(app) as client:
+        original = _decide(client, _rated())
+        today = dt.datetime.now(WIT).date().isoformat()
+        assert client.post(f"/v1/decisions/{original['decision_id']}/pemberitahuan",
+                           json={"tanggal": today}).status_code == 201
+        record = store.get(original["decision_id"])
+        hosts = [open_store(dsn) for _ in range(3)]  # a connection each, as several hosts have
+        body = {"diajukan_oleh": EMPLOYEE, "tanggal": today, "alasan": "Belum dinilai"}
+
+        def file(i: int) -> str:
+            desk = Desk(hosts[i % 3], Replayer(hosts[i % 3], engine.registry))
+            try:
+                return str(desk.file(record, body, Who())["keberatan_id"])
+            except KeberatanError as exc:
+                return exc.kind
+
+        try:
+            with ThreadPoolExecutor(6) as pool:
+                outcomes = list(pool.map(file, range(6)))
+        finally:
+            for host in hosts:
+                host.close()
+        filed = [o for o in outcomes if o != "keberatan-exists"]
+        assert len(filed) == 1 and outcomes.count("keberatan-exists") == 5, outcomes
+        answer = client.post(f"/v1/keberatan/{filed[0]}/putusan", json={
+            "diputus_oleh": SUPERIOR, "tanggal": today, "hasil": "diubah", "alasan": "Sah",
+            "set": {"penilaian.rating_hasil_kerja": "sesuai_ekspektasi"}}).json()
+        assert answer["decision"]["outputs"]["tpp"]["diterima"] > original["outputs"]["tpp"]["diterima"]
+        assert client.get(f"/v1/decisions/{answer['decision_id']}").json()["keberatan_id"] == filed[0]
+        again = client.post(f"/v1/keberatan/{filed[0]}/putusan", json={
+            "diputus_oleh": SUPERIOR, "tanggal": today, "hasil": "ditolak", "alasan": "x"})
+        assert again.status_code == 409 and again.json()["type"] == "/problems/putusan-final"
+        assert [k["status"] for k in client.get("/v1/keberatan", params={"nip": EMPLOYEE}).json()["keberatan"]] == [
+            "diubah"]

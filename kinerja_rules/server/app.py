@@ -71,6 +71,7 @@ from kinerja_rules.server.bodies import (
     within_limits,
 )
 from kinerja_rules.server.decisions import DecisionController, Recorder, impact_endpoint
+from kinerja_rules.server.keberatan import KeberatanController
 from kinerja_rules.server.logs import LineWriter, to_stream
 from kinerja_rules.server.metrics import AccessLog, Metrics, ObserveMiddleware
 from kinerja_rules.server.openapi import finish_general, policy_document
@@ -616,7 +617,7 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     app = Litestar(
         # The key check costs nothing when no keys are configured: it is not installed.
         route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController, DecisionController,
-                                                    impact_endpoint],
+                                                    KeberatanController, impact_endpoint],
                                middleware=[AuthMiddleware] if keys else []), ProbeController,
                         create_static_files_router(path=ASSETS, directories=[_STATIC], include_in_schema=False,
                                                    cache_control=CacheControlHeader(max_age=86400))],

@@ -27,6 +27,7 @@ from litestar.params import FromPath, FromQuery
 from kinerja_rules.decision import ENCODER, Decision, ErrorResult
 from kinerja_rules.documents import declared_id
 from kinerja_rules.engine import Engine, validate_files
+from kinerja_rules.keberatan import MAX_TEXT, KeberatanError, text
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.recording import Recording, Replayer, ReplayError, source_of, traces_of
 from kinerja_rules.server.auth import key_scope
@@ -51,14 +52,18 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _PERIODE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _POLICY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_PAGE = 1000
+_UTC_NOW = partial(dt.datetime.now, dt.UTC)
 T = TypeVar("T")
 
 
 class Recorder:
-    """Keeps the service's decisions in `store`; deletes what is older than `retention_days`."""
+    """Keeps the service's decisions in `store`; deletes what is older than `retention_days`. `clock`
+    says when a decision is made and a keberatan step taken (a test sets the day)."""
 
-    def __init__(self, store: Store, retention_days: int | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, store: Store, retention_days: int | None = None, timeout: float = 5.0,
+                 clock: Callable[[], dt.datetime] = _UTC_NOW) -> None:
         self.store = store
+        self.clock = clock
         self.retention_days = retention_days
         self.timeout = timeout  # --store-timeout: past it, a request the store has not answered is a 503
         self.stalled = False  # the store let a request wait past `timeout`, and has answered none since
@@ -111,7 +116,7 @@ class Recorder:
         key = key_scope(request)
         return Recording(redactor=self.store.redactor, key_id=key.name if key is not None else None,
                          request_id=request.scope.get("state", {}).get("request_id"), run_id=run_id,
-                         made_at=dt.datetime.now(dt.UTC).isoformat())
+                         made_at=self.clock().isoformat())
 
     async def keep_one(self, request: Request[Any, Any, Any], policy: CompiledPolicy, decision: Decision,
                        record: Any) -> Decision:
@@ -175,9 +180,10 @@ class ReplayRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class AppealRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Decide a recorded decision again with amended inputs, by dotted field name."""
+    """Decide a recorded decision again with amended inputs, by dotted field name; `alasan`, why."""
 
     set: dict[str, Any]
+    alasan: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | None = None
 
 
 class ReplayResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -272,11 +278,33 @@ def _id(decision_id: str) -> str:
     return decision_id
 
 
-def _set_body(raw: bytes, kind: type[Any], limits: Limits) -> Any:
+def set_body(raw: bytes, kind: type[Any], limits: Limits) -> Any:
+    """A body with a `set` of amended values (or none), decoded and bounded."""
     body = decode(raw, kind, limits)
-    within_limits(body.set, raw, limits, "set")
-    unique_members(raw, {"set": body.set})
+    if body.set is not None:
+        within_limits(body.set, raw, limits, "set")
+        unique_members(raw, {"set": body.set})
     return body
+
+
+def page_scope(request: Request[Any, Any, Any], what: str, policy: str | None, nip: str | None, limit: int,
+               cursor: str | None) -> list[str] | None:
+    """The query of a page of `what` (decisions, keberatan) checked; the policies the key may read
+    (None: all)."""
+    if policy is not None and not _POLICY_ID.fullmatch(policy):
+        raise ApiProblem("bad-request", "policy: a policy id (lower case letters, digits, '-', '_')")
+    if nip is not None and not (0 < len(nip) <= 64):
+        raise ApiProblem("bad-request", "nip: at most 64 characters")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiProblem("bad-request", f"limit: from 1 to {MAX_PAGE}")
+    if cursor is not None and not _UUID.fullmatch(cursor):
+        raise ApiProblem("bad-request", "cursor: the next_cursor of the previous page")
+    key = key_scope(request)
+    if key is None or key.admin or "*" in key.policies:
+        return None
+    if policy is not None and policy not in key.policies:
+        raise ApiProblem("forbidden", f"key {key.name!r} may not read {what} of policy {policy!r}", policy=policy)
+    return list(key.policies)
 
 
 class DecisionController(Controller):
@@ -304,21 +332,9 @@ class DecisionController(Controller):
                    nip: FromQuery[str | None] = None, periode: FromQuery[str | None] = None,
                    limit: FromQuery[int] = 100, cursor: FromQuery[str | None] = None) -> Response[bytes]:
         recorder = _recorder(request)
-        if policy is not None and not _POLICY_ID.fullmatch(policy):
-            raise ApiProblem("bad-request", "policy: a policy id (lower case letters, digits, '-', '_')")
-        if nip is not None and not (0 < len(nip) <= 64):
-            raise ApiProblem("bad-request", "nip: at most 64 characters")
         if periode is not None and not _PERIODE.fullmatch(periode):
             raise ApiProblem("bad-request", "periode: YYYY-MM, such as 2025-03")
-        if not 1 <= limit <= MAX_PAGE:
-            raise ApiProblem("bad-request", f"limit: from 1 to {MAX_PAGE}")
-        if cursor is not None and not _UUID.fullmatch(cursor):
-            raise ApiProblem("bad-request", "cursor: the next_cursor of the previous page")
-        key = key_scope(request)
-        allowed = None if key is None or key.admin or "*" in key.policies else list(key.policies)
-        if policy is not None and allowed is not None and policy not in allowed:
-            raise ApiProblem("forbidden", f"key {key.name!r} may not read decisions of policy {policy!r}",  # type: ignore[union-attr]
-                             policy=policy)
+        allowed = page_scope(request, "decisions", policy, nip, limit, cursor)
         limits: Limits = request.app.state.limits
 
         def read(after: str | None, count: int) -> list[DecisionRecord]:
@@ -333,7 +349,7 @@ class DecisionController(Controller):
     async def replay(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
         recorder = _recorder(request)
         raw = await request.body()
-        body = _set_body(raw, ReplayRequest, request.app.state.limits) if raw.strip() else ReplayRequest()
+        body = set_body(raw, ReplayRequest, request.app.state.limits) if raw.strip() else ReplayRequest()
         replayer = recorder.replayer(request.app.state.service.current())
         _readable(request, await recorder.call(recorder.store.get, _id(decision_id)), decision_id)
         try:
@@ -348,14 +364,18 @@ class DecisionController(Controller):
           responses={200: ResponseSpec(AppealResult, generate_examples=False, description="The appeal")})
     async def appeal(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
         recorder = _recorder(request)
-        body: AppealRequest = _set_body(await request.body(), AppealRequest, request.app.state.limits)
+        body: AppealRequest = set_body(await request.body(), AppealRequest, request.app.state.limits)
+        try:
+            reason = None if body.alasan is None else text(body.alasan, "alasan", MAX_TEXT, single_line=False)
+        except KeberatanError as exc:
+            raise ApiProblem("invalid-body", str(exc), errors=list(exc.fields)) from None
         replayer = recorder.replayer(request.app.state.service.current())
         original = _readable(request, await recorder.call(recorder.store.get, _id(decision_id)), decision_id)
         how = recorder.recording(request)
         try:
             outcome, new = await _work(request).run(
                 f"the appeal of {decision_id}", partial(replayer.appeal, decision_id, body.set, key_id=how.key_id,
-                                                        request_id=how.request_id),
+                                                        request_id=how.request_id, alasan=reason),
                 disconnected=partial(client_gone, request))
         except ReplayError as exc:
             raise _problem(exc) from None

@@ -62,6 +62,19 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                                   "each problem with file:line:col), or do not hold the policy named."),
     "not-replayable": (422, "Not replayable",
                        "The decision's archived sources or population run are not in the store."),
+    "unknown-keberatan": (404, "Unknown keberatan",
+                          "No keberatan with that id is recorded (or the API key may not read its policy's)."),
+    "invalid-keberatan": (422, "Invalid keberatan",
+                          "A pemberitahuan, keberatan or putusan that cannot be taken as sent: `errors` names the "
+                          "field (a date before the decision or after today, a keberatan not filed by the "
+                          "employee, a putusan by the filer or the rater, `set` missing or out of place)."),
+    "already-notified": (409, "Already notified", "The decision's pemberitahuan is kept already; it is kept once."),
+    "keberatan-late": (422, "Keberatan late", "The keberatan is dated after its deadline, which `batas` names "
+                                              "(batas_keberatan days after the decision reached the employee)."),
+    "keberatan-exists": (409, "Keberatan exists", "A keberatan against this decision is filed already; a decision "
+                                                  "takes one (and a pemberitahuan cannot follow it)."),
+    "putusan-final": (409, "Putusan final", "The keberatan has its putusan already, or the decision is a putusan's: "
+                                            "a putusan is final."),
     "not-found": (404, "Not found", "No endpoint has this path."),
     "unknown-problem": (404, "Unknown problem type", "No problem type has this name."),
     "method-not-allowed": (405, "Method not allowed", "The endpoint does not answer this HTTP method."),
@@ -132,6 +145,7 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     diagnostics: list[DiagnosticOut] = []
     where: str = ""
     paths: list[str] = []
+    batas: str = ""  # keberatan-late: the deadline
     policy: PolicyRef | str = ""  # the policy that decided (id, version, digest), or the id a key may not use
     generation: int | None = None
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as dt
-import functools
 import queue
 import sqlite3
 import threading
@@ -16,11 +15,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kinerja_rules.store.ids import uuid7
+from kinerja_rules.store.keberatan import KeberatanTables
 from kinerja_rules.store.records import (
     CANONICAL,
     CHUNK_AT,
     CHUNKS_PER_READ,
-    COLUMNS,
     DECODER,
     SELECT,
     Chunk,
@@ -29,6 +28,7 @@ from kinerja_rules.store.records import (
     Run,
     Source,
     StoreError,
+    insert_sql,
     record_of_row,
     row_of,
     text_of,
@@ -112,6 +112,26 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO people_mark SELECT coalesce(max(rowid), 0) FROM decisions;
     DROP INDEX decisions_by_person;
     """,
+    # 5: when a decision reached its employee, the keberatan against it and its putusan
+    """
+    ALTER TABLE decisions ADD COLUMN keberatan_id TEXT; -- a putusan's new decision: the keberatan it decided
+    ALTER TABLE decisions ADD COLUMN alasan TEXT;       -- an appeal's reason
+    CREATE TABLE pemberitahuan (
+        decision_id TEXT PRIMARY KEY,  -- no foreign key: retention deletes both, in its own order
+        tanggal TEXT NOT NULL,         -- the day the decision reached the employee
+        body BLOB NOT NULL             -- canonical JSON: the notification as answered
+    );
+    CREATE TABLE keberatan (
+        id TEXT PRIMARY KEY,           -- UUIDv7: sorts by filing time
+        decision_id TEXT NOT NULL UNIQUE,
+        policy_id TEXT NOT NULL,
+        nip TEXT,                      -- the decision's (a keyed hash when redacted)
+        status TEXT NOT NULL,          -- diajukan, then ditolak, diterima or diubah
+        body BLOB NOT NULL             -- canonical JSON: the keberatan as answered, with its putusan and steps
+    );
+    CREATE INDEX keberatan_by_person ON keberatan (nip, id);
+    CREATE INDEX keberatan_by_status ON keberatan (policy_id, status, id);
+    """,
 )
 """Each step of the schema, in order; a store records how many it has applied."""
 
@@ -119,13 +139,7 @@ SQLITE_ONLY = frozenset({3})
 """The steps (by index) a PostgreSQL store skips: it keeps its index by person as it is."""
 
 
-ROWS_PER_INSERT = 256  # 22 values each: well within SQLite's and PostgreSQL's limits on parameters
-
-
-@functools.cache  # at most ROWS_PER_INSERT texts
-def insert_sql(count: int) -> str:
-    one = f"({', '.join('?' * len(COLUMNS))})"
-    return f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES {', '.join([one] * count)}"
+ROWS_PER_INSERT = 256  # 24 values each: well within SQLite's and PostgreSQL's limits on parameters
 
 
 CHUNK_ROWS = ("INSERT INTO decisions (id, made_at, policy_id, policy_version, policy_digest, as_of, nip, periode, "
@@ -140,7 +154,7 @@ DELETE_CHUNKS = ("DELETE FROM chunks WHERE last_id < ? AND id NOT IN "  # all it
                   "(SELECT chunk_id FROM decisions WHERE id < ? AND chunk_id IS NOT NULL)")  # those an appeal keeps
 
 
-class Store(abc.ABC):
+class Store(KeberatanTables, abc.ABC):
     """Decisions kept in a database. Thread-safe: `put` from any thread (or `put_async` from an event
     loop) returns once the records are committed, several callers' records in one transaction.
 
@@ -153,6 +167,7 @@ class Store(abc.ABC):
     _insert_source = "INSERT OR IGNORE INTO sources (digest, policy_id, files, plugins) VALUES (?, ?, ?, ?)"
     _json_rows = "json_each(?)"  # the elements of a JSON array given as text, each as `value`
     _errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    _conflicts: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
 
     _ready_committer: Committer | None = None
     closed = True
@@ -357,11 +372,7 @@ class Store(abc.ABC):
     def _close_reader(self) -> None:
         """Close the connection reads go through."""
 
-    # ---- reading ----
-    @abc.abstractmethod
-    def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows `query` selects (its parameters written `?`)."""
-
+    # ---- reading (`_read`, the rows a query selects, is each engine's) ----
     def get(self, decision_id: str) -> DecisionRecord | None:
         rows = self._read(f"{SELECT} WHERE id = ?", (decision_id,))
         return self._records(rows)[0] if rows else None
@@ -381,7 +392,7 @@ class Store(abc.ABC):
                     f"SELECT id, inputs, answers FROM chunks WHERE id IN ({', '.join('?' * len(some))})", some):
                 inputs, answers = zlib.decompress(packed_inputs), zlib.decompress(packed_answers)
                 for row in in_chunks.pop(chunk_id):
-                    at, length, answer_at, answer_length = row[CHUNK_AT + 1:]
+                    at, length, answer_at, answer_length = row[CHUNK_AT + 1:CHUNK_AT + 5]
                     parts[row[0]] = (bytes(inputs[at:at + length]),
                                      bytes(answers[answer_at:answer_at + answer_length]))
         if in_chunks:  # the schema's foreign key keeps this from happening

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kinerja_rules.store.base import DELETE_CHUNKS, MIGRATIONS, SQLITE_ONLY, Store
+from kinerja_rules.store.keberatan import DELETE_KEBERATAN, KEPT_BY_KEBERATAN, Execute
 from kinerja_rules.store.records import StoreError
 from kinerja_rules.store.redaction import NO_REDACTION, Redactor
 
@@ -29,6 +31,7 @@ class PostgresStore(Store):
             raise StoreError("a PostgreSQL store needs psycopg 3: pip install 'kinerja-rules[postgresql]'") from None
         self._psycopg = psycopg
         self._errors = (psycopg.Error,)
+        self._conflicts = (psycopg.errors.UniqueViolation,)
         self.dsn = dsn
         self.where = without_password(dsn)
         self.redactor = redactor
@@ -68,14 +71,24 @@ class PostgresStore(Store):
             except self._psycopg.Error as exc:
                 raise StoreError(f"the decision store {self.where} could not be read: {str(exc).strip()}") from None
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Execute]:
+        with self._read_lock:
+            if self._reader.closed:
+                self._reader = self._connect()
+            with self._reader.transaction():
+                yield lambda query, args=(): self._reader.execute(self._sql(query), args)
+
     def _delete(self, cutoff: str) -> int:
-        with self._read_lock, self._reader.transaction():
-            count = self._reader.execute(
-                "DELETE FROM decisions WHERE id < %s AND id NOT IN (SELECT appeal_of FROM decisions "
-                "WHERE appeal_of IS NOT NULL AND id >= %s)", (cutoff, cutoff)).rowcount
-            self._reader.execute("DELETE FROM runs WHERE id < %s AND id NOT IN "
-                                 "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
-            self._reader.execute(self._sql(DELETE_CHUNKS), (cutoff, cutoff))
+        with self._transaction() as execute:
+            count = execute("DELETE FROM decisions WHERE id < ? AND id NOT IN (SELECT appeal_of FROM decisions "
+                            f"WHERE appeal_of IS NOT NULL AND id >= ?) AND id NOT IN ({KEPT_BY_KEBERATAN})",
+                            (cutoff, cutoff, cutoff)).rowcount
+            execute("DELETE FROM runs WHERE id < ? AND id NOT IN (SELECT run_id FROM decisions WHERE run_id IS NOT "
+                    "NULL)", (cutoff,))
+            execute(DELETE_CHUNKS, (cutoff, cutoff))
+            for statement in DELETE_KEBERATAN:
+                execute(statement, (cutoff,))
         return int(count)
 
     def _close_reader(self) -> None:

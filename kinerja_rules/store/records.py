@@ -4,6 +4,7 @@ they are written as (and read back from)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zlib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +47,8 @@ class DecisionRecord:
     redacted: tuple[str, ...] = ()
     population: dict[str, Any] | None = None
     request_id: str | None = None
+    keberatan_id: str | None = None  # the keberatan whose putusan made this decision
+    alasan: str | None = None  # why it was appealed, or the putusan's reason
 
     def describe(self) -> dict[str, Any]:
         """The record as the decisions endpoints and `kinerja replay` show it."""
@@ -53,7 +56,7 @@ class DecisionRecord:
             "decision_id": self.id, "made_at": self.made_at.isoformat(),
             "policy": {"id": self.policy_id, "version": self.policy_version, "digest": self.policy_digest},
             "as_of": self.as_of.isoformat(), "input": self.input, "outputs": self.outputs}
-        for name in ("trace", "population", "key_id", "run_id", "appeal_of", "request_id"):
+        for name in ("trace", "population", "key_id", "run_id", "appeal_of", "keberatan_id", "alasan", "request_id"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.redacted:
@@ -88,11 +91,20 @@ Row = tuple[Any, ...]
 
 COLUMNS = ("id", "made_at", "policy_id", "policy_version", "policy_digest", "as_of", "nip", "periode", "input",
             "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id",
-            "chunk_id", "input_at", "input_len", "answer_at", "answer_len")
+            "chunk_id", "input_at", "input_len", "answer_at", "answer_len", "keberatan_id", "alasan")
 IN_ROW = (None, None, None, None, None)  # a decision kept whole in its row, in no chunk
+NOT_APPEALED = (None, None)  # keberatan_id, alasan
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM decisions"
 CHUNK_AT = COLUMNS.index("chunk_id")
+APPEALED_AT = COLUMNS.index("keberatan_id")
 CHUNKS_PER_READ = 16  # chunks of at most CHUNK_DECISIONS decisions: a few MiB at a time
+
+
+@functools.cache  # at most ROWS_PER_INSERT texts
+def insert_sql(count: int) -> str:
+    """An INSERT of `count` decision rows (parameters written `?`)."""
+    one = f"({', '.join('?' * len(COLUMNS))})"
+    return f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES {', '.join([one] * count)}"
 
 
 def findable(value: Any) -> str | None:
@@ -115,7 +127,7 @@ def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None
             findable(nip), findable(periode), CANONICAL.encode(kept),
             CANONICAL.encode(decision.outputs), None if decision.trace is None else CANONICAL.encode(decision.trace),
             key_id, run_id, None, CANONICAL.encode(list(redacted)) if redacted else None,
-            CANONICAL.encode(population) if type(population) is dict else None, request_id, *IN_ROW)
+            CANONICAL.encode(population) if type(population) is dict else None, request_id, *IN_ROW, *NOT_APPEALED)
 
 
 CHUNK_DECISIONS = 100
@@ -161,7 +173,7 @@ def row_of(record: DecisionRecord) -> Row:
             record.key_id, record.run_id, record.appeal_of,
             CANONICAL.encode(list(record.redacted)) if record.redacted else None,
             None if record.population is None else CANONICAL.encode(record.population), record.request_id,
-            *IN_ROW)
+            *IN_ROW, record.keberatan_id, record.alasan)
 
 
 def text_of(value: Any) -> str:
@@ -185,4 +197,5 @@ def record_of_row(row: tuple[Any, ...], in_chunk: tuple[bytes, bytes] | None = N
                           input=given, outputs=outputs, trace=trace, nip=nip, periode=periode,
                           key_id=key_id, run_id=run_id, appeal_of=appeal_of,
                           redacted=() if redacted is None else tuple(DECODER.decode(redacted)),
-                          population=population, request_id=request_id)
+                          population=population, request_id=request_id, keberatan_id=row[APPEALED_AT],
+                          alasan=row[APPEALED_AT + 1])

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from kinerja_rules.store.base import DELETE_CHUNKS, MIGRATIONS, Store
+from kinerja_rules.store.keberatan import DELETE_KEBERATAN, KEPT_BY_KEBERATAN, Execute
 from kinerja_rules.store.records import SELECT, StoreError
 from kinerja_rules.store.redaction import NO_REDACTION, Redactor
 from kinerja_rules.store.writer import Committer, InThread, Pending, settle_one
@@ -295,6 +296,17 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreError(f"the decision store {self.where} could not be read: {exc}") from None
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Execute]:
+        with self._read_lock:
+            self._reader.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._reader.execute
+                self._reader.execute("COMMIT")
+            except BaseException:
+                self._reader.execute("ROLLBACK")
+                raise
+
     def _by_person(self, where: str, args: list[Any], limit: int) -> list[tuple[Any, ...]]:
         # one statement, so one snapshot: a decision is either in people or after the mark
         return self._read(f"{SELECT} WHERE id IN (SELECT id FROM people {where} UNION ALL SELECT id FROM "
@@ -328,24 +340,20 @@ class SQLiteStore(Store):
         return 0
 
     def _delete(self, cutoff: str) -> int:
-        with self._read_lock:
-            self._reader.execute("BEGIN IMMEDIATE")
-            try:
-                count = self._reader.execute("DELETE FROM decisions WHERE id < ? AND id NOT IN "
-                                             "(SELECT appeal_of FROM decisions WHERE appeal_of IS NOT NULL "
-                                             "AND id >= ?)", (cutoff, cutoff)).rowcount
-                self._reader.execute("DELETE FROM people WHERE id < ? AND id NOT IN "
-                                     "(SELECT id FROM decisions WHERE id < ?)", (cutoff, cutoff))
-                # the next decision's rowid follows the last one left: the mark must not be past it
-                self._reader.execute("UPDATE people_mark SET last_rowid = min(last_rowid, "
-                                     "(SELECT coalesce(max(rowid), 0) FROM decisions))")
-                self._reader.execute("DELETE FROM runs WHERE id < ? AND id NOT IN "
-                                     "(SELECT run_id FROM decisions WHERE run_id IS NOT NULL)", (cutoff,))
-                self._reader.execute(DELETE_CHUNKS, (cutoff, cutoff))
-                self._reader.execute("COMMIT")
-            except BaseException:
-                self._reader.execute("ROLLBACK")
-                raise
+        with self._transaction() as execute:
+            count = execute("DELETE FROM decisions WHERE id < ? AND id NOT IN (SELECT appeal_of FROM decisions "
+                            f"WHERE appeal_of IS NOT NULL AND id >= ?) AND id NOT IN ({KEPT_BY_KEBERATAN})",
+                            (cutoff, cutoff, cutoff)).rowcount
+            execute("DELETE FROM people WHERE id < ? AND id NOT IN (SELECT id FROM decisions WHERE id < ?)",
+                    (cutoff, cutoff))
+            # the next decision's rowid follows the last one left: the mark must not be past it
+            execute("UPDATE people_mark SET last_rowid = min(last_rowid, (SELECT coalesce(max(rowid), 0) "
+                    "FROM decisions))")
+            execute("DELETE FROM runs WHERE id < ? AND id NOT IN (SELECT run_id FROM decisions WHERE run_id IS NOT "
+                    "NULL)", (cutoff,))
+            execute(DELETE_CHUNKS, (cutoff, cutoff))
+            for statement in DELETE_KEBERATAN:
+                execute(statement, (cutoff,))
         return int(count)
 
     def _close_reader(self) -> None:
