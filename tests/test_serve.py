@@ -200,10 +200,16 @@ def test_serve_with_workers_answers_a_reload_once_every_worker_serves_it(tmp_pat
         stop.set()
         for thread in threads:
             thread.join()
-        status, body = _get(base + "/metrics")
-        # every worker's requests, added up, whichever worker answers
-        counted = metric(body.decode(), "kinerja_http_requests_total", endpoint="/v1/policies/{policy_id}",
-                         method="GET", status="200")
+        # every worker's requests, added up, whichever worker answers (a request is counted once its
+        # answer is sent, so the last one may be counted a moment after its client has it)
+        deadline = time.monotonic() + 10
+        while True:
+            status, body = _get(base + "/metrics")
+            counted = metric(body.decode(), "kinerja_http_requests_total", endpoint="/v1/policies/{policy_id}",
+                             method="GET", status="200")
+            if counted == len(statuses) + 2 * 24 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert counted == len(statuses) + 2 * 24
         assert metric(body.decode(), "kinerja_reloads_total", outcome="ok") == 2
     finally:
