@@ -16,6 +16,7 @@ import enum
 import logging
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -232,6 +233,7 @@ class BatchPool:
         self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start,
                                              initargs=(shipment, [str(p) for p in plugins], call_seconds))
+        self._manager: threading.Thread | None = None  # kept by `close`
         self.digests: dict[str, str] = {}
         self.ready = 0  # processes up, with the policies compiled
         self.slices = 0  # slices decided, for tests and curiosity
@@ -347,10 +349,23 @@ class BatchPool:
 
     def close(self, wait: bool = False) -> None:
         """Stop the processes once their current slices are done; `wait` for them to exit."""
+        self._manager = manager_of(self._executor)
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
     @property
     def closing(self) -> bool:
         """Closed without waiting, and its manager thread is still at work."""
-        thread = getattr(self._executor, "_executor_manager_thread", None)
-        return thread is not None and thread.is_alive()
+        return self._manager is not None and self._manager.is_alive()
+
+    def join(self, seconds: float = 30.0) -> None:
+        """Wait for a pool closed without waiting to finish closing."""
+        if self._manager is not None:
+            self._manager.join(seconds)
+
+
+def manager_of(executor: ProcessPoolExecutor) -> threading.Thread | None:
+    """The thread that manages `executor`'s processes. A pool shut down without waiting forgets it,
+    and Python's exit then wakes it without a lock while it closes its wake-up pipe (an OSError
+    printed at exit, now and then); whoever shuts a pool down so keeps it, and joins it before exit."""
+    thread = getattr(executor, "_executor_manager_thread", None)
+    return thread if isinstance(thread, threading.Thread) else None

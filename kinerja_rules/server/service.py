@@ -162,7 +162,7 @@ class PolicyService:
         # A pool retired by a reload may still be closing: join it, or the interpreter's own exit
         # races its manager thread for the wake-up pipe (a traceback at Ctrl-C).
         while self._retired:
-            self._retired.pop().close(wait=True)
+            self._retired.pop().join()
 
     async def start_pool(self) -> None:
         """Start the batch processes, if configured; batches are decided here until they are up."""

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import multiprocessing
 import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +32,7 @@ from kinerja_rules.engine import validate_files
 from kinerja_rules.errors import PolicyError
 from kinerja_rules.loader import SourceFile, load_text
 from kinerja_rules.registry import Registry
+from kinerja_rules.server.batch import manager_of
 from kinerja_rules.server.problems import ApiProblem
 from kinerja_rules.tables import ANALYSIS_DEADLINE
 
@@ -86,7 +88,7 @@ class Validator:
         self.seconds = seconds
         self.waiting = 0
         self._executor: ProcessPoolExecutor | None = None
-        self._stopped: list[ProcessPoolExecutor] = []
+        self._stopped: list[threading.Thread] = []  # the manager threads of pools stopped without waiting
         self._warm: asyncio.Future[list[None]] | None = None
         self._threads = CapacityLimiter(2)
 
@@ -148,9 +150,11 @@ class Validator:
         if executor is not None:
             for process in list(getattr(executor, "_processes", {}).values()):
                 process.kill()
+            manager = manager_of(executor)
             executor.shutdown(wait=False, cancel_futures=True)
-            self._stopped.append(executor)
+            if manager is not None:
+                self._stopped = [t for t in self._stopped if t.is_alive()] + [manager]
         if wait:
             while self._stopped:
-                self._stopped.pop().shutdown(wait=True)
+                self._stopped.pop().join(30.0)
 
