@@ -236,6 +236,10 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
         (Decimal("0.75") if hukuman and hukuman["tingkat"] == "sedang" else 1) * faktor_cuti
     diterima = int((kinerja + disiplin) * faktor)
     ditangguhkan = 0 if lhkpn else diterima
+    sebab = [name for name, holds in (("presensi", potongan > 0),
+                                      ("hukuman_disiplin", bool(hukuman) and hukuman["tingkat"] == "sedang"),
+                                      ("cuti", faktor_cuti < 1), ("cpns", r["status"] == "cpns"),
+                                      ("penangguhan", ditangguhkan > 0)) if holds]
 
     level_k = "tinggi" if predikat == "sangat_baik" else "menengah" if predikat == "baik" else "rendah"
     kotak = None
@@ -264,7 +268,8 @@ def hand_written(r: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
                               - int((kinerja + disiplin) * faktor / 2)},
                              {"jenis": "prestasi_kerja", "pagu": int(pagu / 2),
                               "diterima": int((kinerja + disiplin) * faktor / 2)}],
-                "ditangguhkan": ditangguhkan, "pembayaran_penangguhan": 0, "dibayar": diterima - ditangguhkan},
+                "ditangguhkan": ditangguhkan, "pembayaran_penangguhan": 0, "dibayar": diterima - ditangguhkan,
+                "sebab": sebab},
         "penempatan": {"kotak_talenta": kotak, "potensi_kedaluwarsa": False,
                        "kelompok_suksesi": "nasional" if kotak == 9 else "instansi" if kotak in (7, 8) else None,
                        "layak_promosi": layak, "rekomendasi": ACTIONS[kotak] if kotak else []},

@@ -229,8 +229,10 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
                         if extended is None:
                             continue
                         item = extended
-                    elif section == "parameters":
-                        diags.extend(_dropped(name, inherited, item))
+                    else:
+                        if section == "parameters":
+                            diags.extend(_dropped(name, inherited, item))
+                        item = msgspec.structs.replace(item, spec=keep_words(inherited.spec, item.spec))
                     if section == "tables":
                         rows[name] = _merge_rows(rows.get(name, []), item, diags)
                         item = msgspec.structs.replace(item, spec=_merge_table(inherited.spec, item.spec))
@@ -310,8 +312,9 @@ def _extend(section: str, name: str, inherited: Item, item: Item, diags: list[Di
     span = item.source.key_span(item.path)
     where = inherited.source.key_span(inherited.path)
     if section == "types":
-        parent_values, added = inherited.spec.values, item.spec.values
-        if parent_values is None or not added or item.spec.fields is not None:
+        parent_values, added = inherited.spec.values, item.spec.values or []
+        worded = item.spec.label is not None or item.spec.penjelasan is not None
+        if parent_values is None or not (added or worded) or item.spec.fields is not None:
             what = "a record" if parent_values is None else "it"
             diags.append(Diagnostic(code="E025", message=f"type {name!r}: 'extend' adds 'values' to an enumeration "
                                     f"(the parent's {name!r} at {where} is {what})", span=span))
@@ -322,7 +325,9 @@ def _extend(section: str, name: str, inherited: Item, item: Item, diags: list[Di
                                     f"(at {where}); list only the values you add", span=span))
             return None
         spec = TypeDecl(values=[*parent_values, *added], doc=item.spec.doc or inherited.spec.doc, extend=True,
-                        highest=inherited.spec.highest)  # an ordered one's new values extend its order
+                        highest=inherited.spec.highest,  # an ordered one's new values extend its order
+                        label=item.spec.label, penjelasan=item.spec.penjelasan)
+        spec = keep_words(inherited.spec, spec)
         return msgspec.structs.replace(item, spec=spec, extends_from=where, added=tuple(map(str, added)))
     if section == "parameters":
         parent_spec, child = inherited.spec, item.spec
@@ -342,11 +347,30 @@ def _extend(section: str, name: str, inherited: Item, item: Item, diags: list[Di
                                     "to values, e.g. {2025-07-01: {9: 6_000_000}}", span=span))
             return None
         spec = msgspec.structs.replace(parent_spec, values=merged, cite=child.cite or parent_spec.cite,
-                                       doc=child.doc or parent_spec.doc, override=False, extend=True)
+                                       doc=child.doc or parent_spec.doc, override=False, extend=True,
+                                       label=child.label or parent_spec.label,
+                                       penjelasan=child.penjelasan or parent_spec.penjelasan)
         return msgspec.structs.replace(item, spec=spec, extends_from=where)
     diags.append(Diagnostic(code="E025", message=f"{_singular(section)} {name!r}: 'extend' applies to an enumeration "
                             "(types) or a keyed parameter; use 'override: true' (and parent(name)) here", span=span))
     return None
+
+
+def keep_words(inherited: Any, spec: Any) -> Any:
+    """An override's texts for people (`label`, `penjelasan`): its own, else the parent's; an
+    enumeration's by value, for the values it still has."""
+    changes: dict[str, Any] = {}
+    for name in ("label", "penjelasan"):
+        if name not in getattr(spec, "__struct_fields__", ()) or name not in inherited.__struct_fields__:
+            continue
+        own, parents = getattr(spec, name), getattr(inherited, name)
+        if isinstance(own, dict) or isinstance(parents, dict):
+            values = set(getattr(spec, "values", None) or ())
+            merged = {**{k: v for k, v in (parents or {}).items() if k in values}, **(own or {})}
+            changes[name] = merged or None
+        elif own is None and parents is not None:
+            changes[name] = parents
+    return msgspec.structs.replace(spec, **changes) if changes else spec
 
 
 def _merge_keyed(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any] | None:

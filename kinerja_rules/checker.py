@@ -44,6 +44,7 @@ from kinerja_rules.checking.population import (
     param_scope_types,
     quota_parameters,
 )
+from kinerja_rules.checking.words import Texts, check_words, input_paths
 from kinerja_rules.documents import FieldSpec, Item
 from kinerja_rules.errors import Diagnostic
 from kinerja_rules.functions import FunctionSpec, IndicatorSpec
@@ -80,6 +81,7 @@ class _Work:
         self.outputs: dict[str, Output] = {}
         self.rules: dict[str, Rule] = {}
         self.checks: dict[str, Check] = {}
+        self.words: Texts = {}
         self.cases: dict[str, Case] = {}
         self.declared = Declared()
         self.population: Population | None = None
@@ -186,6 +188,12 @@ def _stage_outputs_and_rules(w: _Work) -> None:
                         w.ctx.at(w.items["outputs"][o.name]))
 
 
+def _stage_words(w: _Work) -> None:
+    known = {*w.outputs, *input_paths(w.input_types.items()), *w.params, *w.definitions}
+    enums = {name: f.type.values for name, f in w.named.items() if f.type.kind == t.Kind.ENUM}
+    w.words = check_words(w.ctx, w.items, known, enums)
+
+
 def _stage_checks(w: _Work) -> None:
     assert w.scope is not None
     w.checks = check_checks(w.ctx, w.items["checks"], w.scope, w.notes, w.input_types)
@@ -234,6 +242,7 @@ STAGES: tuple[tuple[str, Callable[[_Work], None]], ...] = (
     ("definitions", _stage_definitions),
     ("tables", _stage_tables),
     ("outputs and rules", _stage_outputs_and_rules),
+    ("words for people", _stage_words),
     ("checks", _stage_checks),
     ("population", _stage_population),
     ("exactness", _stage_exactness),
@@ -259,7 +268,7 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
         assembled=policy, input=w.root, params=w.params, tables=w.tables, definitions=w.definitions,
         outputs=w.outputs, rules=w.rules, references=w.references, functions=w.functions,
         indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=warnings,
-        test_errors=ctx.test_diags, acknowledged=acknowledged, checks=w.checks)
+        test_errors=ctx.test_diags, acknowledged=acknowledged, checks=w.checks, words=w.words)
     return checked, []
 
 

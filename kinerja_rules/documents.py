@@ -23,6 +23,22 @@ class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     pass
 
 
+MAX_WORDS = 2000
+
+
+class Words(_Spec, frozen=True, kw_only=True):
+    """A text for people in Indonesian (`id`) and English (`en`); `{name}` stands for the value of an
+    output, input, parameter or definition (`{{` and `}}` for braces). One language missing falls back
+    to the other."""
+
+    id: Annotated[str, msgspec.Meta(max_length=MAX_WORDS)] | None = None
+    en: Annotated[str, msgspec.Meta(max_length=MAX_WORDS)] | None = None
+
+
+Teks = Annotated[str, msgspec.Meta(max_length=MAX_WORDS)] | Words
+"""A text for people: Indonesian when written as one text, or `{id: …, en: …}`."""
+
+
 class FieldSpec(_Spec, frozen=True, kw_only=True):
     """An input field: its type and the constraints a record must meet."""
 
@@ -51,6 +67,10 @@ class TypeDecl(_Spec, frozen=True, kw_only=True):
     """An ordered enumeration: which end of `values` ranks highest (`first`: the first value), so
     that its values compare with `<`, `<=`, `>`, `>=`; unordered without it."""
     doc: str = ""
+    label: dict[str, Teks] | None = None
+    """An enumeration's values as people read them, by value (a letter shows these, never the codes)."""
+    penjelasan: dict[str, Teks] | None = None
+    """What each value means, by value."""
     override: bool = False
     extend: bool = False  # add `values` to the parent's enumeration instead of restating it
 
@@ -63,6 +83,10 @@ class ParameterSpec(_Spec, frozen=True, kw_only=True):
     values: dict[str, Any]
     cite: str = ""
     doc: str = ""
+    label: Teks | None = None
+    """What people call it (a letter's heading for it)."""
+    penjelasan: Teks | None = None
+    """What it means for the person, in plain words."""
     override: bool = False
     extend: bool = False  # change some keys of the parent's keyed values from a date, keep the rest
 
@@ -106,6 +130,10 @@ class OutputSpec(_Spec, frozen=True, kw_only=True):
     max: Any = None
     cite: str = ""
     doc: str = ""
+    label: Teks | None = None
+    """What people call it (a letter's heading for it)."""
+    penjelasan: Teks | None = None
+    """What it means for the person, in plain words."""
     override: bool = False
 
 
@@ -116,6 +144,10 @@ class RuleSpec(_Spec, frozen=True, kw_only=True):
     then: dict[str, Any]
     reason: str
     cite: str = ""
+    label: Teks | None = None
+    """What people call it (a letter's heading for it)."""
+    penjelasan: Teks | None = None
+    """What it means for the person, in plain words."""
     override: bool = False
 
 

@@ -129,6 +129,9 @@ class CheckedPolicy:
     test_errors: list[Diagnostic] = field(default_factory=list)  # in test cases and fixtures only
     acknowledged: list[Diagnostic] = field(default_factory=list)  # warnings the policy allows (`hint`: the reason)
     checks: dict[str, Check] = field(default_factory=dict)  # conditions each record must meet first
+    words: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    """Texts for people by what they describe (`output:tpp.diterima`, `value:predikat.baik`), then
+    `label` or `penjelasan`, then language (checking.words)."""
 
     @property
     def id(self) -> str:
