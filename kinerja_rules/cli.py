@@ -93,6 +93,15 @@ the keberatan and the original. A decision or keberatan is named by its id, or f
 --nip (the person's latest, with --periode and --policy to narrow it). --tanggal defaults
 to today. Refused steps exit 1 with the reason.
 """  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
+_EPILOG_SURAT = """examples:
+  kinerja surat nasional --input examples/pegawai.json --output surat.html
+  kinerja surat nasional --input examples/pegawai.json --lang en > letter.html
+  kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja surat --nip 198507122010011003 --periode 2025-03 --output surat.html
+
+The letter shows labels, never codes: the words come from the policy (label: and penjelasan:
+of outputs, rules, parameters and enumeration values; nasional gives them in Indonesian and
+English). --output surat.pdf prints it with Chromium (Debian: apt-get install chromium).
+"""  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
 _EPILOG_REPLAY = """examples:
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --periode 2025-03
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --set perilaku.atasan=60
@@ -676,6 +685,71 @@ def cmd_keberatan(args: argparse.Namespace) -> int:
         store.close()
 
 
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def cmd_surat(args: argparse.Namespace) -> int:
+    """`kinerja surat ID` (a recorded decision) or `kinerja surat POLICY --input record.json`: the letter."""
+    from kinerja_rules import surat
+    from kinerja_rules.keberatan import WIT, deadline
+
+    kind = args.format or (Path(args.output).suffix.lstrip(".").lower() if args.output else "html")
+    if kind not in ("html", "pdf"):
+        print(f"error: --output {args.output}: a letter is .html or .pdf (or say --format)", file=sys.stderr)
+        return 2
+    if args.target is None or _UUID_TEXT.fullmatch(args.target):
+        made = _stored_letter(args)
+        if made is None:
+            return 2
+        policy, letter = made
+    else:
+        if args.input is None:
+            print("error: a letter of a record not recorded needs --input FILE (one record, JSON)", file=sys.stderr)
+            return 2
+        engine, policy_id = _load_engine(args.target, Path(args.policies), _registry(args))
+        policy = engine.policy(policy_id)
+        try:
+            record = _beside(args.input, "record")
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(record, dict):
+            print(f"error: {args.input} must hold one record (a JSON object)", file=sys.stderr)
+            return 2
+        decision = engine.evaluate(policy_id, record, args.as_of, explain=True)
+        letter = surat.Letter(decision=decision, record=record,
+                              deadline=deadline(policy, dt.datetime.now(WIT).date(), "pemberitahuan"))
+    page = surat.render(policy, letter, args.lang)
+    try:
+        data = surat.pdf(page) if kind == "pdf" else page.encode("utf-8")
+    except surat.SuratError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _write_out(data, args.output)
+
+
+def _stored_letter(args: argparse.Namespace) -> Any:
+    from kinerja_rules.keberatan import Desk
+    from kinerja_rules.recording import Replayer, ReplayError
+    from kinerja_rules.store import StoreError
+    from kinerja_rules.surat import SuratError, stored_letter
+
+    try:
+        store = _open_store(args)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    try:
+        desk = Desk(store, Replayer(store, _registry(args)))
+        decision_id = args.target or _find_one(store, args)
+        return None if decision_id is None else stored_letter(desk, desk.replayer.record(decision_id))
+    except (ReplayError, SuratError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    finally:
+        store.close()
+
+
 def _latest_keberatan(store: Any, args: argparse.Namespace) -> dict[str, Any] | None:
     """The latest keberatan of --nip (in --periode, of --policy)."""
     if args.nip is None:
@@ -1102,6 +1176,26 @@ def parser() -> argparse.ArgumentParser:
     _store_options(p)
     p.set_defaults(run=cmd_keberatan)
 
+    p = sub.add_parser("surat", help="the letter explaining a decision to its employee (HTML or PDF)",
+                       epilog=_EPILOG_SURAT, formatter_class=fmt,
+                       description="Write the letter (surat penjelasan) that explains one decision to the employee "
+                                   "it is for, in plain Indonesian (--lang en: English): the predikat and why, the "
+                                   "TPP line by line with each cut and its article, what is withheld, the follow-ups "
+                                   "and until when to object. A PDF is printed by Chromium.")
+    p.add_argument("target", nargs="?", metavar="ID|POLICY", help="a recorded decision's id, or a policy (with "
+                                                                  "--input); or find the decision with --nip")
+    p.add_argument("--nip", type=_nip, help="the person's latest recorded decision (with --periode, --policy)")
+    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
+    p.add_argument("--policy", metavar="ID", help="with --nip: under this policy")
+    p.add_argument("--input", "-i", metavar="FILE", help="with a POLICY: the record (one JSON object)")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="with a POLICY: decide as of this day")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR", help="where policies are found")
+    p.add_argument("--output", "-o", metavar="FILE", help="surat.html or surat.pdf (default: HTML on standard output)")
+    p.add_argument("--format", choices=("html", "pdf"), help="html or pdf (default: from --output's suffix)")
+    p.add_argument("--lang", choices=("id", "en"), default="id", help="the letter's language (default: id)")
+    _store_options(p)
+    p.set_defaults(run=cmd_surat)
+
     p = sub.add_parser("replay", help="decide a recorded decision again, or appeal it", epilog=_EPILOG_REPLAY,
                        formatter_class=fmt, description="Decide a recorded decision again with the policy archived "
                        "with it and the same as_of, and say whether it comes out identical (exit code 1 when not). "
@@ -1256,9 +1350,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_key)
 
     for name, command in sub.choices.items():
-        command.add_argument("--lang", choices=LANGUAGES, default=language(), type=str.lower,
-                             help="language of diagnostics and record errors: en or id (default: $KINERJA_LANG, "
-                                  "else en)")
+        if name != "surat":  # a letter for people is Indonesian unless asked: its own --lang
+            command.add_argument("--lang", choices=LANGUAGES, default=language(), type=str.lower,
+                                 help="language of diagnostics and record errors: en or id (default: $KINERJA_LANG, "
+                                      "else en)")
         if name in ("key", "new"):
             continue
         command.add_argument("--plugins", action="append", metavar="DIR",

@@ -170,3 +170,22 @@ def test_a_hostile_putusan_or_keberatan_look_up_is_answered(served: tuple[TestCl
     _answered(client.get("/v1/keberatan", params=params))
     _answered(client.get(f"/v1/keberatan/{quote(keberatan_id, safe='')}"))
     _answered(_post(client, f"/v1/keberatan/{quote(keberatan_id, safe='')}/putusan", members))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(["format", "lang", "other"]),
+                       st.one_of(st.sampled_from(["html", "pdf", "id", "en"]), HOSTILE_TEXT), max_size=3),
+       st.one_of(st.sampled_from(["en-US,en;q=0.9", "id", "*", ""]), HOSTILE_TEXT.map(lambda t: t[:200])),
+       st.one_of(st.sampled_from(["alone", "member"]), HOSTILE_TEXT))
+def test_a_hostile_letter_request_is_answered(served: tuple[TestClient[Litestar], dict[str, str]],
+                                              params: dict[str, str], accept: str, which: str) -> None:
+    client, ids = served
+    decision_id = ids.get(which, quote(which, safe=""))
+    params = {k: v for k, v in params.items() if not (k == "format" and v == "pdf")}  # a PDF costs a browser
+    headers = {"accept-language": "".join(c for c in accept if " " <= c <= "~")}  # what a header can carry
+    response = client.get(f"/v1/decisions/{decision_id}/surat", params=params, headers=headers)
+    if response.status_code == 200:  # the letter, in a language it names
+        assert response.headers["content-type"] == "text/html; charset=utf-8" and "<h1>" in response.text
+        assert response.headers["content-language"] in ("id", "en")
+    else:
+        _answered(response)

@@ -264,6 +264,11 @@ def _readable(request: Request[Any, Any, Any], record: DecisionRecord | None, de
     return record
 
 
+async def _decision_of(request: Request[Any, Any, Any], recorder: Recorder, decision_id: str) -> DecisionRecord:
+    """The recorded decision `decision_id`, read within the store's time budget, if the key may read it."""
+    return _readable(request, await recorder.call(recorder.store.get, _id(decision_id)), decision_id)
+
+
 def _problem(exc: ReplayError) -> ApiProblem:
     kind = exc.kind if exc.kind in ("unknown-decision", "redacted-fields", "invalid-set",
                                     "redacted-value-mismatch") else "not-replayable"

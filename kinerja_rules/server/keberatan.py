@@ -33,8 +33,7 @@ from kinerja_rules.server.bodies import JSON, decode
 from kinerja_rules.server.decisions import (
     _UUID,
     Recorder,
-    _id,
-    _readable,
+    _decision_of,
     _recorder,
     _work,
     page_scope,
@@ -42,7 +41,6 @@ from kinerja_rules.server.decisions import (
 )
 from kinerja_rules.server.problems import ApiProblem
 from kinerja_rules.server.work import client_gone
-from kinerja_rules.store import DecisionRecord
 
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
 Reason = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
@@ -138,10 +136,6 @@ async def _kept(recorder: Recorder, fn: Any, *args: Any) -> None:
         raise _problem(exc) from None
 
 
-async def _decision(request: Request[Any, Any, Any], recorder: Recorder, decision_id: str) -> DecisionRecord:
-    return _readable(request, await recorder.call(recorder.store.get, _id(decision_id)), decision_id)
-
-
 async def _keberatan(request: Request[Any, Any, Any], recorder: Recorder, keberatan_id: str) -> dict[str, Any]:
     found = await recorder.call(recorder.store.keberatan, keberatan_id) if _UUID.fullmatch(keberatan_id) else None
     key = key_scope(request)
@@ -163,7 +157,7 @@ class KeberatanController(Controller):
     async def notify(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
         recorder, desk = _desk(request)
         body: PemberitahuanRequest = decode(await request.body(), PemberitahuanRequest, request.app.state.limits)
-        record = await _decision(request, recorder, decision_id)
+        record = await _decision_of(request, recorder, decision_id)
         notice = await _step(request, f"the pemberitahuan of {record.id}", desk.notice, record, body.tanggal,
                              _who(recorder, request))
         await _kept(recorder, desk.keep_notice, notice)
@@ -175,7 +169,7 @@ class KeberatanController(Controller):
     async def file(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> Response[bytes]:
         recorder, desk = _desk(request)
         body: KeberatanRequest = decode(await request.body(), KeberatanRequest, request.app.state.limits)
-        record = await _decision(request, recorder, decision_id)
+        record = await _decision_of(request, recorder, decision_id)
         given = msgspec.structs.asdict(body)
         for attempt in range(2):  # a notification kept in between: counted again with it
             entry = await _step(request, f"the keberatan against {record.id}", desk.filing, record, given,

@@ -75,6 +75,9 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                                   "takes one (and a pemberitahuan cannot follow it)."),
     "putusan-final": (409, "Putusan final", "The keberatan has its putusan already, or the decision is a putusan's: "
                                             "a putusan is final."),
+    "letter-failed": (503, "Letter not made", "The letter could not be printed: a PDF needs Chromium on the "
+                                              "server, which is missing, failed or ran out of time. The HTML "
+                                              "letter does not need it."),
     "not-found": (404, "Not found", "No endpoint has this path."),
     "unknown-problem": (404, "Unknown problem type", "No problem type has this name."),
     "method-not-allowed": (405, "Method not allowed", "The endpoint does not answer this HTTP method."),
