@@ -31,8 +31,8 @@ from kinerja_rules.errors import Diagnostic
 from kinerja_rules.loader import SourceFile
 
 INHERITED = ("references", "types", "inputs", "parameters", "definitions", "tables", "outputs", "rules",
-             "checks", "group_data", "seats", "group_definitions", "population", "fixtures")
-OVERRIDABLE = ("types", "inputs", "parameters", "definitions", "tables", "outputs", "rules", "checks",
+             "checks", "dapat_diubah", "group_data", "seats", "group_definitions", "population", "fixtures")
+OVERRIDABLE = ("types", "inputs", "parameters", "definitions", "tables", "outputs", "rules", "checks", "dapat_diubah",
                "group_data", "seats", "group_definitions", "population")
 
 

@@ -15,6 +15,7 @@ import msgspec
 from kinerja_rules import types as t
 from kinerja_rules.assemble import Assembled
 from kinerja_rules.checking.cases import check_cases, set_path
+from kinerja_rules.checking.changes import Changeable, check_changes
 from kinerja_rules.checking.declarations import (
     check_cite,
     check_header,
@@ -82,6 +83,7 @@ class _Work:
         self.rules: dict[str, Rule] = {}
         self.checks: dict[str, Check] = {}
         self.words: Texts = {}
+        self.changeable: dict[str, Changeable] = {}
         self.cases: dict[str, Case] = {}
         self.declared = Declared()
         self.population: Population | None = None
@@ -192,6 +194,7 @@ def _stage_words(w: _Work) -> None:
     known = {*w.outputs, *input_paths(w.input_types.items()), *w.params, *w.definitions}
     enums = {name: f.type.values for name, f in w.named.items() if f.type.kind == t.Kind.ENUM}
     w.words = check_words(w.ctx, w.items, known, enums)
+    w.changeable = check_changes(w.ctx, w.items["dapat_diubah"], w.input_types)
 
 
 def _stage_checks(w: _Work) -> None:
@@ -268,7 +271,8 @@ def check(policy: Assembled, functions: dict[str, FunctionSpec],
         assembled=policy, input=w.root, params=w.params, tables=w.tables, definitions=w.definitions,
         outputs=w.outputs, rules=w.rules, references=w.references, functions=w.functions,
         indicators=w.indicator_specs, cases=w.cases, population=w.population, notes=w.notes, warnings=warnings,
-        test_errors=ctx.test_diags, acknowledged=acknowledged, checks=w.checks, words=w.words)
+        test_errors=ctx.test_diags, acknowledged=acknowledged, checks=w.checks, words=w.words,
+        changeable=w.changeable)
     return checked, []
 
 

@@ -102,6 +102,15 @@ The letter shows labels, never codes: the words come from the policy (label: and
 of outputs, rules, parameters and enumeration values; nasional gives them in Indonesian and
 English). --output surat.pdf prints it with Chromium (Debian: apt-get install chromium).
 """  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
+_EPILOG_WHAT_IF = """examples:
+  kinerja what-if nasional --input examples/pegawai.json --goal evaluasi.predikat=sangat_baik
+  kinerja what-if nasional --input examples/pegawai.json --goal evaluasi.skor_perilaku=95 --what-if-seconds 2
+
+The answer: {"reachable": true | false | "unknown", "optimal": …, "changes": [{path, from,
+to}], "outputs": …}. First the fewest changed inputs, then the smallest total change in steps;
+each candidate is decided by the policy itself. "unknown" when the budget ran out first;
+"optimal": false when a change was found that a better one may beat.
+"""
 _EPILOG_REPLAY = """examples:
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --periode 2025-03
   kinerja eval nasional -i examples/pegawai.json --record kinerja-data > decided.jsonl && kinerja replay --nip 198507122010011003 --set perilaku.atasan=60
@@ -708,17 +717,13 @@ def cmd_surat(args: argparse.Namespace) -> int:
             return 2
         engine, policy_id = _load_engine(args.target, Path(args.policies), _registry(args))
         policy = engine.policy(policy_id)
-        try:
-            record = _beside(args.input, "record")
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if not isinstance(record, dict):
-            print(f"error: {args.input} must hold one record (a JSON object)", file=sys.stderr)
+        record = _one_record(args.input)
+        if record is None:
             return 2
         decision = engine.evaluate(policy_id, record, args.as_of, explain=True)
         letter = surat.Letter(decision=decision, record=record,
-                              deadline=deadline(policy, dt.datetime.now(WIT).date(), "pemberitahuan"))
+                              deadline=deadline(policy, dt.datetime.now(WIT).date(), "pemberitahuan"),
+                              goal=surat.nearest(engine, policy_id, record, decision, args.what_if_seconds))
     page = surat.render(policy, letter, args.lang)
     try:
         data = surat.pdf(page) if kind == "pdf" else page.encode("utf-8")
@@ -726,6 +731,38 @@ def cmd_surat(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return _write_out(data, args.output)
+
+
+def cmd_what_if(args: argparse.Namespace) -> int:
+    """`kinerja what-if POLICY --input record.json --goal OUTPUT=VALUE`: the nearest change that reaches it."""
+    from kinerja_rules.whatif import WhatIfError, goal_of, what_if
+
+    engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
+    record = _one_record(args.input)
+    if record is None:
+        return 2
+    output, _, wanted = args.goal.partition("=")
+    try:
+        goal = goal_of(engine, policy_id, {"output": output, "at_least": wanted})
+        found = what_if(engine, policy_id, record, goal, args.as_of, args.what_if_seconds)
+    except WhatIfError as exc:
+        print(f"error: --goal {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.buffer.write(ENCODER.encode(found.answer()) + b"\n")
+    return 0 if found.reachable is True else 1
+
+
+def _one_record(path: str) -> dict[str, Any] | None:
+    """The one record (a JSON object) in `path`; None, having said why, when there is none."""
+    try:
+        record = _beside(path, "record")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(record, dict):
+        print(f"error: {path} must hold one record (a JSON object)", file=sys.stderr)
+        return None
+    return record
 
 
 def _stored_letter(args: argparse.Namespace) -> Any:
@@ -742,7 +779,8 @@ def _stored_letter(args: argparse.Namespace) -> Any:
     try:
         desk = Desk(store, Replayer(store, _registry(args)))
         decision_id = args.target or _find_one(store, args)
-        return None if decision_id is None else stored_letter(desk, desk.replayer.record(decision_id))
+        return None if decision_id is None else stored_letter(desk, desk.replayer.record(decision_id),
+                                                              args.what_if_seconds)
     except (ReplayError, SuratError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -925,7 +963,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_depth=args.max_depth,
                     max_list_items=args.max_list_items, max_response_bytes=args.max_response_bytes,
-                    max_explain_batch=args.max_explain_batch, unknown_fields=args.unknown_fields)
+                    max_explain_batch=args.max_explain_batch, unknown_fields=args.unknown_fields,
+                    what_if_seconds=args.what_if_seconds)
     connections = ConnectionLimits(max_header_bytes=args.max_header_bytes, max_headers=args.max_headers,
                                    header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                                    max_connections=args.max_connections)
@@ -1036,6 +1075,20 @@ def _open_store(args: argparse.Namespace, location: str | None = None) -> Any:
     from kinerja_rules.store import open_store
 
     return open_store(str(location or _store_location(args)))
+
+
+def _goal(text: str) -> str:
+    output, sep, wanted = text.partition("=")
+    if not sep or not output or not wanted or len(text) > 200:
+        raise argparse.ArgumentTypeError(f"{text[:60]!r}: write OUTPUT=VALUE, such as evaluasi.predikat=baik")
+    return text
+
+
+def _what_if_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value > 60:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}: a what-if search has at most 60 seconds")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -1193,8 +1246,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="surat.html or surat.pdf (default: HTML on standard output)")
     p.add_argument("--format", choices=("html", "pdf"), help="html or pdf (default: from --output's suffix)")
     p.add_argument("--lang", choices=("id", "en"), default="id", help="the letter's language (default: id)")
+    p.add_argument("--what-if-seconds", type=_what_if_seconds, default=1.0, metavar="SECONDS",
+                   help="the time budget of the search for the nearest better result (default: 1)")
     _store_options(p)
     p.set_defaults(run=cmd_surat)
+
+    p = sub.add_parser("what-if", help="what would it take: the nearest change that reaches a goal",
+                       epilog=_EPILOG_WHAT_IF, formatter_class=fmt,
+                       description="Search, exactly, for the fewest and smallest changes to the inputs the policy "
+                                   "says a person can change (dapat_diubah:) that reach a goal: an ordered "
+                                   "enumeration at least a value, or a number at least an amount. Exit code 1 when "
+                                   "the goal is not reachable within the bounds, or not found within the budget.")
+    p.add_argument("policy", metavar="POLICY", help="a policy id in the policies folder, a policy file or a folder")
+    p.add_argument("--input", "-i", required=True, metavar="FILE", help="the record (one JSON object)")
+    p.add_argument("--goal", required=True, type=_goal, metavar="OUTPUT=VALUE",
+                   help="such as evaluasi.predikat=baik or tpp.diterima=4500000 (at least that)")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="decide as of this day")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR", help="where policies are found")
+    p.add_argument("--what-if-seconds", type=_what_if_seconds, default=1.0, metavar="SECONDS",
+                   help="the search's time budget (default: 1, at most 60); past it: unknown, or not optimal")
+    p.set_defaults(run=cmd_what_if)
 
     p = sub.add_parser("replay", help="decide a recorded decision again, or appeal it", epilog=_EPILOG_REPLAY,
                        formatter_class=fmt, description="Decide a recorded decision again with the policy archived "
@@ -1316,6 +1387,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store-timeout", type=_seconds, default=5.0, metavar="SECONDS",
                    help="how long a request waits for the decision store (default: 5); past it the answer is 503 "
                         "not-recorded, and /ready is 503 until the store answers again")
+    p.add_argument("--what-if-seconds", type=_what_if_seconds, default=1.0, metavar="SECONDS",
+                   help="time budget of one what-if search (POST /v1/policies/{id}/what-if, a letter's nearest "
+                        "goal; default: 1, at most 60); past it the answer is unknown, or not optimal")
     p.add_argument("--work-seconds", type=_seconds, default=30.0, metavar="SECONDS",
                    help="time budget of one expensive request (a population run, an impact report, a replay, an "
                         "appeal; default: 30); past it the work stops and the answer is 422 work-timeout")

@@ -280,6 +280,23 @@ class AllowSpec(_Spec, frozen=True, kw_only=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
+class ChangeSpec(_Spec, frozen=True, kw_only=True):
+    """An input a person can change (`dapat_diubah:`), for "what would it take": within `min` and `max`
+    (a number, or an expression over the record's numbers, or over the item's for a path with `[*]`,
+    such as `target * 1.2`), by `step`."""
+
+    min: Any = None
+    max: Any = None
+    step: Any = 1
+    label: Teks | None = None
+    """The input as a person calls it ("hari tidak masuk tanpa keterangan")."""
+    doc: str = ""
+    override: bool = False
+
+
+ChangePath = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]*(\[\*\])?(\.[a-z_][a-z0-9_]*(\[\*\])?)*$")]
+
+
 class PolicyDocument(_Spec, frozen=True, kw_only=True):
     """A policy file: its header and its sections (a policy may span several files with one `policy` id).
 
@@ -305,6 +322,7 @@ class PolicyDocument(_Spec, frozen=True, kw_only=True):
     outputs: dict[DottedName, OutputSpec] = {}
     rules: dict[Name, RuleSpec] = {}
     checks: dict[Name, CheckSpec] = {}
+    dapat_diubah: dict[ChangePath, ChangeSpec] = {}
     group_data: dict[Name, str | FieldSpec] = {}
     seats: dict[Name, str | FieldSpec] = {}
     group_definitions: dict[Name, GroupDefinitionSpec] = {}
@@ -341,6 +359,7 @@ SECTIONS: dict[str, type[_Spec] | None] = {
     "outputs": OutputSpec,
     "rules": RuleSpec,
     "checks": CheckSpec,
+    "dapat_diubah": ChangeSpec,
     "group_data": FieldSpec,
     "seats": FieldSpec,
     "group_definitions": GroupDefinitionSpec,
@@ -372,6 +391,7 @@ TOP_KEYS = HEADER + tuple(SECTIONS)
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: `$` would let a trailing newline in
 DOTTED_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\Z")
+CHANGE_RE = re.compile(r"^[a-z_][a-z0-9_]*(\[\*\])?(\.[a-z_][a-z0-9_]*(\[\*\])?)*\Z")  # an input, [*] each item
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 
 # A file's header read without parsing it: for a file that does not parse, and to sort files
@@ -633,7 +653,8 @@ def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagno
                     **{f"quotas.{k}": v for k, v in body["quotas"].items()}}
         for name, value in body.items():
             path: Path_ = (section, *name.split(".", 1)) if section == "population" else (section, name)
-            pattern = DOTTED_RE if section == "outputs" else ID_RE if section == "references" else NAME_RE
+            pattern = DOTTED_RE if section == "outputs" else ID_RE if section == "references" else \
+                CHANGE_RE if section == "dapat_diubah" else NAME_RE
             if not pattern.match(name if not name.startswith("quotas.") else name[7:]):
                 diags.append(Diagnostic(code="E013", message=f"invalid name {name!r} in {section}: "
                                         "use lower case letters, digits and '_'",

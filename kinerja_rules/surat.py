@@ -27,12 +27,14 @@ import msgspec
 
 from kinerja_rules.checking.words import PIECE, input_paths
 from kinerja_rules.decision import Decision, PolicyRef
+from kinerja_rules.engine import Engine
 from kinerja_rules.errors import KinerjaError
-from kinerja_rules.keberatan import Deadline, Desk
+from kinerja_rules.keberatan import WIT, Deadline, Desk
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.recording import ReplayError
 from kinerja_rules.store import DecisionRecord
 from kinerja_rules.types import Kind, Type
+from kinerja_rules.whatif import DEFAULT_SECONDS, goal_of, what_if
 
 LANGUAGES = ("id", "en")
 MONTHS = {"id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
@@ -40,6 +42,7 @@ MONTHS = {"id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli",
           "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
                  "November", "December")}
 PDF_SECONDS = 60.0
+PAID = "tpp.diterima"  # what a nearest goal's TPP line shows (a policy without it: none)
 
 # the letter's own words (everything else comes from the policy)
 SAYS: dict[str, dict[str, str]] = {
@@ -67,7 +70,7 @@ SAYS: dict[str, dict[str, str]] = {
         "dicatat": "tanggal keputusan ini dicatat",
         "object_filed": "Keberatan Anda diajukan tanggal {tanggal}; statusnya: {status}.",
         "final": "Putusan atas keberatan bersifat final.", "yes": "ya", "no": "tidak", "none": "tidak ada",
-        "before": "dari", "after": "menjadi",
+        "before": "dari", "after": "menjadi", "more": "bertambah", "item": "butir ke-",
     },
     "en": {
         "title": "Letter explaining your performance and TPP decision", "to": "To", "nip": "NIP",
@@ -92,7 +95,7 @@ SAYS: dict[str, dict[str, str]] = {
         "dicatat": "when this decision was recorded",
         "object_filed": "Your keberatan was filed on {tanggal}; its status: {status}.",
         "final": "The putusan on a keberatan is final.", "yes": "yes", "no": "no", "none": "none",
-        "before": "from", "after": "to",
+        "before": "from", "after": "to", "more": "up by", "item": "item ",
     },
 }
 
@@ -109,7 +112,8 @@ class Goal:
     target: Any
     reachable: str  # "true", "false" or "unknown"
     changes: list[dict[str, Any]] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # the decision with the changes made
+    before: dict[str, Any] = field(default_factory=dict)  # the decision as it is
 
 
 @dataclass
@@ -306,8 +310,9 @@ def render(policy: CompiledPolicy, letter: Letter, lang: str = "id") -> str:  # 
     head.append((s["policy"], f"{policy.title} ({s['version']} {policy.version})"))
     if letter.decision_id:
         head.append((s["decision"], letter.decision_id))
-    if letter.made_at is not None:
-        head.append((s["made"], w.date(letter.made_at.date())))
+    if letter.made_at is not None:  # the day in WIT, as the keberatan deadline counts it
+        made = letter.made_at if letter.made_at.tzinfo else letter.made_at.replace(tzinfo=dt.UTC)
+        head.append((s["made"], w.date(made.astimezone(WIT).date())))
     parts.append('<table class="head">' + "".join(
         f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in head if v not in (None, "")) + "</table>")
     parts.append(f'<p>{e(s["intro"])}</p>')
@@ -486,20 +491,30 @@ def _goal(w: Words, policy: CompiledPolicy, goal: Goal) -> str:
                     f"{html.escape(w.value(c['from'], w.types.get(_pattern(c['path']))))} "
                     f"{html.escape(w.says['after'])} {html.escape(w.value(c['to'], w.types.get(_pattern(c['path']))))}"
                     "</li>" for c in goal.changes)
-    after = []
-    for name in outputs:
-        if outputs[name].type.kind == Kind.MONEY and name in goal.outputs:
-            after.append(f"{w.label('output', name)}: {w.value(goal.outputs[name], outputs[name].type)}")
-    shown = f"<p>{html.escape('; '.join(after[-1:]))}</p>" if after else ""
-    return f"<p>{html.escape(w.says['goal_reach'].format(goal=target))}</p><ul>{items}</ul>{shown}"
+    shown = []
+    for name in dict.fromkeys((goal.output, PAID)):
+        now, then = _at(goal.before, name), _at(goal.outputs, name)
+        if name not in outputs or then is _MISSING:
+            continue
+        line = f"{w.label('output', name)}: {w.value(then, outputs[name].type)}"
+        if outputs[name].type.kind == Kind.MONEY and now is not _MISSING and then != now:
+            line += f" ({w.says['more']} {w.value(then - now, outputs[name].type)})"
+        shown.append(f'<li class="then">{html.escape(line)}</li>')
+    return (f"<p>{html.escape(w.says['goal_reach'].format(goal=target))}</p><ul>{items}</ul>"
+            f"<ul>{''.join(shown)}</ul>")
 
 
 def _pattern(path: str) -> str:
-    return re.sub(r"\[[0-9]+\]", "", path)
+    """`skp.indikator[0].realisasi` as `dapat_diubah` names it: `skp.indikator[*].realisasi`."""
+    return re.sub(r"\[[0-9]+\]", "[*]", path)
 
 
 def _input_label(w: Words, path: str) -> str:
-    return w.text(f"input:{_pattern(path)}", "label") or path.replace("_", " ")
+    label = w.text(f"input:{_pattern(path)}", "label")
+    if label is None:
+        return path.replace("_", " ")
+    items = re.findall(r"\[([0-9]+)\]", path)
+    return label + "".join(f" ({w.says['item']}{int(i) + 1})" for i in items)
 
 
 STYLE = """
@@ -551,9 +566,12 @@ def pdf(page: str, seconds: float = PDF_SECONDS) -> bytes:
         return target.read_bytes()
 
 
-def stored_letter(desk: Desk, record: DecisionRecord) -> tuple[CompiledPolicy, Letter]:
+def stored_letter(desk: Desk, record: DecisionRecord, goal_seconds: float | None = None
+                  ) -> tuple[CompiledPolicy, Letter]:
     """The letter of a recorded decision: its archived policy's words, the outputs as decided, the
-    trace as kept (or the decision replayed with one), its deadline and any keberatan."""
+    trace as kept (or the decision replayed with one), its deadline and any keberatan; with
+    `goal_seconds`, the nearest better result (not for a member of a population run, whose result
+    hangs on the others too)."""
     try:
         engine, notes = desk.replayer.compiled(record.policy_digest)
     except ReplayError as exc:
@@ -574,4 +592,37 @@ def stored_letter(desk: Desk, record: DecisionRecord) -> tuple[CompiledPolicy, L
     letter = Letter(decision=decision, record=record.input if isinstance(record.input, Mapping) else {},
                     decision_id=record.id, made_at=record.made_at, deadline=desk.deadline_of(record),
                     keberatan=desk.store.keberatan_of(record.id))
+    if goal_seconds is not None and engine is not None and record.population is None and not record.redacted:
+        letter.goal = nearest(engine, record.policy_id, letter.record, decision, goal_seconds)
     return policy, letter
+
+
+def nearest(engine: Engine, policy_id: str, record: Mapping[str, Any], decision: Decision,
+            seconds: float = DEFAULT_SECONDS) -> Goal | None:
+    """The nearest better result a change the person can make reaches: the next better predikat, else
+    any more TPP (`PAID`); None when the policy names nothing to change, or nothing reaches either."""
+    policy = engine.policy(policy_id)
+    if not policy.checked.changeable:
+        return None
+    outputs = policy.checked.outputs
+    wanted: list[tuple[str, Any]] = []
+    rating = next((name for name, o in outputs.items() if name.endswith(".predikat") and o.type.highest), None)
+    if rating is not None:
+        rank = outputs[rating].type.rank()
+        now = _at(decision.outputs, rating)
+        better = [v for v, r in rank.items() if now in rank and r == rank[now] + 1]
+        if better:
+            wanted.append((rating, better[0]))
+    paid = _at(decision.outputs, PAID)
+    if PAID in outputs and isinstance(paid, int) and not isinstance(paid, bool):
+        wanted.append((PAID, paid + 1))
+    for output, target in wanted:
+        try:
+            found = what_if(engine, policy_id, record, goal_of(engine, policy_id, {"output": output,
+                                                                                   "at_least": target}),
+                            decision.as_of, seconds / len(wanted))
+        except KinerjaError:  # a record the policy refuses as it stands, or a redacted one
+            return None
+        if found.reachable is True and found.changes:
+            return Goal(output, target, "true", found.changes, found.outputs, dict(decision.outputs))
+    return None

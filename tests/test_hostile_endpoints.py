@@ -189,3 +189,14 @@ def test_a_hostile_letter_request_is_answered(served: tuple[TestClient[Litestar]
         assert response.headers["content-language"] in ("id", "en")
     else:
         _answered(response)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(VALUE, st.one_of(VALUE, _object(st.one_of(VALUE, st.sampled_from(
+    ['"tpp.diterima"', '"evaluasi.predikat"', '"sangat_baik"', "4500000", "1e400", '"9e99999"'])), 3)),
+    st.one_of(st.none(), VALUE))
+def test_a_hostile_what_if_is_answered(served: tuple[TestClient[Litestar], dict[str, str]], record: str, goal: str,
+                                       as_of: str | None) -> None:
+    client, _ = served
+    body = {"record": record, "goal": goal, **({"as_of": as_of} if as_of is not None else {})}
+    _answered(_post(client, "/v1/policies/nasional/what-if", body))

@@ -111,6 +111,11 @@ def test_the_letter_of_a_recorded_decision_renders_in_chromium_with_every_amount
     assert withheld and withheld.group(1) == _rupiah(outputs["tpp"]["ditangguhkan"])
     for code in ("sesuai_ekspektasi", "beban_kerja", "hukuman_disiplin", "penangguhan", "pp-94-2021", "_"):
         assert code not in text, code  # labels and reference titles, never codes
+    # the nearest better result, searched in the policy: the supervisor's score that lifts the predikat
+    goal = re.search(r"Yang dapat meningkatkan hasil Anda Untuk mencapai Predikat kinerja Sangat Baik: Nilai perilaku "
+                     r"dari atasan: dari 80 menjadi (\d+) Realisasi indikator SKP \(butir ke-1\): dari 1\.000 menjadi "
+                     r"([0-9.]+) Predikat kinerja: Sangat Baik", text)
+    assert goal and 80 < int(goal.group(1)) <= 100 and 1000 < int(goal.group(2).replace(".", "")) <= 1200, text
     printed = _kinerja("surat", decision["decision_id"], "--data", "data", "-o", "surat.pdf", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert (tmp_path / "surat.pdf").read_bytes().startswith(b"%PDF-") and (tmp_path / "surat.pdf").stat().st_size > 5000

@@ -132,6 +132,8 @@ class CheckedPolicy:
     words: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     """Texts for people by what they describe (`output:tpp.diterima`, `value:predikat.baik`), then
     `label` or `penjelasan`, then language (checking.words)."""
+    changeable: dict[str, Any] = field(default_factory=dict)
+    """The inputs a person can change, by path (`dapat_diubah:`, checking.changes.Changeable)."""
 
     @property
     def id(self) -> str:

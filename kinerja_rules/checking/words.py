@@ -55,7 +55,8 @@ def check_words(ctx: Context, items: dict[str, dict[str, Item]], known: set[str]
     """The policy's texts for people, each placeholder checked against `known` names, and each
     enumeration's labels against its `enums` values."""
     texts: Texts = {}
-    for section, kind in (("outputs", "output"), ("rules", "rule"), ("parameters", "parameter")):
+    for section, kind in (("outputs", "output"), ("rules", "rule"), ("parameters", "parameter"),
+                          ("dapat_diubah", "input")):
         for name, item in items[section].items():
             for field in ("label", "penjelasan"):
                 _take(ctx, texts, known, f"{kind}:{name}", f"{kind} {name!r}", item, field,

@@ -84,7 +84,7 @@ from kinerja_rules.server.problems import (
     Problem,
 )
 from kinerja_rules.server.service import PolicyService
-from kinerja_rules.server.surat import surat_endpoint
+from kinerja_rules.server.surat import surat_endpoint, what_if_endpoint
 from kinerja_rules.server.validation import Validator
 from kinerja_rules.server.work import Work, client_gone
 from kinerja_rules.store import IDS, Run
@@ -618,7 +618,8 @@ def create_app(engine: Engine | PolicyService, *, policies: Sequence[Path] = (),
     app = Litestar(
         # The key check costs nothing when no keys are configured: it is not installed.
         route_handlers=[Router("/", route_handlers=[PolicyController, ServiceController, DecisionController,
-                                                    KeberatanController, impact_endpoint, surat_endpoint],
+                                                    KeberatanController, impact_endpoint, surat_endpoint,
+                                                    what_if_endpoint],
                                middleware=[AuthMiddleware] if keys else []), ProbeController,
                         create_static_files_router(path=ASSETS, directories=[_STATIC], include_in_schema=False,
                                                    cache_control=CacheControlHeader(max_age=86400))],

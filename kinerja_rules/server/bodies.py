@@ -29,6 +29,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_response_bytes: int = 64 * 1024 * 1024  # what one answer may hold (explain traces are what grows)
     max_explain_batch: int = 1_000  # records in one batch with explain: true
     unknown_fields: str | None = None  # overrides every policy's rule for fields it does not declare
+    what_if_seconds: float = 1.0  # the search of one what-if (and of a letter's nearest goal)
 
 
 class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -75,6 +75,9 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
                                                   "takes one (and a pemberitahuan cannot follow it)."),
     "putusan-final": (409, "Putusan final", "The keberatan has its putusan already, or the decision is a putusan's: "
                                             "a putusan is final."),
+    "invalid-goal": (422, "Invalid goal", "A what-if's goal names an output the policy does not have, one that is "
+                                          "neither a number nor an ordered enumeration, or a value it cannot take: "
+                                          "`errors` names the field."),
     "letter-failed": (503, "Letter not made", "The letter could not be printed: a PDF needs Chromium on the "
                                               "server, which is missing, failed or ran out of time. The HTML "
                                               "letter does not need it."),
