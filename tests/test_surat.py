@@ -162,3 +162,17 @@ def test_the_letter_over_http_in_both_languages_and_as_pdf(served: TestClient[Li
     assert_problem(served.get(path, params={"lang": "jv"}), 400, "bad-request")
     assert_problem(served.get(f"/v1/decisions/{uuid7(1, 1)}/surat"), 404, "unknown-decision")
     assert_problem(served.get("/v1/decisions/bukan/surat"), 404, "unknown-decision")
+
+
+def test_the_letter_names_the_leaders_penetapan_and_its_reason(engine: Engine) -> None:
+    import msgspec
+
+    decision = engine.evaluate("nasional", BASE_RECORD, explain=True)
+    fixed = msgspec.structs.replace(decision, population={
+        "group": "Dinas Kesehatan", "penetapan": {"nomor": "800/12/DINKES/2025", "tanggal": "2025-04-02",
+                                                  "ditetapkan_oleh": "197001011995031001",
+                                                  "alasan": "Capaian triwulan IV melampaui target"}})
+    page = render(engine.policy("nasional"), Letter(decision=fixed, record=BASE_RECORD), "id")
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert ("Predikat ditetapkan oleh pimpinan unit dalam penetapan nomor 800/12/DINKES/2025 tanggal 2 April 2025 "
+            "(NIP 197001011995031001). Alasan penetapan: Capaian triwulan IV melampaui target") in text
