@@ -54,6 +54,7 @@ class Assembled(msgspec.Struct, kw_only=True):
     effective: dt.date | None
     period: str | None
     unknown_fields: str | None
+    subject: tuple[str, ...] | None = None  # the inputs naming whom a decision is for (None: the default)
     chain: tuple[str, ...]
     sources: tuple[SourceFile, ...]
     items: dict[str, dict[str, Item]]
@@ -271,6 +272,7 @@ def assemble(files: Iterable[PolicyFile], broken: Iterable[str] = (),  # noqa: C
             extends=parent_id,
             effective=header.get("effective") or (parent.effective if parent else None),
             period=header.get("period") or (parent.period if parent else None),
+            subject=header.get("subject") or (parent.subject if parent else None),
             unknown_fields=header.get("unknown_fields") or (parent.unknown_fields if parent else None),
             allow=tuple(header.get("allow", ())) + (parent.allow if parent else ()),
             chain=(pid, *(parent.chain if parent else ())),

@@ -335,7 +335,7 @@ def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep |
             if task.lang != "en":  # records keep English messages; only their output is translated
                 error = msgspec.structs.replace(error, message=translate_record_message(error.message, task.lang),
                                                 fields=[translate_field(f, task.lang) for f in error.fields])
-            out.append(to_json(ErrorResult(policy=result.policy, error=error)) + b"\n")
+            out.append(to_json(msgspec.structs.replace(result, error=error)) + b"\n")
             continue
         if keep is not None:
             result = keep(result, record)

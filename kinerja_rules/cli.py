@@ -531,7 +531,7 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
             if isinstance(result, ErrorResult):
                 failures += 1
                 if result.error.line is None:
-                    result = ErrorResult(policy=result.policy, error=msgspec.structs.replace(result.error, line=line))
+                    result = msgspec.structs.replace(result, error=msgspec.structs.replace(result.error, line=line))
                 if args.lang != DEFAULT_LANGUAGE:
                     result = _translated(result, args.lang)
                 out.write(to_json(result) + b"\n")

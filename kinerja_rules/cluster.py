@@ -263,7 +263,7 @@ def _decide_bucket(grouped: tuple[int, list[tuple[int, bytes, int, Any]]],
                 if isinstance(result, ErrorResult):
                     failed += 1
                     if result.error.line is None:
-                        result = ErrorResult(policy=result.policy, error=msgspec.structs.replace(
+                        result = msgspec.structs.replace(result, error=msgspec.structs.replace(
                             result.error, line=lines[position]))
                 out.append(to_json(result) + b"\n")
                 position += 1

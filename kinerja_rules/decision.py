@@ -25,6 +25,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     decision_id: str | msgspec.UnsetType = msgspec.UNSET
     """The id of the decision record (time-ordered, UUIDv7) when the decision was recorded, as the
     server records each of its decisions; absent otherwise."""
+    subject: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
+    """Whom the decision is for: the policy's `subject` inputs (nip and periode by default)."""
     policy: PolicyRef
     as_of: dt.date
     outputs: dict[str, Any]
@@ -54,6 +56,8 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class ErrorResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The result for a record that could not be decided; other records are unaffected."""
 
+    subject: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
+    """Whom the record was for, when its identity fields are valid; null when they are not."""
     error: ErrorInfo
     policy: PolicyRef | None = None
 

@@ -310,6 +310,9 @@ class PolicyDocument(_Spec, frozen=True, kw_only=True):
     extends: PolicyId | None = None
     effective: dt.date | None = None
     period: str | None = None
+    subject: list[Name] | None = None
+    """The inputs that say whom a decision is for (default: nip and the period field); every decision
+    and record error names them as `subject`, and tables put them first."""
     unknown_fields: Literal["warn", "error", "ignore"] | None = None
     allow: list[AllowSpec] = []
     doc: str = ""
@@ -386,7 +389,8 @@ def _allowed(raw: Any, source: SourceFile, diags: list[Diagnostic]) -> tuple[tup
     return tuple(out)
 
 
-HEADER = ("policy", "title", "version", "extends", "effective", "period", "unknown_fields", "allow", "doc")
+HEADER = ("policy", "title", "version", "extends", "effective", "period", "subject", "unknown_fields", "allow", "doc")
+MAX_SUBJECT = 10
 TOP_KEYS = HEADER + tuple(SECTIONS)
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # \Z: `$` would let a trailing newline in
@@ -634,6 +638,16 @@ def read_policy_file(source: SourceFile) -> tuple[PolicyFile | None, list[Diagno
         del header["unknown_fields"]
     if "allow" in header:
         header["allow"] = _allowed(header["allow"], source, diags)
+    if "subject" in header:
+        given = header["subject"]
+        if not (isinstance(given, list) and 0 < len(given) <= MAX_SUBJECT and all(
+                isinstance(p, str) and NAME_RE.match(p) for p in given) and len(set(given)) == len(given)):
+            diags.append(Diagnostic(code="E010", message=f"'subject' is a list of 1 to {MAX_SUBJECT} distinct names "
+                                    "of the record's own inputs (such as [nip, periode, nama])",
+                                    span=source.value_span(("subject",))))
+            del header["subject"]
+        else:
+            header["subject"] = tuple(given)
     if "effective" in header and type(header["effective"]) is not dt.date:  # a timestamp is not a date
         diags.append(Diagnostic(code="E010", message="'effective' must be a date (YYYY-MM-DD)",
                                 span=source.value_span(("effective",))))

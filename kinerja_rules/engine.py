@@ -330,7 +330,7 @@ class Engine:
                 unknown_fields: str | None, plain: bool) -> Decision | ErrorResult:
         """One record of `policy` decided as `decide` decides it, a bad record giving its ErrorResult
         (the step of `decide_many` and of `deciding.decide_each`)."""
-        result = safely(policy, decide_record, policy, record, as_of, explain, unknown_fields, plain)
+        result = safely(policy, functools.partial(decide_record, policy), record, as_of, explain, unknown_fields, plain)
         if self.registry.observe is not None and isinstance(result, Decision):
             self._observe(policy.id, result)
         return result

@@ -437,8 +437,8 @@ def pyarrow_parquet(what: str) -> Any:
 # ---- writing ----
 
 def columns(policy: CompiledPolicy, explain: bool) -> list[str]:
-    """The columns of a table of decisions: the policy, each output, and an error's parts."""
-    return ["policy.id", "policy.version", "policy.digest", "as_of",
+    """The columns of a table of decisions: whom each is for, the policy, each output, and an error's parts."""
+    return [*(f"subject.{name}" for name, _ in policy.subject), "policy.id", "policy.version", "policy.digest", "as_of",
             *(f"outputs.{name}" for name in policy.checked.outputs), "warnings",
             *(["population"] if policy.population is not None else []), *(["trace"] if explain else []),
             *_ERROR_COLUMNS]

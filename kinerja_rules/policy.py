@@ -47,6 +47,10 @@ class CompiledPolicy:
         self.extends = assembled.extends
         self.effective: dt.date = assembled.effective  # type: ignore[assignment]
         self.period = assembled.period
+        inputs = dict(checked.input.type.fields)
+        named = assembled.subject or tuple(name for name in ("nip", self.period) if name and name in inputs)
+        self.subject: tuple[tuple[str, tuple[str, ...]], ...] = tuple((name, tuple(name.split("."))) for name in named)
+        """The inputs that say whom a decision is for (`subject:`; nip and the period field by default)."""
         self.doc = assembled.doc
         self._code: CompiledCode | None = None  # compiled when first needed (`code`)
         self._compiling = threading.Lock()

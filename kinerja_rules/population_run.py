@@ -33,7 +33,7 @@ from kinerja_rules import types as t
 from kinerja_rules.checking.population import Population
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
 from kinerja_rules.errors import EvaluationError, FieldError, RecordError
-from kinerja_rules.evaluation.decide import checks, error_result, fault, indicator_values
+from kinerja_rules.evaluation.decide import checks, error_result, fault, indicator_values, subject_of
 from kinerja_rules.evaluation.intake import check_record
 from kinerja_rules.evaluation.tracing import build_trace
 from kinerja_rules.numbers import EVAL_CONTEXT, approximate, rational
@@ -337,7 +337,7 @@ class _Run:
             finally:
                 decimal.setcontext(saved)
         except (RecordError, EvaluationError) as exc:
-            return error_result(policy, exc)
+            return error_result(policy, exc, record)
         if self.instead and isinstance(record, dict):
             warnings = warnings + [FieldError(path=name, message=(
                 f"in a population run the group's {value!r} stands for it; the record's value is not used"))
@@ -361,7 +361,7 @@ class _Run:
             report.error = "; ".join(map(str, problems))
             error = ErrorResult(policy=self.policy.ref, error=ErrorInfo(
                 kind="record", message="the record's group cannot be decided", fields=problems))
-            return report, {m.position: error for m in members}
+            return report, {m.position: self._theirs(error, m) for m in members}
         when = max(m.as_of for m in members)
         report.as_of = when
         params, _ = self.policy.params_for(when)
@@ -398,7 +398,7 @@ class _Run:
                 error = ErrorResult(policy=self.policy.ref, error=ErrorInfo(
                     kind="evaluation", message=failure.detail, where=f"{current} of group "
                                                                   f"{' / '.join(str(v) for v in first.group)}"))
-                return report, {m.position: error for m in members}
+                return report, {m.position: self._theirs(error, m) for m in members}
         finally:
             decimal.setcontext(saved)
         if values:
@@ -600,12 +600,16 @@ class _Run:
                                        if r["member"] is None],
                            moved=[], assignments=rows, shortlists=shortlists)
 
+    def _theirs(self, error: ErrorResult, m: _Member) -> ErrorResult:
+        """A group's error as one member's, naming whom it was for."""
+        return msgspec.structs.replace(error, subject=subject_of(self.policy, m.clean))
+
     # ---- step 3: each record to the end ----
     def finish(self, m: _Member) -> Decision | ErrorResult:
         policy = self.policy
         failed = m.given.pop("failed", None)
         if failed is not None:
-            return error_result(policy, failed)
+            return error_result(policy, failed, m.clean)
         block: dict[str, Any] = {"group": m.shown, "member": m.key, "size": m.given["size"],
                                  "rank": m.given["rank"]}
         if self.stage.assignment is not None:
@@ -620,19 +624,19 @@ class _Run:
         try:
             if not self.explains(m):
                 outputs = policy.code.run_post(m.clean, m.params, m.indicators, m.as_of, m.given, m.decided)
-                return Decision(policy=policy.ref, as_of=m.as_of, outputs=outputs, warnings=m.warnings,
-                                population=block)
+                return Decision(subject=subject_of(policy, m.clean), policy=policy.ref, as_of=m.as_of,
+                                outputs=outputs, warnings=m.warnings, population=block)
             hits: list[Any] = []
             outputs, defs = policy.code.run_post_traced(m.clean, m.params, m.indicators, m.as_of, m.given,
                                                         m.decided, hits)
         except Exception as exc:
-            return error_result(policy, fault(policy, exc))
+            return error_result(policy, fault(policy, exc), m.clean)
         finally:
             decimal.setcontext(saved)
         trace = build_trace(policy, outputs, defs, hits, m.params, m.dates, m.as_of, m.indicators)
         trace["population"] = m.story
-        return Decision(policy=policy.ref, as_of=m.as_of, outputs=outputs, warnings=m.warnings, population=block,
-                        trace=trace)
+        return Decision(subject=subject_of(policy, m.clean), policy=policy.ref, as_of=m.as_of, outputs=outputs,
+                        warnings=m.warnings, population=block, trace=trace)
 
 
 def _sortable(key: Any) -> Any:
@@ -715,7 +719,7 @@ def _decided(run: _Run, records: Iterable[Any], streaming: bool) -> Iterator[Dec
             for why in grouped.errors.values():
                 member = grouped.records[0]
                 pending[member.position] = error_result(policy, RecordError([FieldError(
-                    path=run.stage.member_text, message=why)]))
+                    path=run.stage.member_text, message=why)]), member.clean)
             continue
         report, failed = run.decide_group(grouped.records)
         if failed:

@@ -42,6 +42,7 @@ from kinerja_rules.store import (
     Store,
     decision_row,
     findable,
+    kept_subject,
 )
 
 MAX_SET = 64
@@ -87,7 +88,10 @@ def record_of(decision: Decision, record: Any, *, made_at: dt.datetime | None = 
     nip = kept.get("nip") if isinstance(kept, dict) else None
     periode = kept.get("periode") if isinstance(kept, dict) else None
     population = decision.population if isinstance(decision.population, dict) else None
-    return DecisionRecord(
+    subject = decision.subject if isinstance(decision.subject, dict) else None
+    if subject is not None and redacted:
+        subject = kept_subject(subject, redactor)
+    return DecisionRecord(subject=subject,
         id=decision.decision_id if isinstance(decision.decision_id, str) else IDS.next(),
         made_at=made_at or dt.datetime.now(dt.UTC), policy_id=decision.policy.id,
         policy_version=decision.policy.version, policy_digest=decision.policy.digest, as_of=decision.as_of,
@@ -348,6 +352,8 @@ class Replayer:
                 record_of(with_id(after.result), kept, key_id=key_id, run_id=original.run_id, appeal_of=original.id,
                           request_id=request_id, keberatan_id=keberatan_id, alasan=alasan),
                 redacted=original.redacted, nip=original.nip)
+            if new.subject is not None and original.redacted:
+                new = dataclasses.replace(new, subject=kept_subject(new.subject, self.store.redactor))
             after.result = msgspec.structs.replace(after.result, decision_id=new.id)
         return after, new
 

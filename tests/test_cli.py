@@ -34,7 +34,8 @@ def test_eval_one_record() -> None:
     result = kinerja("eval", "nasional", stdin=json.dumps(BASE_RECORD, indent=2))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"policy", "as_of", "outputs", "population"}
+    assert set(out) == {"subject", "policy", "as_of", "outputs", "population"}
+    assert out["subject"] == {"nip": BASE_RECORD["nip"], "periode": BASE_RECORD["periode"]}  # whom it is for
     assert out["population"] is None  # decided alone: no population rule was applied
     assert out["policy"]["id"] == "nasional" and out["outputs"]["tpp"]["diterima"] == 4500000
 

@@ -333,7 +333,7 @@ def test_a_store_of_the_previous_schema_is_migrated_and_keeps_its_decisions(tmp_
     finally:
         store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 6
 
 
 def test_retention_keeps_a_decision_under_a_recent_keberatan(tmp_path: Path, clock: Clock) -> None:

@@ -58,9 +58,10 @@ def _evaluate(client: TestClient[Litestar], record: dict[str, Any], policy: str 
 def test_each_decision_answered_carries_its_id_and_is_kept_as_received(client: TestClient[Litestar]) -> None:
     record = {**BASE_RECORD, "skp": {"indikator": [{"nama": "Laporan", "target": 1000, "realisasi": 987.5}]}}
     decision = _evaluate(client, record)
-    assert list(decision)[:2] == ["decision_id", "policy"]
+    assert list(decision)[:3] == ["decision_id", "subject", "policy"]
     kept = client.get(f"/v1/decisions/{decision['decision_id']}").json()
     assert kept["decision_id"] == decision["decision_id"] and kept["policy"] == decision["policy"]
+    assert kept["subject"] == decision["subject"] == {"nip": record["nip"], "periode": record["periode"]}
     assert kept["input"] == json.loads(json.dumps(record)) and kept["outputs"] == decision["outputs"]
     assert kept["as_of"] == decision["as_of"] and "trace" not in kept
     explained = client.post("/v1/policies/nasional/evaluate", json={"record": record, "explain": True}).json()
@@ -402,3 +403,16 @@ def test_the_decisions_of_the_batch_processes_are_kept(folder: Path, tmp_path: P
         assert all(k is not None for k in kept)
         assert [k.input["nip"] for k in kept if k is not None] == [r["nip"] for i, r in enumerate(records) if i != 7]
         assert sent == [299]  # made in the batch processes, kept in one commit
+
+
+def test_a_redacted_subject_is_kept_as_the_store_keeps_it(folder: Path, tmp_path: Path) -> None:
+    store = open_store(tmp_path / "data", redact=["nip"])
+    with _client(folder, store) as client:
+        decision = _evaluate(client, BASE_RECORD)
+        assert decision["subject"] == {"nip": BASE_RECORD["nip"], "periode": BASE_RECORD["periode"]}  # as sent
+        kept = client.get(f"/v1/decisions/{decision['decision_id']}").json()
+        assert kept["subject"]["periode"] == BASE_RECORD["periode"]
+        assert kept["subject"]["nip"] == kept["input"]["nip"] != BASE_RECORD["nip"]  # its keyed hash, as kept
+        batch = client.post("/v1/policies/nasional/evaluate/batch", json={"records": [BASE_RECORD]}).json()
+        again = client.get(f"/v1/decisions/{batch['results'][0]['decision_id']}").json()
+        assert again["subject"] == kept["subject"]

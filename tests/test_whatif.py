@@ -135,7 +135,10 @@ def test_a_bad_dapat_diubah_is_an_error_at_its_place(tmp_path: Path, body: str, 
 
 
 def test_what_if_over_http(engine: Engine) -> None:
-    with TestClient(create_app(engine)) as client:
+    from kinerja_rules.server.bodies import Limits
+
+    # a budget no busy machine runs out of: proving a goal unreachable decides every candidate
+    with TestClient(create_app(engine, limits=Limits(what_if_seconds=60))) as client:
         record = _absent(2)
         now = client.post("/v1/policies/nasional/evaluate", json={"record": record}).json()["outputs"]["tpp"]
         answer = client.post("/v1/policies/nasional/what-if", json={
@@ -166,9 +169,9 @@ def test_what_if_on_the_cli(tmp_path: Path) -> None:
                                str(POLICIES), "-i", "pegawai.json", *args], cwd=tmp_path, capture_output=True,
                               text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
-    found = run("--goal", "evaluasi.predikat=sangat_baik")
+    found = run("--goal", "evaluasi.predikat=sangat_baik", "--what-if-seconds", "60")
     assert found.returncode == 0 and json.loads(found.stdout)["reachable"] is True, found.stderr
-    beyond = run("--goal", "tpp.diterima=1000000000")
+    beyond = run("--goal", "tpp.diterima=1000000000", "--what-if-seconds", "60")
     assert beyond.returncode == 1 and json.loads(beyond.stdout)["reachable"] is False
     bad = run("--goal", "tpp.diterima")
     assert bad.returncode == 2 and "write OUTPUT=VALUE" in bad.stderr

@@ -30,6 +30,18 @@ def check_header(ctx: Context, policy: Assembled, inputs: dict[str, Type]) -> No
     if policy.effective is None and not written:
         ctx.error("E030", f"policy {policy.id!r} needs 'effective: YYYY-MM-DD' (the date its rules start)",
                   src.key_span(("policy",)))
+    for name in policy.subject or ():
+        fields: dict[str, Type] | None = inputs
+        kind = None
+        for part in name.split("."):
+            kind = fields.get(part) if fields is not None else None
+            fields = dict(kind.fields) if kind is not None and kind.kind == Kind.RECORD else None
+            if kind is None:
+                break
+        if kind is None or kind.kind in (Kind.LIST, Kind.RECORD):
+            ctx.error("E034", f"subject names {name!r}, which is not " + (
+                "a single value (a list or record says no one)" if kind is not None else
+                f"an input{did_you_mean(name.split('.')[-1], inputs)}"), src.value_span(("subject",)))
     if policy.period is not None:
         ptype = inputs.get(policy.period)
         if ptype is None or ptype.kind not in (Kind.TEXT, Kind.DATE):

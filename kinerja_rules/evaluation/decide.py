@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kinerja_rules.boundary import PluginReturnError
@@ -40,8 +40,9 @@ def decide(policy: CompiledPolicy, clean: dict[str, Any], warnings: list[FieldEr
     try:
         checks(policy, clean, params, when)
         if not explain:
-            return Decision(policy=policy.ref, as_of=when, outputs=policy.code.run(clean, params, indicators, when),
-                            warnings=warnings, population=policy.alone)
+            return Decision(subject=subject_of(policy, clean), policy=policy.ref, as_of=when,
+                            outputs=policy.code.run(clean, params, indicators, when), warnings=warnings,
+                            population=policy.alone)
         hits: list[Any] = []
         outputs, defs = policy.code.run_traced(clean, params, indicators, when, hits)
     except RecordError:
@@ -53,8 +54,29 @@ def decide(policy: CompiledPolicy, clean: dict[str, Any], warnings: list[FieldEr
     trace = build_trace(policy, outputs, defs, hits, params, dates, when, indicators)
     if policy.population is not None:
         trace["population"] = dict(_ALONE)
-    return Decision(policy=policy.ref, as_of=when, outputs=outputs, warnings=warnings, population=policy.alone,
-                    trace=trace)
+    return Decision(subject=subject_of(policy, clean), policy=policy.ref, as_of=when, outputs=outputs,
+                    warnings=warnings, population=policy.alone, trace=trace)
+
+
+def subject_of(policy: CompiledPolicy, record: Any, errors: Sequence[FieldError] = ()) -> dict[str, Any] | None:
+    """Whom `record` is for: the value of each of the policy's subject inputs (None when absent); None
+    when the record is no object, or one of them is not a single value or is among `errors`."""
+    if type(record) is not dict:
+        return None
+    out: dict[str, Any] = {}
+    for name, parts in policy.subject:
+        if errors and any(e.path == name or e.path.startswith((name + ".", name + "[")) for e in errors):
+            return None
+        value: Any = record
+        for part in parts:
+            value = value.get(part) if type(value) is dict else None
+        if isinstance(value, (dict, list)) or (type(value) is str and len(value) > MAX_SUBJECT_CHARS):
+            return None
+        out[name] = value
+    return out
+
+
+MAX_SUBJECT_CHARS = 200  # an identity value longer than this names no one (a record error says why)
 
 
 def checks(policy: CompiledPolicy, clean: dict[str, Any], params: tuple[Any, ...], when: dt.date) -> None:
@@ -77,25 +99,26 @@ def decide_record(policy: CompiledPolicy, record: Any, as_of: dt.date | None = N
     return decide(policy, clean, warnings, as_of, explain)
 
 
-def safely(policy: CompiledPolicy, decide_one: Callable[..., Decision], *args: Any) -> Decision | ErrorResult:
-    """`decide_one(*args)`, a bad record or a fault becoming that record's ErrorResult."""
+def safely(policy: CompiledPolicy, decide_one: Callable[..., Decision], record: Any, *args: Any
+           ) -> Decision | ErrorResult:
+    """`decide_one(record, *args)`, a bad record or a fault becoming that record's ErrorResult."""
     try:
-        return decide_one(*args)
+        return decide_one(record, *args)
     except (RecordError, EvaluationError) as exc:
-        return error_result(policy, exc)
+        return error_result(policy, exc, record)
     except Exception as exc:  # a fault of ours never takes the other records down with this one
         _log.exception("internal error deciding a record of %s", policy.id)
-        return ErrorResult(policy=policy.ref, error=ErrorInfo(
+        return ErrorResult(subject=subject_of(policy, record), policy=policy.ref, error=ErrorInfo(
             kind="internal", message=f"internal error ({type(exc).__name__}); the other records are unaffected"))
 
 
-def error_result(policy: CompiledPolicy, exc: RecordError | EvaluationError) -> ErrorResult:
-    """The result of a record that could not be decided."""
+def error_result(policy: CompiledPolicy, exc: RecordError | EvaluationError, record: Any = None) -> ErrorResult:
+    """The result of `record` when it could not be decided (its subject, when its identity is valid)."""
     if isinstance(exc, RecordError):
-        return ErrorResult(policy=policy.ref, error=ErrorInfo(kind="record", message="invalid record",
-                                                               fields=list(exc.errors)))
-    return ErrorResult(policy=policy.ref, error=ErrorInfo(kind="evaluation", message=exc.detail,
-                                                           where=exc.where, paths=list(exc.paths)))
+        return ErrorResult(subject=subject_of(policy, record, exc.errors), policy=policy.ref, error=ErrorInfo(
+            kind="record", message="invalid record", fields=list(exc.errors)))
+    return ErrorResult(subject=subject_of(policy, record), policy=policy.ref, error=ErrorInfo(
+        kind="evaluation", message=exc.detail, where=exc.where, paths=list(exc.paths)))
 
 
 def indicator_values(policy: CompiledPolicy, clean: dict[str, Any]) -> tuple[Any, ...]:

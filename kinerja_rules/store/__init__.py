@@ -37,6 +37,7 @@ from kinerja_rules.store.records import (
     StoreError,
     decision_row,
     findable,
+    kept_subject,
     row_of,
 )
 from kinerja_rules.store.redaction import (
@@ -73,6 +74,7 @@ __all__ = [
     "default_data_dir",
     "findable",
     "is_dsn",
+    "kept_subject",
     "open_store",
     "redaction_key",
     "row_of",

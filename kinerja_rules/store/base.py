@@ -132,6 +132,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX keberatan_by_person ON keberatan (nip, id);
     CREATE INDEX keberatan_by_status ON keberatan (policy_id, status, id);
     """,
+    # 6: whom each decision is for, as answered (redacted fields as the store keeps them)
+    """
+    ALTER TABLE decisions ADD COLUMN subject BLOB;      -- canonical JSON; a chunk's decisions keep it in their answers
+    """,
 )
 """Each step of the schema, in order; a store records how many it has applied."""
 
@@ -139,7 +143,7 @@ SQLITE_ONLY = frozenset({3})
 """The steps (by index) a PostgreSQL store skips: it keeps its index by person as it is."""
 
 
-ROWS_PER_INSERT = 256  # 24 values each: well within SQLite's and PostgreSQL's limits on parameters
+ROWS_PER_INSERT = 256  # 25 values each: well within SQLite's and PostgreSQL's limits on parameters
 
 
 CHUNK_ROWS = ("INSERT INTO decisions (id, made_at, policy_id, policy_version, policy_digest, as_of, nip, periode, "

@@ -49,11 +49,13 @@ class DecisionRecord:
     request_id: str | None = None
     keberatan_id: str | None = None  # the keberatan whose putusan made this decision
     alasan: str | None = None  # why it was appealed, or the putusan's reason
+    subject: dict[str, Any] | None = None  # whom it is for (redacted fields as kept)
 
     def describe(self) -> dict[str, Any]:
         """The record as the decisions endpoints and `kinerja replay` show it."""
         out: dict[str, Any] = {
-            "decision_id": self.id, "made_at": self.made_at.isoformat(),
+            "decision_id": self.id, **({"subject": self.subject} if self.subject is not None else {}),
+            "made_at": self.made_at.isoformat(),
             "policy": {"id": self.policy_id, "version": self.policy_version, "digest": self.policy_digest},
             "as_of": self.as_of.isoformat(), "input": self.input, "outputs": self.outputs}
         for name in ("trace", "population", "key_id", "run_id", "appeal_of", "keberatan_id", "alasan", "request_id"):
@@ -91,7 +93,7 @@ Row = tuple[Any, ...]
 
 COLUMNS = ("id", "made_at", "policy_id", "policy_version", "policy_digest", "as_of", "nip", "periode", "input",
             "outputs", "trace", "key_id", "run_id", "appeal_of", "redacted", "population", "request_id",
-            "chunk_id", "input_at", "input_len", "answer_at", "answer_len", "keberatan_id", "alasan")
+            "chunk_id", "input_at", "input_len", "answer_at", "answer_len", "keberatan_id", "alasan", "subject")
 IN_ROW = (None, None, None, None, None)  # a decision kept whole in its row, in no chunk
 NOT_APPEALED = (None, None)  # keberatan_id, alasan
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM decisions"
@@ -118,6 +120,9 @@ def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None
     """The row that keeps a `Decision` (with its id) of `record`: `row_of(record_of(...))` without the
     objects in between (the hot path of a recording service)."""
     kept, redacted = (record, ()) if redactor is None or not redactor.fields else redactor.apply(record)
+    subject = decision.subject
+    if type(subject) is dict and redacted and redactor is not None:
+        subject = kept_subject(subject, redactor)
     nip = periode = None
     if type(kept) is dict:
         nip, periode = kept.get("nip"), kept.get("periode")
@@ -127,7 +132,8 @@ def decision_row(decision: Any, record: Any, made_at: str, *, key_id: str | None
             findable(nip), findable(periode), CANONICAL.encode(kept),
             CANONICAL.encode(decision.outputs), None if decision.trace is None else CANONICAL.encode(decision.trace),
             key_id, run_id, None, CANONICAL.encode(list(redacted)) if redacted else None,
-            CANONICAL.encode(population) if type(population) is dict else None, request_id, *IN_ROW, *NOT_APPEALED)
+            CANONICAL.encode(population) if type(population) is dict else None, request_id, *IN_ROW, *NOT_APPEALED,
+            CANONICAL.encode(subject) if type(subject) is dict else None)
 
 
 CHUNK_DECISIONS = 100
@@ -173,7 +179,14 @@ def row_of(record: DecisionRecord) -> Row:
             record.key_id, record.run_id, record.appeal_of,
             CANONICAL.encode(list(record.redacted)) if record.redacted else None,
             None if record.population is None else CANONICAL.encode(record.population), record.request_id,
-            *IN_ROW, record.keberatan_id, record.alasan)
+            *IN_ROW, record.keberatan_id, record.alasan,
+            None if record.subject is None else CANONICAL.encode(record.subject))
+
+
+def kept_subject(subject: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """A decision's subject as the store keeps it: each redacted field as its keyed hash."""
+    return {name: redactor.hash(value) if name in redactor.fields and value is not None else value
+            for name, value in subject.items()}
 
 
 def text_of(value: Any) -> str:
@@ -192,7 +205,11 @@ def record_of_row(row: tuple[Any, ...], in_chunk: tuple[bytes, bytes] | None = N
         given, result = DECODER.decode(in_chunk[0]), DECODER.decode(in_chunk[1])
         outputs, trace, population = result["outputs"], result.get("trace"), result.get("population")
         population = population if type(population) is dict else None
-    return DecisionRecord(id=id_, made_at=dt.datetime.fromisoformat(made_at), policy_id=policy_id,
+        subject = result.get("subject")
+    if in_chunk is None:
+        subject = None if row[APPEALED_AT + 2] is None else DECODER.decode(row[APPEALED_AT + 2])
+    return DecisionRecord(subject=subject if type(subject) is dict else None, id=id_,
+                          made_at=dt.datetime.fromisoformat(made_at), policy_id=policy_id,
                           policy_version=version, policy_digest=digest, as_of=dt.date.fromisoformat(as_of),
                           input=given, outputs=outputs, trace=trace, nip=nip, periode=periode,
                           key_id=key_id, run_id=run_id, appeal_of=appeal_of,
