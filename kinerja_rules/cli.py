@@ -334,6 +334,8 @@ def _beside(path: str, what: str) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
+    args.book_lang = args.lang or "id"  # a workbook is for people: Indonesian unless --lang says otherwise
+    args.lang = args.lang or language()
     engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
     policy = engine.policy(policy_id)
     as_of = args.as_of
@@ -435,7 +437,9 @@ def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy,
 def _sink(args: argparse.Namespace, policy: CompiledPolicy) -> formats.Sink:
     if args.output is not None and args.explain_text:
         raise formats.TableError("--explain-text prints text for people: it goes to standard output, not --output")
-    return formats.sink(args.output, sys.stdout.buffer, policy, args.explain)
+    from kinerja_rules import workbook
+
+    return workbook.sink(args.output, sys.stdout.buffer, policy, args.explain, args.book_lang, args.labels)
 
 
 class _Recorder:
@@ -508,6 +512,10 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
 
     report: IO[bytes] | None = None
     if args.report is not None:
+        if Path(args.report).suffix.lower() not in (".jsonl", ".json"):
+            print(f"error: --report {args.report}: group reports are written as JSON Lines (.jsonl)",
+                  file=sys.stderr)
+            return 2
         try:
             report = open(args.report, "wb")
         except OSError as exc:
@@ -862,11 +870,19 @@ def _write_out(data: bytes, output: str | None) -> int:
     return 0
 
 
-def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str:
+def _format(args: argparse.Namespace, allowed: tuple[str, ...]) -> str | None:
+    """The format --format names, else --output's extension; None (having said why) for an extension
+    this command cannot write: never one format in a file named for another."""
     if args.format is not None:
         return str(args.format)
-    suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
-    return suffix if suffix in allowed else "json"
+    if not args.output:
+        return "json"
+    suffix = Path(args.output).suffix.lstrip(".").lower()
+    if suffix in allowed:
+        return suffix
+    print(f"error: --output {args.output}: this command writes {', '.join('.' + a for a in allowed)} (the "
+          "extension says which), or give --format", file=sys.stderr)
+    return None
 
 
 def cmd_impact(args: argparse.Namespace) -> int:
@@ -898,6 +914,8 @@ def cmd_impact(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
         return 2
     fmt = _format(args, ("json", "csv", "html"))
+    if fmt is None:
+        return 2
     return _write_out(render(report.report(), report.rows, fmt), args.output)
 
 
@@ -920,7 +938,10 @@ def cmd_rapel(args: argparse.Namespace) -> int:
         entries = rapel_entries(store, proposed, args.policy, (args.since, args.to))
     finally:
         store.close()
-    if _format(args, ("json", "csv")) == "csv":
+    fmt = _format(args, ("json", "csv"))
+    if fmt is None:
+        return 2
+    if fmt == "csv":
         return _write_out(to_csv(entries, RAPEL_COLUMNS).encode(), args.output)
     report = rapel_report(iter(entries), args.policy, proposed.policy(args.policy).ref, (args.since, args.to))
     return _write_out(ENCODER.encode(report) + b"\n", args.output)
@@ -1162,6 +1183,8 @@ def parser() -> argparse.ArgumentParser:
                    help="decide as of this date (default: the first day of the record's period)")
     p.add_argument("--explain", action="store_true", help="add a trace of how each output was reached")
     p.add_argument("--explain-text", action="store_true", help="print the trace as readable text instead of JSON")
+    p.add_argument("--labels", action="store_true", help="with --output FILE.csv: the policy's labels as headers and "
+                   "values (as the .xlsx workbook shows them), for people; without it CSV keeps machine names")
     p.add_argument("--groups", metavar="FILE",
                    help="a population run: a JSON object of each group's data by its key (for nasional, each "
                         'unit_kerja: {"predikat_organisasi": …}); the policy\'s kurva distribusi and group values '
@@ -1424,7 +1447,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_key)
 
     for name, command in sub.choices.items():
-        if name != "surat":  # a letter for people is Indonesian unless asked: its own --lang
+        if name == "eval":  # its workbook is for people: Indonesian unless --lang says otherwise
+            command.add_argument("--lang", choices=LANGUAGES, default=None, type=str.lower,
+                                 help="language of diagnostics and record errors (default: $KINERJA_LANG, else en) "
+                                      "and of an .xlsx workbook's headers and values (default: id)")
+        elif name != "surat":  # a letter for people is Indonesian unless asked: its own --lang
             command.add_argument("--lang", choices=LANGUAGES, default=language(), type=str.lower,
                                  help="language of diagnostics and record errors: en or id (default: $KINERJA_LANG, "
                                       "else en)")

@@ -55,6 +55,8 @@ class FieldSpec(_Spec, frozen=True, kw_only=True):
     max_items: int | None = None
     default: Any = msgspec.UNSET
     doc: str = ""
+    label: Teks | None = None
+    """What people call the field (a workbook's column, a form's heading)."""
     override: bool = False
 
 

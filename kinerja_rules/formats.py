@@ -1,4 +1,4 @@
-"""Records and decisions as tables: CSV, Parquet (pyarrow) and XLSX (openpyxl, for output), beside
+"""Records and decisions as tables: CSV and Parquet (pyarrow) (XLSX, for people, is `workbook`), beside
 JSON Lines and JSON arrays, chosen by a file's extension.
 
 One rule, both ways. A nested record's fields are dotted columns (`jabatan.kelas`,
@@ -528,51 +528,6 @@ class Csv(_Rows):
         self.text.detach()
 
 
-class Xlsx(_Rows):
-    """A workbook for HR offices (openpyxl, written as it goes); a sheet holds a million rows, then the next begins."""
-
-    MAX_ROWS = 1_048_576
-
-    def __init__(self, path: str, columns: list[str], title: str) -> None:
-        super().__init__(columns)
-        try:
-            from openpyxl import Workbook
-            from openpyxl.cell import WriteOnlyCell
-            from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-        except ImportError:
-            raise TableError("to write XLSX, install openpyxl: pip install 'kinerja-rules[formats]'") from None
-        self.path, self.title = path, title[:25]
-        self._illegal, self._cell = ILLEGAL_CHARACTERS_RE, WriteOnlyCell
-        self.book = Workbook(write_only=True)
-        self.sheets = 0
-        self._sheet()
-
-    def _sheet(self) -> None:
-        self.sheets += 1
-        self.sheet = self.book.create_sheet(self.title if self.sheets == 1 else f"{self.title} {self.sheets}")
-        self.sheet.append(self.columns)
-        self.count = 1
-
-    def _value(self, value: Any) -> Any:
-        if isinstance(value, (list, dict)):
-            value = ENCODER.encode(value).decode()
-        if isinstance(value, str):
-            cell = self._cell(self.sheet, value=self._illegal.sub("", value))
-            cell.data_type = "s"  # text, even one that starts with '=': never a formula
-            return cell
-        return value
-
-    def rows(self, rows: list[list[Any]]) -> None:
-        for row in rows:
-            if self.count >= self.MAX_ROWS:
-                self._sheet()
-            self.sheet.append([self._value(v) for v in row])
-            self.count += 1
-
-    def close(self) -> None:
-        self.book.save(self.path)
-
-
 def _arrow_type(type_: Type) -> Any:
     import pyarrow as pa
 
@@ -644,8 +599,8 @@ def sink(path: str | None, out: IO[bytes], policy: CompiledPolicy, explain: bool
     suffix = format_of(path, OUTPUTS, "--output")
     if suffix == ".parquet":
         return Parquet(path, policy, columns(policy, explain))
-    if suffix == ".xlsx":
-        return Xlsx(path, columns(policy, explain), policy.id)
+    if suffix == ".xlsx":  # a workbook is for people: `workbook.sink` makes it
+        raise TableError(f"--output {path}: a workbook is written by kinerja_rules.workbook.sink")
     try:
         file = open(path, "wb")
     except OSError as exc:

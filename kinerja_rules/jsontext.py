@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
 
 _PLAIN = msgspec.json.Encoder()
+
+
+def value_at(tree: Any, dotted: str) -> Any:
+    """The value at a dotted name of nested objects (`tpp.diterima`), None where there is none."""
+    for part in dotted.split("."):
+        if not isinstance(tree, Mapping):
+            return None
+        tree = tree.get(part)
+    return tree
 
 
 def not_utf8(raw: bytes) -> str | None:

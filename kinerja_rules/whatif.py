@@ -26,6 +26,7 @@ from kinerja_rules.checking.changes import NUMBERS, Changeable, dotted_name
 from kinerja_rules.decision import Decision
 from kinerja_rules.engine import Engine
 from kinerja_rules.errors import FieldError, KinerjaError
+from kinerja_rules.jsontext import value_at as _at
 from kinerja_rules.types import Kind, Type
 
 MAX_MOVES = 10_000  # the most steps an input moves each way
@@ -288,14 +289,6 @@ def _value(node: Any, item: Any, record: Mapping[str, Any]) -> Decimal:
     if isinstance(found, bool) or not isinstance(found, (int, Decimal, float)):
         raise _NoValue
     return Decimal(str(found))
-
-
-def _at(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(tree, Mapping):
-            return None
-        tree = tree.get(part)
-    return tree
 
 
 def _at_keys(tree: Any, keys: tuple[str | int, ...]) -> Any:

@@ -130,32 +130,62 @@ def test_decisions_written_as_parquet_read_back_with_their_types(tmp_path: Path)
             assert value == flat.get(column), column  # decimals equal as numbers: 80.00 == 80.0000000000
 
 
-def test_decisions_written_as_xlsx_open_in_a_spreadsheet(tmp_path: Path) -> None:
+def _sheets(out: Path) -> dict[str, list[list[Any]]]:
+    book = openpyxl.load_workbook(out)
+    return {sheet.title: [[c.value for c in row] for row in sheet.iter_rows()] for sheet in book.worksheets}
+
+
+def test_decisions_written_as_xlsx_are_a_workbook_people_read(tmp_path: Path) -> None:
     decisions, out = _decisions(tmp_path, ".xlsx")
-    book = openpyxl.load_workbook(out, read_only=True)  # read-only keeps the file open until closed
-    try:
-        rows = [list(r) for r in book.worksheets[0].iter_rows(values_only=True)]
-    finally:
-        book.close()
-    assert rows[0] == _columns() and len(rows) == 301
-    for decision, row in zip(decisions, rows[1:], strict=True):
-        flat = formats.flatten(decision)
-        for column, value in zip(rows[0], row, strict=False):
-            want = flat.get(column)
-            if isinstance(want, (list, dict)):
-                want = formats.csv_cell(want)
-            if isinstance(want, Decimal):
-                value = Decimal(str(value))
-            assert value == want, column
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["Keputusan", "Tidak diputuskan", "Tentang"]
+    sheet = book["Keputusan"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:")
+    rows = [[c for c in row] for row in sheet.iter_rows()]
+    header = [c.value for c in rows[0]]
+    assert header[:2] == ["NIP", "Periode"] and "Predikat kinerja" in header
+    assert "TPP yang menjadi hak bulan ini" in header
+    assert not any("." in h for h in header)  # labels, never dotted names
+    decided = [d for d in decisions if "error" not in d]
+    assert len(rows) == 1 + len(decided)
+    paid, rating = header.index("TPP yang menjadi hak bulan ini"), header.index("Predikat kinerja")
+    labels = {"sangat_baik": "Sangat Baik", "baik": "Baik", "butuh_perbaikan": "Butuh Perbaikan", "kurang": "Kurang",
+              "sangat_kurang": "Sangat Kurang"}
+    for decision, row in zip(decided, rows[1:], strict=True):
+        assert [row[0].value, row[1].value] == [decision["subject"]["nip"], decision["subject"]["periode"]]
+        assert row[paid].value == decision["outputs"]["tpp"]["diterima"] and row[paid].number_format == "#,##0"
+        assert row[rating].value == labels[decision["outputs"]["evaluasi"]["predikat"]]
+    failed = [d for d in decisions if "error" in d]
+    errors = _sheets(out)["Tidak diputuskan"]
+    assert errors[0][:2] == ["NIP", "Periode"] and len(errors) == 1 + len(failed)
+    assert errors[1][0] == failed[0]["subject"]["nip"] and errors[1][2] == 8 and "status" in errors[1][4]
+    english = tmp_path / "en.xlsx"
+    assert kinerja("eval", "plaju", "-i", str(tmp_path / "r.jsonl"), "-o", str(english), "--lang", "en").returncode == 1
+    assert "Performance rating" in _sheets(english)["Decisions"][0]
 
 
 def test_a_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
+    from kinerja_rules.workbook import PeopleXlsx
+
     assert formats.csv_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")" and formats.csv_cell(-5) == "-5"
-    sink = formats.Xlsx(str(tmp_path / "f.xlsx"), ["a", "b"], "t")
-    sink.rows([["=1+1", "ok\x07"]])
+    sink = PeopleXlsx(str(tmp_path / "f.xlsx"), bundled().policy("nasional"))
+    sink.write(b'{"subject":{"nip":"=1+1","periode":"ok\\u0007"},"error":{"kind":"record","message":"x"}}\n')
     sink.close()
-    cells = next(openpyxl.load_workbook(tmp_path / "f.xlsx").worksheets[0].iter_rows(min_row=2))
+    cells = list(openpyxl.load_workbook(tmp_path / "f.xlsx")["Tidak diputuskan"].iter_rows(min_row=2))[0]
     assert (cells[0].value, cells[0].data_type, cells[1].value) == ("=1+1", "s", "ok")
+
+
+def test_a_labelled_csv_for_people_and_an_extension_refused(tmp_path: Path) -> None:
+    _decisions(tmp_path, ".csv")
+    out = tmp_path / "orang.csv"
+    assert kinerja("eval", "plaju", "-i", str(tmp_path / "r.jsonl"), "-o", str(out), "--labels").returncode == 1
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:2] == ["NIP", "Periode"] and "Predikat kinerja" in rows[0]
+    assert rows[1][rows[0].index("Predikat kinerja")] in ("Sangat Baik", "Baik", "Butuh Perbaikan", "Kurang",
+                                                           "Sangat Kurang")
+    refused = kinerja("eval", "plaju", "-i", str(tmp_path / "r.jsonl"), "--labels")
+    assert refused.returncode == 2 and b"--labels writes a CSV for people" in refused.stderr
 
 
 @pytest.mark.parametrize(("text", "said"), [

@@ -167,5 +167,7 @@ def test_a_row_past_a_limit_leaves_every_later_row_in_a_workbook(tmp_path: Path)
     out = tmp_path / "out.xlsx"
     result = kinerja("eval", "nasional", "-i", str(path), "-o", str(out), "--jobs", "2")
     assert result.returncode == 1, result.stderr
-    rows = list(openpyxl.load_workbook(out).worksheets[0].iter_rows(values_only=True))
-    assert len(rows) == 1 + 12  # the header, then a row per record
+    book = openpyxl.load_workbook(out)
+    decided, failed = (list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets[:2])
+    assert len(decided) - 1 + len(failed) - 1 == 12 and len(failed) == 2  # a row per record, the bad one apart
+    assert failed[1][2] == 3 and "field limit" in failed[1][4]  # its line, and why

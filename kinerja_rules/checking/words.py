@@ -56,7 +56,7 @@ def check_words(ctx: Context, items: dict[str, dict[str, Item]], known: set[str]
     enumeration's labels against its `enums` values."""
     texts: Texts = {}
     for section, kind in (("outputs", "output"), ("rules", "rule"), ("parameters", "parameter"),
-                          ("dapat_diubah", "input")):
+                          ("dapat_diubah", "input"), ("inputs", "input")):
         for name, item in items[section].items():
             for field in ("label", "penjelasan"):
                 _take(ctx, texts, known, f"{kind}:{name}", f"{kind} {name!r}", item, field,
