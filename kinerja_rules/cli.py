@@ -371,7 +371,7 @@ def cmd_eval(args: argparse.Namespace) -> int:  # noqa: C901
             return 2
     jobs = 1 if args.record is not None else args.jobs or bulk.default_jobs()  # kept decisions: in this process
     try:
-        items, source = _items(args.input, stream, policy, parts=jobs > 1 and not population)
+        items, source = _items(args.input, stream, policy, parts=jobs > 1 and not population, args=args)
         sink = _sink(args, policy)
     except formats.TableError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -420,18 +420,40 @@ def _close(stream: IO[bytes]) -> None:
         stream.close()
 
 
-def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy,
-           parts: bool = False) -> tuple[Iterator[Any] | bulk.Parts, bulk.Source | None]:
-    """The records of `--input`, read as its extension says: CSV, Parquet, or JSON (any other).
-    With `parts`, a table is cut into parts that the worker processes read themselves."""
+def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy, parts: bool = False,
+           args: argparse.Namespace | None = None) -> tuple[Iterator[Any] | bulk.Parts, bulk.Source | None]:
+    """The records of `--input`, read as its extension says: CSV (either dialect), a workbook,
+    Parquet, or JSON (any other). With `parts`, a table is cut into parts that the worker processes
+    read themselves; with `--input-list`, each record's list of records is joined in from its file."""
+    from kinerja_rules import sheets
+
     suffix = Path(path).suffix.lower() if path not in (None, "-") else ""
+    lists = {}
+    for given in (getattr(args, "input_list", None) or []):
+        list_path, _, where = given.partition("=")
+        file, _, sheet = where.partition("#")
+        lists[list_path] = sheets.list_rows(file, policy, list_path, sheet or None, getattr(args, "csv_dialect", None))
+    if suffix == ".xlsx":
+        assert path is not None
+        found: Iterator[Any] = sheets.xlsx_items(path, policy, getattr(args, "sheet", None))
+        return (sheets.joined(found, policy, lists) if lists else found), None
     if suffix == ".csv":
+        dialect = sheets.dialect_of(_peek_line(stream), getattr(args, "csv_dialect", None))
+        if dialect == "excel-id" or lists:
+            return sheets.joined(sheets.csv_id_items(stream, policy, dialect), policy, lists), None
         return (bulk.Parts(csv_parts(stream)) if parts else formats.csv_items(stream, policy)), None
     if suffix == ".parquet":
         assert path is not None
         return (bulk.Parts(parquet_parts(path)) if parts else formats.parquet_items(path)), None
     source = bulk.Source(stream)
     return source.items(), source
+
+
+def _peek_line(stream: IO[bytes]) -> str:
+    """The first line of `stream` (at most 64 KiB of it), left to be read again."""
+    peek = getattr(stream, "peek", None)
+    head = peek(65536)[:65536] if peek is not None else b""
+    return head.split(b"\n", 1)[0].decode("utf-8-sig", "replace")
 
 
 def _sink(args: argparse.Namespace, policy: CompiledPolicy) -> formats.Sink:
@@ -1177,8 +1199,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("policy", metavar="POLICY",
                    help="a policy id in the policies folder, a policy file, or a region's folder")
     p.add_argument("--input", "-i", metavar="FILE",
-                   help="the records: JSON, a JSON array or JSON Lines, or by its extension .csv or .parquet (dotted "
-                        "columns); '-' or omitted: standard input (JSON)")
+                   help="the records: JSON, a JSON array or JSON Lines, or by its extension .csv, .xlsx or .parquet "
+                        "(columns by dotted name or by the policy's label); '-' or omitted: standard input (JSON)")
+    p.add_argument("--sheet", metavar="NAME", help="with --input FILE.xlsx: the sheet to read (default: the first)")
+    p.add_argument("--csv-dialect", choices=("excel", "excel-id"),
+                   help="a CSV file's dialect: excel (',' and a decimal point) or excel-id (';' and a decimal comma, "
+                        "as Excel writes with Indonesian settings); default: from the header line's delimiter")
+    p.add_argument("--input-list", action="append", metavar="PATH=FILE[#SHEET]",
+                   help="a list of records (such as skp.indikator=indikator.csv) read from a file or sheet of its "
+                        "own, each row naming its record by the subject (nip, periode); repeatable")
     p.add_argument("--as-of", type=_date, metavar="DATE",
                    help="decide as of this date (default: the first day of the record's period)")
     p.add_argument("--explain", action="store_true", help="add a trace of how each output was reached")

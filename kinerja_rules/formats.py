@@ -244,23 +244,26 @@ class CsvLines:
         return line, ErrorInfo(kind="input", message=f"invalid CSV on line {line}: {reason}", line=line), ""
 
 
-def csv_items(stream: IO[bytes], policy: CompiledPolicy) -> Iterator[tuple[int, Any, str]]:
+def csv_items(stream: IO[bytes], policy: CompiledPolicy, delimiter: str = ",",
+              rows_of: Callable[[list[str]], Any] | None = None) -> Iterator[tuple[int, Any, str]]:
     """(line, record or ErrorInfo, "") for each row of a CSV file whose first row names the columns;
-    a row that breaks a limit is that row's error, and the rows after it are read on."""
+    a row that breaks a limit is that row's error, and the rows after it are read on. `rows_of`
+    makes what reads each row from the header (`CsvRows` unless given)."""
     lines = CsvLines(io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline=""))
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, delimiter=delimiter)
     csv.field_size_limit(MAX_CELL_CHARS)
+    said = f" (cells split by {delimiter!r})" if delimiter != "," else ""
     try:
         header = next(reader, None)
     except csv.Error as exc:
-        yield 1, ErrorInfo(kind="input", message=f"invalid CSV header: {exc}", line=1), ""
+        yield 1, ErrorInfo(kind="input", message=f"invalid CSV header{said}: {exc}", line=1), ""
         return
     if header is None:
         return
     if (problem := csv_header(header)) is not None:
-        yield 1, ErrorInfo(kind="input", message=f"invalid CSV header: {problem}", line=1), ""
+        yield 1, ErrorInfo(kind="input", message=f"invalid CSV header{said}: {problem}", line=1), ""
         return
-    rows = CsvRows(header, policy)
+    rows = CsvRows(header, policy) if rows_of is None else rows_of(header)
     while True:
         lines.begin()
         try:
@@ -282,11 +285,24 @@ def csv_header(header: list[str] | None) -> str | None:
     return None
 
 
+def named(header: Sequence[str], policy: CompiledPolicy) -> list[str]:
+    """A table's column names as dotted input names: a name that is none, but is the label of one
+    (`NIP`, `Periode`: the policy's `label:` in either language, any case), stands for it."""
+    fields = _kinds(policy.checked.input)
+    labels: dict[str, str] = {}
+    for key, texts in policy.checked.words.items():
+        if key.startswith("input:") and "[" not in key:
+            for text in texts.get("label", {}).values():
+                labels.setdefault(" ".join(text.split()).casefold(), key[6:])
+    return [name if name in fields else labels.get(" ".join(name.split()).casefold(), name) for name in header]
+
+
 class CsvRows:
     """The records of a CSV file's rows, by its header: how each cell is read and where it goes."""
 
     def __init__(self, header: Sequence[str], policy: CompiledPolicy) -> None:
         fields = _kinds(policy.checked.input)
+        header = named(header, policy)
         self.header = list(header)
         self.known = [fields.get(name) for name in header]
         self.plan = _assembly(header)  # None when names clash: unflatten then says where, row by row
