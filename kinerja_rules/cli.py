@@ -102,6 +102,13 @@ The letter shows labels, never codes: the words come from the policy (label: and
 of outputs, rules, parameters and enumeration values; nasional gives them in Indonesian and
 English). --output surat.pdf prints it with Chromium (Debian: apt-get install chromium).
 """  # noqa: E501 (each example is one command line: tests/test_workflow.py runs it)
+_EPILOG_TEMPLATE = """examples:
+  kinerja template nasional --output formulir.xlsx
+  kinerja template nasional --output form.xlsx --lang en
+
+Fill one row per employee on the first sheet and the SKP indicators on theirs (each row starts
+with the NIP and Periode), then: kinerja eval nasional -i formulir.xlsx -o keputusan.xlsx
+"""
 _EPILOG_WHAT_IF = """examples:
   kinerja what-if nasional --input examples/pegawai.json --goal evaluasi.predikat=sangat_baik
   kinerja what-if nasional --input examples/pegawai.json --goal evaluasi.skor_perilaku=95 --what-if-seconds 2
@@ -435,6 +442,7 @@ def _items(path: str | None, stream: IO[bytes], policy: CompiledPolicy, parts: b
         lists[list_path] = sheets.list_rows(file, policy, list_path, sheet or None, getattr(args, "csv_dialect", None))
     if suffix == ".xlsx":
         assert path is not None
+        lists.update(sheets.sheet_lists(path, policy, list(lists)))
         found: Iterator[Any] = sheets.xlsx_items(path, policy, getattr(args, "sheet", None))
         return (sheets.joined(found, policy, lists) if lists else found), None
     if suffix == ".csv":
@@ -780,6 +788,23 @@ def cmd_what_if(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.buffer.write(ENCODER.encode(found.answer()) + b"\n")
     return 0 if found.reachable is True else 1
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    """`kinerja template POLICY --output formulir.xlsx`: the form an HR office fills for `kinerja eval`."""
+    from kinerja_rules import sheets
+
+    if Path(args.output).suffix.lower() != ".xlsx":
+        print(f"error: --output {args.output}: a form is a workbook (.xlsx)", file=sys.stderr)
+        return 2
+    engine, policy_id = _load_engine(args.policy, Path(args.policies), _registry(args))
+    try:
+        sheets.write_form(args.output, engine.policy(policy_id), args.lang)
+    except formats.TableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
 
 
 def _one_record(path: str) -> dict[str, Any] | None:
@@ -1303,6 +1328,17 @@ def parser() -> argparse.ArgumentParser:
     _store_options(p)
     p.set_defaults(run=cmd_surat)
 
+    p = sub.add_parser("template", help="the form (a workbook) an HR office fills for kinerja eval",
+                       epilog=_EPILOG_TEMPLATE, formatter_class=fmt,
+                       description="Write an input workbook for a policy: a column per field in order, headed by "
+                                   "its label, with drop-downs of the enumerations' labels, number ranges and dates; "
+                                   "a sheet per list of records (the SKP indicators); and the instructions.")
+    p.add_argument("policy", metavar="POLICY", help="a policy id in the policies folder, a policy file or a folder")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.xlsx", help="where to write the form")
+    p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR", help="where policies are found")
+    p.add_argument("--lang", choices=("id", "en"), default="id", help="the form's language (default: id)")
+    p.set_defaults(run=cmd_template)
+
     p = sub.add_parser("what-if", help="what would it take: the nearest change that reaches a goal",
                        epilog=_EPILOG_WHAT_IF, formatter_class=fmt,
                        description="Search, exactly, for the fewest and smallest changes to the inputs the policy "
@@ -1480,7 +1516,7 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--lang", choices=LANGUAGES, default=None, type=str.lower,
                                  help="language of diagnostics and record errors (default: $KINERJA_LANG, else en) "
                                       "and of an .xlsx workbook's headers and values (default: id)")
-        elif name != "surat":  # a letter for people is Indonesian unless asked: its own --lang
+        elif name not in ("surat", "template"):  # for people: Indonesian unless asked, their own --lang
             command.add_argument("--lang", choices=LANGUAGES, default=language(), type=str.lower,
                                  help="language of diagnostics and record errors: en or id (default: $KINERJA_LANG, "
                                       "else en)")

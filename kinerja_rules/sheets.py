@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
+
 from kinerja_rules.decision import ErrorInfo, ErrorResult
 from kinerja_rules.errors import FieldError
 from kinerja_rules.evaluation.decide import subject_of
@@ -125,6 +127,12 @@ class Rows:
                 return str(cell)
             return Decimal(repr(cell)) if isinstance(cell, float) else cell
         text = str(cell)
+        if kind == Kind.ENUM:  # a form's drop-down gives the value's label
+            return chosen(self.policy, field.type, text)
+        if kind == Kind.LIST and field.items is not None and not text.lstrip().startswith("["):
+            values = [self._value(name, field.items, part.strip()) for part in text.split(";") if part.strip()]
+            bad = next((v for v in values if isinstance(v, FieldError)), None)
+            return bad if bad is not None else values
         if self.dialect == "excel-id" and kind in NUMERIC and text.strip():
             number = id_number(text)
             if number is None:
@@ -132,6 +140,33 @@ class Rows:
                                   "Indonesian settings (85,5 or 4.500.000)")
             return number
         return _from_text(text, field)
+
+
+def chosen(policy: CompiledPolicy, kind: Any, text: str) -> str:
+    """An enumeration's value from its cell: the value, or its label in either language (any case)."""
+    found = policy.derived.get(("sheets.labels", kind.name))
+    if found is None:
+        found = {}
+        for value in kind.values:
+            found[value.casefold()] = value
+            for label in policy.checked.words.get(f"value:{kind.name}.{value}", {}).get("label", {}).values():
+                found.setdefault(" ".join(label.split()).casefold(), value)
+        policy.derived[("sheets.labels", kind.name)] = found
+    return str(found.get(" ".join(text.split()).casefold(), text))
+
+
+def sheet_lists(path: str, policy: CompiledPolicy, given: Sequence[str]
+                ) -> dict[str, dict[tuple[Any, ...], list[dict[str, Any]]]]:
+    """The lists of records a workbook holds on sheets named for them (`skp.indikator`, as
+    `kinerja template` makes them), but for those `given` elsewhere."""
+    _, lists = form_columns(policy)
+    book = _open(path)
+    try:
+        titles = set(book.sheetnames)
+    finally:
+        book.close()
+    return {list_path: list_rows(path, policy, list_path, list_path[:31]) for list_path, _ in lists
+            if list_path[:31] in titles and list_path not in given}
 
 
 def xlsx_items(path: str, policy: CompiledPolicy, sheet: str | None = None) -> Iterator[Item]:
@@ -180,6 +215,7 @@ def list_rows(path: str, policy: CompiledPolicy, list_path: str, sheet: str | No
         raise TableError(f"--input-list {list_path}: not a list of records of policy {policy.id!r}")
     keys = [name for name, _ in policy.subject]
     item_fields = dict(field.type.item.fields)
+    item_types = {name: t for name, t in item_fields.items()}
     suffix = Path(path).suffix.lower()
     if suffix == ".xlsx":
         book = _open(path)
@@ -214,15 +250,15 @@ def list_rows(path: str, policy: CompiledPolicy, list_path: str, sheet: str | No
         _, who, _ = made.item(number, [by_name.get(k) for k in keys])
         if isinstance(who, ErrorInfo):
             raise TableError(f"--input-list {path} line {number}: {who.message}")
-        item_made = _ItemRow(item_fields, dialect or "excel")
+        item_made = _ItemRow(item_types, dialect or "excel", policy)
         item = item_made.read(number, {name: by_name.get(name) for name in item_fields if name in by_name}, path)
         out.setdefault(tuple(who.get(k) for k in keys), []).append(item)
     return out
 
 
 class _ItemRow:
-    def __init__(self, fields: Mapping[str, Any], dialect: str) -> None:
-        self.fields, self.dialect = fields, dialect
+    def __init__(self, fields: Mapping[str, Any], dialect: str, policy: CompiledPolicy) -> None:
+        self.fields, self.dialect, self.policy = fields, dialect, policy
 
     def read(self, number: int, cells: Mapping[str, Any], path: str) -> dict[str, Any]:
         item: dict[str, Any] = {}
@@ -230,7 +266,9 @@ class _ItemRow:
             if cell in (None, ""):
                 continue
             kind = self.fields[name].kind
-            if isinstance(cell, float):
+            if kind == Kind.ENUM and isinstance(cell, str):
+                item[name] = chosen(self.policy, self.fields[name], cell)
+            elif isinstance(cell, float):
                 item[name] = Decimal(repr(cell))
             elif isinstance(cell, str) and kind in NUMERIC:
                 text = cell.strip()
@@ -258,3 +296,179 @@ def joined(items: Iterator[Item], policy: CompiledPolicy, lists: Mapping[str, di
                     here = here.setdefault(part, {}) if isinstance(here.get(part, {}), dict) else {}
                 here[last] = by_subject.get(who, [])
         yield line, record, rest
+
+
+# ---- the form to fill (`kinerja template`) ----
+
+SAYS = {
+    "id": {"records": "Pegawai", "help": "Petunjuk", "lists": "_daftar", "column": "Kolom", "field": "Nama medan",
+           "kind": "Jenis", "required": "Wajib", "allowed": "Isian yang diterima", "doc": "Keterangan",
+           "yes": "ya", "no": "tidak", "intro": "Isi satu baris per pegawai di lembar {records}; daftar "
+           "({lists}) diisi di lembar masing-masing, satu baris per butir, diawali {subject}. Pilihan dari "
+           "daftar memakai label; angka dengan koma desimal boleh. Lalu: kinerja eval {policy} -i "
+           "formulir.xlsx -o keputusan.xlsx", "list_cell": "beberapa nilai dipisah ';'", "between": "dari {low} "
+           "sampai {high}", "from": "paling kecil {low}", "to": "paling besar {high}", "date": "tanggal"},
+    "en": {"records": "Employees", "help": "Instructions", "lists": "_lists", "column": "Column", "field": "Field",
+           "kind": "Type", "required": "Required", "allowed": "Accepted", "doc": "About", "yes": "yes", "no": "no",
+           "intro": "Fill one row per employee on the sheet {records}; lists ({lists}) go on their own sheets, one "
+           "row per item, starting with {subject}. Choices take their labels. Then: kinerja eval {policy} -i "
+           "form.xlsx -o decisions.xlsx", "list_cell": "several values separated by ';'", "between": "from {low} "
+           "to {high}", "from": "at least {low}", "to": "at most {high}", "date": "a date"},
+}
+
+
+def form_columns(policy: CompiledPolicy) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """The record's columns of a form (each field by its dotted name, records opened up, subject
+    first), and the lists of records that get sheets of their own."""
+    columns: list[tuple[str, Any]] = []
+    lists: list[tuple[str, Any]] = []
+
+    def walk(fields: Sequence[tuple[str, Any]], prefix: str) -> None:
+        for name, field in fields:
+            path = prefix + name
+            kind = field.type
+            if kind.kind == Kind.RECORD:
+                walk(field.fields, path + ".")
+            elif kind.kind == Kind.LIST and kind.item is not None and kind.item.kind == Kind.RECORD:
+                if all(t.kind != Kind.LIST for _, t in kind.item.fields):
+                    lists.append((path, field))
+            else:
+                columns.append((path, field))
+
+    walk(policy.checked.input.fields, "")
+    first = [name for name, _ in policy.subject]
+    columns.sort(key=lambda c: first.index(c[0]) if c[0] in first else len(first))
+    return columns, lists
+
+
+def write_form(path: str, policy: CompiledPolicy, lang: str = "id") -> None:
+    """An input workbook for `policy`: labelled columns in order with their drop-downs and ranges,
+    a sheet per list of records, and the instructions."""
+    try:
+        from openpyxl import Workbook
+    except ImportError:
+        raise TableError("to write XLSX, install openpyxl: pip install 'kinerja-rules[formats]'") from None
+    form = _Form(Workbook(), policy, lang)
+    form.save(path)
+
+
+class _Form:
+    """The workbook `write_form` makes, sheet by sheet."""
+
+    def __init__(self, book: Any, policy: CompiledPolicy, lang: str) -> None:
+        from openpyxl.styles import Font
+
+        self.book, self.policy = book, policy
+        self.lang = lang if lang in SAYS else "id"
+        self.says = says = SAYS[self.lang]
+        self.bold = Font(bold=True)
+        columns, lists = form_columns(policy)
+        self.choices = book.create_sheet(says["lists"])
+        self.choices.sheet_state = "hidden"
+        self.chosen = 0
+        self.help: list[list[Any]] = []
+        subject = [(name, f) for name, f in columns if name in {n for n, _ in policy.subject}]
+        book.active.title = says["records"]
+        self.sheet(book.active, says["records"], columns)
+        for list_path, field in lists:
+            fallback = [(name, _FieldLike(t)) for name, t in field.type.item.fields]
+            self.sheet(book.create_sheet(list_path[:31]), list_path, subject + _item_fields(field, fallback))
+        guide = book.create_sheet(says["help"])  # last: `eval` reads the first sheet, the records
+        guide.append([says["intro"].format(records=says["records"], lists=", ".join(p for p, _ in lists) or "-",
+                                           subject=", ".join(self.header(n) for n, _ in subject), policy=policy.id)])
+        guide.append([])
+        guide.append([says["records"], says["column"], says["field"], says["kind"], says["required"],
+                      says["allowed"], says["doc"]])
+        for cell in guide[3]:
+            cell.font = self.bold
+        for row in self.help:
+            guide.append(row)
+        for letter, width in zip("ABCDEFG", (16, 24, 30, 22, 8, 40, 50), strict=True):
+            guide.column_dimensions[letter].width = width
+        book.active = 0
+
+    def header(self, field_path: str) -> str:
+        from kinerja_rules.workbook import words
+
+        return words(self.policy, f"input:{field_path}", self.lang) or field_path
+
+    def sheet(self, sheet: Any, title: str, fields: list[tuple[str, Any]]) -> None:
+        from openpyxl.utils import get_column_letter
+
+        for i, (name, field) in enumerate(fields, start=1):
+            cell = sheet.cell(row=1, column=i, value=self.header(name))
+            cell.font = self.bold
+            letter = get_column_letter(i)
+            sheet.column_dimensions[letter].width = max(12, min(40, len(self.header(name)) + 4))
+            rule, allowed = self.rule(field)
+            if rule is not None:
+                rule.add(f"{letter}2:{letter}5000")
+                sheet.add_data_validation(rule)
+            kind = field.type
+            required = not kind.optional and field.spec.default is msgspec.UNSET and kind.kind != Kind.LIST
+            self.help.append([title, self.header(name), name, str(kind), self.says["yes" if required else "no"],
+                              allowed, field.spec.doc or ""])
+        sheet.freeze_panes = "A2"
+
+    def rule(self, field: Any) -> tuple[Any, str]:
+        """The cell check of a field (a drop-down of labels, a range, a date) and its words."""
+        from openpyxl.utils import get_column_letter, quote_sheetname
+        from openpyxl.worksheet.datavalidation import DataValidation
+
+        from kinerja_rules.workbook import words
+
+        kind, says = field.type, self.says
+        item = kind.item if kind.kind == Kind.LIST and kind.item is not None else kind
+        rule, allowed = None, ""
+        if item.kind == Kind.ENUM:
+            labels = [words(self.policy, f"value:{item.name}.{v}", self.lang) or v for v in item.values]
+            self.chosen += 1
+            column = get_column_letter(self.chosen)
+            for row, label in enumerate(labels, start=1):
+                self.choices.cell(row=row, column=self.chosen, value=label)
+            allowed = ", ".join(labels)
+            if kind.kind != Kind.LIST:
+                rule = DataValidation(type="list", allow_blank=True, showErrorMessage=True, formula1=(
+                    f"{quote_sheetname(self.choices.title)}!${column}$1:${column}${len(labels)}"))
+        elif item.kind in NUMERIC and (field.spec.min is not None or field.spec.max is not None):
+            low, high = field.spec.min, field.spec.max
+            both = low is not None and high is not None
+            rule = DataValidation(type="whole" if item.kind == Kind.INTEGER else "decimal", allow_blank=True,
+                                  showErrorMessage=True,
+                                  operator="between" if both else "greaterThanOrEqual" if low is not None else
+                                  "lessThanOrEqual", formula1=str(low if low is not None else high),
+                                  formula2=str(high) if both else None)
+            allowed = (says["between"] if both else says["from"] if low is not None else says["to"]).format(
+                low=low, high=high)
+        elif item.kind == Kind.DATE:
+            rule = DataValidation(type="date", allow_blank=True, showErrorMessage=True, operator="greaterThan",
+                                  formula1="1")
+            allowed = says["date"]
+        if kind.kind == Kind.LIST:
+            allowed = f"{says['list_cell']}: {allowed}" if allowed else says["list_cell"]
+        return rule, allowed
+
+    def save(self, path: str) -> None:
+        try:
+            self.book.save(path)
+        except OSError as exc:
+            raise TableError(f"cannot write {path}: {exc.strerror}") from None
+
+
+class _FieldLike:
+    """An item field of a list of records, where the schema gives no Field of its own."""
+
+    def __init__(self, kind: Any) -> None:
+        from kinerja_rules.documents import FieldSpec
+
+        self.type = kind
+        self.spec = FieldSpec(type=str(kind))
+        self.fields: tuple[Any, ...] = ()
+
+
+def _item_fields(field: Any, fallback: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The fields of a list's items, with their constraints when the schema resolved them."""
+    items = getattr(field, "items", None)
+    if items is not None and items.fields:
+        return list(items.fields)
+    return fallback

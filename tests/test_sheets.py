@@ -129,3 +129,45 @@ def test_a_cell_that_is_no_indonesian_number_is_its_records_error_naming_the_cel
                                           "Excel writes one with Indonesian settings (85,5 or 4.500.000)"}]
     wrong = _kinerja("eval", "nasional", "-i", "orang.csv", "--csv-dialect", "excel", cwd=tmp_path)
     assert wrong.returncode == 2 and "the header line is split by ';'" in wrong.stderr
+
+
+def test_the_form_filled_in_decides_as_the_same_records_sent_as_json(tmp_path: Path) -> None:
+    made = _kinerja("template", "nasional", "--output", "formulir.xlsx", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    book = openpyxl.load_workbook(tmp_path / "formulir.xlsx")
+    assert book.sheetnames[0] == "Pegawai" and "skp.indikator" in book.sheetnames and "Petunjuk" in book.sheetnames
+    records = book["Pegawai"]
+    header = [c.value for c in records[1]]
+    assert header[:2] == ["NIP", "Periode"]
+    drop_downs = {str(v.sqref): v for v in records.data_validations.dataValidation}
+    status = drop_downs[f"{openpyxl.utils.get_column_letter(header.index('status') + 1)}2:"
+                        f"{openpyxl.utils.get_column_letter(header.index('status') + 1)}5000"]
+    assert status.type == "list" and status.formula1.startswith("'_daftar'!")
+    people = _people()
+    people[1]["penilaian"] = {"rating_hasil_kerja": "sesuai_ekspektasi", "rating_perilaku": "di_atas_ekspektasi"}
+    labels = {"sesuai_ekspektasi": "Sesuai ekspektasi", "di_atas_ekspektasi": "Di atas ekspektasi"}
+    for person in people:  # as an officer fills it: labels from the drop-downs, numbers as numbers
+        cells = {"NIP": person["nip"], "Periode": person["periode"], "status": person["status"],
+                 "unit_kerja": person["unit_kerja"], "jabatan.jenis": person["jabatan"]["jenis"],
+                 "jabatan.kelas": person["jabatan"]["kelas"], "Nilai perilaku dari atasan":
+                 float(person["perilaku"]["atasan"]), "presensi.hari_kerja": person["presensi"]["hari_kerja"],
+                 "riwayat_predikat": "; ".join(["Baik"] * len(person["riwayat_predikat"])),
+                 "tahun_dalam_pangkat": person["tahun_dalam_pangkat"]}
+        if "penilaian" in person:
+            cells["penilaian.rating_hasil_kerja"] = labels[person["penilaian"]["rating_hasil_kerja"]]
+            cells["penilaian.rating_perilaku"] = labels[person["penilaian"]["rating_perilaku"]]
+        records.append([cells.get(h) for h in header])
+        for item in person["skp"]["indikator"]:
+            book["skp.indikator"].append([person["nip"], person["periode"], item["nama"], float(item["target"]),
+                                          float(item["realisasi"])])
+    book.save(tmp_path / "terisi.xlsx")
+    (tmp_path / "orang.jsonl").write_bytes(b"\n".join(ENCODER.encode(p) for p in people) + b"\n")
+    expected = _kinerja("eval", "nasional", "-i", "orang.jsonl", cwd=tmp_path)
+    filled = _kinerja("eval", "nasional", "-i", "terisi.xlsx", cwd=tmp_path)
+    assert filled.returncode == expected.returncode == 0, filled.stdout[:500] + filled.stderr
+    assert [json.loads(line) for line in filled.stdout.splitlines()] == \
+        [json.loads(line) for line in expected.stdout.splitlines()]
+    english = _kinerja("template", "nasional", "--output", "form.xlsx", "--lang", "en", cwd=tmp_path)
+    assert english.returncode == 0 and openpyxl.load_workbook(tmp_path / "form.xlsx").sheetnames[0] == "Employees"
+    refused = _kinerja("template", "nasional", "--output", "formulir.csv", cwd=tmp_path)
+    assert refused.returncode == 2 and "a form is a workbook" in refused.stderr
