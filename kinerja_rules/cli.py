@@ -1058,6 +1058,14 @@ def _store_location(args: argparse.Namespace) -> str | None:
     return str(args.data if args.data is not None else default_data_dir())
 
 
+def _person_options(p: argparse.ArgumentParser, nip_help: str, nip_type: Any,
+                    policy_help: str = "with --nip: under this policy") -> None:
+    """--nip, --periode and --policy: a recorded decision found by the person it is for."""
+    p.add_argument("--nip", type=nip_type, help=nip_help)
+    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
+    p.add_argument("--policy", metavar="ID", help=policy_help)
+
+
 def _store_options(p: argparse.ArgumentParser, serving: bool = False) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--data", metavar="DIR", help="the data directory of the decision store (SQLite, made on first "
@@ -1288,9 +1296,8 @@ def parser() -> argparse.ArgumentParser:
                    help="beritahu and ajukan name a decision; putus and show a keberatan")
     p.add_argument("id", nargs="?", metavar="ID", help="the decision_id (beritahu, ajukan) or keberatan_id (putus, "
                                                        "show); or find it with --nip")
-    p.add_argument("--nip", type=_nip, help="the person's latest decision (or keberatan), or list theirs")
-    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
-    p.add_argument("--policy", metavar="ID", help="with --nip, or for list: under this policy")
+    _person_options(p, "the person's latest decision (or keberatan), or list theirs", _nip,
+                    "with --nip, or for list: under this policy")
     p.add_argument("--tanggal", type=_date, metavar="YYYY-MM-DD", help="the day of the step (default: today; for "
                                                                        "beritahu, the day the decision was recorded)")
     p.add_argument("--oleh", type=_nip, metavar="NIP", help="ajukan: the employee filing; putus: who decides")
@@ -1314,9 +1321,7 @@ def parser() -> argparse.ArgumentParser:
                                    "and until when to object. A PDF is printed by Chromium.")
     p.add_argument("target", nargs="?", metavar="ID|POLICY", help="a recorded decision's id, or a policy (with "
                                                                   "--input); or find the decision with --nip")
-    p.add_argument("--nip", type=_nip, help="the person's latest recorded decision (with --periode, --policy)")
-    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
-    p.add_argument("--policy", metavar="ID", help="with --nip: under this policy")
+    _person_options(p, "the person's latest recorded decision (with --periode, --policy)", _nip)
     p.add_argument("--input", "-i", metavar="FILE", help="with a POLICY: the record (one JSON object)")
     p.add_argument("--as-of", type=_date, metavar="DATE", help="with a POLICY: decide as of this day")
     p.add_argument("--policies", default=str(DEFAULT_POLICIES), metavar="DIR", help="where policies are found")
@@ -1361,9 +1366,7 @@ def parser() -> argparse.ArgumentParser:
                        "With --set, an appeal: the record amended, decided again, and kept as a new decision "
                        "naming the original.")
     p.add_argument("id", nargs="?", metavar="ID", help="the decision_id (or find it with --nip)")
-    p.add_argument("--nip", help="the latest decision of this NIP (with --periode, --policy)")
-    p.add_argument("--periode", type=_month, metavar="YYYY-MM", help="with --nip: of this month")
-    p.add_argument("--policy", metavar="ID", help="with --nip: under this policy")
+    _person_options(p, "the latest decision of this NIP (with --periode, --policy)", str)
     p.add_argument("--set", action="append", type=_assignment, metavar="FIELD=VALUE",
                    help="an amended input (repeatable), such as perilaku.atasan=85; also the value of a redacted field")
     p.add_argument("--explain", action="store_true", help="decide with a trace")
