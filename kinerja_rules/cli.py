@@ -541,16 +541,20 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                            policy_digest=policy.digest, groups=groups, seats=seats, as_of=args.as_of)
 
     report: IO[bytes] | None = None
+    reports: list[dict[str, Any]] | None = None  # for a workbook, written once the run is decided
     if args.report is not None:
-        if Path(args.report).suffix.lower() not in (".jsonl", ".json"):
-            print(f"error: --report {args.report}: group reports are written as JSON Lines (.jsonl)",
-                  file=sys.stderr)
+        suffix = Path(args.report).suffix.lower()
+        if suffix not in (".jsonl", ".json", ".xlsx"):
+            print(f"error: --report {args.report}: group reports are written as JSON Lines (.jsonl) or as a "
+                  "workbook (.xlsx)", file=sys.stderr)
             return 2
         try:
             report = open(args.report, "wb")
         except OSError as exc:
             print(f"error: cannot write {args.report}: {exc.strerror}", file=sys.stderr)
             return 2
+        if suffix == ".xlsx":
+            reports = []
     failures = position = 0
     proposals: list[dict[str, Any]] = []
     try:
@@ -558,7 +562,9 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                                       args.explain or args.explain_text, args.unknown_fields, args.sorted_by_group,
                                       intake):
             if isinstance(item, GroupReport):
-                if report is not None:
+                if reports is not None:
+                    reports.append(msgspec.to_builtins(item))
+                elif report is not None:
                     report.write(ENCODER.encode(item) + b"\n")
                 if args.calibration is not None and item.group is not None:
                     proposals.append(_proposal(item))
@@ -588,11 +594,16 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
     finally:
         if report is not None:
             report.close()
+    if reports is not None:
+        from kinerja_rules import workbook
+
+        try:
+            workbook.report_workbook(args.report, policy, reports, args.book_lang)
+        except formats.TableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.calibration is not None:
-        stage = policy.population
-        assert stage is not None
-        written = calibration_sheet.write(args.calibration, policy.id, stage.quotas[0].category.values,
-                                          [text for text, _ in stage.by], stage.data_key, proposals)
+        written = calibration_sheet.write(args.calibration, policy, proposals, args.book_lang)
         print(f"{args.calibration}: {written} members in {len(proposals)} units", file=sys.stderr)
     return 1 if failures else 0
 
@@ -600,9 +611,8 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
 def _proposal(report: GroupReport) -> dict[str, Any]:
     """A group's usulan as the calibration workbook lists it: under `propose` the engine's, else each
     member's predikat as the quota left it (a leader may still fix it)."""
-    if report.usulan is not msgspec.UNSET:
-        return {"group": report.group, "usulan": report.usulan}
-    return {"group": report.group, "usulan": []}
+    shown: dict[str, Any] = msgspec.to_builtins(report)
+    return shown if report.usulan is not msgspec.UNSET else {**shown, "usulan": []}
 
 
 def cmd_penetapan(args: argparse.Namespace) -> int:

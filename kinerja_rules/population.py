@@ -56,6 +56,18 @@ class Limit:
         assert self.share is not None
         return f"{names}: {word} {rounding}({_percent(self.share)} × {size}) = {self.head_count(size, rounding)}"
 
+    def detail(self, size: int, rounding: str) -> dict[str, Any]:
+        """The limit as data, for what is written for people: its categories, `bound`, the `percent`
+        of the group with its `rounding` (or a head `count`), the group's `size` and the head count
+        `needed` that makes."""
+        out: dict[str, Any] = {"categories": sorted(self.categories), "bound": self.bound}
+        if self.count is not None:
+            out["count"] = self.count
+        else:
+            assert self.share is not None
+            out |= {"percent": (self.share * 100).normalize(), "rounding": rounding}
+        return out | {"size": size, "needed": self.head_count(size, rounding)}
+
 
 @dataclass(frozen=True)
 class Moved:
@@ -64,6 +76,7 @@ class Moved:
     after: str
     rank: int
     reason: str
+    limit: dict[str, Any] | None = None  # the limit that moved it (`Limit.detail`)
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class QuotaResult:
     counts_after: dict[str, int]
     moved: list[Moved] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # limits not met after the quota (all, under report)
+    violation_details: list[dict[str, Any]] = field(default_factory=list)  # each as data: its limit and `actual`
     infeasible: list[str] = field(default_factory=list)  # limits enforce cannot meet (minimums, a worst category)
     proposed: dict[str, str] = field(default_factory=dict)  # key -> category (under propose: the usulan)
 
@@ -128,7 +142,8 @@ def apply_quota(members: Sequence[Member], categories: Sequence[str], limits: Se
                     moved.append(Moved(key=member.key, before=current[member.key], after=down,
                                        rank=ranks[member.key],
                                        reason=f"rank {ranks[member.key]} of {size}; "
-                                              f"{limit.describe(size, rounding)}"))
+                                              f"{limit.describe(size, rounding)}",
+                                       limit=limit.detail(size, rounding)))
                     current[member.key] = down
                     changed = True
             if not changed:
@@ -161,7 +176,8 @@ def _meet_minimums(best_first: list[Member], current: dict[str, str], categories
             if now in limit.categories or not below:
                 continue
             moved.append(Moved(key=member.key, before=now, after=below[0], rank=ranks[member.key],
-                               reason=f"rank {ranks[member.key]} of {size}; {limit.describe(size, rounding)}"))
+                               reason=f"rank {ranks[member.key]} of {size}; {limit.describe(size, rounding)}",
+                               limit=limit.detail(size, rounding)))
             current[member.key] = below[0]
             count += 1
     return moved
@@ -172,6 +188,7 @@ def _judged(current: dict[str, str], limits: Sequence[Limit], size: int, roundin
             moved: list[Moved] | None = None) -> QuotaResult:
     """The limits judged on the categories members end with."""
     violations = []
+    details = []
     infeasible = []
     for limit in limits:
         count = sum(1 for c in current.values() if c in limit.categories)
@@ -179,10 +196,12 @@ def _judged(current: dict[str, str], limits: Sequence[Limit], size: int, roundin
         if limit.bound == "max" and count > needed or limit.bound == "min" and count < needed:
             text = f"{limit.describe(size, rounding)}, but {count}"
             violations.append(text)
+            details.append(limit.detail(size, rounding) | {"actual": count})
             if mode == "enforce":
                 infeasible.append(text)
     return QuotaResult(final=current, ranks=ranks, counts_before=before, counts_after=_counts(current, categories),
-                       moved=list(moved or ()), violations=violations, infeasible=infeasible)
+                       moved=list(moved or ()), violations=violations, violation_details=details,
+                       infeasible=infeasible)
 
 
 def _counts(current: dict[str, str], categories: Sequence[str]) -> dict[str, int]:

@@ -78,6 +78,9 @@ class GroupReport(msgspec.Struct, kw_only=True):
     shortlists: dict[str, list[dict[str, Any]]] | msgspec.UnsetType = msgspec.UNSET
     warnings: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
     error: str | msgspec.UnsetType = msgspec.UNSET
+    violation_details: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    """Each violation as data, in the same order: the limit (`categories`, `bound`, `percent` with
+    `rounding` or `count`, `size`, `needed`) and the `actual` head count; or the `seat` left empty."""
     quotas: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
     """With several quotas: each one's report, by name, in the order applied (the first's is also the
     report's own `mode`, `limits`, counts, `violations` and `moved`)."""
@@ -432,7 +435,7 @@ class _Run:
                 outcome = dataclasses.replace(outcome, final=fixed.final)
             if i == 0:  # the first quota's report is the group report's own (as with one quota)
                 for field_name in ("mode", "limits", "counts_before", "counts_after", "violations", "infeasible",
-                                   "moved", "usulan", "penetapan"):
+                                   "moved", "usulan", "penetapan", "violation_details"):
                     if field_name in part:
                         setattr(report, field_name, part[field_name])
             if named:
@@ -491,7 +494,8 @@ class _Run:
         after = pop_math.apply_quota(
             [pop_math.Member(key=k, category=c, order=(outcome.ranks[k],)) for k, c in judged.final.items()],
             quota.category.values, limits, "report", quota.rounding)
-        part.update(counts_after=after.counts_after, violations=after.violations)
+        part.update(counts_after=after.counts_after, violations=after.violations,
+                    violation_details=after.violation_details)
         part["penetapan"] = {**penetapan.shown(), "departures": [
             {"member": k, "usulan": usulan[k], "predikat": judged.final[k], "alasan": judged.reasons.get(k)}
             for k in judged.departures]}
@@ -512,17 +516,19 @@ class _Run:
     def _reported(quota: Any, mode: str, limits: Any, outcome: Any, keyed: dict[str, _Member],
                   size: int) -> dict[str, Any]:
         moved = [{"member": keyed[move.key].key, "before": move.before, "after": move.after,
-                  "rank": move.rank, "reason": move.reason} for move in outcome.moved]
+                  "rank": move.rank, "reason": move.reason, "limit": move.limit} for move in outcome.moved]
         part = {"quota": quota.name, "mode": mode, "limits": [limit.describe(size, quota.rounding) for limit in limits],
                 "counts_before": outcome.counts_before, "counts_after": outcome.counts_after,
-                "violations": outcome.violations, "infeasible": outcome.infeasible,
-                "moved": [] if mode == "propose" else moved}
+                "violations": outcome.violations, "violation_details": outcome.violation_details,
+                "infeasible": outcome.infeasible, "moved": [] if mode == "propose" else moved}
         if mode == "propose":  # nobody moved: each member's predikat_awal beside the usulan, best first
-            why: dict[str, list[str]] = {}
+            why: dict[str, list[pop_math.Moved]] = {}
             for move in outcome.moved:
-                why.setdefault(move.key, []).append(move.reason)
+                why.setdefault(move.key, []).append(move)
             part["usulan"] = [{"member": keyed[k].key, "rank": outcome.ranks[k], "predikat_awal": outcome.final[k],
-                               "usulan": outcome.proposed[k], **({"why": "; ".join(why[k])} if k in why else {})}
+                               "usulan": outcome.proposed[k],
+                               **({"why": "; ".join(m.reason for m in why[k]),
+                                   "why_limits": [m.limit for m in why[k]]} if k in why else {})}
                               for k in sorted(outcome.ranks, key=outcome.ranks.__getitem__)]
         return part
 
@@ -598,6 +604,7 @@ class _Run:
         return GroupReport(group=None, size=len(ranked), counts_before={}, counts_after={},
                            violations=[f"seat {r['seat']!r} has no eligible candidate left" for r in rows
                                        if r["member"] is None],
+                           violation_details=[{"seat": r["seat"]} for r in rows if r["member"] is None],
                            moved=[], assignments=rows, shortlists=shortlists)
 
     def _theirs(self, error: ErrorResult, m: _Member) -> ErrorResult:

@@ -388,7 +388,7 @@ class _Form:
         book.active = 0
 
     def header(self, field_path: str) -> str:
-        from kinerja_rules.workbook import words
+        from kinerja_rules.people import words
 
         return words(self.policy, f"input:{field_path}", self.lang) or field_path
 
@@ -415,7 +415,7 @@ class _Form:
         from openpyxl.utils import get_column_letter, quote_sheetname
         from openpyxl.worksheet.datavalidation import DataValidation
 
-        from kinerja_rules.workbook import words
+        from kinerja_rules.people import words
 
         kind, says = field.type, self.says
         item = kind.item if kind.kind == Kind.LIST and kind.item is not None else kind

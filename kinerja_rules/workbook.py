@@ -9,17 +9,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import IO, Any
 
 from kinerja_rules.formats import _DECODER, OUTPUTS, Sink, TableError, csv_cell, format_of
 from kinerja_rules.formats import sink as formats_sink
 from kinerja_rules.jsontext import value_at as _at
+from kinerja_rules.people import FORMATS, LANGUAGES, heading, shown, whom
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.types import Kind, Type
 
-LANGUAGES = ("id", "en")
 SAYS = {
     "id": {"decisions": "Keputusan", "errors": "Tidak diputuskan", "about": "Tentang", "line": "Baris",
            "kind": "Jenis", "message": "Pesan", "as_of": "Berlaku per", "policy": "Kebijakan", "yes": "Ya",
@@ -32,60 +32,7 @@ SAYS = {
            "record": "invalid record", "evaluation": "could not be computed", "input": "unreadable",
            "internal": "internal error"},
 }
-FORMATS = {Kind.MONEY: "#,##0", Kind.PERCENT: "0.##%", Kind.DECIMAL: "#,##0.00", Kind.INTEGER: "0",
-           Kind.DATE: "yyyy-mm-dd"}
 MAX_ROWS = 1_048_575  # a sheet's rows after its header
-
-
-def words(policy: CompiledPolicy, key: str, lang: str) -> str | None:
-    """A label of the policy in `lang`, else the other language; None when neither is given."""
-    given = policy.checked.words.get(key, {}).get("label", {})
-    return given.get(lang) or next((given[other] for other in LANGUAGES if given.get(other)), None)
-
-
-def heading(policy: CompiledPolicy, kind: str, name: str, lang: str) -> str:
-    return words(policy, f"{kind}:{name}", lang) or name.rsplit(".", 1)[-1].replace("_", " ").capitalize()
-
-
-def shown(policy: CompiledPolicy, value: Any, kind: Type | None, lang: str) -> Any:
-    """A value as a cell people read: an enumeration's label, a list or record as words, a number as
-    a number (its cell format shows it as rupiah or percent)."""
-    if value is None:
-        return None
-    base = kind.kind if kind is not None else None
-    if isinstance(value, bool):
-        return SAYS[lang]["yes" if value else "no"]
-    if base == Kind.ENUM and kind is not None:
-        named = words(policy, f"value:{kind.name}.{value}", lang) if kind.name else None
-        return named or str(value).replace("_", " ")
-    if isinstance(value, list):
-        item = kind.item if kind is not None else None
-        return "; ".join(str(shown(policy, v, item, lang)) for v in value)
-    if isinstance(value, dict):
-        fields = dict(kind.fields) if kind is not None and kind.kind == Kind.RECORD else {}
-        parts = []
-        for name, v in value.items():
-            text = shown(policy, v, fields.get(name), lang)
-            if fields.get(name) is not None and fields[name].kind == Kind.MONEY and isinstance(v, int):
-                text = "Rp " + f"{v:,}".replace(",", "." if lang == "id" else ",")
-            parts.append(f"{name.replace('_', ' ')}: {text}")
-        return ", ".join(parts)
-    if base == Kind.DATE and isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, (int, Decimal, float)):
-        return value
-    return str(value)
-
-
-def whom(policy: CompiledPolicy, fields: list[tuple[str, Type | None]], item: Mapping[str, Any],
-         lang: str) -> list[Any]:
-    """The cells of a decision's (or error's) subject, as people read them."""
-    given = item.get("subject")
-    subject: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    return [shown(policy, subject.get(name), kind, lang) for name, kind in fields]
 
 
 class PeopleXlsx(Sink):
@@ -246,3 +193,106 @@ def sink(path: str | None, out: Any, policy: CompiledPolicy, explain: bool, lang
 
 
 
+
+
+REPORT_SAYS = {
+    "id": {"summary": "Ringkasan", "violations": "Pelanggaran kurva", "moved": "Perpindahan", "usulan": "Usulan",
+           "seats": "Penempatan", "about": "Tentang", "size": "Jumlah pegawai", "mode": "Cara",
+           "before": "Sebelum", "after": "Sesudah", "broken": "Jumlah pelanggaran", "penetapan": "Penetapan",
+           "quota": "Kuota", "violation": "Pelanggaran", "member": "NIP", "rank": "Peringkat",
+           "from": "Predikat semula", "to": "Predikat menjadi", "why": "Alasan", "awal": "Predikat awal",
+           "seat": "Jabatan", "score": "Skor", "error": "Galat", "none": "Semua kelompok memenuhi kurva distribusi.",
+           "report": "laporkan (tidak ada yang dipindah)", "enforce": "terapkan (yang melebihi dipindah)",
+           "propose": "usulkan (untuk penetapan pimpinan)", "policy": "Kebijakan", "digest": "Sidik (digest)",
+           "made": "Dibuat", "groups": "Jumlah kelompok", "limits": "Parameter kurva"},
+    "en": {"summary": "Summary", "violations": "Curve violations", "moved": "Moves", "usulan": "Proposal",
+           "seats": "Placement", "about": "About", "size": "Employees", "mode": "Mode", "before": "Before",
+           "after": "After", "broken": "Violations", "penetapan": "Penetapan", "quota": "Quota",
+           "violation": "Violation", "member": "NIP", "rank": "Rank", "from": "Rating before", "to": "Rating after",
+           "why": "Reason", "awal": "Initial rating", "seat": "Seat", "score": "Score", "error": "Error",
+           "none": "Every group meets the distribution curve.", "report": "report (nobody moved)",
+           "enforce": "enforce (the excess moved down)", "propose": "propose (for the leader's penetapan)",
+           "policy": "Policy", "digest": "Digest", "made": "Made", "groups": "Groups", "limits": "Curve parameter"},
+}
+
+
+def report_workbook(path: str, policy: CompiledPolicy, reports: Sequence[Mapping[str, Any]], lang: str = "id") -> None:
+    """`kinerja eval --groups … --report laporan.xlsx`: the group reports as a workbook for people, a
+    row per group with its counts before and after the curve, each violation as a sentence, who
+    moved (or is proposed to) and why, the seats, and what the workbook is."""
+    from openpyxl import Workbook
+
+    from kinerja_rules.people import about as about_sheet
+    from kinerja_rules.people import language, moved_sentence, table, value_label, violation_sentence
+
+    lang = language(lang)
+    say = REPORT_SAYS[lang]
+    stage = policy.population
+    quotas = list(stage.quotas) if stage is not None else []
+    by = [text for text, _ in stage.by] if stage is not None else []
+    group_heads = [heading(policy, "input", name, lang) for name in by]
+    category = quotas[0].category if quotas else None
+    values = list(category.values) if category is not None else []
+
+    def label_of(kind: Any) -> Any:
+        return lambda code: value_label(policy, kind.name if kind is not None else None, code, lang)
+
+    label = label_of(category)
+    by_quota = {q.name: label_of(q.category) for q in quotas}
+
+    def where(report: Mapping[str, Any]) -> list[Any]:
+        group = report.get("group") or {}
+        return [shown(policy, group.get(name), None, lang) for name in by]
+
+    def parts(report: Mapping[str, Any]) -> list[tuple[str | None, Mapping[str, Any]]]:
+        """Each quota's report of a group, by name (one quota: the report itself)."""
+        named = report.get("quotas")
+        return [(p.get("quota"), p) for p in named] if named else [(None, report)]
+
+    groups = [r for r in reports if r.get("group") is not None]
+    seats = [r for r in reports if r.get("group") is None]
+    book = Workbook()
+    book.remove(book.active)
+    summary = []
+    for r in groups:
+        before, after = r.get("counts_before") or {}, r.get("counts_after") or {}
+        penetapan = r.get("penetapan") or {}
+        summary.append([*where(r), r.get("size"), say.get(str(r.get("mode")), r.get("mode")),
+                        *(before.get(v, 0) for v in values), *(after.get(v, 0) for v in values),
+                        len(r.get("violations") or ()), penetapan.get("nomor"), r.get("error")])
+    table(book, say["summary"], [*group_heads, say["size"], say["mode"],
+                                 *(f"{say['before']}: {label(v)}" for v in values),
+                                 *(f"{say['after']}: {label(v)}" for v in values), say["broken"], say["penetapan"],
+                                 say["error"]], summary)
+    several = len(quotas) > 1
+    broken = [[*where(r), *([name] if several else []),
+               violation_sentence(detail, by_quota.get(name or "", label), lang)]
+              for r in reports for name, part in parts(r) for detail in part.get("violation_details") or ()]
+    table(book, say["violations"], [*group_heads, *([say["quota"]] if several else []), say["violation"]],
+          broken or [[*([None] * (len(by) + several)), say["none"]]], wide=(len(by) + several,))
+    moved = [[*where(r), *([name] if several else []), str(m.get("member")), m.get("rank"),
+              by_quota.get(name or "", label)(m.get("before")), by_quota.get(name or "", label)(m.get("after")),
+              moved_sentence(m.get("rank"), m.get("limit"), by_quota.get(name or "", label), lang, m.get("reason", ""))]
+             for r in groups for name, part in parts(r) for m in part.get("moved") or ()]
+    if moved:
+        table(book, say["moved"], [*group_heads, *([say["quota"]] if several else []), say["member"], say["rank"],
+                                   say["from"], say["to"], say["why"]], moved, wide=(len(by) + several + 4,))
+    usulan = [[*where(r), u.get("rank"), str(u.get("member")), label(u.get("predikat_awal")), label(u.get("usulan")),
+               "; ".join(moved_sentence(u.get("rank"), limit, label, lang) for limit in u.get("why_limits") or ())]
+              for r in groups for u in r.get("usulan") or ()]
+    if usulan:
+        table(book, say["usulan"], [*group_heads, say["rank"], say["member"], say["awal"], say["usulan"],
+                                    say["why"]], usulan, wide=(len(by) + 4,))
+    held = [[row.get("seat"), *((str(row["member"].get("member")), row.get("score")) if row.get("member")
+                                else (None, None))] for r in seats for row in r.get("assignments") or ()]
+    if held:
+        table(book, say["seats"], [say["seat"], say["member"], say["score"]], held)
+    limits = "; ".join(f"{q.name}: {q.limits}" for q in quotas)
+    about_sheet(book, say["about"], [
+        (say["policy"], f"{policy.title} ({policy.id} {policy.version})"), (say["digest"], policy.digest),
+        (say["made"], dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")), (say["groups"], len(groups)),
+        (say["limits"], limits)])
+    try:
+        book.save(path)
+    except OSError as exc:
+        raise TableError(f"cannot write {path}: {exc.strerror}") from None

@@ -178,27 +178,33 @@ def test_the_workbook_round_trip_through_the_cli(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     book = load_workbook(sheet)
     rows = list(book["Kalibrasi"].iter_rows(values_only=True))
-    assert rows[0] == ("unit_kerja", "periode", "peringkat", "nip", "predikat_awal", "usulan", "alasan_usulan",
-                       "predikat_ditetapkan", "alasan")
-    assert [r[5] for r in rows[1:]] == ["baik"] * 8 + ["butuh_perbaikan"] * 4
+    assert rows[0] == ("Unit kerja", "Periode", "Peringkat", "NIP", "Predikat awal", "Usulan", "Alasan usulan",
+                       "Predikat ditetapkan", "Alasan")
+    assert [r[5] for r in rows[1:]] == ["Baik"] * 8 + ["Butuh Perbaikan"] * 4
+    assert rows[12][6] == "Peringkat 12 dari 12; Baik: paling banyak 70 % dari 12 orang (dibulatkan ke bawah: 8 orang)"
+    assert book["Kalibrasi"].freeze_panes == "A2" and book["Kalibrasi"].auto_filter.ref == "A1:I13"
+    [(curve,)] = [r[3:] for r in book["Kurva"].iter_rows(min_row=2, values_only=True)]
+    assert curve == ("Baik: paling banyak 70 % dari 12 orang (dibulatkan ke bawah: 8 orang), tetapi ada 12 orang. "
+                     "Butuh Perbaikan atau Kurang: paling sedikit 1 orang, tetapi ada 0 orang.")
+    assert book.sheetnames == ["Kalibrasi", "Kurva", "Petunjuk", "_kinerja"]
     assert book["_kinerja"].sheet_state == "hidden"
     signed = ["--groups", str(groups), "--nomor", "800/12/DINKES/2025", "--tanggal", "2025-04-02", "--oleh",
               "197001011995031001"]
     empty = kinerja("penetapan", str(sheet), *signed)
-    assert empty.returncode == 1 and "Kalibrasi!H2 (predikat_ditetapkan): empty" in empty.stderr
+    assert empty.returncode == 1 and "Kalibrasi!H2 (Predikat ditetapkan): empty" in empty.stderr
     page = book["Kalibrasi"]
     for row in range(2, 14):
         page[f"H{row}"] = page[f"F{row}"].value
-    page["H11"] = "baik"  # a departure without an alasan
+    page["H11"] = "baik"  # a departure without an alasan (a code reads as its label does)
     page["H12"] = "bagus"
     book.save(sheet)
     wrong = kinerja("penetapan", str(sheet), *signed)
     assert wrong.returncode == 1
-    assert ("Kalibrasi!I11 (alasan): 198507122010010009 departs from the usulan (butuh_perbaikan -> baik)"
+    assert ("Kalibrasi!I11 (Alasan): 198507122010010009 departs from the usulan (butuh_perbaikan -> baik)"
             in wrong.stderr)
-    assert "Kalibrasi!H12 (predikat_ditetapkan): 'bagus' is not a predikat" in wrong.stderr
+    assert "Kalibrasi!H12 (Predikat ditetapkan): 'bagus' is not a predikat" in wrong.stderr
     page["I11"] = "Tugas tambahan penanganan KLB"
-    page["H12"] = "butuh_perbaikan"
+    page["H12"] = " butuh   PERBAIKAN "  # a label however it is spaced or cased
     book.save(sheet)
     out = tmp_path / "groups-ditetapkan.json"
     done = kinerja("penetapan", str(sheet), *signed, "-o", str(out))
@@ -245,3 +251,146 @@ def test_the_readable_trace_tells_the_usulan_and_the_penetapan(engine: Engine) -
         predikat=predikat, alasan={kept: "Tugas tambahan"}), explain=True) if not isinstance(d, GroupReport)]
     assert ("penetapan 800/12/DINKES/2025 of 2025-04-02 by 197001011995031001: baik (Tugas tambahan)"
             in explain_text(fixed[9]))
+
+
+def _calibration(tmp_path: Path, *extra: str) -> Path:
+    records, groups = tmp_path / "pegawai.jsonl", tmp_path / "groups.json"
+    records.write_text("".join(json.dumps(p) + "\n" for p in _twelve()))
+    groups.write_text(json.dumps(_groups()))
+    sheet = tmp_path / "kalibrasi.xlsx"
+    made = kinerja("eval", "nasional", "-i", str(records), "--groups", str(groups), "--calibration", str(sheet),
+                   *extra)
+    assert made.returncode == 0, made.stderr
+    return sheet
+
+
+def _fix(tmp_path: Path, sheet: Path) -> dict[str, Any]:
+    out = tmp_path / "ditetapkan.json"
+    done = kinerja("penetapan", str(sheet), "--groups", str(tmp_path / "groups.json"), "--nomor", "1",
+                   "--tanggal", "2025-04-02", "--oleh", "197001011995031001", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())[UNIT]["penetapan"]  # type: ignore[no-any-return]
+
+
+def test_the_workbook_in_english_reads_back_its_english_labels_with_columns_moved(tmp_path: Path) -> None:
+    sheet = _calibration(tmp_path, "--lang", "en")
+    book = load_workbook(sheet)
+    assert book.sheetnames == ["Kalibrasi", "Curve", "Instructions", "_kinerja"]
+    page = book["Kalibrasi"]
+    assert [c.value for c in page[1]][2:] == ["Rank", "NIP", "Initial rating", "Proposal", "Reason for the proposal",
+                                              "Rating fixed", "Reason"]
+    assert page["F13"].value == "Needs improvement"
+    page.move_range("H1:I13", cols=2)  # the leader's columns moved to the right: found by their headers
+    for row in range(2, 14):
+        page[f"J{row}"] = page[f"F{row}"].value
+    page["J13"] = "Good"
+    page["K13"] = "Ditugaskan penanganan KLB"
+    book.save(sheet)
+    fixed = _fix(tmp_path, sheet)
+    assert fixed["predikat"] == {p["nip"]: "baik" for p in _twelve()[:8]} | {
+        p["nip"]: "butuh_perbaikan" for p in _twelve()[8:11]} | {_twelve()[11]["nip"]: "baik"}
+    assert fixed["alasan"] == {_twelve()[11]["nip"]: "Ditugaskan penanganan KLB"}
+
+
+def test_a_workbook_written_before_labels_still_reads(tmp_path: Path) -> None:
+    """Headers that are the column names and predikat as codes (an older workbook) read as before."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    page = book.active
+    page.title = "Kalibrasi"
+    page.append(["unit_kerja", "periode", "peringkat", "nip", "predikat_awal", "usulan", "alasan_usulan",
+                 "predikat_ditetapkan", "alasan"])
+    for i, person in enumerate(_twelve(), start=1):
+        usulan = "baik" if i <= 8 else "butuh_perbaikan"
+        page.append([UNIT, "2025-03", i, person["nip"], "baik", usulan, None, usulan, None])
+    about = book.create_sheet("_kinerja")
+    for row in (["policy", "nasional"], ["predikat", *PREDIKAT], ["groups", "unit_kerja", "periode"],
+                ["data_key", "unit_kerja"]):
+        about.append(row)
+    sheet = tmp_path / "lama.xlsx"
+    book.save(sheet)
+    (tmp_path / "groups.json").write_text(json.dumps(_groups()))
+    assert list(_fix(tmp_path, sheet)["predikat"].values()) == ["baik"] * 8 + ["butuh_perbaikan"] * 4
+
+
+def test_a_hostile_hidden_sheet_is_refused_by_cell_not_crashed_on(tmp_path: Path) -> None:
+    sheet = _calibration(tmp_path)
+    book = load_workbook(sheet)
+    about = book["_kinerja"]
+    about.append(["label", "baik", "x" * 100_000])  # a label longer than any: cut, never matched whole
+    about.append(["label", "tidak_ada", "Bagus"])  # a label for a predikat the policy lacks: ignored
+    for row in range(2, 14):
+        book["Kalibrasi"][f"H{row}"] = "Bagus"
+    book.save(sheet)
+    refused = kinerja("penetapan", str(sheet), "--groups", str(tmp_path / "groups.json"), "--nomor", "1",
+                      "--tanggal", "2025-04-02", "--oleh", "197001011995031001")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "Kalibrasi!H2 (Predikat ditetapkan): 'Bagus' is not a predikat" in refused.stderr
+    book = load_workbook(sheet)
+    book["Kalibrasi"]["A1"] = "Unit"  # a header renamed: the column it named is lacking, by its header
+    book.save(sheet)
+    lacking = kinerja("penetapan", str(sheet), "--groups", str(tmp_path / "groups.json"), "--nomor", "1",
+                      "--tanggal", "2025-04-02", "--oleh", "197001011995031001")
+    assert lacking.returncode == 1 and "the header lacks Unit kerja" in lacking.stderr, lacking.stderr
+
+
+# ---- the group report as a workbook ----
+
+def test_the_group_report_workbook_says_each_violation_and_move_as_a_sentence(tmp_path: Path) -> None:
+    records, groups = tmp_path / "pegawai.jsonl", tmp_path / "groups.json"
+    records.write_text("".join(json.dumps(p) + "\n" for p in _twelve()))
+    groups.write_text(json.dumps(_groups()))
+    proposed = kinerja("eval", "nasional", "-i", str(records), "--groups", str(groups), "--report",
+                       str(tmp_path / "usulan.xlsx"))
+    assert proposed.returncode == 0, proposed.stderr
+    book = load_workbook(tmp_path / "usulan.xlsx")
+    assert book.sheetnames == ["Ringkasan", "Pelanggaran kurva", "Usulan", "Tentang"]
+    [summary] = list(book["Ringkasan"].iter_rows(min_row=2, values_only=True))
+    head = [c.value for c in book["Ringkasan"][1]]
+    row = dict(zip(head, summary, strict=True))
+    assert row["Unit kerja"] == UNIT and row["Jumlah pegawai"] == 12 and row["Sebelum: Baik"] == 12
+    assert row["Jumlah pelanggaran"] == 2 and row["Cara"].startswith("usulkan")
+    assert [r[2] for r in book["Pelanggaran kurva"].iter_rows(min_row=2, values_only=True)] == [
+        "Baik: paling banyak 70 % dari 12 orang (dibulatkan ke bawah: 8 orang), tetapi ada 12 orang.",
+        "Butuh Perbaikan atau Kurang: paling sedikit 1 orang, tetapi ada 0 orang."]
+    usulan = list(book["Usulan"].iter_rows(min_row=2, values_only=True))
+    assert [u[5] for u in usulan] == ["Baik"] * 8 + ["Butuh Perbaikan"] * 4 and usulan[0][6] is None
+    assert book["Ringkasan"].freeze_panes == "A2" and book["Usulan"].auto_filter.ref == "A1:G13"
+
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    (tmp_path / "policies" / "daerah.yaml").write_text(
+        "policy: daerah\nextends: nasional\nparameters:\n  mode_kurva_distribusi: {override: true, type: mode_kuota, "
+        "values: {2024-01-01: enforce}}\n")
+    enforced = kinerja("eval", "daerah", "--policies", str(tmp_path / "policies"), "-i", str(records), "--groups",
+                       str(groups), "--report", str(tmp_path / "laporan.xlsx"), "--lang", "en")
+    assert enforced.returncode == 0, enforced.stderr
+    book = load_workbook(tmp_path / "laporan.xlsx")
+    assert book.sheetnames == ["Summary", "Curve violations", "Moves", "About"]
+    assert [r[2] for r in book["Curve violations"].iter_rows(min_row=2, values_only=True)] == [
+        "Every group meets the distribution curve."]
+    moves = list(book["Moves"].iter_rows(min_row=2, values_only=True))
+    assert [(m[3], m[4], m[5]) for m in moves] == [(rank, "Good", "Needs improvement") for rank in (12, 11, 10, 9)]
+    assert moves[0][6] == "Rank 12 of 12; Good: at most 70 % of 12 people (rounded down: 8)"
+    refused = kinerja("eval", "nasional", "-i", str(records), "--groups", str(groups), "--report",
+                      str(tmp_path / "laporan.txt"))
+    assert refused.returncode == 2 and "written as JSON Lines (.jsonl) or as a workbook (.xlsx)" in refused.stderr
+
+
+@pytest.mark.parametrize("written, passes", [
+    ('reason: "rank 4 of 4; baik: at most floor(70 % × 4) = 2"}', True),  # the limit left out: not compared
+    ('reason: "rank 4 of 4; baik: at most floor(70 % × 4) = 2", limit: {bound: max, needed: 2}}', True),
+    ('reason: "rank 4 of 4; baik: at most floor(70 % × 4) = 2", limit: {bound: max, needed: 3}}', False),
+    ('reason: "rank 4 of 4", limit: {bound: max, needed: 2}}', False),
+    ('reason: "rank 4 of 4; baik: at most floor(70 % × 4) = 2", ditambah: 1}', False),  # a key the report lacks
+])
+def test_a_case_compares_a_report_on_what_it_writes(tmp_path: Path, written: str, passes: bool) -> None:
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    cases = tmp_path / "policies" / "plaju" / "tests.yaml"
+    text = cases.read_text()
+    old = 'reason: "rank 4 of 4; baik: at most floor(70 % × 4) = 2"}'
+    assert text.count(old) == 1
+    cases.write_text(text.replace(old, written))
+    result = kinerja("test", "--policies", str(tmp_path / "policies"), str(tmp_path / "policies" / "plaju"))
+    assert (result.returncode == 0) is passes, result.stdout
+    assert passes or "FAIL plaju::kurva_diterapkan_2025" in result.stdout and "report 1 moved" in result.stdout
