@@ -316,7 +316,7 @@ Keep = Callable[[Any, Any], Any]
 
 def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep | None = None) -> tuple[bytes, int]:
     """The output of `items` (a line each, or a text for --explain-text) and how many failed."""
-    from kinerja_rules.catalogue import translate_field, translate_record_message
+    from kinerja_rules.evaluation.decide import in_language
     from kinerja_rules.evaluation.tracing import explain_text
 
     items = items if isinstance(items, list) else list(items)
@@ -332,9 +332,7 @@ def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep |
             error = result.error
             if record is not None:  # decided: its line said (one that could not be read names its own)
                 error = msgspec.structs.replace(error, line=line)
-            if task.lang != "en":  # records keep English messages; only their output is translated
-                error = msgspec.structs.replace(error, message=translate_record_message(error.message, task.lang),
-                                                fields=[translate_field(f, task.lang) for f in error.fields])
+            error = in_language(error, task.lang, policy)
             out.append(to_json(msgspec.structs.replace(result, error=error)) + b"\n")
             continue
         if keep is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -25,6 +26,7 @@ from kinerja_rules.errors import Diagnostic, FieldError
 
 LANGUAGES = ("en", "id")
 DEFAULT_LANGUAGE = "en"
+_SECTIONS = frozenset({"record", "runtime", "problems", "words"})  # the catalogue's parts that are not codes
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def entries() -> dict[str, Entry]:
     """Every catalogued code, by code."""
     out = {}
     for code, raw in _data().items():
-        if code == "record":
+        if code in _SECTIONS:
             continue
         out[code] = Entry(code=code, title=raw["title"], messages=tuple(raw["messages"]), help=raw["help"],
                           example=raw.get("example"), example_command=tuple(raw.get("example_command", ())),
@@ -87,6 +89,11 @@ def language(value: str | None = None) -> str:
     return DEFAULT_LANGUAGE
 
 
+# What a placeholder of these names may hold: a place in a record (`groups["Dinas A"].penetapan`) has
+# no space, colon or `;` outside quotes.
+_SHAPES = {"field_path": r'(?:[^\s;:"]|"[^"]*")+?'}
+
+
 @functools.cache
 def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     parts = re.split(r"\{(\w+)\}", template)
@@ -95,20 +102,75 @@ def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
         if i % 2 == 0:
             regex += re.escape(part)
         else:
-            regex += f"(?P<g{len(names)}>.+?)"
+            regex += f"(?P<g{len(names)}>{_SHAPES.get(part, '.+?')})"
             names.append(part)
     return re.compile(regex, re.S), tuple(names)
 
 
-def _fill(template: str, en_template: str, text: str) -> str | None:
+def _fill(template: str, en_template: str, text: str, lang: str, depth: int = 0,
+          own: Mapping[str, str] | None = None) -> str | None:
+    """`template` filled with what `en_template` reads in `text` (None when it does not read it);
+    each value read is itself translated where a runtime template reads it (a message inside a
+    message), to a bounded depth."""
     pattern, names = _pattern(en_template)
     match = pattern.fullmatch(text)
     if match is None:
         return None
     values: dict[str, str] = {}
     for i, name in enumerate(names):
-        values.setdefault(name, match.group(f"g{i}"))
+        value = match.group(f"g{i}")
+        if depth < _MAX_DEPTH and name in _NESTED:
+            value = _nested(value, lang, depth + 1, own)
+        values.setdefault(name, value)
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def _nested(value: str, lang: str, depth: int, own: Mapping[str, str] | None) -> str:
+    """A message inside a message in `lang`: a list of messages (`a; b`) each on its own when each
+    reads, else the whole, else as it is."""
+    parts = value.split("; ")
+    if len(parts) > 1:
+        said = [_text(part, lang, depth, own) for part in parts[:_MAX_PARTS]]
+        if len(parts) <= _MAX_PARTS and all(p is not None for p in said):
+            return "; ".join(p for p in said if p is not None)
+    return _text(value, lang, depth, own) or value
+
+
+_MAX_DEPTH = 3
+_MAX_PARTS = 100
+_NESTED = frozenset({"message", "reason", "detail", "error"})  # placeholders that hold a message of their own
+
+
+def _literal(template: str) -> int:
+    """How much of a template is its own text: the more, the more particular its reading."""
+    return len(re.sub(r"\{\w+\}", "", template))
+
+
+def _best(templates: Any, lang: str, message: str, depth: int = 0,
+          own: Mapping[str, str] | None = None) -> str | None:
+    """The message in `lang` by the most particular template that reads it (so `must be a number,
+    not {value}` wins over `must be {op} {bound}, not {value}`); None when none does."""
+    for template in templates:
+        filled = _fill(template[lang], template["en"], message, lang, depth, own)
+        if filled is not None:
+            return filled
+    return None
+
+
+@functools.cache
+def _ranked(section: str) -> tuple[dict[str, str], ...]:
+    return tuple(sorted(_data()[section], key=lambda t: -_literal(t["en"])))
+
+
+def _text(message: str, lang: str, depth: int = 0, own: Mapping[str, str] | None = None) -> str | None:
+    """A record's or the runtime's message in `lang`, or None when no template reads it; `own` is a
+    policy's own messages (its checks'), English to `lang`."""
+    if lang == DEFAULT_LANGUAGE:
+        return message
+    if own and message in own:
+        return own[message]
+    return (_best(_ranked("record"), lang, message, depth, own)
+            or _best(_ranked("runtime"), lang, message, depth, own))
 
 
 # Endings the checker adds to many messages, translated on their own.
@@ -132,10 +194,9 @@ def translate_message(code: str, message: str, lang: str) -> str:
     entry = entries().get(code)
     if entry is None:
         return message + endings
-    for template in entry.messages:
-        filled = _fill(template[lang], template["en"], message)
-        if filled is not None:
-            return filled + endings
+    filled = _best(sorted(entry.messages, key=lambda t: -_literal(t["en"])), lang, message)
+    if filled is not None:
+        return filled + endings
     return f"{entry.title[lang]}: {message}{endings}"
 
 
@@ -159,23 +220,42 @@ def translate(diagnostic: Diagnostic, lang: str) -> Diagnostic:
                                    hint=hint)
 
 
-def translate_field(error: FieldError, lang: str) -> FieldError:
+def translate_field(error: FieldError, lang: str, own: Mapping[str, str] | None = None) -> FieldError:
     """A record's field error in `lang` (records keep English messages everywhere else)."""
-    return msgspec.structs.replace(error, message=translate_record_message(error.message, lang))
+    return msgspec.structs.replace(error, message=translate_record_message(error.message, lang, own))
 
 
-def translate_record_message(message: str, lang: str) -> str:
+def own_messages(words: Mapping[str, Mapping[str, Mapping[str, str]]], lang: str) -> dict[str, str]:
+    """A policy's own messages (each check's, as `CheckedPolicy.words` holds them), English to `lang`."""
+    out = {}
+    for key, said in words.items():
+        message = said.get("message") if key.startswith("check:") else None
+        if message and message.get("en") and message.get(lang):
+            out[message["en"]] = message[lang]
+    return out
+
+
+def translate_record_message(message: str, lang: str, own: Mapping[str, str] | None = None) -> str:
     if lang == DEFAULT_LANGUAGE:
         return message
     suffix = ""
     match = _ENDINGS[0][0].search(message)
     if match:
         message, suffix = message[:match.start()], _ENDINGS[0][1][lang].format(**match.groupdict())
-    for template in _data()["record"]:
-        filled = _fill(template[lang], template["en"], message)
-        if filled is not None:
-            return filled + suffix
-    return message + suffix
+    return (_text(message, lang, 0, own) or message) + suffix
+
+
+def record_catalogued(message: str) -> bool:
+    """Whether a record's (or the runtime's) message is read by a template, so it translates."""
+    match = _ENDINGS[0][0].search(message)
+    return _text(message[:match.start()] if match else message, "id") is not None
+
+
+def problem_title(name: str, lang: str, title: str) -> str:
+    """The title of a problem type in `lang` (the English `title` where the catalogue has none)."""
+    if lang == DEFAULT_LANGUAGE:
+        return title
+    return str(_data().get("problems", {}).get(name, {}).get(lang) or title)
 
 
 def markdown() -> str:

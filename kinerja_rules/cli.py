@@ -18,16 +18,14 @@ import msgspec
 
 from kinerja_rules import __version__, bulk, calibration_sheet, formats
 from kinerja_rules.catalogue import (
-    DEFAULT_LANGUAGE,
     LANGUAGES,
     language,
     translate,
-    translate_field,
-    translate_record_message,
 )
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
 from kinerja_rules.engine import Engine, check_paths, discover
 from kinerja_rules.errors import KinerjaError, PluginError, PolicyError
+from kinerja_rules.evaluation.decide import in_language
 from kinerja_rules.evaluation.tracing import explain_text
 from kinerja_rules.parts import csv_parts, parquet_parts
 from kinerja_rules.policy import CompiledPolicy
@@ -576,8 +574,7 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                 failures += 1
                 if result.error.line is None:
                     result = msgspec.structs.replace(result, error=msgspec.structs.replace(result.error, line=line))
-                if args.lang != DEFAULT_LANGUAGE:
-                    result = _translated(result, args.lang)
+                result = msgspec.structs.replace(result, error=in_language(result.error, args.lang, policy))
                 out.write(to_json(result) + b"\n")
             else:
                 if recorder is not None:
@@ -1018,13 +1015,6 @@ def cmd_new(args: argparse.Namespace) -> int:
     where = "" if Path(args.policies) == DEFAULT_POLICIES else f" --policies {args.policies}"
     print(f"next: kinerja check {folder}{where} && kinerja test {folder}{where}")
     return 0
-
-
-def _translated(result: ErrorResult, lang: str) -> ErrorResult:
-    error = result.error
-    return msgspec.structs.replace(result, error=msgspec.structs.replace(
-        error, message=translate_record_message(error.message, lang),
-        fields=[translate_field(f, lang) for f in error.fields]))
 
 
 def _unknown_fields_option(p: argparse.ArgumentParser) -> None:

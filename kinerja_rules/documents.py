@@ -159,7 +159,9 @@ class CheckSpec(_Spec, frozen=True, kw_only=True):
 
     require: str
     """What must hold (an expression over the record, parameters and tables)."""
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | Words
+    """The error's message: one text, or `{en: …, id: …}` (the English one is the error's; the
+    other is what `--lang` and Accept-Language show)."""
     for_: str | None = msgspec.field(default=None, name="for")
     """`s in skp.segmen`: the condition is required of each item of a list of the record."""
     at: str | None = None

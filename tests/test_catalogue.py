@@ -113,7 +113,7 @@ def test_eval_translates_record_errors_on_output_only(tmp_path: Path) -> None:
                                            text=True, cwd=ROOT).stdout)
     assert english["error"]["fields"] == [{"path": "status", "message": "is required"},
                                           {"path": "jabatan.kelas", "message": "must be <= 17, not 99"}]
-    assert indonesian["error"]["message"] == "record tidak sah"
+    assert indonesian["error"]["message"] == "rekaman tidak sah"
     assert indonesian["error"]["fields"] == [{"path": "status", "message": "wajib diisi"},
                                              {"path": "jabatan.kelas", "message": "harus <= 17, bukan 99"}]
 
@@ -175,3 +175,110 @@ def test_the_service_publishes_the_schema(engine: Engine) -> None:
         response = client.get("/v1/schema/policy")
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/schema+json")
     assert response.json() == json.loads(json.dumps(policy_schema()))
+
+
+# ---- one language rule: record errors, the runtime's messages and problem details ----
+
+_SAMPLE = {"value": "'x'", "field_path": "skp.indikator[0].target", "line": "7", "count": "3", "limit": "100"}
+
+
+def _sample(template: str) -> str:
+    """An English message a template reads, its placeholders filled with plain values."""
+    return re.sub(r"\{(\w+)\}", lambda m: _SAMPLE.get(m.group(1), "7"), template)
+
+
+def _fragments(template: str) -> list[str]:
+    """The English words of a template that a translation must not keep (runs of 2 words or more)."""
+    return [part.strip() for part in re.split(r"\{\w+\}", template) if len(part.strip().split()) >= 2]
+
+
+ALLOWED_SAME = {"{field_path}: {message}"}  # a place and a message: nothing of its own to translate
+
+
+def test_every_runtime_record_and_problem_text_has_its_own_indonesian() -> None:
+    from kinerja_rules.catalogue import _data
+    from kinerja_rules.server.problems import PROBLEMS
+
+    for section in ("record", "runtime"):
+        for template in _data()[section]:
+            assert template["id"] and (template["id"] != template["en"] or template["en"] in ALLOWED_SAME), template
+            assert set(re.findall(r"\{(\w+)\}", template["en"])) == set(re.findall(r"\{(\w+)\}", template["id"]))
+    titles = _data()["problems"]
+    assert set(titles) == set(PROBLEMS)
+    assert all(titles[name]["id"] and titles[name]["id"] != title for name, (_, title, _) in PROBLEMS.items())
+
+
+def test_each_record_and_runtime_message_in_indonesian_keeps_no_english_template() -> None:
+    from kinerja_rules.catalogue import _data, record_catalogued, translate_record_message
+
+    english = [fragment for section in ("record", "runtime") for t in _data()[section]
+               for fragment in _fragments(t["en"]) if t["en"] not in ALLOWED_SAME]
+    for section in ("record", "runtime"):
+        for template in _data()[section]:
+            message = _sample(template["en"])
+            assert record_catalogued(message), message
+            said = translate_record_message(message, "id")
+            kept = [fragment for fragment in english if fragment in said and fragment not in template["id"]]
+            assert not kept, (message, said, kept)
+
+
+def test_the_most_particular_template_reads_a_message() -> None:
+    from kinerja_rules.catalogue import translate_record_message
+
+    assert translate_record_message("must be a number, not '85,5'", "id") == "harus angka, bukan '85,5'"
+    assert (translate_record_message("must be a whole number, not 'tujuh'", "id")
+            == "harus bilangan bulat, bukan 'tujuh'")
+    assert translate_record_message("must be <= 17, not 99", "id") == "harus <= 17, bukan 99"
+    assert (translate_record_message("invalid JSON on line 2: $ gives the key 'a' more than once", "id")
+            == "JSON tidak sah pada baris 2: $ memberikan kunci 'a' lebih dari sekali")
+    assert (translate_record_message("2 invalid fields: nip: must be text, not 123; status: is required", "id")
+            == "2 isian tidak sah: nip: harus teks, bukan 123; status: wajib diisi")
+
+
+def _bad_record() -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((ROOT / "examples" / "pegawai.json").read_text())
+    record["perilaku"]["atasan"] = "85,5"
+    record["skp"] = {"indikator": []}
+    return record
+
+
+def test_a_policys_check_speaks_its_own_indonesian_on_the_cli(tmp_path: Path) -> None:
+    record = _bad_record()
+    record["perilaku"]["atasan"] = 85
+    command = [sys.executable, "-m", "kinerja_rules.cli", "eval", "nasional"]
+    english = json.loads(subprocess.run(command, input=json.dumps(record), capture_output=True, text=True,
+                                        cwd=ROOT).stdout)
+    indonesian = json.loads(subprocess.run(command, input=json.dumps(record), capture_output=True, text=True,
+                                           cwd=ROOT, env={**__import__("os").environ, "KINERJA_LANG": "id"}).stdout)
+    assert english["error"]["fields"][0]["message"].startswith("must have at least 1 item, or give skp.segmen")
+    assert indonesian["error"]["fields"][0]["message"].startswith("harus memiliki paling sedikit 1 butir, atau")
+
+
+def test_every_evaluate_endpoint_answers_in_the_language_asked(engine: Engine) -> None:
+    record = _bad_record()
+    with TestClient(create_app(engine)) as client:
+        def post(path: str, body: Any, lang: str = "id-ID,id;q=0.9") -> Any:
+            return client.post(path, json=body, headers={"accept-language": lang})
+
+        one = post("/v1/policies/nasional/evaluate", {"record": record})
+        assert one.status_code == 422 and one.headers["content-language"] == "id"
+        assert one.json()["title"] == "Rekaman tidak sah" and one.json()["type"] == "/problems/invalid-record"
+        assert one.json()["errors"] == [{"path": "perilaku.atasan", "message": "harus angka, bukan '85,5'"}]
+        english = post("/v1/policies/nasional/evaluate", {"record": record}, "en")
+        assert english.json()["title"] == "Invalid record" and "content-language" not in english.headers
+        batch = post("/v1/policies/nasional/evaluate/batch", {"records": [record, json.loads(
+            (ROOT / "examples" / "pegawai.json").read_text())]})
+        failed, decided = batch.json()["results"]
+        assert failed["error"]["fields"] == [{"path": "perilaku.atasan", "message": "harus angka, bukan '85,5'"}]
+        assert decided["result"] == "decision"
+        record["perilaku"]["atasan"] = 85
+        population = post("/v1/policies/nasional/evaluate/population", {
+            "records": [record], "groups": {"Dinas Kesehatan": {"predikat_organisasi": "baik"}}})
+        [failed] = population.json()["results"]
+        assert failed["error"]["fields"][0]["message"].startswith("harus memiliki paling sedikit 1 butir")
+        unknown = post("/v1/policies/nasionall/evaluate", {"record": record})
+        assert unknown.status_code == 404 and unknown.json()["title"] == "Kebijakan tidak dikenal"
+        assert unknown.json()["detail"] == "kebijakan tidak dikenal: 'nasionall'; maksud Anda 'nasional'?"
+        hostile = client.post("/v1/policies/nasional/evaluate", content=b"{", headers={
+            "accept-language": "id;q=" + "9" * 100_000, "content-type": "application/json"})
+        assert hostile.status_code == 400 and hostile.json()["type"] == "/problems/malformed-json"

@@ -380,7 +380,12 @@ def check_checks(ctx: Context, items: dict[str, Item], scope: Scope, notes: Anno
             ctx.error("E145", f"check {name!r}: 'at' names {at!r}, which is not a field of {where}",
                       item.source.value_span((*item.path, "at")))
             continue
-        out[name] = Check(name=name, require=require, text=str(spec.require), message=spec.message, at=at,
+        message = spec.message if isinstance(spec.message, str) else (spec.message.en or spec.message.id or "")
+        if not message.strip() or len(message) > 500:
+            ctx.error("E145", f"check {name!r}: its message needs a text of 1 to 500 characters",
+                      item.source.value_span((*item.path, "message")))
+            continue
+        out[name] = Check(name=name, require=require, text=str(spec.require), message=message, at=at,
                           over=over, var=var, over_path=over_path, cite=spec.cite, deps=frozenset(checker.deps))
     return out
 

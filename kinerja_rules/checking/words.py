@@ -61,6 +61,11 @@ def check_words(ctx: Context, items: dict[str, dict[str, Item]], known: set[str]
             for field in ("label", "penjelasan"):
                 _take(ctx, texts, known, f"{kind}:{name}", f"{kind} {name!r}", item, field,
                       getattr(item.spec, field, None))
+    for name, item in items["checks"].items():  # a check's message in each language (no placeholders)
+        message = getattr(item.spec, "message", None)
+        if isinstance(message, Words):
+            given = {lang: text for lang in LANGUAGES if (text := getattr(message, lang))}
+            texts[f"check:{name}"] = {"message": given}
     for name, item in items["types"].items():
         for field in ("label", "penjelasan"):
             values = enums.get(name)

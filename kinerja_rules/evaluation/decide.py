@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from kinerja_rules.boundary import PluginReturnError
 from kinerja_rules.compiler import TableMiss
 from kinerja_rules.decision import Decision, ErrorInfo, ErrorResult
@@ -210,3 +212,17 @@ def _plugin_describe(exc: Exception) -> str:
         key = exc.args[0] if exc.args else None
         return f"the plugin looked up {key!r}, which is not there (KeyError)"
     return _describe(exc)
+
+
+def in_language(error: ErrorInfo, lang: str, policy: CompiledPolicy | None) -> ErrorInfo:
+    """A record's error as people read it in `lang`: its message and each field's from the
+    catalogue, a check's from the policy's own words. Records keep English messages everywhere
+    else (clients and policy tests match on them); only what is shown is translated."""
+    from kinerja_rules.catalogue import DEFAULT_LANGUAGE, own_messages, translate_field, translate_record_message
+
+    if lang == DEFAULT_LANGUAGE:
+        return error
+    own = own_messages(policy.checked.words, lang) if policy is not None else None
+    return msgspec.structs.replace(error, message=translate_record_message(error.message, lang, own),
+                                   fields=[translate_field(f, lang, own) for f in error.fields])
+

@@ -34,16 +34,18 @@ from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kinerja_rules import Decision, Engine, EvaluationError, RecordError, __version__
-from kinerja_rules.catalogue import DEFAULT_LANGUAGE, language, translate
+from kinerja_rules.catalogue import DEFAULT_LANGUAGE, translate
 from kinerja_rules.decision import ENCODER
 from kinerja_rules.documents import policy_schema
 from kinerja_rules.engine import Reload
+from kinerja_rules.evaluation.decide import in_language
 from kinerja_rules.policy import CompiledPolicy
 from kinerja_rules.registry import BrokenPlugin
 from kinerja_rules.server.auth import AuthMiddleware, KeyRing, check_key, key_scope
 from kinerja_rules.server.batch import TOO_LARGE, decide, decide_population, unpack
 from kinerja_rules.server.bodies import (
     JSON,
+    BatchError,
     BatchRequest,
     BatchResult,
     BrokenPluginOut,
@@ -82,6 +84,7 @@ from kinerja_rules.server.problems import (
     ApiProblem,
     DiagnosticOut,
     Problem,
+    asked_language,
 )
 from kinerja_rules.server.service import PolicyService
 from kinerja_rules.server.surat import surat_endpoint, what_if_endpoint
@@ -295,6 +298,8 @@ class PolicyController(Controller):
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
+        if failed:
+            joined = _said(request, policy, joined)
         return _Answer(b'{"results":[' + joined + b"]}", policy.digest)
 
 
@@ -342,7 +347,26 @@ class PolicyController(Controller):
         metrics.observe_decisions(policy.id, "decided", len(records) - failed)
         if failed:
             metrics.observe_decisions(policy.id, "error", failed)
+        if failed:
+            joined = _said(request, policy, joined)
         return _Answer(b'{"results":[' + joined + b'],"groups":[' + reports + b"]}", policy.digest)
+
+
+def _said(request: Request[Any, Any, Any], policy: CompiledPolicy, joined: bytes) -> bytes:
+    """The results of a batch (their JSON texts joined by commas) with each record error's messages
+    in the request's language (Accept-Language); as they are in English."""
+    lang = asked_language(request)
+    if lang == DEFAULT_LANGUAGE:
+        return joined
+    results = msgspec.json.decode(b"[" + joined + b"]", type=list[msgspec.Raw])
+    out = []
+    for raw in results:
+        text = bytes(raw)
+        if text.startswith(b'{"result":"error"'):
+            failed = msgspec.json.decode(text, type=BatchError)
+            text = _ENCODER.encode(msgspec.structs.replace(failed, error=in_language(failed.error, lang, policy)))
+        out.append(text)
+    return b",".join(out)
 
 
 def _evaluate_body(raw: bytes, limits: Limits) -> EvaluateRequest:
@@ -447,7 +471,7 @@ class ServiceController(Controller):
         allowed = None if key is None or "*" in key.policies else [pid for pid in engine.ids if key.allows(pid)]
         validator: Validator = request.app.state.validator
         report = await validator.check(engine, texts, allowed)
-        lang = language(request.headers.get("accept-language") or DEFAULT_LANGUAGE)
+        lang = asked_language(request)
         return _json(ValidateResult(valid=report.ok, policies=sorted(report.policies),
                                     diagnostics=[DiagnosticOut.of(translate(d, lang)) for d in report.problems],
                                     warnings=[DiagnosticOut.of(translate(d, lang)) for d in report.warnings]))

@@ -14,6 +14,15 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from kinerja_rules import Diagnostic, EvaluationError, FieldError, PopulationInputError, RecordError, UnknownPolicyError
+from kinerja_rules.catalogue import (
+    DEFAULT_LANGUAGE,
+    language,
+    own_messages,
+    problem_title,
+    translate_field,
+    translate_message,
+    translate_record_message,
+)
 from kinerja_rules.decision import PolicyRef
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -175,7 +184,41 @@ class ApiProblem(Exception):
 
 def _respond(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[Problem]:
     problem = exc.problem(request.url.path)
-    return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
+    lang = asked_language(request)
+    headers = exc.headers
+    if lang != DEFAULT_LANGUAGE:
+        problem = in_language(problem, lang, _own(request, lang))
+        headers = {**headers, "content-language": lang}
+    return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def asked_language(request: Request[Any, Any, Any]) -> str:
+    """The language of the messages a request is answered with: its Accept-Language (bounded), else
+    $KINERJA_LANG, else English."""
+    return language(request.headers.get("accept-language", "")[:200] or None)
+
+
+def in_language(problem: Problem, lang: str, own: dict[str, str] | None = None) -> Problem:
+    """A problem as people read it in `lang`: its title, detail, each field error and diagnostic from
+    the catalogue (the type and the paths stay as they are: clients match on them)."""
+    return msgspec.structs.replace(
+        problem, title=problem_title(problem.type.rsplit("/", 1)[-1], lang, problem.title),
+        detail=translate_record_message(problem.detail, lang, own) if problem.detail else problem.detail,
+        errors=[translate_field(e, lang, own) for e in problem.errors],
+        diagnostics=[msgspec.structs.replace(d, message=translate_message(d.code, d.message, lang))
+                     for d in problem.diagnostics])
+
+
+def _own(request: Request[Any, Any, Any], lang: str) -> dict[str, str] | None:
+    """The messages of the policy a request names (its checks'), for its record errors."""
+    policy_id = request.path_params.get("policy_id") if request.scope.get("path_params") else None
+    service = getattr(request.app.state, "service", None)
+    if not isinstance(policy_id, str) or service is None:
+        return None
+    try:
+        return own_messages(service.engine.policy(policy_id).checked.words, lang)
+    except Exception:  # an unknown policy, or none in service: no messages of its own
+        return None
 
 
 def handle_api_problem(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[Problem]:
