@@ -338,7 +338,7 @@ def decide_block(engine: Engine, task: Task, items: Iterable[Item], keep: Keep |
         if keep is not None:
             result = keep(result, record)
         if task.explain_text:
-            out.append((explain_text(result, policy=policy) + "\n\n").encode())
+            out.append((explain_text(result, policy=policy, lang=task.lang) + "\n\n").encode())
         else:
             out.append(to_json(result) + b"\n")
     return b"".join(out), failures

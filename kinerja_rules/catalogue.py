@@ -26,7 +26,8 @@ from kinerja_rules.errors import Diagnostic, FieldError
 
 LANGUAGES = ("en", "id")
 DEFAULT_LANGUAGE = "en"
-_SECTIONS = frozenset({"record", "runtime", "problems", "words"})  # the catalogue's parts that are not codes
+# The catalogue's parts that are not codes.
+_SECTIONS = frozenset({"record", "runtime", "problems", "words", "help", "argparse"})
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,41 @@ def record_catalogued(message: str) -> bool:
     """Whether a record's (or the runtime's) message is read by a template, so it translates."""
     match = _ENDINGS[0][0].search(message)
     return _text(message[:match.start()] if match else message, "id") is not None
+
+
+def template(entry: str, lang: str) -> str:
+    """A text the project writes for people (`words:` in the catalogue), in `lang`, as written."""
+    said = _data()["words"][entry]
+    return str(said.get(lang) or said["en"])
+
+
+def say(entry: str, lang: str, /, **values: Any) -> str:
+    """A text the project writes for people, in `lang`, filled in."""
+    return template(entry, lang).format(**values)
+
+
+def severities(lang: str) -> dict[str, str] | None:
+    """The words `Diagnostic.render` names a severity and counts errors with, in `lang` (None: English)."""
+    if lang == DEFAULT_LANGUAGE:
+        return None
+    return {"error": say("severity.error", lang), "warning": say("severity.warning", lang),
+            "count": template("severity.count", lang)}
+
+
+@functools.cache
+def help_texts(lang: str) -> dict[str, str]:
+    """The command line's help in `lang`, by its English (with argparse's own words under `argparse`)."""
+    if lang == DEFAULT_LANGUAGE:
+        return {}
+    return {entry["en"]: entry[lang] for entry in _data()["help"] if entry.get(lang)}
+
+
+@functools.cache
+def argparse_words(lang: str) -> dict[str, str]:
+    """argparse's own words (`usage: `, `options`, its errors) in `lang`, by their English."""
+    if lang == DEFAULT_LANGUAGE:
+        return {}
+    return {entry["en"]: entry[lang] for entry in _data()["argparse"] if entry.get(lang)}
 
 
 def problem_title(name: str, lang: str, title: str) -> str:

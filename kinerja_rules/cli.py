@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -19,7 +20,11 @@ import msgspec
 from kinerja_rules import __version__, bulk, calibration_sheet, formats
 from kinerja_rules.catalogue import (
     LANGUAGES,
+    argparse_words,
+    help_texts,
     language,
+    say,
+    severities,
     translate,
 )
 from kinerja_rules.decision import ENCODER, ErrorInfo, ErrorResult, to_json
@@ -164,7 +169,7 @@ def _decoder() -> msgspec.json.Decoder[Any]:
 
 def _print_diagnostics(report_errors: Sequence[Any], warnings: Sequence[Any], out: IO[str], lang: str) -> None:
     for d in (*warnings, *report_errors):
-        print(translate(d, lang).render(), file=out)
+        print(translate(d, lang).render(severities(lang)), file=out)
         print(file=out)
 
 
@@ -261,19 +266,19 @@ def cmd_test(args: argparse.Namespace) -> int:
         return 1
     failed = passed = 0
     for policy in sorted(report.policies.values(), key=lambda p: p.id):
-        for result in run_all(policy):
+        for result in run_all(policy, args.lang):
             file = str(Path(result.where.split(":")[0]).resolve())
             if targets and not any(file == t or file.startswith(t.rstrip("/") + "/") for t in targets):
                 continue
             if result.ok:
                 passed += 1
                 if args.verbose:
-                    print(f"PASS {result.policy}::{result.case}")
+                    print(say("test.pass", args.lang, case=f"{result.policy}::{result.case}"))
             else:
                 failed += 1
-                print(f"FAIL {result.policy}::{result.case}  ({result.where})")
+                print(say("test.fail", args.lang, case=f"{result.policy}::{result.case}", where=result.where))
                 print("  " + result.report.replace("\n", "\n  "))
-    print(f"{passed} passed, {failed} failed")
+    print(say("test.summary", args.lang, passed=passed, failed=failed))
     return 1 if failed else 0
 
 
@@ -580,7 +585,7 @@ def _eval_population(args: argparse.Namespace, engine: Engine, policy: CompiledP
                 if recorder is not None:
                     result = recorder.keep(result, record)
                 if args.explain_text:
-                    sys.stdout.write(explain_text(result, policy=policy) + "\n\n")
+                    sys.stdout.write(explain_text(result, policy=policy, lang=args.lang) + "\n\n")
                     sys.stdout.flush()
                 else:
                     out.write(to_json(result) + b"\n")
@@ -1005,15 +1010,15 @@ def cmd_new(args: argparse.Namespace) -> int:
     from kinerja_rules.scaffold import ScaffoldError, new_region
 
     try:
-        written = new_region(args.region, Path(args.policies), args.title)
+        written = new_region(args.region, Path(args.policies), args.title, args.lang)
     except ScaffoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path in written:
-        print(f"wrote {path}")
+        print(say("scaffold.wrote", args.lang, path=path))
     folder = written[0].parent
     where = "" if Path(args.policies) == DEFAULT_POLICIES else f" --policies {args.policies}"
-    print(f"next: kinerja check {folder}{where} && kinerja test {folder}{where}")
+    print(say("scaffold.next", args.lang, folder=folder, where=where))
     return 0
 
 
@@ -1210,6 +1215,9 @@ def parser() -> argparse.ArgumentParser:
                "  kinerja eval nasional --input examples/pegawai.json --explain\n\n"
                "Run `kinerja COMMAND --help` for a command's options.")
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    top.add_argument("--lang", dest="lang_before", choices=LANGUAGES, type=str.lower,
+                     help="the language of messages and help, for any command: en or id (default: $KINERJA_LANG, "
+                          "else en)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -1253,7 +1261,8 @@ def parser() -> argparse.ArgumentParser:
                         "apply")
     p.add_argument("--seats", metavar="FILE", help="a population run with an assignment: a JSON list of seats (posts), "
                                                    "each with an id")
-    p.add_argument("--report", metavar="FILE", help="write a report per group (one JSON object per line)")
+    p.add_argument("--report", metavar="FILE", help="write a report per group: one JSON object per line (.jsonl), "
+                                                    "or a workbook for people (.xlsx)")
     p.add_argument("--calibration", metavar="FILE.xlsx",
                    help="a population run: write the calibration meeting's workbook, each unit's members ranked with "
                         "predikat_awal and the usulan, and empty columns predikat_ditetapkan and alasan for the "
@@ -1530,12 +1539,66 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _asked_language(argv: Sequence[str]) -> str:
+    """The language the command line is read and helped in: its `--lang` (before the command
+    reads it), else $KINERJA_LANG, else English."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return language(argv[i + 1][:10])
+        if arg.startswith("--lang="):
+            return language(arg.split("=", 1)[1][:10])
+    return language()
+
+
+def _in_language(top: argparse.ArgumentParser, lang: str) -> None:
+    """Every description, epilog and option's help of the parser in `lang`, from the catalogue (a
+    text it lacks stays English)."""
+    said = help_texts(lang)
+    if not said:
+        return
+    parsers = [top]
+    while parsers:
+        current = parsers.pop()
+        current.description = said.get(current.description or "", current.description)
+        current.epilog = said.get(current.epilog or "", current.epilog)
+        for action in current._actions:
+            if action.help:
+                action.help = said.get(action.help, action.help)
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    choice.help = said.get(choice.help or "", choice.help)
+                parsers += list(action.choices.values())
+
+
+@contextlib.contextmanager
+def _argparse_speaks(lang: str) -> Iterator[None]:
+    """argparse's own words (`usage:`, `options`, its errors) in `lang` while the command line is read."""
+    words = argparse_words(lang)
+    if not words:
+        yield
+        return
+    saved = argparse._  # type: ignore[attr-defined]
+    argparse._ = lambda text: words.get(text, text)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        argparse._ = saved  # type: ignore[attr-defined]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    lang = _asked_language(argv)
+    with _argparse_speaks(lang):
+        top = parser()
+        _in_language(top, lang)
+        args = top.parse_args(argv)
+    if args.lang_before is not None and "--lang" not in argv[argv.index(args.command) + 1:]:
+        args.lang = args.lang_before  # `kinerja --lang id COMMAND …`: the command speaks it too
     try:
         return int(args.run(args))
     except PolicyError as exc:
-        print(PolicyError([translate(d, args.lang) for d in exc.diagnostics]).render(), file=sys.stderr)
+        print(PolicyError([translate(d, args.lang) for d in exc.diagnostics]).render(severities(args.lang)),
+              file=sys.stderr)
         return 1
     except PluginError as exc:
         print(f"plugin error: {exc}", file=sys.stderr)

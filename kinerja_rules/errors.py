@@ -18,7 +18,7 @@ the same way without knowing where they came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -58,10 +58,12 @@ class Diagnostic(msgspec.Struct, frozen=True, kw_only=True):
     severity: str = "error"
     hint: str = ""
 
-    def render(self) -> str:
-        """Render as `file:line:col: error[CODE]: message`, the source line and a caret."""
+    def render(self, words: Mapping[str, str] | None = None) -> str:
+        """Render as `file:line:col: error[CODE]: message`, the source line and a caret; `words` names
+        the severity in another language (`{"error": "galat", ...}`)."""
         where = f"{self.span}: " if self.span else ""
-        out = [f"{where}{self.severity}[{self.code}]: {self.message}"]
+        severity = words.get(self.severity, self.severity) if words else self.severity
+        out = [f"{where}{severity}[{self.code}]: {self.message}"]
         span = self.span
         if span is not None and span.text:
             width = 1
@@ -101,11 +103,13 @@ class PolicyError(KinerjaError, ValueError):
         more = f"\n(and {count - 1} more)" if count > 1 else ""
         super().__init__(first + more)
 
-    def render(self) -> str:
-        """Render every diagnostic, blank-line separated, with a count at the end."""
-        body = "\n\n".join(d.render() for d in self.diagnostics)
+    def render(self, words: Mapping[str, str] | None = None) -> str:
+        """Render every diagnostic, blank-line separated, with a count at the end (`words`: as
+        `Diagnostic.render`, and `count`, the count's template)."""
+        body = "\n\n".join(d.render(words) for d in self.diagnostics)
         n = len(self.diagnostics)
-        return f"{body}\n\n{n} error{'s' if n != 1 else ''}"
+        count = words["count"].format(count=n) if words and "count" in words else f"{n} error{'s' if n != 1 else ''}"
+        return f"{body}\n\n{count}"
 
 
 class RecordError(KinerjaError, ValueError):

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from kinerja_rules.catalogue import say, translate_record_message
 from kinerja_rules.checker import Case
 from kinerja_rules.decision import Decision, ErrorResult
 from kinerja_rules.errors import EvaluationError, RecordError
@@ -68,32 +69,39 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def run_case(policy: CompiledPolicy, case: Case) -> CaseResult:
-    """Evaluate one case and compare every expected output."""
+def run_case(policy: CompiledPolicy, case: Case, lang: str = "en") -> CaseResult:
+    """Evaluate one case and compare every expected output; what differs is said in `lang`."""
     where = str(case.origin)
     if case.members is not None:
-        return _run_population_case(policy, case, where)
+        return _run_population_case(policy, case, where, lang)
     try:
         decision = decide_record(policy, case.record, case.as_of, explain=True)
     except (RecordError, EvaluationError) as exc:
         if case.expect_error is not None and case.expect_error in str(exc):
             return CaseResult(policy.id, case.name, True, where)
-        want = f"an error containing {case.expect_error!r}" if case.expect_error else "a decision"
-        return CaseResult(policy.id, case.name, False, where, f"expected {want}, got error: {exc}")
+        want = (say("test.want_error", lang, text=repr(case.expect_error)) if case.expect_error
+                else say("test.want_decision", lang))
+        return CaseResult(policy.id, case.name, False, where, say(
+            "test.got_error", lang, want=want, error=translate_record_message(str(exc), lang)))
     if case.expect_error is not None:
         return CaseResult(policy.id, case.name, False, where,
-                          f"expected an error containing {case.expect_error!r}, got a decision")
+                          say("test.got_decision", lang, text=repr(case.expect_error)))
     lines = []
     failed_outputs = []
     for name, expected in (case.expect or {}).items():
         actual = decision.get(name)
         if not _same(expected, actual):
-            lines.append(f"  {name}:\n    expected {_show(expected)}\n    actual   {_show(actual)}")
+            lines.append(f"  {name}:\n" + _differ(expected, actual, lang))
             failed_outputs.append(name)
     if not lines:
         return CaseResult(policy.id, case.name, True, where)
-    return CaseResult(policy.id, case.name, False, where,
-                      "outputs differ:\n" + "\n".join(lines) + "\n\n" + explain_text(decision, failed_outputs, policy))
+    return CaseResult(policy.id, case.name, False, where, say("test.differ", lang) + "\n" + "\n".join(lines)
+                      + "\n\n" + explain_text(decision, failed_outputs, policy, lang))
+
+
+def _differ(expected: Any, actual: Any, lang: str) -> str:
+    return (say("test.expected", lang, value=_show(expected)) + "\n"
+            + say("test.actual", lang, value=_show(actual)))
 
 
 def _population_value(result: Decision | ErrorResult, name: str) -> Any:
@@ -113,7 +121,7 @@ def _population_value(result: Decision | ErrorResult, name: str) -> Any:
     return result.get(name)
 
 
-def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> CaseResult:  # noqa: C901
+def _run_population_case(policy: CompiledPolicy, case: Case, where: str, lang: str) -> CaseResult:  # noqa: C901
     assert case.members is not None
     labels = list(case.members)
     try:
@@ -122,10 +130,11 @@ def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> Case
     except (RecordError, ValueError) as exc:
         if case.expect_error is not None and case.expect_error in str(exc):
             return CaseResult(policy.id, case.name, True, where)
-        return CaseResult(policy.id, case.name, False, where, f"the population run failed: {exc}")
+        return CaseResult(policy.id, case.name, False, where, say(
+            "test.population_failed", lang, error=translate_record_message(str(exc), lang)))
     if case.expect_error is not None:
         return CaseResult(policy.id, case.name, False, where,
-                          f"expected an error containing {case.expect_error!r}, got decisions")
+                          say("test.got_decisions", lang, text=repr(case.expect_error)))
     results = [r for r in out if not isinstance(r, GroupReport)]
     reports = [msgspec.to_builtins(r, builtin_types=(Decimal, dt.date)) for r in out if isinstance(r, GroupReport)]
     lines = []
@@ -139,18 +148,19 @@ def _run_population_case(policy: CompiledPolicy, case: Case, where: str) -> Case
                 break
             matches = isinstance(want, str) and isinstance(got, str) and name == "error" and want in got
             if not matches and not _same(want, got):
-                lines.append(f"  {label} {name}:\n    expected {_show(want)}\n    actual   {_show(got)}")
+                lines.append(f"  {label} {name}:\n" + _differ(want, got, lang))
     for i, want_report in enumerate(case.expect_reports or []):
         if i >= len(reports):
-            lines.append(f"  report {i + 1}: expected, but the run made {len(reports)}")
+            lines.append(say("test.no_report", lang, number=i + 1, count=len(reports)))
             continue
         for key, want in want_report.items():
             got = reports[i].get(key)
             if not _same(want, _as_written(want, got)):
-                lines.append(f"  report {i + 1} {key}:\n    expected {_show(want)}\n    actual   {_show(got)}")
+                lines.append(say("test.report_key", lang, number=i + 1, key=key) + "\n" + _differ(want, got, lang))
     if not lines:
         return CaseResult(policy.id, case.name, True, where)
-    return CaseResult(policy.id, case.name, False, where, "the population run differs:\n" + "\n".join(lines))
+    return CaseResult(policy.id, case.name, False, where, say("test.population_differs", lang) + "\n"
+                      + "\n".join(lines))
 
 
 def _as_written(want: Any, got: Any) -> Any:
@@ -164,5 +174,5 @@ def _as_written(want: Any, got: Any) -> Any:
     return got
 
 
-def run_all(policy: CompiledPolicy) -> list[CaseResult]:
-    return [run_case(policy, case) for case in policy.checked.cases.values()]
+def run_all(policy: CompiledPolicy, lang: str = "en") -> list[CaseResult]:
+    return [run_case(policy, case, lang) for case in policy.checked.cases.values()]

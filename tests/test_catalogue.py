@@ -98,7 +98,7 @@ def test_check_speaks_indonesian_with_lang_or_env(tmp_path: Path) -> None:
     for extra, env in ((["--lang", "id"], {}), ([], {"KINERJA_LANG": "id"})):
         result = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "check", *extra, str(tmp_path)],
                                 capture_output=True, text=True, cwd=ROOT, env={**__import__("os").environ, **env})
-        assert "error[E105]: nama 'kelass' tidak dikenal; maksud Anda 'jabatan.kelas'?" in result.stderr
+        assert "galat[E105]: nama 'kelass' tidak dikenal; maksud Anda 'jabatan.kelas'?" in result.stderr
         assert "1 galat" in result.stderr
 
 
@@ -282,3 +282,129 @@ def test_every_evaluate_endpoint_answers_in_the_language_asked(engine: Engine) -
         hostile = client.post("/v1/policies/nasional/evaluate", content=b"{", headers={
             "accept-language": "id;q=" + "9" * 100_000, "content-type": "application/json"})
         assert hostile.status_code == 400 and hostile.json()["type"] == "/problems/malformed-json"
+
+
+ALLOWED_SAME_WORDS = {"explain.usulan"}  # `usulan` is the regulation's own word in both languages
+
+
+def test_every_word_has_its_own_indonesian_with_the_same_placeholders() -> None:
+    from kinerja_rules.catalogue import _data
+
+    for key, said in _data()["words"].items():
+        assert said["id"] and (said["id"] != said["en"] or key in ALLOWED_SAME_WORDS), key
+        assert set(re.findall(r"\{(\w+)\}", said["en"])) == set(re.findall(r"\{(\w+)\}", said["id"])), key
+
+
+def test_test_reports_and_explain_text_speak_indonesian(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    cases = tmp_path / "policies" / "nasional-tests.yaml"
+    cases.write_text(cases.read_text().replace("tpp.diterima: 4_500_000}", "tpp.diterima: 4_500_001}", 1))
+    command = [sys.executable, "-m", "kinerja_rules.cli", "test", "--policies", str(tmp_path / "policies"),
+               str(cases)]
+    english = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    indonesian = subprocess.run([*command, "--lang", "id"], capture_output=True, text=True, cwd=ROOT)
+    assert english.returncode == indonesian.returncode == 1
+    assert "outputs differ:" in english.stdout and english.stdout.rstrip().endswith("passed, 1 failed")
+    said = indonesian.stdout
+    assert "GAGAL nasional::" in said and "keluaran berbeda:" in said and "diharapkan 4500001" in said
+    assert "sebenarnya 4500000" in said and "(berlaku sejak 2024-01-01)" in said and "per 2025-03-01" in said
+    assert said.rstrip().endswith("lulus, 1 gagal")
+    for english_words in ("outputs differ", "expected ", "actual ", "in force since", "as of ", "passed", "failed",
+                          "inputs read", "population: none"):
+        assert english_words not in said, english_words
+    explained = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "eval", "nasional", "-i",
+                                str(ROOT / "examples" / "pegawai.json"), "--explain-text", "--lang", "id"],
+                               capture_output=True, text=True, cwd=ROOT)
+    assert explained.returncode == 0 and "masukan yang dibaca:" in explained.stdout
+    assert "aturan " in explained.stdout and "inputs read" not in explained.stdout
+
+
+def _help_texts() -> list[str]:
+    import argparse
+
+    from kinerja_rules.cli import parser
+
+    texts, parsers = [], [parser()]
+    while parsers:
+        current = parsers.pop()
+        texts += [t for t in (current.description, current.epilog) if t]
+        for action in current._actions:
+            if action.help and action.help != argparse.SUPPRESS:
+                texts.append(action.help)
+            if isinstance(action, argparse._SubParsersAction):
+                texts += [choice.help for choice in action._choices_actions if choice.help]
+                parsers += list(action.choices.values())
+    return texts
+
+
+def test_every_help_text_of_the_command_line_has_its_indonesian() -> None:
+    from kinerja_rules.catalogue import help_texts
+
+    said = help_texts("id")
+    lacking = [text for text in _help_texts() if text not in said]
+    assert not lacking, lacking  # a new option's help goes into the catalogue's `help:` with its Indonesian
+    assert all(said[text] != text for text in _help_texts())
+
+
+def test_help_and_argparse_speak_the_language_asked() -> None:
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kinerja_rules.cli", *args], capture_output=True, text=True,
+                              cwd=ROOT, env={**__import__("os").environ, **(env or {})})
+
+    helped = run("eval", "--help", "--lang", "id")
+    assert helped.returncode == 0 and helped.stdout.startswith("penggunaan: kinerja eval")
+    assert "Nilai rekaman pegawai dan cetak satu keputusan per rekaman." in helped.stdout
+    assert "opsi:" in helped.stdout and "options:" not in helped.stdout
+    for english in _help_texts():
+        first = english.split("\n", 1)[0]
+        if len(first) > 30 and not first.startswith(("examples", "kinerja ")):
+            assert first[:30] not in helped.stdout, first
+    assert run("--help", env={"KINERJA_LANG": "id"}).stdout.startswith("penggunaan: kinerja")
+    refused = run("--lang", "id", "eval", "nasional", "--bogus")
+    assert refused.returncode == 2 and "kinerja: galat: argumen tidak dikenal: --bogus" in refused.stderr
+    assert run("eval", "--help").stdout.startswith("usage: kinerja eval")  # English unless asked
+    hostile = run("--help", "--lang", "x" * 100_000)
+    assert hostile.returncode == 0 and hostile.stdout.startswith("usage: kinerja")
+
+
+def test_a_new_region_in_indonesian_checks_and_passes_as_written(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    for lang in ("id", "en"):
+        made = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "new", f"daerah_{lang}", "--policies",
+                               str(tmp_path / "policies"), "--lang", lang], capture_output=True, text=True, cwd=ROOT)
+        assert made.returncode == 0, made.stderr
+        policy = (tmp_path / "policies" / f"daerah_{lang}" / "policy.yaml").read_text()
+        said = "Semua yang tidak ditulis di sini diwarisi" in policy
+        assert said is (lang == "id") and ("ditulis " in made.stdout) is (lang == "id")
+        tested = subprocess.run([sys.executable, "-m", "kinerja_rules.cli", "test", "--policies",
+                                 str(tmp_path / "policies"), str(tmp_path / "policies" / f"daerah_{lang}"),
+                                 "--lang", lang], capture_output=True, text=True, cwd=ROOT)
+        assert tested.returncode == 0 and tested.stdout.strip() == ("2 lulus, 0 gagal" if lang == "id"
+                                                                      else "2 passed, 0 failed"), tested.stdout
+
+
+def test_the_indonesian_guide_s_policy_and_tests_check_and_pass(tmp_path: Path) -> None:
+    """docs/id's guide shows a policy and its tests: they are what `kinerja check` and `kinerja test`
+    accept, so the guide cannot drift from the language."""
+    import shutil
+
+    guide = (ROOT / "docs" / "id" / "panduan-penulis-kebijakan.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    policy = next(b for b in blocks if b.startswith("policy: contoh"))
+    tests = next(b for b in blocks if b.startswith("tests:"))
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    region = tmp_path / "policies" / "contoh"
+    region.mkdir()
+    (region / "policy.yaml").write_text(policy)
+    (region / "tests.yaml").write_text("policy: contoh\n" + tests)
+    run = [sys.executable, "-m", "kinerja_rules.cli"]
+    checked = subprocess.run([*run, "check", "--policies", str(tmp_path / "policies"), str(region)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert checked.returncode == 0, checked.stderr
+    tested = subprocess.run([*run, "test", "--policies", str(tmp_path / "policies"), str(region), "--lang", "id"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert tested.returncode == 0 and tested.stdout.strip() == "2 lulus, 0 gagal", tested.stdout

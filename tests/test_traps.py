@@ -7,6 +7,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kinerja_rules import Engine
 from kinerja_rules.population_run import GroupReport
 from tests.conftest import BASE_RECORD
@@ -236,7 +238,8 @@ def test_a_malformed_acknowledgement_is_an_error_at_its_place() -> None:
     assert len(problems) == 1 and problems[0].startswith("E010 4:5 allow[0]:") and "reason" in problems[0]
 
 
-def test_no_bundled_policy_nor_the_new_regions_examples_get_a_w135(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_no_bundled_policy_nor_the_new_regions_examples_get_a_w135(tmp_path: Path, lang: str) -> None:
     from kinerja_rules import check_paths
     from kinerja_rules.scaffold import new_region
     from tests.conftest import POLICIES
@@ -246,7 +249,7 @@ def test_no_bundled_policy_nor_the_new_regions_examples_get_a_w135(tmp_path: Pat
 
     for file in POLICIES.glob("nasional*.yaml"):
         shutil.copy(file, tmp_path / file.name)
-    new_region("contoh", tmp_path)
+    new_region("contoh", tmp_path, lang=lang)  # the commented examples are the same in either language
     written = tmp_path / "contoh" / "policy.yaml"
     live = [line[2:] if line.startswith(("#   ", "# parameters:", "# definitions:")) else line
             for line in written.read_text().splitlines()]  # the commented examples, made live

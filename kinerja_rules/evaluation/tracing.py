@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from kinerja_rules import nodes as n
+from kinerja_rules.catalogue import say
 from kinerja_rules.checker import CheckedPolicy
 from kinerja_rules.decision import Decision, to_json
 from kinerja_rules.numbers import Rational, approximate, rational_decimal
@@ -216,40 +217,48 @@ def _at(outputs: dict[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-def _population_story(story: dict[str, Any] | None) -> list[str]:
+def _population_story(story: dict[str, Any] | None, lang: str = "en") -> list[str]:
     """The population part of a trace as lines: the rank in its group, what the quota did, the seat."""
     if not story:
         return []
     if story.get("applied") is False:
-        return ["population: none applied (the record was decided alone)"]
+        return [say("explain.alone", lang)]
     group = ", ".join(f"{k} {_json(v)}" for k, v in story["group"].items())
-    out = [f"population: rank {story['rank']} of {story['size']} in {group}, by {', '.join(story['order'])}"]
+    out = [say("explain.rank", lang, rank=story["rank"], size=story["size"], group=group,
+               order=", ".join(story["order"]))]
     quotas = [("quota", story["quota"])] if story.get("quota") is not None else []
     for name, quota in [*quotas, *story.get("quotas", {}).items()]:
-        out.append(f"  {name} on {quota['of']} ({quota['mode']}): {'; '.join(quota['limits'])}")
-        out += [f"  moved {line}" for line in quota.get("moved", ())]
+        out.append(say("explain.quota", lang, name=name, of=quota["of"], mode=quota["mode"],
+                       limits="; ".join(quota["limits"])))
+        out += [say("explain.moved", lang, line=line) for line in quota.get("moved", ())]
         if "usulan" in quota:
-            out.append(f"  usulan {quota['usulan']}" + (f": {quota['why']}" if "why" in quota else ""))
+            out.append(say("explain.usulan", lang, usulan=quota["usulan"],
+                           why=f": {quota['why']}" if "why" in quota else ""))
         fixed = quota.get("penetapan")
         if fixed:
-            out.append(f"  penetapan {fixed['nomor']} of {fixed['tanggal']} by {fixed['ditetapkan_oleh']}: "
-                       f"{fixed['predikat']}" + (f" ({fixed['alasan']})" if "alasan" in fixed else ""))
-        out += [f"  not met: {line}" for line in quota.get("violations", ())]
-        out.append(f"  {quota['of']} {quota['before']}, after {'the quota' if name == 'quota' else name} "
-                   f"{quota['after']}")
+            out.append(say("explain.penetapan", lang, nomor=fixed["nomor"], tanggal=fixed["tanggal"],
+                           oleh=fixed["ditetapkan_oleh"], predikat=fixed["predikat"],
+                           alasan=f" ({fixed['alasan']})" if "alasan" in fixed else ""))
+        out += [say("explain.not_met", lang, line=line) for line in quota.get("violations", ())]
+        out.append(say("explain.after", lang, of=quota["of"], before=quota["before"], after=quota["after"],
+                       what=say("explain.the_quota", lang) if name == "quota" else name))
     seat = story.get("assignment")
     if seat is not None:
         against = ", ".join(f"{e['member']} ({_json(e['score'])})" for e in seat.get("against", ()))
-        got = f"seat {seat['seat']} with score {_json(seat['score'])}" if seat["seat"] is not None else "no seat"
-        out.append(f"  assignment ({seat['method']}): {got}" + (f", against {against}" if against else "")
-                   + f"; eligible for {', '.join(seat['eligible_for']) or 'none'}")
+        got = (say("explain.seat", lang, seat=seat["seat"], score=_json(seat["score"])) if seat["seat"] is not None
+               else say("explain.no_seat", lang))
+        out.append(say("explain.assignment", lang, method=seat["method"], got=got,
+                       against=say("explain.against", lang, others=against) if against else "",
+                       seats=", ".join(seat["eligible_for"]) or say("explain.none", lang)))
     return out
 
 
-def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None) -> str:  # noqa: C901
+def explain_text(decision: Decision, only: list[str] | None = None, policy: CompiledPolicy | None = None,  # noqa: C901
+                 lang: str = "en") -> str:
     """A decision trace as text a policy author can read: each output with everything it was
     reached through (definitions, table hits, parameters, rules, plugin functions, inputs read).
-    With the `policy` that made it, the expressions and the cited references are written out too."""
+    With the `policy` that made it, the expressions and the cited references are written out too;
+    its words are the catalogue's in `lang`."""
     trace = msgspec.json.Decoder(float_hook=Decimal).decode(to_json(decision))["trace"]
     texts = policy.expressions() if policy is not None else {}
     cite = policy.cite_text if policy is not None else str
@@ -261,28 +270,31 @@ def explain_text(decision: Decision, only: list[str] | None = None, policy: Comp
     def cited(entry: dict[str, Any]) -> str:
         return f"   [{cite(entry['cite'])}]" if entry.get("cite") else ""
 
+    def version(entry: dict[str, Any]) -> str:
+        return f" {entry['version']}" if entry.get("version") else ""
+
     def plugins(entry: dict[str, Any], out: list[str]) -> None:
         for f in entry.get("plugins", ()):
-            version = f" {f['version']}" if f.get("version") else ""
-            out.append(f"      by function {f['function']} of plugin {f['plugin']}{version}{cited(f)}")
+            out.append(say("explain.function", lang, function=f["function"], plugin=f["plugin"], version=version(f),
+                           cited=cited(f)))
 
-    out = [f"as of {trace['as_of']}", *_population_story(trace.get("population"))]
+    out = [say("explain.as_of", lang, date=trace["as_of"]), *_population_story(trace.get("population"), lang)]
     for name, entry in trace["outputs"].items():
         if only is not None and name not in only:
             continue
         out.append(f"\n{name} = {_json(entry['value'])}")
         expr = texts.get("outputs", {}).get(name)
         if expr:
-            out.append(f"  from: {_one_line(expr)}")
+            out.append(say("explain.from", lang, expr=_one_line(expr)))
         if entry.get("cite"):
-            out.append(f"  cites: {cite(entry['cite'])}")
+            out.append(say("explain.cites", lang, cite=cite(entry["cite"])))
         plugins(entry, out)
         reached = _reached(entry, defs, tables, rules, indicators, params)
         reads = set(entry.get("reads", ()))
         for kind, used in reached:
             if kind == "definition":
                 d = defs[used]
-                exact = f" (exactly {d['exact']})" if "exact" in d else ""
+                exact = say("explain.exactly", lang, value=d["exact"]) if "exact" in d else ""
                 expr = texts.get("definitions", {}).get(used)
                 out.append(f"  · {used} = {_json(d['value'])}{exact}" + (f"   ← {_one_line(expr)}" if expr else "")
                            + cited(d))
@@ -293,34 +305,35 @@ def explain_text(decision: Decision, only: list[str] | None = None, policy: Comp
                 for hit in t["hits"]:
                     args = ", ".join(f"{k}={_json(v)}" for k, v in hit["inputs"].items())
                     note = f" ({hit['note']})" if hit.get("note") else ""
-                    out.append(f"  · table {used}({args}) → row {hit['row']} → {_json(hit['output'])}{note}{cited(t)}")
+                    out.append(say("explain.table", lang, name=used, args=args, row=hit["row"],
+                                   output=_json(hit["output"]), note=note, cited=cited(t)))
                 if t.get("omitted"):
-                    out.append(f"  · … and {t['omitted']} more lookups of {used}, not shown")
+                    out.append(say("explain.omitted", lang, count=t["omitted"], name=used))
             elif kind == "parameter":
                 since, value = params[used]
                 if isinstance(value, dict):
                     for pair in value["values"]:
-                        out.append(f"  · parameter {used}[{_json(pair['key'])}] = {_json(pair['value'])} "
-                                   f"(in force since {since})")
+                        out.append(say("explain.keyed", lang, name=used, key=_json(pair["key"]),
+                                       value=_json(pair["value"]), since=since))
                     if value.get("omitted"):
-                        out.append(f"  · … and {value['omitted']} more lookups of {used}, not shown")
+                        out.append(say("explain.omitted", lang, count=value["omitted"], name=used))
                 else:
-                    out.append(f"  · parameter {used} = {_json(value)} (in force since {since})")
+                    out.append(say("explain.parameter", lang, name=used, value=_json(value), since=since))
             elif kind == "indicator":
                 i = indicators[used]
-                version = f" {i['version']}" if i.get("version") else ""
-                out.append(f"  · indicator {used} = {_json(i['value'])} from {i['source']}, by plugin "
-                           f"{i['plugin']}{version}{cited(i)}")
+                out.append(say("explain.indicator", lang, name=used, value=_json(i["value"]), source=i["source"],
+                               plugin=i["plugin"], version=version(i), cited=cited(i)))
                 reads.add(i["source"])
         for rule_name in entry.get("rules", ()):
             r = rules[rule_name]
             when = texts.get("rules", {}).get(rule_name)
-            mark = "fired" if r["fired"] else "not fired"
-            out.append(f"  · rule {rule_name} ({mark}" + (f": {_one_line(when)}" if when else "") +
-                       f") adds {_json(r['adds'].get(name, []))}: {r['reason']}{cited(r)}")
+            out.append(say("explain.rule", lang, name=rule_name,
+                           mark=say("explain.fired" if r["fired"] else "explain.not_fired", lang),
+                           when=f": {_one_line(when)}" if when else "", adds=_json(r["adds"].get(name, [])),
+                           reason=r["reason"], cited=cited(r)))
             reads |= set(r.get("reads", ()))
         if reads:
-            out.append(f"  inputs read: {', '.join(sorted(reads))}")
+            out.append(say("explain.reads", lang, paths=", ".join(sorted(reads))))
     return "\n".join(out)
 
 
